@@ -1,0 +1,50 @@
+"""Shared fixtures: tiny seeded data sets and the offline MovieLens archive."""
+
+import os
+import pathlib
+
+import pytest
+
+import tfdistill  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow)
+from tfdistill.data.prepare import prepare
+from tfdistill.data.prepare import PrepareConfig
+from tfdistill.data.sources import load_dataset
+from tfdistill.data.sources import SourceConfig
+from tfdistill.data.synthetic import SyntheticConfig
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+SHARED_MOVIELENS = REPO.parent / "shared" / "data" / "movielens"
+
+TINY_SYNTHETIC = SyntheticConfig(num_users=120, num_items=80,
+                                 mean_interactions_per_user=12, seed=7)
+
+
+@pytest.fixture(scope="session")
+def tiny_synthetic_config():
+  return TINY_SYNTHETIC
+
+
+@pytest.fixture(scope="session")
+def tiny_data():
+  return load_dataset(SourceConfig(synthetic=TINY_SYNTHETIC))
+
+
+@pytest.fixture(scope="session")
+def tiny_prepared(tiny_data):
+  return prepare(tiny_data, PrepareConfig(min_user_interactions=5))
+
+
+@pytest.fixture(scope="session")
+def movielens_dir():
+  """../shared/data/movielens, or skip when this machine does not have it."""
+  if not (SHARED_MOVIELENS / "ml-latest-small.zip").is_file():
+    pytest.skip(f"real MovieLens archive not found at {SHARED_MOVIELENS} "
+                "(only present on the project's CI and dev machines)")
+  return str(SHARED_MOVIELENS)
+
+
+@pytest.fixture(scope="session")
+def tfds_cache(tmp_path_factory):
+  """One TFDS cache for the whole session, so latest-small is built once."""
+  return os.environ.get("TFDISTILL_TEST_TFDS_DIR") or str(
+      tmp_path_factory.mktemp("tfds"))

@@ -1,0 +1,148 @@
+"""Every metric against values computed by hand."""
+
+import math
+
+import numpy as np
+import pytest
+
+from tfdistill.data.examples import SequenceArrays
+from tfdistill.evaluation.agreement import spearman
+from tfdistill.evaluation.agreement import top_k_overlap
+from tfdistill.evaluation.evaluate import evaluate_retrieval
+from tfdistill.evaluation.ranking import RankingMetrics
+from tfdistill.evaluation.ranking import relevant_ranks
+from tfdistill.evaluation.rating import auc
+from tfdistill.evaluation.rating import rmse
+from tfdistill.errors import ConfigError
+
+# Columns 0 and 1 are padding/OOV and never count, whatever their score.
+SCORES = np.array([[9.0, 9.0, 0.9, 0.1, 0.5, 0.7]])
+
+
+def _result(scores, relevant, exclude=None, ks=(1, 2, 3)):
+  metrics = RankingMetrics(ks=ks, num_items=scores.shape[1])
+  metrics.update(scores, relevant, exclude)
+  return metrics.result()
+
+
+def test_single_target_rank_two():
+  # Target 4 (0.5) is beaten by 0.9 and 0.7: rank 2 (0-based).
+  r = _result(SCORES, np.array([4]))
+  assert r["hr@2"] == 0.0 and r["hr@3"] == 1.0
+  assert r["recall@3"] == 1.0
+  assert r["ndcg@3"] == pytest.approx(1 / math.log2(4))
+  assert r["mrr"] == pytest.approx(1 / 3)
+
+
+def test_excluding_seen_items_moves_target_up():
+  r = _result(SCORES, np.array([4]), exclude=[np.array([2])])
+  assert r["hr@2"] == 1.0
+  assert r["ndcg@2"] == pytest.approx(1 / math.log2(3))
+  assert r["mrr"] == pytest.approx(1 / 2)
+
+
+def test_relevant_item_is_never_excluded():
+  r = _result(SCORES, np.array([4]), exclude=[np.array([4, 2])])
+  assert r["mrr"] == pytest.approx(1 / 2)
+
+
+def test_ties_count_against_the_target():
+  scores = np.array([[0.0, 0.0, 1.0, 1.0, 1.0, 1.0]])
+  assert relevant_ranks(scores, np.array([3]))[0][0] == 3
+  r = _result(scores, np.array([3]), ks=(3, 4))
+  assert r["hr@3"] == 0.0 and r["hr@4"] == 1.0
+
+
+def test_several_relevant_items():
+  scores = np.array([[0.0, 0.0, 0.9, 0.8, 0.7, 0.6, 0.5]])
+  r = _result(scores, [np.array([3, 6])], ks=(2,))
+  # Ranks 1 and 4: one hit in the top 2.
+  assert r["hr@2"] == 1.0
+  assert r["recall@2"] == pytest.approx(0.5)
+  dcg = 1 / math.log2(3)
+  idcg = 1 + 1 / math.log2(3)
+  assert r["ndcg@2"] == pytest.approx(dcg / idcg)
+  assert r["mrr"] == pytest.approx(0.5)
+
+
+def test_means_over_rows_and_coverage():
+  scores = np.array([[0.0, 0.0, 0.9, 0.1, 0.5, 0.7],
+                     [0.0, 0.0, 0.1, 0.9, 0.5, 0.7]])
+  r = _result(scores, np.array([2, 4]), ks=(1,))
+  assert r["hr@1"] == pytest.approx(0.5)  # row 0 hits, row 1 does not
+  assert r["mrr"] == pytest.approx((1 + 1 / 3) / 2)
+  assert r["coverage@1"] == pytest.approx(2 / 4)  # items 2 and 3 of 4
+  assert r["num_examples"] == 2
+
+
+def test_top_k_lists():
+  metrics = RankingMetrics(ks=(1, 3, 5), num_items=6)
+  metrics.update_top_k(np.array([[4, 2, 3]]), np.array([2]))
+  r = metrics.result()
+  assert r["hr@1"] == 0.0 and r["hr@3"] == 1.0
+  assert r["ndcg@3"] == pytest.approx(1 / math.log2(3))
+  assert r["mrr@3"] == pytest.approx(0.5)
+  assert "hr@5" not in r  # beyond the list length
+
+
+def test_scores_must_cover_the_catalog():
+  metrics = RankingMetrics(ks=(1,), num_items=7)
+  with pytest.raises(ConfigError, match="catalog has 7"):
+    metrics.update(SCORES, np.array([2]))
+
+
+def test_memory_is_bounded_by_chunks():
+  rng = np.random.default_rng(0)
+  scores = rng.normal(size=(64, 100_000)).astype(np.float32)
+  targets = rng.integers(2, 100_000, size=64)
+  ranks = relevant_ranks(scores, targets)
+  expected = [(scores[i, 2:] > scores[i, t]).sum() for i, t in
+              enumerate(targets)]
+  np.testing.assert_array_equal(np.concatenate(ranks), expected)
+
+
+def test_rmse():
+  assert rmse([1, 2, 3], [1, 3, 5]) == pytest.approx(math.sqrt(5 / 3))
+
+
+def test_auc_with_a_tie():
+  # Positive/negative pairs: (0.9>0.4) (0.9>0.1) (0.4=0.4: 1/2) (0.4>0.1).
+  assert auc([1, 0, 1, 0], [0.9, 0.4, 0.4, 0.1]) == pytest.approx(3.5 / 4)
+
+
+def test_auc_needs_both_classes():
+  with pytest.raises(ConfigError):
+    auc([1, 1], [0.1, 0.2])
+
+
+def test_top_k_overlap():
+  a = np.array([[0, 0, 3.0, 2.0, 1.0]])
+  b = np.array([[0, 0, 3.0, 1.0, 2.0]])
+  assert top_k_overlap(a, b, k=2) == pytest.approx(0.5)
+  assert top_k_overlap(a, a, k=2) == 1.0
+
+
+def test_spearman():
+  a = np.array([[0, 0, 1.0, 2.0, 3.0]])
+  assert spearman(a, a) == pytest.approx(1.0)
+  assert spearman(a, np.array([[9, 9, 3.0, 2.0, 1.0]])) == pytest.approx(-1.0)
+
+
+def test_evaluate_retrieval_batches_and_excludes_history():
+  history = np.array([2, 3, 4, 5, 2, 5])
+  examples = SequenceArrays(
+      contexts=np.zeros((2, 3), np.int32), targets=np.array([4, 3]),
+      users=np.array([2, 3]), ratings=np.ones(2, np.float32),
+      seen_starts=np.array([0, 4]), seen_ends=np.array([1, 6]),
+      item_history=history)
+
+  def scores(contexts):
+    return np.tile(SCORES, (len(contexts), 1))
+
+  r = evaluate_retrieval(scores, examples, ks=(1,), batch_size=1)
+  # Row 0 excludes item 2: target 4 is behind item 5 (rank 1).
+  # Row 1 excludes items 2 and 5: target 3 (0.1) is behind item 4 (rank 1).
+  assert r["hr@1"] == 0.0
+  assert r["mrr"] == pytest.approx(0.5)
+  without = evaluate_retrieval(scores, examples, ks=(1,), exclude_seen=False)
+  assert without["mrr"] == pytest.approx((1 / 3 + 1 / 4) / 2)

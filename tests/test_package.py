@@ -1,0 +1,60 @@
+"""Packaging: Keras 2 routing, the import guard, the console script."""
+
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _python(code: str, env_extra: dict = None) -> subprocess.CompletedProcess:
+  import os
+  env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
+  env.update(env_extra or {})
+  env["TF_CPP_MIN_LOG_LEVEL"] = "3"
+  return subprocess.run([sys.executable, "-c", code], capture_output=True,
+                        text=True, env=env, timeout=300, check=False)
+
+
+def test_import_routes_tf_keras_to_keras2():
+  result = _python("import tfdistill, tensorflow as tf, os; "
+                   "print(os.environ['TF_USE_LEGACY_KERAS'], "
+                   "tf.keras.__name__)")
+  assert result.returncode == 0, result.stderr
+  flag, module = result.stdout.split()
+  assert flag == "1"
+  assert module.startswith("tf_keras")
+
+
+def test_import_after_plain_tensorflow_import_still_works():
+  # tf.keras resolves lazily, so importing tensorflow first is fine as long
+  # as nothing has touched tf.keras yet.
+  result = _python("import tensorflow as tf; import tfdistill; "
+                   "print(tf.keras.__name__)")
+  assert result.returncode == 0, result.stderr
+  assert result.stdout.strip().startswith("tf_keras")
+
+
+def test_import_refuses_tensorflow_bound_to_keras3():
+  result = _python("import tensorflow as tf; tf.keras.layers; import tfdistill")
+  assert result.returncode != 0
+  assert "ImportError" in result.stderr
+  assert "TF_USE_LEGACY_KERAS=1" in result.stderr
+  assert "Keras 3" in result.stderr
+
+
+def test_setup_declares_console_script_and_pins():
+  text = (REPO / "setup.py").read_text()
+  assert "tfdistill=tfdistill.cli:run" in text
+  for requirement in ("tensorflow>=2.21,<2.22", "tf-keras>=2.21,<2.22",
+                      "importlib_resources", "ai-edge-litert",
+                      "tensorflow-model-optimization", "keras-tuner"):
+    assert requirement in text
+
+
+def test_unknown_public_name_raises_attribute_error():
+  import tfdistill
+  with pytest.raises(AttributeError, match="no attribute 'nope'"):
+    getattr(tfdistill, "nope")

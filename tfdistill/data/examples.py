@@ -1,0 +1,219 @@
+"""Model-ready views of `PreparedData`: numpy arrays and `tf.data` pipelines.
+
+Two views:
+
+* sequence examples: the last `context_length` items before a target item
+  (left-padded with 0) and the target, for next-item retrieval;
+* pair examples: (user, item, rating, item features, recent context), for
+  two-tower retrieval and ranking models.
+"""
+
+import dataclasses
+
+import numpy as np
+
+from tfdistill.data.prepare import PreparedData
+from tfdistill.data.prepare import SPLIT_NAMES
+from tfdistill.errors import ConfigError
+
+CONTEXT = "context"
+DEFAULT_CONTEXT_LENGTH = 20
+
+
+def _split_code(split: str) -> int:
+  if split not in SPLIT_NAMES:
+    raise ConfigError(f"unknown split {split!r}; choose one of "
+                      f"{sorted(SPLIT_NAMES)}.")
+  return SPLIT_NAMES[split]
+
+
+def _target_positions(prepared: PreparedData, split: str) -> np.ndarray:
+  """Positions of the targets of a split in the sorted interaction arrays."""
+  positions = np.flatnonzero(prepared.split == _split_code(split))
+  if split == "train":
+    # A training target needs at least one earlier item as context.
+    positions = positions[positions > prepared.user_starts[positions]]
+  return positions
+
+
+def context_windows(items: np.ndarray, starts: np.ndarray,
+                    positions: np.ndarray, length: int) -> np.ndarray:
+  """The `length` items before each position (same user), left-padded with 0.
+
+  Args:
+    items: Item index per interaction, sorted by user then time.
+    starts: Position of the first interaction of each target's user.
+    positions: Target positions.
+    length: Context length L.
+
+  Returns:
+    int32 [len(positions), L]; the most recent item is in the last column.
+  """
+  if length < 1:
+    raise ConfigError(f"context_length must be >= 1, got {length}.")
+  window = positions[:, None] + np.arange(-length, 0)[None, :]
+  valid = window >= starts[:, None]
+  return np.where(valid, items[np.maximum(window, 0)], 0).astype(np.int32)
+
+
+@dataclasses.dataclass(frozen=True)
+class SequenceArrays:
+  """Sequence examples as arrays, with what each user had seen before.
+
+  Attributes:
+    contexts: int32 [n, L] recent items, left-padded with 0.
+    targets: int32 [n] next item.
+    users: int32 [n] user index.
+    ratings: float32 [n] the user's rating of the target.
+    seen_starts, seen_ends: the user's earlier items are
+      `item_history[seen_starts[i]:seen_ends[i]]`; ranking metrics exclude them.
+    item_history: item index per interaction (shared, not copied).
+  """
+  contexts: np.ndarray
+  targets: np.ndarray
+  users: np.ndarray
+  ratings: np.ndarray
+  seen_starts: np.ndarray
+  seen_ends: np.ndarray
+  item_history: np.ndarray
+
+  def __len__(self) -> int:
+    return len(self.targets)
+
+  def seen(self, i: int) -> np.ndarray:
+    return self.item_history[self.seen_starts[i]:self.seen_ends[i]]
+
+  def take(self, index) -> "SequenceArrays":
+    """A subset of the examples (index: slice, int array or boolean mask)."""
+    return dataclasses.replace(
+        self, contexts=self.contexts[index], targets=self.targets[index],
+        users=self.users[index], ratings=self.ratings[index],
+        seen_starts=self.seen_starts[index], seen_ends=self.seen_ends[index])
+
+
+def sequence_arrays(prepared: PreparedData, split: str = "train",
+                    context_length: int = DEFAULT_CONTEXT_LENGTH
+                   ) -> SequenceArrays:
+  """Builds sequence examples of one split as numpy arrays.
+
+  For "train", every training interaction after a user's first is a target;
+  for "validation" and "test", each user's held-out item is the target and the
+  context ends right before it (for "test" it includes the validation item).
+  """
+  positions = _target_positions(prepared, split)
+  starts = prepared.user_starts[positions]
+  return SequenceArrays(
+      contexts=context_windows(prepared.item, starts, positions,
+                               context_length),
+      targets=prepared.item[positions].astype(np.int32),
+      users=prepared.user[positions].astype(np.int32),
+      ratings=prepared.rating[positions].astype(np.float32),
+      seen_starts=starts, seen_ends=positions, item_history=prepared.item)
+
+
+def evaluation_set(prepared: PreparedData, split: str = "test",
+                   context_length: int = DEFAULT_CONTEXT_LENGTH
+                  ) -> SequenceArrays:
+  """The held-out examples of a split, for `evaluate_retrieval`."""
+  if split == "train":
+    raise ConfigError("evaluation_set takes 'validation' or 'test'.")
+  return sequence_arrays(prepared, split, context_length)
+
+
+def _finish(dataset, batch_size, shuffle, seed, repeat):
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  if shuffle:
+    size = int(dataset.cardinality())
+    dataset = dataset.shuffle(max(1, min(size, 200_000)), seed=seed,
+                              reshuffle_each_iteration=True)
+  if repeat:
+    dataset = dataset.repeat()
+  if batch_size:
+    dataset = dataset.batch(batch_size)
+  return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def sequence_dataset(arrays: SequenceArrays, batch_size: int = 0,
+                     shuffle: bool = False, seed: int = 0,
+                     repeat: bool = False, with_ratings: bool = False):
+  """`tf.data` of ({"context": [L]}, target) from `SequenceArrays`.
+
+  With `with_ratings`, labels are {"item": target, "rating": rating} (for
+  models that retrieve and rate).
+  """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  labels = ({"item": arrays.targets, "rating": arrays.ratings}
+            if with_ratings else arrays.targets)
+  dataset = tf.data.Dataset.from_tensor_slices(({CONTEXT: arrays.contexts},
+                                                labels))
+  return _finish(dataset, batch_size, shuffle, seed, repeat)
+
+
+def sequence_examples(prepared: PreparedData, split: str = "train",
+                      context_length: int = DEFAULT_CONTEXT_LENGTH,
+                      batch_size: int = 0, shuffle: bool = False,
+                      seed: int = 0, repeat: bool = False,
+                      with_ratings: bool = False):
+  """`tf.data` of next-item examples ({"context": int32 [L]}, target int32).
+
+  Args:
+    prepared: Prepared data.
+    split: "train", "validation" or "test".
+    context_length: L, the number of recent items (left-padded with 0).
+    batch_size: Batch the examples if > 0.
+    shuffle: Shuffle (seeded, reshuffled each epoch).
+    seed: Shuffle seed.
+    repeat: Repeat forever.
+    with_ratings: Labels become {"item": target, "rating": rating}.
+
+  Returns:
+    A `tf.data.Dataset` ready for `Model.fit`.
+
+  Example:
+    >>> ds = sequence_examples(prepared, "train", context_length=20,
+    ...                        batch_size=256, shuffle=True)
+  """
+  return sequence_dataset(
+      sequence_arrays(prepared, split, context_length), batch_size, shuffle,
+      seed, repeat, with_ratings)
+
+
+def pair_arrays(prepared: PreparedData, split: str = "train",
+                context_length: int = DEFAULT_CONTEXT_LENGTH) -> dict:
+  """Pair examples of one split as a dict of numpy arrays."""
+  positions = np.flatnonzero(prepared.split == _split_code(split))
+  starts = prepared.user_starts[positions]
+  item = prepared.item[positions].astype(np.int32)
+  return {
+      "user": prepared.user[positions].astype(np.int32),
+      "item": item,
+      "rating": prepared.rating[positions].astype(np.float32),
+      "timestamp": prepared.timestamp[positions],
+      "item_genres": prepared.item_genres[item],
+      "item_title": prepared.item_title[item],
+      CONTEXT: context_windows(prepared.item, starts, positions,
+                               context_length),
+  }
+
+
+def pair_examples(prepared: PreparedData, split: str = "train",
+                  context_length: int = DEFAULT_CONTEXT_LENGTH,
+                  batch_size: int = 0, shuffle: bool = False, seed: int = 0,
+                  repeat: bool = False, label: str = ""):
+  """`tf.data` of (user, item, rating, features) examples.
+
+  Features: "user", "item", "rating", "timestamp", "item_genres",
+  "item_title" and "context" (the user's items before this one). TFRS models
+  take the feature dict; pass `label="rating"` for (features, rating) pairs.
+  """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  features = pair_arrays(prepared, split, context_length)
+  if label:
+    if label not in features:
+      raise ConfigError(f"label {label!r} is not a pair feature; choose one of "
+                        f"{sorted(features)}.")
+    dataset = tf.data.Dataset.from_tensor_slices((features, features[label]))
+  else:
+    dataset = tf.data.Dataset.from_tensor_slices(features)
+  return _finish(dataset, batch_size, shuffle, seed, repeat)
+

@@ -1,0 +1,251 @@
+"""Local files: GroupLens raw archives and generic CSV/Parquet tables."""
+
+import dataclasses
+import io
+import os
+import re
+from typing import Optional
+
+import numpy as np
+import pandas as pd
+
+from tfdistill.data.interactions import InteractionData
+from tfdistill.data.interactions import make_interaction_data
+from tfdistill.errors import DataError
+
+_ML100K_GENRES = ("unknown", "Action", "Adventure", "Animation", "Children",
+                  "Comedy", "Crime", "Documentary", "Drama", "Fantasy",
+                  "Film-Noir", "Horror", "Musical", "Mystery", "Romance",
+                  "Sci-Fi", "Thriller", "War", "Western")
+_PANDAS_FIELDS = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
+
+
+@dataclasses.dataclass(frozen=True)
+class _GroupLensFormat:
+  separator: str
+  header: bool
+  item_file: str
+
+
+_GROUPLENS = {
+    "u.data": _GroupLensFormat("\t", False, "u.item"),
+    "ratings.dat": _GroupLensFormat("::", False, "movies.dat"),
+    "ratings.csv": _GroupLensFormat(",", True, "movies.csv"),
+}
+
+
+def _read_text(path: str) -> str:
+  if not os.path.isfile(path):
+    raise DataError(f"{path}: no such file.")
+  with open(path, "rb") as f:
+    raw = f.read()
+  try:
+    return raw.decode("utf-8")
+  except UnicodeDecodeError:
+    # ml-100k and ml-1m item files are Latin-1.
+    return raw.decode("latin-1")
+
+
+def _read_delimited(path: str, separator: str, names: list, header: bool,
+                    text: Optional[str] = None) -> pd.DataFrame:
+  """Reads a delimited file strictly: every line must have len(names) fields.
+
+  Raises:
+    DataError: naming the file and line of the first malformed line.
+  """
+  text = (_read_text(path) if text is None else text).rstrip("\r\n")
+  if not text:
+    raise DataError(f"{path}: file is empty.")
+  if len(separator) > 1:
+    if "\t" in text:
+      raise DataError(f"{path}: contains tab characters; expected fields "
+                      f"separated by {separator!r}.")
+    text, separator = text.replace(separator, "\t"), "\t"
+  first_line = 2 if header else 1
+  try:
+    frame = pd.read_csv(
+        io.StringIO(text), sep=separator, header=0 if header else None,
+        names=None if header else names, dtype=str, keep_default_na=False,
+        na_values=[""], skip_blank_lines=False, engine="c", quoting=0)
+  except pd.errors.ParserError as error:
+    match = _PANDAS_FIELDS.search(str(error))
+    if match:
+      expected, line, saw = match.groups()
+      raise DataError(f"{path}:{line}: expected {expected} fields separated "
+                      f"by {separator!r}, found {saw}.") from error
+    raise DataError(f"{path}: cannot parse: {error}") from error
+  if header:
+    missing = [n for n in names if n not in frame.columns]
+    if missing:
+      raise DataError(f"{path}:1: header lacks column(s) {missing}; found "
+                      f"{list(frame.columns)}.")
+    frame = frame[names]
+  incomplete = frame.isna().any(axis=1).to_numpy()
+  if incomplete.any():
+    row = int(np.flatnonzero(incomplete)[0])
+    raise DataError(f"{path}:{row + first_line}: expected {len(names)} fields "
+                    f"separated by {separator!r}, found fewer (or an empty "
+                    "line).")
+  return frame
+
+
+def _grouplens_items(path: str) -> Optional[pd.DataFrame]:
+  """Reads the movie table that sits beside a GroupLens ratings file."""
+  name = os.path.basename(path)
+  if not os.path.isfile(path):
+    return None
+  if name == "u.item":
+    text = _read_text(path)
+    rows = [line.split("|") for line in text.splitlines() if line]
+    genres = [tuple(g for g, flag in zip(_ML100K_GENRES, row[5:24])
+                    if flag == "1") for row in rows]
+    return pd.DataFrame({"item_id": [r[0] for r in rows],
+                         "title": [r[1] for r in rows], "genres": genres})
+  if name == "movies.dat":
+    frame = _read_delimited(path, "::", ["item_id", "title", "genres"], False)
+  else:
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    frame = frame.rename(columns={"movieId": "item_id"})
+  frame["genres"] = [
+      tuple(g for g in s.split("|") if g and g != "(no genres listed)")
+      for s in frame["genres"]]
+  return frame[["item_id", "title", "genres"]]
+
+
+def load_grouplens(path: str) -> InteractionData:
+  """Loads a raw GroupLens ratings file and the movie file beside it.
+
+  Args:
+    path: `u.data` (ml-100k), `ratings.dat` (ml-1m, ml-10m) or `ratings.csv`
+      (ml-latest, ml-20m, ml-25m). Titles and genres are read from `u.item`,
+      `movies.dat` or `movies.csv` in the same folder when present.
+
+  Returns:
+    `InteractionData` named "grouplens:<file name>".
+
+  Raises:
+    DataError: for a missing file, an unknown file name, a malformed line or
+      a non-numeric rating or timestamp (naming file and line).
+  """
+  name = os.path.basename(path)
+  fmt = _GROUPLENS.get(name)
+  if fmt is None:
+    raise DataError(f"{path}: not a GroupLens ratings file; expected one of "
+                    f"{sorted(_GROUPLENS)} (use --dataset=csv with --columns "
+                    "for other tables).")
+  if fmt.header:
+    names = ["userId", "movieId", "rating", "timestamp"]
+  else:
+    names = ["user_id", "item_id", "rating", "timestamp"]
+  frame = _read_delimited(path, fmt.separator, names, fmt.header)
+  frame.columns = ["user_id", "item_id", "rating", "timestamp"]
+  items = _grouplens_items(os.path.join(os.path.dirname(path), fmt.item_file))
+  return make_interaction_data(f"grouplens:{name}", frame, items, source=path,
+                               line_offset=2 if fmt.header else 1)
+
+
+@dataclasses.dataclass(frozen=True)
+class ColumnMapping:
+  """Which columns of a generic table hold the canonical fields.
+
+  `rating=None` treats every row as an implicit interaction (rating 1.0);
+  `timestamp=None` uses row order. `genres` holds strings separated by
+  `genre_separator`.
+  """
+  user_id: str = "user_id"
+  item_id: str = "item_id"
+  timestamp: Optional[str] = "timestamp"
+  rating: Optional[str] = "rating"
+  title: Optional[str] = None
+  genres: Optional[str] = None
+  genre_separator: str = "|"
+
+  @classmethod
+  def parse(cls, spec: str) -> "ColumnMapping":
+    """Parses "user_id=uid,item_id=iid,rating=" (empty value = absent)."""
+    fields = {f.name for f in dataclasses.fields(cls)}
+    values = {}
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+      key, sep, value = part.partition("=")
+      if not sep or key not in fields:
+        raise DataError(f"--columns: {part!r} is not <field>=<column> with "
+                        f"field in {sorted(fields)}.")
+      values[key] = value or None
+    return cls(**values)
+
+
+def _timestamps(frame: pd.DataFrame, column: Optional[str], path: str,
+                line_offset: Optional[int]) -> pd.Series:
+  if column is None:
+    return pd.Series(np.arange(len(frame)), index=frame.index)
+  values = frame[column]
+  numeric = pd.to_numeric(values, errors="coerce")
+  if numeric.notna().all():
+    return numeric
+  parsed = pd.to_datetime(values, errors="coerce", utc=True, format="ISO8601")
+  if parsed.notna().all():
+    # Independent of the datetime resolution pandas picks (s, ms, us or ns).
+    return (parsed - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)
+  row = int(np.flatnonzero((numeric.isna() & parsed.isna()).to_numpy())[0])
+  where = (f"{path}:{row + line_offset}" if line_offset is not None else
+           f"{path} (row {row})")
+  raise DataError(f"{where}: timestamp {values.iloc[row]!r} is neither a "
+                  "number nor an ISO 8601 date.")
+
+
+def load_table(path: str, columns: ColumnMapping = ColumnMapping()
+              ) -> InteractionData:
+  """Loads a generic CSV/TSV or Parquet interaction table.
+
+  Args:
+    path: A `.csv`, `.tsv` or `.parquet` file.
+    columns: Where the canonical fields are.
+
+  Returns:
+    `InteractionData` named "table:<file name>".
+  """
+  if not os.path.isfile(path):
+    raise DataError(f"{path}: no such file.")
+  suffix = os.path.splitext(path)[1].lower()
+  if suffix == ".parquet":
+    try:
+      frame = pd.read_parquet(path)
+    except Exception as error:  # pyarrow raises several types.
+      raise DataError(f"{path}: cannot read Parquet: {error}") from error
+    line_offset = None
+  elif suffix in (".csv", ".tsv", ".txt"):
+    try:
+      frame = pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",",
+                          dtype=str, keep_default_na=False, na_values=[""])
+    except pd.errors.ParserError as error:
+      match = _PANDAS_FIELDS.search(str(error))
+      where = f"{path}:{match.group(2)}" if match else path
+      raise DataError(f"{where}: malformed line: {error}") from error
+    line_offset = 2
+  else:
+    raise DataError(f"{path}: unsupported file type {suffix!r}; use .csv, "
+                    ".tsv or .parquet.")
+  wanted = [c for c in (columns.user_id, columns.item_id, columns.timestamp,
+                        columns.rating, columns.title, columns.genres) if c]
+  missing = [c for c in wanted if c not in frame.columns]
+  if missing:
+    raise DataError(f"{path}: missing column(s) {missing}; found "
+                    f"{list(frame.columns)}. Map them with --columns, e.g. "
+                    "--columns=user_id=uid,item_id=iid,timestamp=ts,rating=.")
+  interactions = pd.DataFrame({
+      "user_id": frame[columns.user_id],
+      "item_id": frame[columns.item_id],
+      "timestamp": _timestamps(frame, columns.timestamp, path, line_offset),
+      "rating": frame[columns.rating] if columns.rating else 1.0,
+  })
+  items = None
+  if columns.title or columns.genres:
+    items = pd.DataFrame({"item_id": frame[columns.item_id].astype(str)})
+    if columns.title:
+      items["title"] = frame[columns.title].fillna("").astype(str)
+    if columns.genres:
+      items["genres"] = [
+          tuple(g for g in str(v).split(columns.genre_separator) if g)
+          if isinstance(v, str) else () for v in frame[columns.genres]]
+  return make_interaction_data(f"table:{os.path.basename(path)}", interactions,
+                               items, source=path, line_offset=line_offset)

@@ -1,0 +1,88 @@
+"""One entry point for every data source: `load_dataset`."""
+
+import dataclasses
+from typing import Optional, Union
+
+from tfdistill.data import files
+from tfdistill.data import movielens
+from tfdistill.data.interactions import InteractionData
+from tfdistill.data.synthetic import generate_synthetic
+from tfdistill.data.synthetic import SyntheticConfig
+from tfdistill.errors import DataError
+
+_FILE_SOURCES = ("grouplens", "csv", "parquet")
+
+
+@dataclasses.dataclass(frozen=True)
+class SourceConfig:
+  """Where the interactions come from.
+
+  Attributes:
+    dataset: "synthetic" (the embedded default), a TFDS name such as
+      "movielens/latest-small-ratings", "grouplens" (raw u.data, ratings.dat
+      or ratings.csv at `path`) or "csv"/"parquet" (a table at `path`).
+    path: File for "grouplens", "csv" and "parquet".
+    data_dir: TFDS cache directory.
+    manual_dir: Folder with the GroupLens zip for offline TFDS preparation.
+    columns: Column mapping for "csv"/"parquet", e.g.
+      "user_id=uid,item_id=iid,timestamp=ts,rating=" (see `ColumnMapping`).
+    synthetic: Size and seed of the synthetic data set.
+  """
+  dataset: str = "synthetic"
+  path: Optional[str] = None
+  data_dir: Optional[str] = None
+  manual_dir: Optional[str] = None
+  columns: Optional[str] = None
+  synthetic: SyntheticConfig = SyntheticConfig()
+
+  def to_json(self) -> dict:
+    return dataclasses.asdict(self)
+
+  @classmethod
+  def from_json(cls, values: dict) -> "SourceConfig":
+    values = dict(values)
+    values["synthetic"] = SyntheticConfig(**values.get("synthetic", {}))
+    return cls(**values)
+
+
+def dataset_names() -> list:
+  return ["synthetic"] + movielens.tfds_names() + list(_FILE_SOURCES)
+
+
+def load_dataset(source: Union[str, SourceConfig] = "synthetic",
+                 **overrides) -> InteractionData:
+  """Loads a data source into the canonical `InteractionData`.
+
+  Args:
+    source: A `SourceConfig` or just the data set name.
+    **overrides: Fields of `SourceConfig` to set (e.g. `manual_dir=`).
+
+  Returns:
+    The interactions and item features of the source.
+
+  Raises:
+    DataError: for an unknown name, a missing `path`, or a bad file.
+
+  Example:
+    >>> data = load_dataset("synthetic")
+    >>> data = load_dataset("movielens/latest-small-ratings",
+    ...                     manual_dir="../shared/data/movielens")
+  """
+  if isinstance(source, str):
+    source = SourceConfig(dataset=source)
+  source = dataclasses.replace(source, **overrides)
+  name = source.dataset
+  if name == "synthetic":
+    return generate_synthetic(source.synthetic)
+  if name.startswith("movielens/"):
+    return movielens.load_movielens(name, source.data_dir, source.manual_dir)
+  if name in _FILE_SOURCES:
+    if not source.path:
+      raise DataError(f"--dataset={name} reads a local file; pass --path=FILE.")
+    if name == "grouplens":
+      return files.load_grouplens(source.path)
+    mapping = (files.ColumnMapping.parse(source.columns)
+               if source.columns else files.ColumnMapping())
+    return files.load_table(source.path, mapping)
+  raise DataError(f"unknown data set {name!r}; choose one of "
+                  f"{dataset_names()}.")

@@ -1,0 +1,1 @@
+"""Metrics: full-catalog ranking, rating prediction and model agreement."""

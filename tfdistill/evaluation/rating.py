@@ -1,0 +1,44 @@
+"""Rating-prediction metrics for ranking models: RMSE and AUC."""
+
+import numpy as np
+
+from tfdistill.errors import ConfigError
+
+
+def rmse(y_true, y_pred) -> float:
+  """Root mean squared error."""
+  y_true, y_pred = np.asarray(y_true, np.float64), np.asarray(y_pred,
+                                                              np.float64)
+  if y_true.shape != y_pred.shape or y_true.size == 0:
+    raise ConfigError(f"rmse needs two non-empty arrays of one shape, got "
+                      f"{y_true.shape} and {y_pred.shape}.")
+  return float(np.sqrt(np.mean((y_true - y_pred)**2)))
+
+
+def average_ranks(values) -> np.ndarray:
+  """1-based ranks; tied values share the mean of their ranks."""
+  values = np.asarray(values, np.float64)
+  order = np.argsort(values, kind="mergesort")
+  sorted_values = values[order]
+  starts = np.flatnonzero(np.r_[True, sorted_values[1:] != sorted_values[:-1]])
+  ends = np.r_[starts[1:], len(values)]
+  group_rank = (starts + ends + 1) / 2.0  # mean of ranks start+1 .. end
+  ranks = np.empty(len(values))
+  ranks[order] = np.repeat(group_rank, ends - starts)
+  return ranks
+
+
+def auc(labels, scores) -> float:
+  """Area under the ROC curve (Mann-Whitney U; ties count one half).
+
+  Args:
+    labels: Binary relevance (e.g. rating >= 4).
+    scores: Predicted scores or ratings.
+  """
+  labels = np.asarray(labels).astype(bool)
+  positives, negatives = labels.sum(), (~labels).sum()
+  if positives == 0 or negatives == 0:
+    raise ConfigError("auc needs both positive and negative labels.")
+  ranks = average_ranks(scores)
+  u = ranks[labels].sum() - positives * (positives + 1) / 2.0
+  return float(u / (positives * negatives))
