@@ -19,6 +19,8 @@ _INSTALL_REQUIRES = [
     "absl-py>=1.4",
     "ai-edge-litert>=2.0,<3",
     "tensorflow-serving-api>=2.21,<2.22",
+    # TF 2.21 no longer installs TensorBoard; Keras's TensorBoard callback needs it.
+    "tensorboard>=2.20",
     "numpy>=1.26",
     "pandas>=2.0",
     "pyarrow>=14",

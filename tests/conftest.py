@@ -48,3 +48,48 @@ def tfds_cache(tmp_path_factory):
   """One TFDS cache for the whole session, so latest-small is built once."""
   return os.environ.get("TFDISTILL_TEST_TFDS_DIR") or str(
       tmp_path_factory.mktemp("tfds"))
+
+
+CONTEXT_LENGTH = 6
+
+
+@pytest.fixture(scope="session")
+def context_length():
+  return CONTEXT_LENGTH
+
+
+@pytest.fixture(scope="session")
+def tiny_train(tiny_prepared):
+  from tfdistill.data.examples import sequence_examples
+  return sequence_examples(tiny_prepared, "train", CONTEXT_LENGTH,
+                           batch_size=64, shuffle=True, seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_teacher(tiny_prepared, tiny_train):
+  """A small trained sequential teacher (shared; tests must not train it)."""
+  import tf_keras
+  from tfdistill.models.factory import build_sequential_teacher
+  from tfdistill.models.factory import TeacherConfig
+  tf_keras.utils.set_random_seed(0)
+  teacher = build_sequential_teacher(
+      tiny_prepared, CONTEXT_LENGTH,
+      TeacherConfig(embedding_dim=16, num_blocks=1, num_heads=2, ffn_dim=32,
+                    dropout=0.0))
+  teacher.compile(tf_keras.optimizers.Adam(1e-2))
+  teacher.fit(tiny_train, epochs=3, verbose=0)
+  return teacher
+
+
+def make_student(prepared, **overrides):
+  """A tiny sequential student."""
+  from tfdistill.models.factory import build_student
+  from tfdistill.models.students import StudentConfig
+  config = dict(embedding_dim=8, hidden_dim=8, dropout=0.0)
+  config.update(overrides)
+  return build_student(prepared, CONTEXT_LENGTH, StudentConfig(**config))
+
+
+@pytest.fixture()
+def student_factory(tiny_prepared):
+  return lambda **overrides: make_student(tiny_prepared, **overrides)

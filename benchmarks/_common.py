@@ -1,0 +1,82 @@
+"""Shared helpers of the benchmark scripts: flags, machine info, reports.
+
+Every benchmark writes `<out>/<name>.json` (all measurements plus the
+machine) and `<out>/<name>.md` (a Markdown table for BENCHMARKS.md).
+"""
+
+import datetime
+import json
+import os
+import pathlib
+import platform
+import subprocess
+import sys
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+SHARED_MOVIELENS = REPO.parent / "shared" / "data" / "movielens"
+DEFAULT_OUT = REPO / "benchmarks" / "results"
+
+
+def machine_info() -> dict:
+  """CPU, cores, memory, Python and library versions of this run."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  import tf_keras  # pylint: disable=import-outside-toplevel
+  info = {"python": platform.python_version(), "platform": platform.platform(),
+          "cpu_count": os.cpu_count(), "tensorflow": tf.__version__,
+          "tf_keras": tf_keras.__version__,
+          "date": datetime.datetime.now().isoformat(timespec="seconds")}
+  try:
+    with open("/proc/cpuinfo") as f:
+      names = [line.split(":", 1)[1].strip() for line in f
+               if line.startswith("model name")]
+    info["cpu"] = names[0] if names else platform.processor()
+    with open("/proc/meminfo") as f:
+      info["memory_gib"] = round(int(f.readline().split()[1]) / 2**20, 1)
+  except OSError:
+    info["cpu"] = platform.processor()
+  try:
+    info["git_commit"] = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, check=True,
+        capture_output=True, text=True).stdout.strip()
+  except (OSError, subprocess.CalledProcessError):
+    pass
+  return info
+
+
+def markdown_table(rows: list, columns: list) -> str:
+  """Rows (dicts) as a Markdown table; floats with 4 significant digits."""
+  def cell(value):
+    if isinstance(value, float):
+      return f"{value:.4g}"
+    return str(value)
+  lines = ["| " + " | ".join(columns) + " |",
+           "|" + "---|" * len(columns)]
+  lines += ["| " + " | ".join(cell(row.get(c, "")) for c in columns) + " |"
+            for row in rows]
+  return "\n".join(lines)
+
+
+def write_report(out_dir, name: str, title: str, results: dict,
+                 tables: list, notes: str = "") -> pathlib.Path:
+  """Writes <name>.json and <name>.md; returns the Markdown path.
+
+  Args:
+    tables: [(heading, rows, columns)].
+  """
+  out = pathlib.Path(out_dir)
+  out.mkdir(parents=True, exist_ok=True)
+  machine = machine_info()
+  payload = dict(results, machine=machine, command=" ".join(
+      [os.path.basename(sys.executable)] + sys.argv))
+  (out / f"{name}.json").write_text(json.dumps(payload, indent=2,
+                                               default=str) + "\n")
+  parts = [f"# {title}", "", f"Command: `{payload['command']}`", ""]
+  for heading, rows, columns in tables:
+    parts += [f"## {heading}", "", markdown_table(rows, columns), ""]
+  if notes:
+    parts += [notes, ""]
+  parts += ["Machine: " + ", ".join(f"{k}={v}" for k, v in machine.items()),
+            ""]
+  path = out / f"{name}.md"
+  path.write_text("\n".join(parts))
+  return path

@@ -1,0 +1,178 @@
+"""Every distillation loss against values computed by hand."""
+
+import math
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfdistill.distill import ContrastiveAlignment
+from tfdistill.distill import HintDistillation
+from tfdistill.distill import ListwiseDistillation
+from tfdistill.distill import MASKED_LOGIT
+from tfdistill.distill import PointwiseScoreDistillation
+from tfdistill.distill import RankingDistillation
+from tfdistill.distill import RelaxedRankingDistillation
+from tfdistill.distill import SoftTargetKL
+from tfdistill.distill import SoftTargetMSE
+from tfdistill.errors import ConfigError
+
+M = MASKED_LOGIT
+
+
+def _value(loss, teacher, student):
+  return float(loss.call(tf.constant(teacher, tf.float32),
+                         tf.constant(student, tf.float32)).numpy()[0])
+
+
+def test_soft_target_kl_temperature_one():
+  # p_t = softmax([1, 2]) = [.268941, .731059]; p_s = [.5, .5].
+  assert _value(SoftTargetKL(1.0), [[1, 2]], [[0, 0]]) == pytest.approx(
+      0.110943, abs=1e-5)
+
+
+def test_soft_target_kl_scales_by_temperature_squared():
+  # T=2: p_t = softmax([.5, 1]) against the uniform student, times T^2.
+  p2 = math.exp(0.5) / (1 + math.exp(0.5))
+  kl = (1 - p2) * math.log(2 * (1 - p2)) + p2 * math.log(2 * p2)
+  assert kl == pytest.approx(0.030299, abs=1e-6)
+  assert _value(SoftTargetKL(2.0), [[1, 2]], [[0, 0]]) == pytest.approx(
+      4 * kl, abs=1e-6)
+
+
+def test_soft_target_kl_masked_teacher_columns_carry_no_mass():
+  # Teacher mass only on columns 1, 2; student uniform over 3 columns.
+  expected = 0.268941 * math.log(0.268941 * 3) + 0.731059 * math.log(
+      0.731059 * 3)
+  assert _value(SoftTargetKL(1.0), [[M, 1, 2]], [[0, 0, 0]]) == pytest.approx(
+      expected, abs=1e-5)
+
+
+def test_soft_target_kl_is_zero_when_student_matches():
+  assert _value(SoftTargetKL(3.0), [[1, 2, 3]], [[1, 2, 3]]) == pytest.approx(
+      0.0, abs=1e-6)
+
+
+def test_soft_target_mse_centres_and_ignores_masked_columns():
+  # Centred teacher [-1, 1] vs centred student [0, 0].
+  assert _value(SoftTargetMSE(1.0), [[1, 3]], [[0, 0]]) == pytest.approx(1.0)
+  assert _value(SoftTargetMSE(1.0), [[M, 1, 3]], [[7, 0, 0]]) == pytest.approx(
+      1.0)
+  assert _value(SoftTargetMSE(2.0), [[1, 3]], [[0, 0]]) == pytest.approx(0.25)
+  # A constant shift does not matter (softmax is shift invariant).
+  assert _value(SoftTargetMSE(1.0), [[1, 3]], [[11, 13]]) == pytest.approx(0.0)
+
+
+def test_listwise_full_and_sampled():
+  assert _value(ListwiseDistillation(), [[1, 2]], [[0, 0]]) == pytest.approx(
+      math.log(2), abs=1e-6)
+  # Full list over 4 columns: the uniform student gives log 4.
+  assert _value(ListwiseDistillation(num_reserved=2),
+                [[M, M, 1, 2]], [[0, 0, 0, 0]]) == pytest.approx(math.log(4))
+  # Sampling every non-reserved column: the list is columns 2, 3 only.
+  assert _value(ListwiseDistillation(num_candidates=2, num_reserved=2),
+                [[M, M, 1, 2]], [[0, 0, 0, 0]]) == pytest.approx(math.log(2))
+
+
+def test_ranking_distillation_position_weights():
+  # Teacher top-2: columns 2 (5.0) then 3 (3.0); w = softmax(-[1, 2]).
+  loss = RankingDistillation(top_k=2, position_decay=1.0)
+  value = _value(loss, [[M, M, 5, 3, 1]], [[0, 0, 0, math.log(3), 0]])
+  expected = 0.731059 * -math.log(0.5) + 0.268941 * -math.log(0.75)
+  assert value == pytest.approx(expected, abs=1e-5)
+
+
+def test_ranking_distillation_dynamic_weights():
+  # Student ranks the teacher's first item 2nd (one place too low): dynamic
+  # weights [1, 0]; hybrid = average with [.731059, .268941].
+  loss = RankingDistillation(top_k=2, position_decay=1.0, dynamic_weight=True,
+                             mu=0.1)
+  value = _value(loss, [[M, M, 5, 3, 1]], [[0, 0, 0, math.log(3), 0]])
+  w = [(0.731059 + 1) / 2, 0.268941 / 2]
+  expected = w[0] * -math.log(0.5) + w[1] * -math.log(0.75)
+  assert value == pytest.approx(expected, abs=1e-5)
+
+
+def test_relaxed_ranking_with_all_uninteresting_items():
+  loss = RelaxedRankingDistillation(top_k=2, num_uninteresting=0)
+  # All scores 0: position 1 competes with 3 items, position 2 with 2.
+  assert _value(loss, [[M, M, 3, 2, 1]], [[0, 0, 0, 0, 0]]) == pytest.approx(
+      math.log(3) + math.log(2), abs=1e-5)
+  s = [[0, 0, 2, 1, 0]]
+  first = math.log(math.exp(2) + math.exp(1) + 1) - 2
+  second = math.log(math.exp(1) + 1) - 1
+  assert _value(loss, [[M, M, 3, 2, 1]], s) == pytest.approx(first + second,
+                                                             abs=1e-5)
+
+
+def test_relaxed_ranking_sampled_uninteresting_items_exclude_top_k():
+  # Sampling every column: the top-K and reserved columns must not count as
+  # uninteresting, so the value equals the exact one.
+  exact = RelaxedRankingDistillation(top_k=2, num_uninteresting=0)
+  sampled = RelaxedRankingDistillation(top_k=2, num_uninteresting=5)
+  t, s = [[M, M, 3, 2, 1]], [[4, 4, 2, 1, 0]]
+  assert _value(sampled, t, s) == pytest.approx(_value(exact, t, s), abs=1e-5)
+
+
+def _identity_projection(loss, dim):
+  loss.build([None, dim], [None, dim])
+  loss.projection.build((None, dim))
+  loss.projection.set_weights([np.eye(dim, dtype=np.float32)])
+  return loss
+
+
+def test_contrastive_alignment():
+  loss = _identity_projection(ContrastiveAlignment(temperature=1.0), 2)
+  eye = [[1.0, 0.0], [0.0, 1.0]]
+  values = loss.call(tf.constant(eye), tf.constant(eye)).numpy()
+  np.testing.assert_allclose(values, -math.log(math.e / (math.e + 1)),
+                             rtol=1e-5)
+
+
+def test_hint_distillation():
+  loss = _identity_projection(HintDistillation(), 2)
+  assert _value(loss, [[0.0, 0.0]], [[1.0, 2.0]]) == pytest.approx(2.5)
+
+
+def test_hint_projection_is_trainable():
+  loss = HintDistillation()
+  loss.build([None, 3], [None, 2])
+  loss.call(tf.zeros([1, 3]), tf.zeros([1, 2]))
+  assert [v.shape for v in loss.trainable_layers[0].trainable_variables] == [
+      (2, 3)]
+
+
+def test_pointwise_score_distillation():
+  assert _value(PointwiseScoreDistillation(), [[3.0]], [[1.0]]) == 4.0
+  assert _value(PointwiseScoreDistillation("bce"), [[0.0]], [[0.0]]
+               ) == pytest.approx(math.log(2))
+
+
+@pytest.mark.parametrize("loss", [
+    SoftTargetKL(3.0), SoftTargetMSE(2.0), ListwiseDistillation(2.0, 3),
+    RankingDistillation(3, 1.5, True, 0.2), RelaxedRankingDistillation(3, 4),
+    ContrastiveAlignment(0.2), HintDistillation(),
+    PointwiseScoreDistillation("bce")])
+def test_get_config_round_trip(loss):
+  again = type(loss).from_config(loss.get_config())
+  assert again.get_config() == loss.get_config()
+
+
+def test_keras_reduction_when_used_standalone():
+  loss = SoftTargetKL(1.0)
+  per_example = loss.call(tf.constant([[1.0, 2.0], [0.0, 0.0]]),
+                          tf.zeros([2, 2])).numpy()
+  reduced = float(loss(tf.constant([[1.0, 2.0], [0.0, 0.0]]), tf.zeros([2, 2])))
+  assert reduced == pytest.approx(per_example.mean())
+
+
+@pytest.mark.parametrize("make", [lambda: SoftTargetKL(0.0),
+                                  lambda: SoftTargetMSE(-1.0),
+                                  lambda: ListwiseDistillation(0.0),
+                                  lambda: RankingDistillation(top_k=0),
+                                  lambda: ContrastiveAlignment(0.0)])
+def test_bad_parameters_raise_value_error(make):
+  with pytest.raises(ValueError):
+    make()
+  with pytest.raises(ConfigError):
+    make()

@@ -1,0 +1,215 @@
+"""Teachers and students: shapes, parameter counts, training, round trips."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tf_keras
+
+from tfdistill.data import examples
+from tfdistill.errors import ConfigError
+from tfdistill.errors import ModelError
+from tfdistill.models import layers
+from tfdistill.models.embeddings import EmbeddingConfig
+from tfdistill.models.embeddings import HashEmbedding
+from tfdistill.models.embeddings import LowRankEmbedding
+from tfdistill.models.embeddings import QuotientRemainderEmbedding
+from tfdistill.models.factory import build_multitask_teacher
+from tfdistill.models.factory import build_ranking_teacher
+from tfdistill.models.factory import build_sequential_teacher
+from tfdistill.models.factory import build_student
+from tfdistill.models.factory import build_two_tower_teacher
+from tfdistill.models.factory import TeacherConfig
+from tfdistill.models.io import count_parameters
+from tfdistill.models.io import dummy_inputs
+from tfdistill.models.io import load_model
+from tfdistill.models.io import read_model_card
+from tfdistill.models.io import save_model
+from tfdistill.models.students import build_multitask_student
+from tfdistill.models.students import build_ranking_student
+from tfdistill.models.students import build_two_tower_student
+from tfdistill.models.students import StudentConfig
+
+L = 6
+
+
+def _pairs(prepared, label="rating"):
+  return examples.pair_examples(prepared, "train", L, batch_size=64,
+                                label=label)
+
+
+def _teachers(prepared):
+  """(name, builder, training data factory, inputs for predictions)."""
+  small = TeacherConfig(embedding_dim=8, num_blocks=1, num_heads=2,
+                        ffn_dim=8, dropout=0.0)
+  sequence = lambda: examples.sequence_examples(prepared, "train", L,
+                                                batch_size=64)
+  return {
+      "sequential_catalog": (lambda: build_sequential_teacher(
+          prepared, L, small), sequence),
+      "sequential_in_batch": (lambda: build_sequential_teacher(
+          prepared, L, TeacherConfig(**dict(
+              small.__dict__, negatives="in_batch"))), sequence),
+      "sequential_mixed": (lambda: build_sequential_teacher(
+          prepared, L, TeacherConfig(**dict(
+              small.__dict__, negatives="mixed", num_extra_negatives=16))),
+                           sequence),
+      "two_tower": (lambda: build_two_tower_teacher(
+          prepared, L, embedding_dim=8), lambda: _pairs(prepared, None)),
+      "ranking": (lambda: build_ranking_teacher(prepared, embedding_dim=8),
+                  lambda: _pairs(prepared)),
+      "multitask": (lambda: build_multitask_teacher(
+          prepared, L, embedding_dim=8), lambda: _pairs(prepared, None)),
+  }
+
+
+TEACHERS = ("sequential_catalog", "sequential_in_batch", "sequential_mixed",
+            "two_tower", "ranking", "multitask")
+
+
+def _outputs(model, inputs):
+  out = model(inputs, training=False)
+  return {k: v.numpy() for k, v in out.items()} if isinstance(out, dict) else (
+      out.numpy())
+
+
+@pytest.mark.parametrize("kind", TEACHERS)
+def test_teacher_trains_and_round_trips(kind, tiny_prepared, tmp_path):
+  tf_keras.utils.set_random_seed(0)
+  build, data = _teachers(tiny_prepared)[kind]
+  teacher = build()
+  teacher.compile(tf_keras.optimizers.Adam(2e-2))
+  history = teacher.fit(data(), epochs=4, verbose=0).history
+  assert history["loss"][-1] < history["loss"][0]
+  assert count_parameters(teacher) > 0
+  inputs = dummy_inputs(teacher.input_signature, batch_size=3)
+  inputs = {k: tf.ones_like(v) * 3 for k, v in inputs.items()}
+  expected = _outputs(teacher, inputs)
+  path = save_model(teacher, str(tmp_path / kind))
+  card = read_model_card(path)
+  assert card["parameters"] == count_parameters(teacher)
+  restored = load_model(path)
+  assert type(restored) is type(teacher)
+  assert restored.get_config() == teacher.get_config()
+  got = _outputs(restored, inputs)
+  for a, b in zip(tf.nest.flatten(expected), tf.nest.flatten(got)):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_catalog_softmax_is_exact(tiny_prepared):
+  """negatives="catalog": the TFRS loss equals a full softmax by hand."""
+  teacher = build_sequential_teacher(tiny_prepared, L, TeacherConfig(
+      embedding_dim=8, num_blocks=1, num_heads=2, ffn_dim=8, dropout=0.0))
+  features, targets = next(iter(examples.sequence_examples(
+      tiny_prepared, "validation", L, batch_size=16)))
+  loss = teacher.compute_loss((features, targets), training=False)
+  logits = teacher(features).numpy()[:, 2:]  # without [PAD] and [OOV]
+  logits -= logits.max(axis=1, keepdims=True)
+  log_p = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+  expected = -log_p[np.arange(len(targets)), targets.numpy() - 2].mean()
+  assert float(loss) == pytest.approx(expected, rel=1e-4)
+
+
+def test_save_refuses_to_overwrite(tiny_prepared, tmp_path):
+  student = build_student(tiny_prepared, L, StudentConfig(embedding_dim=4))
+  path = save_model(student, str(tmp_path / "s"))
+  with pytest.raises(ModelError, match="already exists"):
+    save_model(student, path)
+  save_model(student, path, overwrite=True)
+  with pytest.raises(ModelError, match="no tfdistill model"):
+    load_model(str(tmp_path))
+
+
+STUDENTS = [
+    StudentConfig(encoder="mean"),
+    StudentConfig(encoder="cnn"),
+    StudentConfig(encoder="gru"),
+    StudentConfig(embedding=EmbeddingConfig("low_rank", rank=4)),
+    StudentConfig(embedding=EmbeddingConfig("hash", num_buckets=16)),
+    StudentConfig(embedding=EmbeddingConfig("quotient_remainder")),
+]
+
+
+@pytest.mark.parametrize("config", STUDENTS,
+                         ids=lambda c: f"{c.encoder}-{c.embedding.kind}")
+def test_student_round_trips(config, tiny_prepared, tmp_path):
+  config = StudentConfig(**dict(config.__dict__, embedding_dim=8,
+                                hidden_dim=8))
+  student = build_student(tiny_prepared, L, config)
+  contexts = examples.evaluation_set(tiny_prepared, "test", L).contexts[:4]
+  expected = student.predict_on_batch({"context": contexts})
+  assert expected.shape == (4, tiny_prepared.num_items)
+  restored = load_model(save_model(student, str(tmp_path / "s")))
+  np.testing.assert_allclose(restored.predict_on_batch({"context": contexts}),
+                             expected, rtol=1e-6)
+  assert restored.get_config() == student.get_config()
+  assert StudentConfig.from_json(config.to_json()) == config
+
+
+def test_compressed_tables_have_fewer_parameters(tiny_prepared):
+  n, d = 1000, 16
+  full = n * d
+  low_rank = LowRankEmbedding(n, d, rank=4)
+  hashed = HashEmbedding(n, d, num_buckets=100)
+  qr = QuotientRemainderEmbedding(n, d)
+  for layer in (low_rank, hashed, qr):
+    layer.build(None)
+  assert count_parameters(low_rank) == n * 4 + 4 * d
+  assert count_parameters(hashed) < full / 5
+  assert count_parameters(qr) < full / 5
+  ids = tf.constant([[0, 1, 999]])
+  for layer in (low_rank, hashed, qr):
+    assert layer(ids).shape == (1, 3, d)
+  # Quotient-remainder gives distinct items distinct vectors.
+  vectors = qr(tf.range(n)).numpy()
+  assert len(np.unique(vectors.round(6), axis=0)) == n
+
+
+def test_other_students(tiny_prepared):
+  config = StudentConfig(embedding_dim=8, hidden_dim=8)
+  fingerprint = tiny_prepared.items.fingerprint
+  n, u = tiny_prepared.num_items, tiny_prepared.num_users
+  two_tower = build_two_tower_student(n, u, L, config, fingerprint)
+  ranking = build_ranking_student(u, n, embedding_dim=4, hidden_dim=8)
+  multitask = build_multitask_student(n, L, config, fingerprint)
+  batch = {"context": tf.ones([2, L], tf.int32) * 3, "user": tf.constant(
+      [1, 2]), "item": tf.constant([3, 4])}
+  assert two_tower({k: batch[k] for k in ("context", "user")}).shape == (2, n)
+  assert ranking({k: batch[k] for k in ("user", "item")}).shape == (2, 1)
+  out = multitask({k: batch[k] for k in ("context", "item")})
+  assert out["logits"].shape == (2, n) and out["rating"].shape == (2, 1)
+  assert count_parameters(ranking) == (u + n) * 4 + 8 * 8 + 8 + 8 + 1
+
+
+def test_student_is_a_tenth_of_the_default_teacher(tiny_prepared):
+  teacher = build_sequential_teacher(tiny_prepared, L)
+  teacher(dummy_inputs(teacher.input_signature))
+  student = build_student(tiny_prepared, L, StudentConfig(embedding_dim=8,
+                                                          hidden_dim=8))
+  assert count_parameters(student) <= 0.1 * count_parameters(teacher)
+
+
+@pytest.mark.parametrize("layer", [
+    layers.MaskedMean(), layers.PositionWeightedMean(),
+    layers.PositionEmbedding(),
+    layers.TransformerBlock(num_heads=2, ffn_dim=8),
+    layers.ContextAndCatalogIds(10), layers.SplitContextAndCatalog(10),
+    layers.CatalogScores(10, "abc"), layers.MaskedBag(10, 4),
+    LowRankEmbedding(10, 4, 2), HashEmbedding(10, 4, 3),
+    QuotientRemainderEmbedding(10, 4)], ids=lambda layer: type(layer).__name__)
+def test_layer_config_round_trip(layer):
+  config = layer.get_config()
+  clone = type(layer).from_config(config)
+  assert clone.get_config() == config
+  restored = tf_keras.layers.deserialize(tf_keras.layers.serialize(layer))
+  assert type(restored) is type(layer)
+
+
+def test_bad_configs():
+  with pytest.raises(ConfigError, match="encoder"):
+    StudentConfig(encoder="lstm")
+  with pytest.raises(ConfigError, match="embedding kind"):
+    EmbeddingConfig("bloom")
+  with pytest.raises(ConfigError, match="divisible"):
+    TeacherConfig(embedding_dim=10, num_heads=4)
+  with pytest.raises(ConfigError, match="negatives"):
+    TeacherConfig(negatives="all")

@@ -1,0 +1,134 @@
+"""Precompute a frozen teacher's top-K once, so distillation skips its forward.
+
+    path = cache_teacher_signal(teacher, train_batches, "run/teacher_top50",
+                                top_k=50)
+    distiller = Distiller(student, cached_teacher(path))
+    distiller.fit(cached_examples(path, batch_size=256, shuffle=True))
+
+The cache is a TFRecord file (one record per batch of examples, every tensor
+serialized as is) and a JSON spec beside it. `OnlineTeacher(model, top_k=K)`
+computes exactly the signal that is cached, so both paths train the same.
+"""
+
+import json
+import os
+from typing import Optional
+
+from absl import logging
+import tensorflow as tf
+from tqdm import tqdm
+
+from tfdistill.distill.teachers import CachedTeacher
+from tfdistill.distill.teachers import OnlineTeacher
+from tfdistill.distill.teachers import TOP_IDS
+from tfdistill.distill.teachers import TOP_SCORES
+from tfdistill.errors import ConfigError
+from tfdistill.errors import DataError
+
+_LABEL = "__label__"
+
+
+def _spec_path(path: str) -> str:
+  return path + ".spec.json"
+
+
+def _entry(value) -> dict:
+  return {"dtype": value.dtype.name, "shape": value.shape.as_list()[1:]}
+
+
+def cache_teacher_signal(teacher, dataset, path: str, top_k: int = 50,
+                         overwrite: bool = False) -> str:
+  """Runs the teacher once over `dataset` and writes features + top-K.
+
+  Args:
+    teacher: A frozen teacher model (or `OnlineTeacher`).
+    dataset: Batched `tf.data` of (feature dict, labels), not shuffled if the
+      cache should follow the data order.
+    path: Output TFRecord path; `path + ".spec.json"` describes it.
+    top_k: How many of the teacher's best items to keep per example.
+    overwrite: Replace an existing cache.
+
+  Returns:
+    `path`.
+  """
+  if top_k < 1:
+    raise ConfigError(f"top_k must be >= 1, got {top_k}.")
+  if os.path.exists(path) and not overwrite:
+    raise ConfigError(f"{path} already exists; pass overwrite=True.")
+  source = teacher if isinstance(teacher, OnlineTeacher) else OnlineTeacher(
+      teacher)
+  source.prepare()
+  spec = None
+  partial = path + ".partial"
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  with tf.io.TFRecordWriter(partial) as writer:
+    for features, labels in tqdm(dataset, desc="caching teacher top-K",
+                                 unit="batch", leave=False):
+      if isinstance(labels, dict):
+        raise ConfigError("cache_teacher_signal supports single labels only.")
+      scores, ids = tf.math.top_k(source(features)["logits"], k=top_k)
+      record = dict(features, **{_LABEL: labels, TOP_IDS: ids,
+                                 TOP_SCORES: scores})
+      if spec is None:
+        spec = {name: _entry(value) for name, value in record.items()}
+      example = tf.train.Example(features=tf.train.Features(feature={
+          name: tf.train.Feature(bytes_list=tf.train.BytesList(
+              value=[tf.io.serialize_tensor(value).numpy()]))
+          for name, value in record.items()}))
+      writer.write(example.SerializeToString())
+  if spec is None:
+    os.remove(partial)
+    raise DataError("the dataset given to cache_teacher_signal is empty.")
+  card = source.card()
+  meta = {"tensors": spec, "top_k": top_k,
+          "num_items": card.get("num_items"),
+          "vocabulary_fingerprint": card.get("vocabulary_fingerprint", "")}
+  with open(_spec_path(partial), "w") as f:
+    json.dump(meta, f, indent=2)
+  os.replace(_spec_path(partial), _spec_path(path))
+  os.replace(partial, path)
+  logging.info("cached teacher top-%d to %s", top_k, path)
+  return path
+
+
+def _read_spec(path: str) -> dict:
+  if not os.path.isfile(path) or not os.path.isfile(_spec_path(path)):
+    raise DataError(f"{path}: no teacher cache here (expected the TFRecord "
+                    "and its .spec.json); create it with "
+                    "cache_teacher_signal.")
+  with open(_spec_path(path)) as f:
+    return json.load(f)
+
+
+def cached_teacher(path: str) -> CachedTeacher:
+  """The `CachedTeacher` that reads the cache at `path`."""
+  spec = _read_spec(path)
+  return CachedTeacher(spec["num_items"], spec["top_k"],
+                       spec["vocabulary_fingerprint"])
+
+
+def cached_examples(path: str, batch_size: int = 0, shuffle: bool = False,
+                    seed: int = 0, repeat: bool = False,
+                    shuffle_buffer: Optional[int] = None):
+  """Reads a teacher cache as (features + top-K, labels) examples."""
+  tensors = _read_spec(path)["tensors"]
+  keys = {name: tf.io.FixedLenFeature([], tf.string) for name in tensors}
+
+  def parse(record):
+    raw = tf.io.parse_single_example(record, keys)
+    out = {}
+    for name, entry in tensors.items():
+      value = tf.io.parse_tensor(raw[name], tf.as_dtype(entry["dtype"]))
+      out[name] = tf.ensure_shape(value, [None] + entry["shape"])
+    label = out.pop(_LABEL)
+    return tf.data.Dataset.from_tensor_slices((out, label))
+
+  dataset = tf.data.TFRecordDataset(path).flat_map(parse)
+  if shuffle:
+    dataset = dataset.shuffle(shuffle_buffer or 100_000, seed=seed,
+                              reshuffle_each_iteration=True)
+  if repeat:
+    dataset = dataset.repeat()
+  if batch_size:
+    dataset = dataset.batch(batch_size)
+  return dataset.prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,337 @@
+"""The Distiller: a Keras model that trains a student on a frozen teacher.
+
+It has the shape of the Keras knowledge-distillation example:
+
+    distiller = Distiller(student=student, teacher=teacher)
+    distiller.compile(optimizer=tf_keras.optimizers.Adam(1e-3),
+                      student_loss=SparseCategoricalCrossentropy(from_logits=True),
+                      distillation_loss=SoftTargetKL(),
+                      alpha=0.1, temperature=2.0)
+    distiller.fit(train, validation_data=val, epochs=5)
+    student = distiller.student
+
+The variety (ranking, listwise, contrastive, hints, several teachers, cached
+teacher signals) lives in the loss objects and in the teacher source, not in
+`train_step`: each distillation loss names the signal it compares and the
+Distiller hands it the teacher's and the student's version of that signal.
+"""
+
+from typing import Optional, Sequence, Union
+
+from absl import logging
+import numpy as np
+import tensorflow as tf
+import tf_keras
+
+from tfdistill.distill.soft_targets import check_temperature
+from tfdistill.distill.soft_targets import DistillationLoss
+from tfdistill.distill.soft_targets import SoftTargetKL
+from tfdistill.distill.teachers import as_teacher_source
+from tfdistill.distill.teachers import model_inputs
+from tfdistill.distill.teachers import signal_model
+from tfdistill.distill.teachers import TeacherSource
+from tfdistill.errors import ConfigError
+from tfdistill.errors import ModelError
+from tfdistill.models.io import dummy_inputs
+from tfdistill.models.io import input_signature
+from tfdistill.models.io import model_card
+
+LossLike = Union[tf_keras.losses.Loss, dict]
+
+
+def _per_batch(values: tf.Tensor, sample_weight) -> tf.Tensor:
+  """Keras's SUM_OVER_BATCH_SIZE of per-example values."""
+  values = tf.cast(values, tf.float32)
+  values = tf.reshape(values, [tf.shape(values)[0], -1])
+  values = tf.reduce_mean(values, axis=-1)
+  if sample_weight is not None:
+    values *= tf.cast(tf.reshape(sample_weight, [-1]), tf.float32)
+  return tf.reduce_mean(values)
+
+
+def _call_loss(loss: tf_keras.losses.Loss, y_true, y_pred) -> tf.Tensor:
+  """`loss.call` with labels shaped like Keras shapes them: [B] vs [B, 1]."""
+  y_true = tf.convert_to_tensor(y_true)
+  if (y_pred.shape.rank is not None and y_true.shape.rank is not None
+      and y_true.shape.rank == y_pred.shape.rank - 1
+      and y_pred.shape[-1] == 1):
+    y_true = tf.expand_dims(y_true, -1)
+  return loss.call(y_true, y_pred)
+
+
+class StopOnNaN(tf_keras.callbacks.Callback):
+  """Stops training when the loss is NaN or infinite, and says why.
+
+  The Distiller adds it to `fit` unless a `TerminateOnNaN` is given.
+  """
+
+  def __init__(self):
+    super().__init__()
+    self.stopped_at = None
+
+  def on_train_batch_end(self, batch, logs=None):
+    loss = (logs or {}).get("loss")
+    if loss is not None and not np.isfinite(loss):
+      self.stopped_at = batch
+      self.model.stop_training = True
+      logging.error(
+          "Distillation stopped: the loss is %s at batch %d. Lower the "
+          "learning rate, raise the temperature, or check the teacher's "
+          "scores and the labels for NaN.", loss, batch)
+
+
+@tf_keras.saving.register_keras_serializable(package="tfdistill")
+class Distiller(tf_keras.Model):
+  """Trains `student` on hard labels plus a frozen teacher's knowledge.
+
+  Args:
+    student: A functional student (see `tfdistill.models.students`). It is
+      trained in place and is usable on its own afterwards.
+    teacher: A teacher model, a list of models (an ensemble), a dict
+      {signal: model} (multi-task) or a `TeacherSource` (e.g.
+      `CachedTeacher`). Teachers are frozen and run with training=False.
+  """
+
+  def __init__(self, student: tf_keras.Model, teacher, **kwargs):
+    kwargs.setdefault("name", "distiller")
+    super().__init__(**kwargs)
+    self.student = student
+    # A plain attribute: the teacher's weights are not part of the
+    # Distiller's checkpoints, and no optimizer ever sees them.
+    self.__dict__["teacher"] = as_teacher_source(teacher)
+    for model in self.teacher.models():
+      model.trainable = False
+    self._student_signals = signal_model(student)
+    self.loss_tracker = tf_keras.metrics.Mean(name="loss")
+    self.student_loss_tracker = tf_keras.metrics.Mean(name="student_loss")
+    self.distillation_loss_tracker = tf_keras.metrics.Mean(
+        name="distillation_loss")
+    self.alpha = 0.1
+    self.student_loss = None
+    self.distillation_losses = []
+    self.distillation_loss_weights = []
+
+  # ---------------------------------------------------------------- compile
+  def compile(self, optimizer="adam", metrics=None,
+              student_loss: Optional[LossLike] = None,
+              distillation_loss: Union[DistillationLoss,
+                                       Sequence[DistillationLoss],
+                                       None] = None,
+              alpha: float = 0.1, temperature: Optional[float] = None,
+              distillation_loss_weights: Optional[Sequence[float]] = None,
+              **kwargs):
+    """Configures distillation.
+
+    Args:
+      optimizer: Keras optimizer for the student.
+      metrics: Keras metrics on the student's output (e.g.
+        `SparseTopKCategoricalAccuracy(k=10)`).
+      student_loss: Loss on the hard labels (a dict for multi-output
+        students). Default: sparse categorical cross-entropy on logits.
+      distillation_loss: One `DistillationLoss` or a list of them. Default:
+        `SoftTargetKL`.
+      alpha: Weight of the hard loss; the distillation loss gets 1 - alpha.
+      temperature: If set, the temperature of every soft-target loss.
+      distillation_loss_weights: Relative weights of several distillation
+        losses (default 1 each).
+      **kwargs: Passed to `tf_keras.Model.compile` (e.g. `steps_per_execution`).
+
+    Raises:
+      ValueError (ConfigError): for alpha outside [0, 1] or temperature <= 0.
+      ModelError: if teacher and student disagree on inputs, catalog size or
+        vocabulary, or lack a signal a loss needs.
+    """
+    if not 0.0 <= alpha <= 1.0:
+      raise ConfigError(f"alpha must be in [0, 1], got {alpha}.")
+    if temperature is not None:
+      check_temperature(temperature)
+    for key in ("loss", "loss_weights"):
+      if kwargs.get(key) is not None:
+        raise ConfigError(f"Distiller.compile takes student_loss= and "
+                          f"distillation_loss=, not {key}=.")
+      kwargs.pop(key, None)
+    super().compile(optimizer=optimizer, metrics=metrics, **kwargs)
+    self.alpha = float(alpha)
+    self.student_loss = student_loss or (
+        tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    losses = distillation_loss if distillation_loss is not None else (
+        SoftTargetKL())
+    losses = list(losses) if isinstance(losses, (list, tuple)) else [losses]
+    self.distillation_losses = [self._tempered(l, temperature)
+                                for l in losses]
+    weights = distillation_loss_weights or [1.0] * len(losses)
+    if len(weights) != len(losses):
+      raise ConfigError(f"{len(weights)} distillation_loss_weights for "
+                        f"{len(losses)} distillation losses.")
+    self.distillation_loss_weights = [float(w) for w in weights]
+    self._check_and_build()
+
+  @staticmethod
+  def _tempered(loss, temperature):
+    if not isinstance(loss, DistillationLoss):
+      raise ConfigError(f"{type(loss).__name__} is not a DistillationLoss; "
+                        "use the losses in tfdistill.distill.")
+    if temperature is None or not loss.uses_distillation_temperature:
+      return loss
+    return type(loss).from_config(dict(loss.get_config(),
+                                       temperature=temperature))
+
+  def _check_and_build(self) -> None:
+    """Dry run on padding inputs: compatibility checks, build projections."""
+    student_spec = input_signature(self.student)
+    teacher_spec = self.teacher.input_signature()
+    for name in student_spec.keys() & teacher_spec.keys():
+      s, t = student_spec[name], teacher_spec[name]
+      if s.shape[1:] != t.shape[1:] or s.dtype != t.dtype:
+        raise ModelError(
+            f"teacher and student disagree on input {name!r}: teacher expects "
+            f"{t.dtype.name}{t.shape.as_list()}, student "
+            f"{s.dtype.name}{s.shape.as_list()}. Build both for the same "
+            "context length.")
+    student_card, teacher_card = model_card(self.student), self.teacher.card()
+    a = teacher_card.get("vocabulary_fingerprint")
+    b = student_card.get("vocabulary_fingerprint")
+    if a and b and a != b:
+      raise ModelError(f"teacher and student were built for different item "
+                       f"vocabularies (fingerprints {a} and {b}); build both "
+                       "from the same PreparedData.")
+    self.teacher.prepare()
+    dummy = dummy_inputs(dict(teacher_spec, **student_spec))
+    teacher_signals = self.teacher(dummy)
+    student_signals = self._student_signals(
+        model_inputs(self.student, dummy), training=False)
+    if "logits" in teacher_signals and "logits" in student_signals:
+      t, s = teacher_signals["logits"].shape[-1], student_signals[
+          "logits"].shape[-1]
+      if t != s:
+        raise ModelError(f"the teacher scores {t} items but the student {s}; "
+                         "they must share the catalog.")
+    layers = []
+    for loss in self.distillation_losses:
+      for who, signals in (("teacher", teacher_signals),
+                           ("student", student_signals)):
+        if loss.signal not in signals:
+          raise ModelError(f"{loss.name} needs the {who}'s {loss.signal!r} "
+                           f"signal; the {who} provides {sorted(signals)}.")
+      loss.build(teacher_signals[loss.signal].shape,
+                 student_signals[loss.signal].shape)
+      loss.call(teacher_signals[loss.signal], student_signals[loss.signal])
+      layers.extend(loss.trainable_layers)
+    self.projections = layers  # Tracked: trained and checkpointed.
+    self._per_loss_trackers = [
+        tf_keras.metrics.Mean(name=l.name) for l in self.distillation_losses
+    ] if len(self.distillation_losses) > 1 else []
+
+  # ------------------------------------------------------------- training
+  def call(self, inputs, training=False):
+    return self.student(model_inputs(self.student, inputs), training=training)
+
+  def _student_outputs(self, signals: dict):
+    """The student's own output (what its hard loss and metrics see)."""
+    if isinstance(self.student.output, dict):
+      return {name: signals[name] for name in self.student.output}
+    return signals["rating" if "logits" not in signals else "logits"]
+
+  def _hard_loss(self, y, outputs, sample_weight) -> tf.Tensor:
+    if isinstance(outputs, dict):
+      if not isinstance(self.student_loss, dict) or not isinstance(y, dict):
+        raise ConfigError("a student with several outputs needs student_loss "
+                          "and labels as dicts keyed by output name "
+                          f"({sorted(outputs)}).")
+      return tf.add_n([
+          _per_batch(_call_loss(self.student_loss[name], y[name],
+                                outputs[name]), sample_weight)
+          for name in self.student_loss])
+    return _per_batch(_call_loss(self.student_loss, y, outputs),
+                      sample_weight)
+
+  def _compute_losses(self, y, sample_weight, teacher_signals, student_signals):
+    hard = self._hard_loss(y, self._student_outputs(student_signals),
+                           sample_weight)
+    terms = [w * _per_batch(loss.call(teacher_signals[loss.signal],
+                                      student_signals[loss.signal]),
+                            sample_weight)
+             for loss, w in zip(self.distillation_losses,
+                                self.distillation_loss_weights)]
+    soft = tf.add_n(terms)
+    total = self.alpha * hard + (1.0 - self.alpha) * soft
+    if self.student.losses:
+      total += tf.add_n(self.student.losses)
+    return {"total": total, "hard": hard, "soft": soft, "terms": terms}
+
+  def _trainable_variables(self) -> list:
+    variables = list(self.student.trainable_variables)
+    for layer in self.projections:
+      variables.extend(layer.trainable_variables)
+    return variables
+
+  def _record(self, y, sample_weight, student_signals, losses) -> dict:
+    self.loss_tracker.update_state(losses["total"])
+    self.student_loss_tracker.update_state(losses["hard"])
+    self.distillation_loss_tracker.update_state(losses["soft"])
+    for tracker, term in zip(self._per_loss_trackers, losses["terms"]):
+      tracker.update_state(term)
+    self.compiled_metrics.update_state(
+        y, self._student_outputs(student_signals), sample_weight)
+    return {m.name: m.result() for m in self.metrics}
+
+  def train_step(self, data):
+    x, y, sample_weight = tf_keras.utils.unpack_x_y_sample_weight(data)
+    teacher_signals = self.teacher(x, y)
+    with tf.GradientTape() as tape:
+      student_signals = self._student_signals(model_inputs(self.student, x),
+                                              training=True)
+      losses = self._compute_losses(y, sample_weight, teacher_signals,
+                                    student_signals)
+      # Gradients are summed over replicas; scale as Keras does.
+      scaled = losses["total"] / tf.cast(
+          tf.distribute.get_strategy().num_replicas_in_sync, tf.float32)
+    variables = self._trainable_variables()
+    self.optimizer.apply_gradients(zip(tape.gradient(scaled, variables),
+                                       variables))
+    return self._record(y, sample_weight, student_signals, losses)
+
+  def test_step(self, data):
+    x, y, sample_weight = tf_keras.utils.unpack_x_y_sample_weight(data)
+    teacher_signals = self.teacher(x, y)
+    student_signals = self._student_signals(model_inputs(self.student, x),
+                                            training=False)
+    losses = self._compute_losses(y, sample_weight, teacher_signals,
+                                  student_signals)
+    return self._record(y, sample_weight, student_signals, losses)
+
+  @property
+  def metrics(self):
+    trackers = [self.loss_tracker, self.student_loss_tracker,
+                self.distillation_loss_tracker]
+    trackers += getattr(self, "_per_loss_trackers", [])
+    compiled = self.compiled_metrics.metrics if self._is_compiled and (
+        self.compiled_metrics is not None) else []
+    return trackers + compiled
+
+  def fit(self, *args, callbacks=None, **kwargs):
+    """`tf_keras.Model.fit`, plus a `StopOnNaN` unless you pass one."""
+    callbacks = list(callbacks or [])
+    if not any(isinstance(c, (StopOnNaN, tf_keras.callbacks.TerminateOnNaN))
+               for c in callbacks):
+      callbacks.append(StopOnNaN())
+    return super().fit(*args, callbacks=callbacks, **kwargs)
+
+  # -------------------------------------------------------- serialization
+  def get_config(self):
+    return {"name": self.name,
+            "student": tf_keras.saving.serialize_keras_object(self.student),
+            "teacher": [tf_keras.saving.serialize_keras_object(m)
+                        for m in self.teacher.models()]}
+
+  @classmethod
+  def from_config(cls, config):
+    """Rebuilds the architecture (weights are restored separately)."""
+    teachers = [tf_keras.saving.deserialize_keras_object(t)
+                for t in config["teacher"]]
+    return cls(student=tf_keras.saving.deserialize_keras_object(
+        config["student"]), teacher=teachers[0] if len(teachers) == 1 else
+               teachers, name=config["name"])
+
+
+__all__ = ["Distiller", "StopOnNaN", "TeacherSource"]

@@ -1,0 +1,154 @@
+"""Distillation losses on score lists: soft targets and listwise.
+
+Each loss is a `tf_keras.losses.Loss` whose `call(teacher_logits,
+student_logits)` returns one value per example, so it works standalone with
+Keras reductions and inside the Distiller.
+
+Teacher columns set to `MASKED_LOGIT` carry no teacher information (reserved
+ids, or items outside a top-K teacher signal); they get zero teacher
+probability and are left out of logit matching.
+"""
+
+import tensorflow as tf
+import tf_keras
+
+from tfdistill.errors import ConfigError
+
+MASKED_LOGIT = -1e9
+_register = tf_keras.saving.register_keras_serializable(package="tfdistill")
+
+
+def teacher_mask(teacher_logits: tf.Tensor) -> tf.Tensor:
+  """True where the teacher has a score (not MASKED_LOGIT)."""
+  return teacher_logits > MASKED_LOGIT / 2
+
+
+def check_temperature(temperature: float) -> float:
+  if not temperature > 0:
+    raise ConfigError(f"temperature must be > 0, got {temperature}.")
+  return float(temperature)
+
+
+class DistillationLoss(tf_keras.losses.Loss):
+  """Base class: which signal the loss reads and whether it is tempered.
+
+  Attributes:
+    signal: Name of the teacher/student output the loss compares ("logits",
+      "query_embedding", "hidden" or "rating").
+    uses_distillation_temperature: Whether `Distiller.compile(temperature=)`
+      sets this loss's temperature.
+  """
+  signal = "logits"
+  uses_distillation_temperature = False
+
+  def build(self, teacher_shape: tf.TensorShape,
+            student_shape: tf.TensorShape) -> None:
+    """Creates variables once the signal shapes are known (default: none)."""
+    del teacher_shape, student_shape
+
+  @property
+  def trainable_layers(self) -> list:
+    return []
+
+
+@_register
+class SoftTargetKL(DistillationLoss):
+  """Hinton et al.: T^2 * KL(softmax(teacher/T) || softmax(student/T)).
+
+  The T^2 factor keeps gradient magnitudes comparable across temperatures.
+
+  Example:
+    >>> loss = SoftTargetKL(temperature=2.0)
+    >>> loss([[1.0, 2.0]], [[0.0, 0.0]])  # 4 * 0.0275 for T=2
+  """
+  uses_distillation_temperature = True
+
+  def __init__(self, temperature: float = 2.0, name: str = "soft_target_kl",
+               **kwargs):
+    super().__init__(name=name, **kwargs)
+    self.temperature = check_temperature(temperature)
+
+  def call(self, y_true, y_pred):
+    t = tf.cast(y_true, tf.float32) / self.temperature
+    s = tf.cast(y_pred, tf.float32) / self.temperature
+    p_teacher = tf.nn.softmax(t, axis=-1)
+    kl = tf.reduce_sum(
+        p_teacher * (tf.nn.log_softmax(t, axis=-1) -
+                     tf.nn.log_softmax(s, axis=-1)), axis=-1)
+    return self.temperature**2 * kl
+
+  def get_config(self):
+    return dict(super().get_config(), temperature=self.temperature)
+
+
+@_register
+class SoftTargetMSE(DistillationLoss):
+  """Logit matching: mean squared error of row-centred logits / T.
+
+  Softmax is invariant to adding a constant to a row, so logits are centred
+  (over the columns the teacher scores) before they are compared; this is the
+  high-temperature limit of the soft-target loss (Hinton et al., 2015).
+  """
+  uses_distillation_temperature = True
+
+  def __init__(self, temperature: float = 1.0, name: str = "soft_target_mse",
+               **kwargs):
+    super().__init__(name=name, **kwargs)
+    self.temperature = check_temperature(temperature)
+
+  def call(self, y_true, y_pred):
+    valid = tf.cast(teacher_mask(y_true), tf.float32)
+    count = tf.maximum(tf.reduce_sum(valid, -1, keepdims=True), 1.0)
+
+    def centred(x):
+      x = tf.cast(x, tf.float32) * valid / self.temperature
+      return (x - tf.reduce_sum(x, -1, keepdims=True) / count) * valid
+
+    squared = tf.square(centred(y_true) - centred(y_pred))
+    return tf.reduce_sum(squared, -1) / tf.squeeze(count, -1)
+
+  def get_config(self):
+    return dict(super().get_config(), temperature=self.temperature)
+
+
+@_register
+class ListwiseDistillation(DistillationLoss):
+  """Cross-entropy of the student's softmax against the teacher's softmax.
+
+  Over the full catalog, or over `num_candidates` columns sampled uniformly
+  (the same columns for the whole batch), which approximates the full list
+  when the catalog is large.
+  """
+  uses_distillation_temperature = True
+
+  def __init__(self, temperature: float = 1.0, num_candidates: int = 0,
+               num_reserved: int = 2, seed: int = 0,
+               name: str = "listwise_distillation", **kwargs):
+    super().__init__(name=name, **kwargs)
+    self.temperature = check_temperature(temperature)
+    if num_candidates < 0:
+      raise ConfigError(f"num_candidates must be >= 0, got {num_candidates}.")
+    self.num_candidates = num_candidates
+    self.num_reserved = num_reserved
+    self.seed = seed
+
+  def _columns(self, num_items):
+    """Uniform sample (without replacement) of non-reserved columns."""
+    scores = tf.random.uniform([num_items - self.num_reserved], seed=self.seed)
+    _, picked = tf.math.top_k(
+        scores, k=tf.minimum(self.num_candidates,
+                             num_items - self.num_reserved))
+    return picked + self.num_reserved
+
+  def call(self, y_true, y_pred):
+    t = tf.cast(y_true, tf.float32) / self.temperature
+    s = tf.cast(y_pred, tf.float32) / self.temperature
+    if self.num_candidates:
+      columns = self._columns(tf.shape(t)[-1])
+      t, s = tf.gather(t, columns, axis=-1), tf.gather(s, columns, axis=-1)
+    return -tf.reduce_sum(tf.nn.softmax(t, -1) * tf.nn.log_softmax(s, -1), -1)
+
+  def get_config(self):
+    return dict(super().get_config(), temperature=self.temperature,
+                num_candidates=self.num_candidates,
+                num_reserved=self.num_reserved, seed=self.seed)

@@ -1,0 +1,325 @@
+"""Where the teacher's knowledge comes from, as small strategy objects.
+
+Every teacher source returns a dict of signals for a batch ("logits",
+"query_embedding", "hidden", "rating"), always without training:
+
+* `OnlineTeacher`: runs a frozen model (a TFRS teacher or a trained
+  student), optionally keeping only its top-K scores;
+* `TeacherEnsemble`: several teachers, with fixed or per-example
+  confidence weights;
+* `TaskTeachers`: one teacher per signal (multi-task distillation);
+* `CachedTeacher`: reads precomputed top-K ids and scores from the batch
+  (see `tfdistill.distill.cache`), so no teacher runs during distillation.
+
+Reserved columns (padding, OOV) and columns outside a top-K signal are set to
+`MASKED_LOGIT`.
+"""
+
+from typing import Optional, Sequence
+
+import tensorflow as tf
+import tf_keras
+
+from tfdistill.data.vocab import NUM_RESERVED
+from tfdistill.distill.soft_targets import MASKED_LOGIT
+from tfdistill.distill.soft_targets import teacher_mask
+from tfdistill.errors import ConfigError
+from tfdistill.models.io import input_signature
+from tfdistill.models.io import is_functional
+from tfdistill.models.io import model_card
+
+SIGNAL_LAYERS = ("query_embedding", "hidden")
+TOP_IDS = "teacher_top_ids"
+TOP_SCORES = "teacher_top_scores"
+
+
+def signal_model(model: tf_keras.Model) -> tf_keras.Model:
+  """A functional model's outputs plus its named signal layers.
+
+  Shares all layers (and so all weights) with `model`; training it trains
+  `model`.
+  """
+  if not is_functional(model):
+    raise ConfigError(f"{model.name} is not a functional Keras model; students "
+                      "are built with tfdistill.models.students builders.")
+  outputs = model.output if isinstance(model.output, dict) else {
+      ("rating" if model.output.shape[-1] == 1 else "logits"): model.output}
+  outputs = dict(outputs)
+  for name in SIGNAL_LAYERS:
+    try:
+      outputs[name] = model.get_layer(name).output
+    except ValueError:
+      continue
+  return tf_keras.Model(model.inputs, outputs, name=f"{model.name}_signals")
+
+
+def model_inputs(model, inputs: dict) -> dict:
+  """The entries of a feature dict that a model declares as inputs."""
+  return {name: inputs[name] for name in input_signature(model)}
+
+
+def mask_reserved(logits: tf.Tensor) -> tf.Tensor:
+  keep = tf.range(tf.shape(logits)[-1]) >= NUM_RESERVED
+  return tf.where(keep[tf.newaxis], logits, MASKED_LOGIT)
+
+
+def scatter_top_k(ids: tf.Tensor, scores: tf.Tensor,
+                  num_items: int) -> tf.Tensor:
+  """Dense [B, num_items] logits holding `scores` at `ids`, masked elsewhere."""
+  ids = tf.cast(ids, tf.int32)
+  rows = tf.repeat(tf.range(tf.shape(ids)[0]), tf.shape(ids)[1])
+  indices = tf.stack([rows, tf.reshape(ids, [-1])], axis=1)
+  base = tf.fill([tf.shape(ids)[0], num_items], MASKED_LOGIT)
+  return tf.tensor_scatter_nd_update(base, indices,
+                                     tf.reshape(tf.cast(scores, tf.float32),
+                                                [-1]))
+
+
+def keep_top_k(logits: tf.Tensor, k: int) -> tf.Tensor:
+  scores, ids = tf.math.top_k(logits, k=k)
+  return scatter_top_k(ids, scores, logits.shape[-1])
+
+
+class TeacherSource:
+  """Interface of the teacher sources (see the module docstring)."""
+
+  #: Signals this source can provide.
+  signal_names: tuple = ()
+
+  def models(self) -> list:
+    """The Keras models behind the source (frozen by the Distiller)."""
+    return []
+
+  def prepare(self) -> None:
+    """Computes what stays fixed during distillation (called by compile)."""
+
+  def input_signature(self) -> dict:
+    return {}
+
+  def card(self) -> dict:
+    """num_items / vocabulary_fingerprint, for compatibility checks."""
+    return {}
+
+  def __call__(self, inputs: dict, labels=None) -> dict:
+    raise NotImplementedError
+
+
+class OnlineTeacher(TeacherSource):
+  """Runs a frozen teacher model at every step.
+
+  For TFRS teachers, the catalog embeddings are computed once (`prepare`)
+  instead of at every step: a frozen teacher's catalog does not change.
+
+  Args:
+    model: A tfdistill teacher or any functional model (e.g. a trained
+      student acting as teaching assistant).
+    top_k: If > 0, keep only the teacher's top-K scores (others masked); the
+      cached path (`CachedTeacher`) stores exactly this.
+  """
+
+  def __init__(self, model, top_k: int = 0):
+    self.model = model
+    self.top_k = top_k
+    self._catalog = None
+    if hasattr(model, "distillation_signals"):
+      self._signals = model.distillation_signals
+      self.signal_names = tuple(model.signal_names)
+    else:
+      functional = signal_model(model)
+      self._signals = functional
+      self.signal_names = tuple(functional.output)
+
+  def models(self) -> list:
+    return [self.model]
+
+  def prepare(self) -> None:
+    if hasattr(self.model, "catalog_embeddings"):
+      self._catalog = tf.constant(self.model.catalog_embeddings(training=False))
+
+  def input_signature(self) -> dict:
+    return input_signature(self.model)
+
+  def card(self) -> dict:
+    return model_card(self.model)
+
+  def __call__(self, inputs: dict, labels=None) -> dict:
+    features = model_inputs(self.model, inputs)
+    if self._catalog is not None:
+      signals = self._signals(features, training=False, catalog=self._catalog)
+    else:
+      signals = self._signals(features, training=False)
+    signals = {k: tf.stop_gradient(v) for k, v in signals.items()}
+    if "logits" in signals:
+      logits = mask_reserved(signals["logits"])
+      signals["logits"] = keep_top_k(logits, self.top_k) if self.top_k else (
+          logits)
+    return signals
+
+
+class CachedTeacher(TeacherSource):
+  """Reads the teacher's top-K ids and scores from the batch features.
+
+  Use with `tfdistill.distill.cache.cached_examples`. Provides "logits" only.
+  """
+  signal_names = ("logits",)
+
+  def __init__(self, num_items: int, top_k: int,
+               vocabulary_fingerprint: str = ""):
+    self.num_items = num_items
+    self.top_k = top_k
+    self.vocabulary_fingerprint = vocabulary_fingerprint
+
+  def input_signature(self) -> dict:
+    return {TOP_IDS: tf.TensorSpec([None, self.top_k], tf.int32),
+            TOP_SCORES: tf.TensorSpec([None, self.top_k], tf.float32)}
+
+  def card(self) -> dict:
+    return {"num_items": self.num_items,
+            "vocabulary_fingerprint": self.vocabulary_fingerprint}
+
+  def __call__(self, inputs: dict, labels=None) -> dict:
+    for key in (TOP_IDS, TOP_SCORES):
+      if key not in inputs:
+        raise ConfigError(f"CachedTeacher needs the feature {key!r}; read the "
+                          "data with tfdistill.distill.cache.cached_examples.")
+    return {"logits": scatter_top_k(inputs[TOP_IDS], inputs[TOP_SCORES],
+                                    self.num_items)}
+
+
+class TeacherEnsemble(TeacherSource):
+  """Several teachers combined into one signal.
+
+  Logits are combined as a weighted sum of the teachers' log-probabilities
+  (a weighted geometric mean of their distributions); embeddings and hidden
+  layers are concatenated; ratings are averaged with the same weights.
+
+  Args:
+    teachers: Models or `TeacherSource`s.
+    weights: Fixed weights (normalised); default equal.
+    weighting: "fixed", or "confidence": per example, teachers that give the
+      true target a higher probability get more weight
+      (softmax over teachers of -cross_entropy / confidence_temperature), as
+      in confidence-aware multi-teacher distillation.
+    confidence_temperature: Sharpness of the confidence weights.
+  """
+
+  def __init__(self, teachers: Sequence, weights: Optional[Sequence] = None,
+               weighting: str = "fixed", confidence_temperature: float = 1.0):
+    if len(teachers) < 2:
+      raise ConfigError("a TeacherEnsemble needs at least two teachers.")
+    if weighting not in ("fixed", "confidence"):
+      raise ConfigError(f"weighting must be 'fixed' or 'confidence', got "
+                        f"{weighting!r}.")
+    weights = list(weights) if weights is not None else [1.0] * len(teachers)
+    if len(weights) != len(teachers) or min(weights) < 0 or sum(weights) <= 0:
+      raise ConfigError(f"weights {weights} must be one non-negative number "
+                        "per teacher, not all zero.")
+    self.teachers = [as_teacher_source(t) for t in teachers]
+    self.weights = [w / sum(weights) for w in weights]
+    self.weighting = weighting
+    self.confidence_temperature = confidence_temperature
+    common = set(self.teachers[0].signal_names)
+    for teacher in self.teachers[1:]:
+      common &= set(teacher.signal_names)
+    self.signal_names = tuple(sorted(common))
+
+  def models(self) -> list:
+    return [m for t in self.teachers for m in t.models()]
+
+  def prepare(self) -> None:
+    for teacher in self.teachers:
+      teacher.prepare()
+
+  def input_signature(self) -> dict:
+    signature = {}
+    for teacher in self.teachers:
+      signature.update(teacher.input_signature())
+    return signature
+
+  def card(self) -> dict:
+    return self.teachers[0].card()
+
+  def _example_weights(self, log_probs: list, labels) -> tf.Tensor:
+    """[B, num_teachers] weights (rows sum to one)."""
+    fixed = tf.constant(self.weights, tf.float32)[tf.newaxis]
+    if self.weighting == "fixed" or labels is None:
+      return fixed
+    labels = tf.cast(tf.reshape(labels, [-1]), tf.int32)
+    target_log_probs = tf.stack([
+        tf.gather(lp, labels, batch_dims=1) for lp in log_probs], axis=-1)
+    return tf.nn.softmax(
+        tf.math.log(fixed) + target_log_probs / self.confidence_temperature,
+        axis=-1)
+
+  def __call__(self, inputs: dict, labels=None) -> dict:
+    outputs = [teacher(inputs, labels) for teacher in self.teachers]
+    signals = {}
+    weights = tf.constant(self.weights, tf.float32)[tf.newaxis]
+    if "logits" in self.signal_names:
+      log_probs = [tf.nn.log_softmax(o["logits"], -1) for o in outputs]
+      weights = self._example_weights(log_probs, labels)
+      mixed = tf.add_n([weights[:, i:i + 1] * lp
+                        for i, lp in enumerate(log_probs)])
+      known = tf.reduce_any(tf.stack([teacher_mask(o["logits"])
+                                      for o in outputs]), axis=0)
+      signals["logits"] = tf.where(known, mixed, MASKED_LOGIT)
+    for name in ("query_embedding", "hidden"):
+      if name in self.signal_names:
+        signals[name] = tf.concat([o[name] for o in outputs], axis=-1)
+    if "rating" in self.signal_names:
+      signals["rating"] = tf.add_n([weights[:, i:i + 1] * o["rating"]
+                                    for i, o in enumerate(outputs)])
+    return signals
+
+
+class TaskTeachers(TeacherSource):
+  """One teacher per signal, e.g. {"logits": retrieval, "rating": ranking}."""
+
+  def __init__(self, teachers: dict):
+    if not teachers:
+      raise ConfigError("TaskTeachers needs at least one signal -> teacher.")
+    self.teachers = {name: as_teacher_source(t) for name, t in
+                     teachers.items()}
+    for name, teacher in self.teachers.items():
+      if name not in teacher.signal_names:
+        raise ConfigError(f"the teacher for {name!r} provides only "
+                          f"{teacher.signal_names}.")
+    self.signal_names = tuple(self.teachers)
+
+  def models(self) -> list:
+    return [m for t in self.teachers.values() for m in t.models()]
+
+  def prepare(self) -> None:
+    for teacher in self.teachers.values():
+      teacher.prepare()
+
+  def input_signature(self) -> dict:
+    signature = {}
+    for teacher in self.teachers.values():
+      signature.update(teacher.input_signature())
+    return signature
+
+  def card(self) -> dict:
+    retrieval = self.teachers.get("logits")
+    return retrieval.card() if retrieval else {}
+
+  def __call__(self, inputs: dict, labels=None) -> dict:
+    signals = {}
+    for name, teacher in self.teachers.items():
+      task_labels = labels.get(name) if isinstance(labels, dict) else labels
+      signals[name] = teacher(inputs, task_labels)[name]
+    return signals
+
+
+def as_teacher_source(teacher) -> TeacherSource:
+  """A model becomes an `OnlineTeacher`; a list an ensemble; a dict tasks."""
+  if isinstance(teacher, TeacherSource):
+    return teacher
+  if isinstance(teacher, (list, tuple)):
+    return TeacherEnsemble(teacher)
+  if isinstance(teacher, dict):
+    return TaskTeachers(teacher)
+  if isinstance(teacher, tf_keras.Model):
+    return OnlineTeacher(teacher)
+  raise ConfigError(f"cannot use {type(teacher).__name__} as a teacher; pass "
+                    "a Keras model, a list of models or a TeacherSource.")

@@ -1,0 +1,1 @@
+"""Teachers (TFRS models) and students (small functional Keras models)."""

@@ -1,0 +1,110 @@
+"""Build teachers and students that fit a `PreparedData` (sizes, features)."""
+
+import dataclasses
+
+from tfdistill.data.prepare import PreparedData
+from tfdistill.errors import ConfigError
+from tfdistill.models.ranking import DCNRankingTeacher
+from tfdistill.models.ranking import MultiTaskTeacher
+from tfdistill.models.students import build_sequential_student
+from tfdistill.models.students import StudentConfig
+from tfdistill.models.teachers import NEGATIVES
+from tfdistill.models.teachers import SequentialRetrievalTeacher
+from tfdistill.models.teachers import TwoTowerRetrievalTeacher
+
+
+@dataclasses.dataclass(frozen=True)
+class TeacherConfig:
+  """Size and training objective of the sequential retrieval teacher.
+
+  Attributes:
+    embedding_dim: Item and query embedding size.
+    num_blocks, num_heads, ffn_dim, dropout: Transformer size.
+    negatives: "in_batch", "mixed" or "catalog" (see `RetrievalTeacher`).
+    num_extra_negatives: Uniform negatives per batch for "mixed".
+    sampling_bias_correction: logQ correction for sampled negatives.
+    temperature: Softmax temperature of the retrieval task.
+  """
+  embedding_dim: int = 128
+  num_blocks: int = 2
+  num_heads: int = 4
+  ffn_dim: int = 256
+  dropout: float = 0.2
+  negatives: str = "catalog"
+  num_extra_negatives: int = 256
+  sampling_bias_correction: bool = True
+  temperature: float = 1.0
+
+  def __post_init__(self):
+    if self.negatives not in NEGATIVES:
+      raise ConfigError(f"unknown negatives {self.negatives!r}; choose one of "
+                        f"{NEGATIVES}.")
+    if self.embedding_dim % self.num_heads:
+      raise ConfigError(f"embedding_dim {self.embedding_dim} must be divisible "
+                        f"by num_heads {self.num_heads}.")
+
+
+def _feature_sizes(prepared: PreparedData) -> dict:
+  return dict(num_genres=len(prepared.genres),
+              num_title_tokens=len(prepared.title_tokens),
+              max_genres=prepared.item_genres.shape[1],
+              max_title_tokens=prepared.item_title.shape[1],
+              vocabulary_fingerprint=prepared.items.fingerprint)
+
+
+def _with_item_data(model, prepared: PreparedData):
+  model.set_item_data(prepared.item_genres, prepared.item_title,
+                      prepared.item_popularity())
+  return model
+
+
+def build_sequential_teacher(prepared: PreparedData, context_length: int,
+                             config: TeacherConfig = TeacherConfig(),
+                             name: str = "teacher"
+                            ) -> SequentialRetrievalTeacher:
+  """The self-attention teacher, with the data's item features loaded."""
+  return _with_item_data(SequentialRetrievalTeacher(
+      prepared.num_items, context_length, num_blocks=config.num_blocks,
+      num_heads=config.num_heads, ffn_dim=config.ffn_dim,
+      dropout=config.dropout, embedding_dim=config.embedding_dim,
+      negatives=config.negatives,
+      num_extra_negatives=config.num_extra_negatives,
+      sampling_bias_correction=config.sampling_bias_correction,
+      temperature=config.temperature, name=name,
+      **_feature_sizes(prepared)), prepared)
+
+
+def build_two_tower_teacher(prepared: PreparedData, context_length: int,
+                            embedding_dim: int = 64,
+                            negatives: str = "in_batch",
+                            name: str = "two_tower_teacher"
+                           ) -> TwoTowerRetrievalTeacher:
+  return _with_item_data(TwoTowerRetrievalTeacher(
+      prepared.num_items, prepared.num_users, context_length,
+      embedding_dim=embedding_dim, negatives=negatives, name=name,
+      **_feature_sizes(prepared)), prepared)
+
+
+def build_ranking_teacher(prepared: PreparedData, embedding_dim: int = 32,
+                          name: str = "ranking_teacher") -> DCNRankingTeacher:
+  return _with_item_data(DCNRankingTeacher(
+      prepared.num_users, prepared.num_items, embedding_dim=embedding_dim,
+      name=name, **_feature_sizes(prepared)), prepared)
+
+
+def build_multitask_teacher(prepared: PreparedData, context_length: int,
+                            embedding_dim: int = 64,
+                            name: str = "multitask_teacher"
+                           ) -> MultiTaskTeacher:
+  return _with_item_data(MultiTaskTeacher(
+      prepared.num_items, prepared.num_users, context_length,
+      embedding_dim=embedding_dim, name=name, **_feature_sizes(prepared)),
+                         prepared)
+
+
+def build_student(prepared: PreparedData, context_length: int,
+                  config: StudentConfig = StudentConfig(),
+                  name: str = "student"):
+  """A sequential student sized for the data's catalog and vocabulary."""
+  return build_sequential_student(prepared.num_items, context_length, config,
+                                  prepared.items.fingerprint, name=name)

@@ -1,0 +1,167 @@
+"""Saving and loading teachers and students, and describing them.
+
+A saved model is a folder with `tfdistill_model.json` (what it is, its
+parameter count, catalog size and vocabulary fingerprint) and either
+`model.keras` (functional students) or `config.json` + a weights checkpoint
+(subclassed TFRS teachers). Writes go to a temporary folder that is renamed
+into place, so an interrupted save never leaves a half-written model.
+"""
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from typing import Optional
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_model_optimization as tfmot
+import tf_keras
+
+from tfdistill.errors import ModelError
+# Imported for their Keras registrations, needed when loading.
+from tfdistill.models import embeddings  # pylint: disable=unused-import
+from tfdistill.models import layers  # pylint: disable=unused-import
+from tfdistill.models import ranking  # pylint: disable=unused-import
+from tfdistill.models import students  # pylint: disable=unused-import
+from tfdistill.models import teachers  # pylint: disable=unused-import
+
+MODEL_FILE = "tfdistill_model.json"
+_KERAS_FILE = "model.keras"
+_CONFIG_FILE = "config.json"
+_WEIGHTS = os.path.join("weights", "checkpoint")
+
+
+def is_functional(model) -> bool:
+  return isinstance(model, tf_keras.Model) and getattr(
+      model, "_is_graph_network", False)
+
+
+def count_parameters(model) -> int:
+  """Number of trainable parameters (feature tables are not counted)."""
+  return int(sum(np.prod(w.shape) for w in model.trainable_weights))
+
+
+def _catalog_layer(model):
+  for layer in model.layers if is_functional(model) else []:
+    if getattr(layer, "vocabulary_fingerprint", None) is not None and hasattr(
+        layer, "num_items"):
+      return layer
+  return None
+
+
+def model_card(model) -> dict:
+  """What a model is: class, parameters, catalog size, vocabulary, inputs."""
+  card = {"class_name": type(model).__name__, "name": model.name,
+          "parameters": count_parameters(model)}
+  source = _catalog_layer(model) or model
+  for key in ("num_items", "vocabulary_fingerprint", "context_length"):
+    if getattr(source, key, None) is not None:
+      card[key] = getattr(source, key)
+  if is_functional(model):
+    card["inputs"] = {t.name.split(":")[0]: t.shape.as_list()[1:]
+                      for t in model.inputs}
+    card["context_length"] = card["inputs"].get("context", [None])[0]
+  return card
+
+
+def input_signature(model) -> dict:
+  """{input name: tf.TensorSpec} for teachers and functional students."""
+  if is_functional(model):
+    return {t.name.split(":")[0]: tf.TensorSpec(t.shape, t.dtype)
+            for t in model.inputs}
+  signature = getattr(model, "input_signature", None)
+  if signature is None:
+    raise ModelError(f"{type(model).__name__} declares no input_signature; "
+                     "teachers must define one (see RetrievalTeacher).")
+  return signature
+
+
+def dummy_inputs(signature: dict, batch_size: int = 2) -> dict:
+  """Zeros (padding ids) of the right shapes and dtypes."""
+  return {name: tf.zeros([batch_size] + spec.shape.as_list()[1:], spec.dtype)
+          for name, spec in signature.items()}
+
+
+@contextlib.contextmanager
+def _tfmot_scopes():
+  """Pruning and QAT wrappers must be known while loading such models."""
+  with tfmot.sparsity.keras.prune_scope(), \
+      tfmot.quantization.keras.quantize_scope():
+    yield
+
+
+def save_model(model, directory: str, overwrite: bool = False,
+               metadata: Optional[dict] = None) -> str:
+  """Saves a teacher or student to `directory` atomically.
+
+  Args:
+    model: A functional student or a registered subclassed teacher.
+    directory: Target folder; must not exist unless `overwrite`.
+    overwrite: Replace an existing folder.
+    metadata: Extra JSON-serializable facts stored in tfdistill_model.json.
+
+  Returns:
+    The directory.
+  """
+  if os.path.exists(directory) and not overwrite:
+    raise ModelError(f"{directory} already exists; pass overwrite=True "
+                     "(--overwrite or --force) to replace it.")
+  parent = os.path.dirname(os.path.abspath(directory))
+  os.makedirs(parent, exist_ok=True)
+  staging = tempfile.mkdtemp(prefix=".model-", dir=parent)
+  try:
+    card = dict(model_card(model), **(metadata or {}))
+    if is_functional(model):
+      card["format"] = "keras"
+      model.save(os.path.join(staging, _KERAS_FILE))
+    else:
+      card["format"] = "config+checkpoint"
+      card["registered_name"] = tf_keras.saving.get_registered_name(
+          type(model))
+      with open(os.path.join(staging, _CONFIG_FILE), "w") as f:
+        json.dump(model.get_config(), f, indent=2)
+      model.save_weights(os.path.join(staging, _WEIGHTS))
+    with open(os.path.join(staging, MODEL_FILE), "w") as f:
+      json.dump(card, f, indent=2, default=str)
+    if os.path.exists(directory):
+      shutil.rmtree(directory)
+    os.replace(staging, directory)
+  except BaseException:
+    shutil.rmtree(staging, ignore_errors=True)
+    raise
+  return directory
+
+
+def read_model_card(directory: str) -> dict:
+  path = os.path.join(directory, MODEL_FILE)
+  if not os.path.isfile(path):
+    raise ModelError(f"{directory} holds no tfdistill model (no {MODEL_FILE});"
+                     " pass a folder written by save_model or by a tfdistill "
+                     "command (e.g. <run>/student_kd/model).")
+  with open(path) as f:
+    return json.load(f)
+
+
+def load_model(directory: str):
+  """Loads a model saved by `save_model`.
+
+  Raises:
+    ModelError: if the folder holds no tfdistill model.
+  """
+  card = read_model_card(directory)
+  if card["format"] == "keras":
+    with _tfmot_scopes():
+      return tf_keras.models.load_model(os.path.join(directory, _KERAS_FILE),
+                                        compile=False)
+  cls = tf_keras.saving.get_registered_object(card["registered_name"])
+  if cls is None:
+    raise ModelError(f"{directory}: unknown model class "
+                     f"{card['registered_name']!r}.")
+  with open(os.path.join(directory, _CONFIG_FILE)) as f:
+    model = cls.from_config(json.load(f))
+  model(dummy_inputs(model.input_signature), training=False)
+  status = model.load_weights(os.path.join(directory, _WEIGHTS))
+  status.assert_existing_objects_matched()
+  return model

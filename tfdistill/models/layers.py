@@ -1,0 +1,183 @@
+"""Keras layers shared by teachers and students.
+
+Every layer is registered with Keras under the "tfdistill" package and
+implements `get_config`, so models that use them save and load.
+"""
+
+import tensorflow as tf
+import tf_keras
+
+_register = tf_keras.saving.register_keras_serializable(package="tfdistill")
+
+
+@_register
+class MaskedMean(tf_keras.layers.Layer):
+  """Mean of embeddings over positions whose id is not padding (0).
+
+  Call with `[embeddings [B, L, d], ids [B, L]]`; returns [B, d]. Rows with
+  only padding give zeros.
+  """
+
+  def call(self, inputs):
+    embeddings, ids = inputs
+    mask = tf.cast(tf.not_equal(ids, 0), embeddings.dtype)[..., tf.newaxis]
+    total = tf.reduce_sum(embeddings * mask, axis=-2)
+    return total / tf.maximum(tf.reduce_sum(mask, axis=-2), 1.0)
+
+
+@_register
+class PositionWeightedMean(tf_keras.layers.Layer):
+  """Order-aware bag of items: a learned softmax weight per position.
+
+  A plain mean forgets which item came last; one weight per position (L
+  parameters) lets the model lean on the most recent items.
+  """
+
+  def build(self, input_shape):
+    length = input_shape[0][-2]
+    self.position_logits = self.add_weight(
+        name="position_logits", shape=(length,), initializer="zeros")
+    super().build(input_shape)
+
+  def call(self, inputs):
+    embeddings, ids = inputs
+    logits = tf.where(tf.not_equal(ids, 0), self.position_logits[tf.newaxis],
+                      tf.fill(tf.shape(ids), -1e4))
+    weights = tf.nn.softmax(logits, axis=-1)[..., tf.newaxis]
+    # An all-padding row gets uniform weights over zero-padding embeddings.
+    return tf.reduce_sum(embeddings * weights, axis=-2)
+
+
+@_register
+class PositionEmbedding(tf_keras.layers.Layer):
+  """Adds a learned embedding per position to [B, L, d] inputs."""
+
+  def build(self, input_shape):
+    self.positions = self.add_weight(
+        name="positions", shape=input_shape[-2:],
+        initializer=tf_keras.initializers.RandomNormal(stddev=0.02))
+    super().build(input_shape)
+
+  def call(self, inputs):
+    return inputs + self.positions[tf.newaxis]
+
+
+@_register
+class TransformerBlock(tf_keras.layers.Layer):
+  """Pre-norm self-attention block over a padded item sequence."""
+
+  def __init__(self, num_heads: int, ffn_dim: int, dropout: float = 0.1,
+               **kwargs):
+    super().__init__(**kwargs)
+    self.num_heads = num_heads
+    self.ffn_dim = ffn_dim
+    self.dropout = dropout
+
+  def build(self, input_shape):
+    dim = input_shape[0][-1]
+    self.attention = tf_keras.layers.MultiHeadAttention(
+        self.num_heads, key_dim=dim // self.num_heads, dropout=self.dropout)
+    self.norm_attention = tf_keras.layers.LayerNormalization(epsilon=1e-6)
+    self.norm_ffn = tf_keras.layers.LayerNormalization(epsilon=1e-6)
+    self.ffn_in = tf_keras.layers.Dense(self.ffn_dim, activation="gelu")
+    self.ffn_out = tf_keras.layers.Dense(dim)
+    self.drop = tf_keras.layers.Dropout(self.dropout)
+    super().build(input_shape)
+
+  def call(self, inputs, training=False):
+    x, ids = inputs
+    keep = tf.not_equal(ids, 0)
+    mask = tf.logical_and(keep[:, tf.newaxis, :], keep[:, :, tf.newaxis])
+    h = self.norm_attention(x)
+    x = x + self.drop(self.attention(h, h, attention_mask=mask,
+                                     training=training), training=training)
+    h = self.norm_ffn(x)
+    return x + self.drop(self.ffn_out(self.ffn_in(h)), training=training)
+
+  def get_config(self):
+    return dict(super().get_config(), num_heads=self.num_heads,
+                ffn_dim=self.ffn_dim, dropout=self.dropout)
+
+
+@_register
+class ContextAndCatalogIds(tf_keras.layers.Layer):
+  """Context ids [B, L] -> one id vector: the context, then the whole catalog.
+
+  The item embedding is then looked up once for both the context and the
+  catalog, so a tied table is stored once even in quantized TFLite models
+  (two separate lookups get two differently quantized copies).
+  """
+
+  def __init__(self, num_items: int, **kwargs):
+    super().__init__(**kwargs)
+    self.num_items = num_items
+
+  def call(self, context):
+    return tf.concat([tf.reshape(context, [-1]),
+                      tf.range(self.num_items, dtype=context.dtype)], axis=0)
+
+  def get_config(self):
+    return dict(super().get_config(), num_items=self.num_items)
+
+
+@_register
+class SplitContextAndCatalog(tf_keras.layers.Layer):
+  """Splits looked-up rows back into context [B, L, d] and catalog [N, d]."""
+
+  def __init__(self, num_items: int, **kwargs):
+    super().__init__(**kwargs)
+    self.num_items = num_items
+
+  def call(self, inputs):
+    rows, context = inputs
+    split = tf.shape(rows)[0] - self.num_items
+    shape = tf.concat([tf.shape(context), tf.shape(rows)[-1:]], axis=0)
+    return tf.reshape(rows[:split], shape), rows[split:]
+
+  def get_config(self):
+    return dict(super().get_config(), num_items=self.num_items)
+
+
+@_register
+class CatalogScores(tf_keras.layers.Layer):
+  """Dot-product scores of queries [B, d] against the catalog [N, d].
+
+  Also carries the identity of the item vocabulary (`vocabulary_fingerprint`)
+  so that a teacher and a student built for different vocabularies are caught
+  before distillation starts.
+  """
+
+  def __init__(self, num_items: int, vocabulary_fingerprint: str = "",
+               **kwargs):
+    super().__init__(**kwargs)
+    self.num_items = num_items
+    self.vocabulary_fingerprint = vocabulary_fingerprint
+
+  def call(self, inputs):
+    queries, catalog = inputs
+    return tf.matmul(queries, catalog, transpose_b=True)
+
+  def get_config(self):
+    return dict(super().get_config(), num_items=self.num_items,
+                vocabulary_fingerprint=self.vocabulary_fingerprint)
+
+
+@_register
+class MaskedBag(tf_keras.layers.Layer):
+  """Embeds padded id lists [..., M] and averages the non-padding entries."""
+
+  def __init__(self, vocabulary_size: int, embedding_dim: int, **kwargs):
+    super().__init__(**kwargs)
+    self.vocabulary_size = vocabulary_size
+    self.embedding_dim = embedding_dim
+    self.embedding = tf_keras.layers.Embedding(vocabulary_size, embedding_dim)
+
+  def call(self, ids):
+    vectors = self.embedding(ids)
+    mask = tf.cast(tf.not_equal(ids, 0), vectors.dtype)[..., tf.newaxis]
+    return tf.reduce_sum(vectors * mask, axis=-2) / tf.maximum(
+        tf.reduce_sum(mask, axis=-2), 1.0)
+
+  def get_config(self):
+    return dict(super().get_config(), vocabulary_size=self.vocabulary_size,
+                embedding_dim=self.embedding_dim)

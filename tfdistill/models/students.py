@@ -1,0 +1,207 @@
+"""Small, on-device shaped students as functional Keras models.
+
+Students are functional (not subclassed) so that TF Model Optimization can
+clone them layer by layer for pruning and quantization-aware training, and so
+that they save, load and convert to TFLite without custom code.
+
+Layer names are part of the contract with the Distiller:
+
+* "hidden": the encoder's hidden representation (hint distillation);
+* "query_embedding": the query vector scored against the catalog
+  (contrastive alignment);
+* "logits": scores over the whole catalog (retrieval students);
+* "rating": predicted rating (ranking students).
+"""
+
+import dataclasses
+
+import tensorflow as tf
+import tf_keras
+
+from tfdistill.data.examples import CONTEXT
+from tfdistill.errors import ConfigError
+from tfdistill.models.embeddings import EmbeddingConfig
+from tfdistill.models.embeddings import item_embedding
+from tfdistill.models.layers import CatalogScores
+from tfdistill.models.layers import ContextAndCatalogIds
+from tfdistill.models.layers import PositionWeightedMean
+from tfdistill.models.layers import SplitContextAndCatalog
+
+_register = tf_keras.saving.register_keras_serializable(package="tfdistill")
+ENCODERS = ("mean", "cnn", "gru")
+
+
+@dataclasses.dataclass(frozen=True)
+class StudentConfig:
+  """Architecture of a sequential student.
+
+  Attributes:
+    encoder: "mean" (position-weighted bag of items), "cnn" (1-D convolution
+      over the sequence) or "gru" (recurrent).
+    embedding_dim: Size of item and query embeddings.
+    hidden_dim: Size of the encoder's hidden layer.
+    embedding: The item table (full, low-rank, hashing, quotient-remainder).
+    dropout: Dropout before the query projection.
+  """
+  encoder: str = "mean"
+  embedding_dim: int = 32
+  hidden_dim: int = 64
+  embedding: EmbeddingConfig = EmbeddingConfig()
+  dropout: float = 0.1
+
+  def __post_init__(self):
+    if self.encoder not in ENCODERS:
+      raise ConfigError(f"unknown student encoder {self.encoder!r}; choose one "
+                        f"of {ENCODERS}.")
+    if self.embedding_dim < 1 or self.hidden_dim < 1:
+      raise ConfigError("embedding_dim and hidden_dim must be positive.")
+    if not 0.0 <= self.dropout < 1.0:
+      raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}.")
+
+  def to_json(self) -> dict:
+    return dataclasses.asdict(self)
+
+  @classmethod
+  def from_json(cls, values: dict) -> "StudentConfig":
+    values = dict(values)
+    values["embedding"] = EmbeddingConfig(**values.get("embedding", {}))
+    return cls(**values)
+
+
+@_register
+class ZeroPadding(tf_keras.layers.Layer):
+  """Zeroes the vectors at padding positions (id 0) of [B, L, d]."""
+
+  def call(self, inputs):
+    vectors, ids = inputs
+    return vectors * tf.cast(tf.not_equal(ids, 0), vectors.dtype)[..., None]
+
+
+def _encode_context(config: StudentConfig, context_vectors, context):
+  """The sequence encoder; returns the "hidden" layer's output [B, h]."""
+  if config.encoder == "mean":
+    pooled = PositionWeightedMean(name="pool")([context_vectors, context])
+  else:
+    vectors = ZeroPadding(name="zero_padding")([context_vectors, context])
+    if config.encoder == "cnn":
+      conv = tf_keras.layers.Conv1D(config.hidden_dim, 3, padding="same",
+                                    activation="relu", name="conv")(vectors)
+      pooled = tf_keras.layers.GlobalMaxPooling1D(name="pool")(conv)
+    else:
+      # Unrolled so that TFLite gets a static graph (no while loop).
+      pooled = tf_keras.layers.GRU(config.hidden_dim, unroll=True,
+                                   name="gru")(vectors)
+  return tf_keras.layers.Dense(config.hidden_dim, activation="relu",
+                               name="hidden")(pooled)
+
+
+def _query(config: StudentConfig, hidden):
+  dropped = tf_keras.layers.Dropout(config.dropout, name="dropout")(hidden)
+  return tf_keras.layers.Dense(config.embedding_dim,
+                               name="query_embedding")(dropped)
+
+
+def build_sequential_student(num_items: int, context_length: int,
+                             config: StudentConfig = StudentConfig(),
+                             vocabulary_fingerprint: str = "",
+                             name: str = "student") -> tf_keras.Model:
+  """Builds a next-item student: recent items [B, L] -> logits [B, N].
+
+  The item table is tied: the same vectors embed the context and score the
+  catalog, which halves the parameters of an on-device model.
+
+  Args:
+    num_items: Catalog size including padding and OOV (score columns).
+    context_length: L, number of recent items.
+    config: Architecture.
+    vocabulary_fingerprint: `PreparedData.items.fingerprint`, checked against
+      the teacher's before distillation.
+    name: Model name.
+
+  Returns:
+    A functional `tf_keras.Model` taking {"context": int32 [B, L]}.
+
+  Example:
+    >>> student = build_sequential_student(prepared.num_items, 20,
+    ...                                    StudentConfig(encoder="gru"))
+    >>> student.count_params()
+  """
+  context = tf_keras.Input((context_length,), dtype=tf.int32, name=CONTEXT)
+  ids = ContextAndCatalogIds(num_items, name="context_and_catalog")(context)
+  rows = item_embedding(config.embedding, num_items, config.embedding_dim)(ids)
+  context_vectors, catalog = SplitContextAndCatalog(
+      num_items, name="split_context_and_catalog")([rows, context])
+  hidden = _encode_context(config, context_vectors, context)
+  logits = CatalogScores(num_items, vocabulary_fingerprint, name="logits")(
+      [_query(config, hidden), catalog])
+  return tf_keras.Model({CONTEXT: context}, logits, name=name)
+
+
+def build_two_tower_student(num_items: int, num_users: int,
+                            context_length: int,
+                            config: StudentConfig = StudentConfig(),
+                            vocabulary_fingerprint: str = "",
+                            name: str = "two_tower_student") -> tf_keras.Model:
+  """A small two-tower: (user id, recent items) -> logits over the catalog."""
+  user = tf_keras.Input((), dtype=tf.int32, name="user")
+  context = tf_keras.Input((context_length,), dtype=tf.int32, name=CONTEXT)
+  ids = ContextAndCatalogIds(num_items, name="context_and_catalog")(context)
+  rows = item_embedding(config.embedding, num_items, config.embedding_dim)(ids)
+  context_vectors, catalog = SplitContextAndCatalog(
+      num_items, name="split_context_and_catalog")([rows, context])
+  user_vector = tf_keras.layers.Embedding(
+      num_users, config.embedding_dim, name="user_embedding")(user)
+  pooled = PositionWeightedMean(name="pool")([context_vectors, context])
+  hidden = tf_keras.layers.Dense(config.hidden_dim, activation="relu",
+                                 name="hidden")(
+                                     tf_keras.layers.Concatenate()(
+                                         [user_vector, pooled]))
+  logits = CatalogScores(num_items, vocabulary_fingerprint, name="logits")(
+      [_query(config, hidden), catalog])
+  return tf_keras.Model({"user": user, CONTEXT: context}, logits, name=name)
+
+
+def build_ranking_student(num_users: int, num_items: int,
+                          embedding_dim: int = 16, hidden_dim: int = 32,
+                          name: str = "ranking_student") -> tf_keras.Model:
+  """A small ranking MLP: (user id, item id) -> predicted rating [B, 1]."""
+  user = tf_keras.Input((), dtype=tf.int32, name="user")
+  item = tf_keras.Input((), dtype=tf.int32, name="item")
+  vectors = tf_keras.layers.Concatenate()([
+      tf_keras.layers.Embedding(num_users, embedding_dim,
+                                name="user_embedding")(user),
+      tf_keras.layers.Embedding(num_items, embedding_dim,
+                                name="item_embedding")(item)])
+  hidden = tf_keras.layers.Dense(hidden_dim, activation="relu",
+                                 name="hidden")(vectors)
+  rating = tf_keras.layers.Dense(1, name="rating")(hidden)
+  return tf_keras.Model({"user": user, "item": item}, rating, name=name)
+
+
+def build_multitask_student(num_items: int, context_length: int,
+                            config: StudentConfig = StudentConfig(),
+                            vocabulary_fingerprint: str = "",
+                            name: str = "multitask_student") -> tf_keras.Model:
+  """One student for two tasks: next-item logits and the rating of an item.
+
+  Inputs {"context": [B, L], "item": [B]}; outputs {"logits": [B, N],
+  "rating": [B, 1]}. Both heads share the item table and the sequence encoder.
+  """
+  context = tf_keras.Input((context_length,), dtype=tf.int32, name=CONTEXT)
+  item = tf_keras.Input((), dtype=tf.int32, name="item")
+  table = item_embedding(config.embedding, num_items, config.embedding_dim)
+  rows = table(ContextAndCatalogIds(num_items, name="context_and_catalog")(
+      context))
+  context_vectors, catalog = SplitContextAndCatalog(
+      num_items, name="split_context_and_catalog")([rows, context])
+  hidden = _encode_context(config, context_vectors, context)
+  query = _query(config, hidden)
+  logits = CatalogScores(num_items, vocabulary_fingerprint, name="logits")(
+      [query, catalog])
+  pair = tf_keras.layers.Concatenate(name="query_and_item")([query,
+                                                             table(item)])
+  rating_hidden = tf_keras.layers.Dense(config.hidden_dim, activation="relu",
+                                        name="rating_hidden")(pair)
+  rating = tf_keras.layers.Dense(1, name="rating")(rating_hidden)
+  return tf_keras.Model({CONTEXT: context, "item": item},
+                        {"logits": logits, "rating": rating}, name=name)

@@ -1,0 +1,285 @@
+"""Large retrieval teachers: TFRS models trained with `tfrs.tasks.Retrieval`.
+
+Teachers expose, besides `call` (logits over the catalog) and TFRS's
+`compute_loss`, what distillation needs:
+
+* `query_signals(inputs, training)` -> {"query_embedding", "hidden"};
+* `catalog_embeddings(training)` -> [num_items, d], computed once by the
+  Distiller for a frozen teacher instead of at every step;
+* `input_signature`, `num_items` and `vocabulary_fingerprint` for the
+  compatibility checks made before distillation starts.
+"""
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_recommenders as tfrs
+import tf_keras
+
+from tfdistill.data.examples import CONTEXT
+from tfdistill.data.vocab import NUM_RESERVED
+from tfdistill.errors import ConfigError
+from tfdistill.models.features import ItemContentEncoder
+from tfdistill.models.layers import MaskedBag
+from tfdistill.models.layers import PositionEmbedding
+from tfdistill.models.layers import TransformerBlock
+
+_register = tf_keras.saving.register_keras_serializable(package="tfdistill")
+NEGATIVES = ("in_batch", "mixed", "catalog")
+
+
+def features_and_labels(inputs, label_key: str):
+  """(features, labels) from a batch that is a pair or a feature dict."""
+  if isinstance(inputs, (tuple, list)):
+    return inputs[0], inputs[1]
+  return inputs, inputs[label_key]
+
+
+class RetrievalTeacher(tfrs.Model):
+  """Shared machinery: item tower, retrieval task and catalog scoring.
+
+  Subclasses implement `query_signals` and `input_signature`.
+
+  Args:
+    num_items: Catalog size including padding and OOV.
+    embedding_dim: Size of item and query embeddings.
+    num_genres, num_title_tokens, max_genres, max_title_tokens: Sizes of the
+      item content features (see `PreparedData`).
+    negatives: "in_batch" (other targets in the batch; TFRS's default),
+      "mixed" (in-batch plus `num_extra_negatives` uniform items) or "catalog"
+      (exact softmax over the whole catalog).
+    num_extra_negatives: Uniform negatives per batch for "mixed".
+    sampling_bias_correction: Subtract log sampling probability from sampled
+      negatives' logits ("in_batch" and "mixed").
+    temperature: Softmax temperature of the retrieval task.
+    vocabulary_fingerprint: Identity of the item vocabulary.
+  """
+
+  signal_names = ("logits", "query_embedding", "hidden")
+
+  def __init__(self, num_items: int, embedding_dim: int = 128,
+               num_genres: int = 2, num_title_tokens: int = 2,
+               max_genres: int = 4, max_title_tokens: int = 8,
+               negatives: str = "in_batch", num_extra_negatives: int = 0,
+               sampling_bias_correction: bool = True,
+               temperature: float = 1.0, vocabulary_fingerprint: str = "",
+               **kwargs):
+    super().__init__(**kwargs)
+    if negatives not in NEGATIVES:
+      raise ConfigError(f"unknown negatives {negatives!r}; choose one of "
+                        f"{NEGATIVES}.")
+    self.num_items = num_items
+    self.embedding_dim = embedding_dim
+    self.negatives = negatives
+    self.num_extra_negatives = num_extra_negatives
+    self.sampling_bias_correction = sampling_bias_correction
+    self.temperature = temperature
+    self.vocabulary_fingerprint = vocabulary_fingerprint
+    self._feature_sizes = dict(num_genres=num_genres,
+                               num_title_tokens=num_title_tokens,
+                               max_genres=max_genres,
+                               max_title_tokens=max_title_tokens)
+    self.item_encoder = ItemContentEncoder(num_items, embedding_dim,
+                                           name="item_encoder",
+                                           **self._feature_sizes)
+    self.item_encoder.build(None)
+    self.item_probability = self.add_weight(
+        name="item_probability", shape=(num_items,), trainable=False,
+        initializer=tf_keras.initializers.Constant(1.0 / num_items))
+    self.retrieval = tfrs.tasks.Retrieval(
+        loss=tf_keras.losses.CategoricalCrossentropy(
+            from_logits=True, reduction=tf_keras.losses.Reduction.NONE),
+        temperature=temperature, remove_accidental_hits=True,
+        name="retrieval")
+
+  def set_item_data(self, item_genres: np.ndarray, item_title: np.ndarray,
+                    item_counts: np.ndarray) -> None:
+    """Loads item content features and training popularity (for logQ)."""
+    self.item_encoder.set_features(item_genres, item_title)
+    counts = np.asarray(item_counts, np.float64) + 1.0  # smoothed
+    counts[:NUM_RESERVED] = 1.0
+    self.item_probability.assign((counts / counts.sum()).astype(np.float32))
+
+  def catalog_embeddings(self, training: bool = False) -> tf.Tensor:
+    return self.item_encoder(tf.range(self.num_items), training=training)
+
+  def query_signals(self, inputs, training: bool = False) -> dict:
+    raise NotImplementedError
+
+  def distillation_signals(self, inputs, training: bool = False,
+                           catalog=None) -> dict:
+    """{"logits", "query_embedding", "hidden"} for a batch of inputs."""
+    signals = dict(self.query_signals(inputs, training=training))
+    if catalog is None:
+      catalog = self.catalog_embeddings(training=training)
+    signals["logits"] = tf.matmul(signals["query_embedding"], catalog,
+                                  transpose_b=True)
+    return signals
+
+  def call(self, inputs, training=False):
+    return self.distillation_signals(inputs, training=training)["logits"]
+
+  def retrieval_loss(self, queries, targets, training: bool) -> tf.Tensor:
+    """TFRS retrieval loss of queries against their target items.
+
+    Per-example losses averaged over the global batch, so that training is
+    correct under any `tf.distribute` strategy.
+    """
+    targets = tf.cast(targets, tf.int32)
+    positives = self.item_encoder(targets, training=training)
+    batch = tf.shape(queries)[0]
+    if self.negatives == "catalog":
+      # Candidates are the targets (diagonal positives) and the catalog; the
+      # mask hides other rows' targets and the reserved ids, and TFRS removes
+      # each target's own catalog copy as an accidental hit: an exact
+      # softmax over the catalog.
+      catalog = self.catalog_embeddings(training=training)
+      ids = tf.concat([targets, tf.range(self.num_items)], 0)
+      reserved = tf.range(self.num_items) >= NUM_RESERVED
+      mask = tf.concat([
+          tf.cast(tf.eye(batch), tf.bool),
+          tf.tile(reserved[tf.newaxis], [batch, 1])], axis=1)
+      return tf.nn.compute_average_loss(self.retrieval(
+          queries, tf.concat([positives, catalog], 0), candidate_ids=ids,
+          score_mask=mask, compute_metrics=False))
+    candidates, ids = positives, targets
+    probability = tf.gather(self.item_probability, targets) * tf.cast(
+        batch, tf.float32)
+    if self.negatives == "mixed" and self.num_extra_negatives:
+      extra = tf.random.uniform([self.num_extra_negatives], NUM_RESERVED,
+                                self.num_items, dtype=tf.int32)
+      candidates = tf.concat([candidates, self.item_encoder(
+          extra, training=training)], 0)
+      ids = tf.concat([ids, extra], 0)
+      uniform = self.num_extra_negatives / (self.num_items - NUM_RESERVED)
+      probability = tf.concat([probability, tf.fill(
+          [self.num_extra_negatives], uniform)], 0)
+    return tf.nn.compute_average_loss(self.retrieval(
+        queries, candidates, candidate_ids=ids,
+        candidate_sampling_probability=(
+            probability if self.sampling_bias_correction else None),
+        compute_metrics=False))
+
+  def get_config(self):
+    return dict(num_items=self.num_items, embedding_dim=self.embedding_dim,
+                negatives=self.negatives,
+                num_extra_negatives=self.num_extra_negatives,
+                sampling_bias_correction=self.sampling_bias_correction,
+                temperature=self.temperature,
+                vocabulary_fingerprint=self.vocabulary_fingerprint,
+                name=self.name, **self._feature_sizes)
+
+  @classmethod
+  def from_config(cls, config):
+    return cls(**config)
+
+
+@_register
+class SequentialRetrievalTeacher(RetrievalTeacher):
+  """The large model: self-attention over recent items plus item content.
+
+  Inputs {"context": int32 [B, L]} (left-padded, most recent last). Trained on
+  `sequence_examples` with `tfrs.tasks.Retrieval`.
+
+  Args:
+    context_length: L.
+    num_blocks, num_heads, ffn_dim, dropout: Transformer size.
+    **kwargs: See `RetrievalTeacher`.
+
+  Example:
+    >>> teacher = SequentialRetrievalTeacher(prepared.num_items, 20,
+    ...     num_genres=len(prepared.genres),
+    ...     num_title_tokens=len(prepared.title_tokens))
+    >>> teacher.set_item_data(prepared.item_genres, prepared.item_title,
+    ...                       prepared.item_popularity())
+    >>> teacher.compile(tf_keras.optimizers.Adam(1e-3))
+    >>> teacher.fit(sequence_examples(prepared, batch_size=256), epochs=5)
+  """
+
+  def __init__(self, num_items: int, context_length: int,
+               num_blocks: int = 2, num_heads: int = 4, ffn_dim: int = 256,
+               dropout: float = 0.2, **kwargs):
+    super().__init__(num_items, **kwargs)
+    self.context_length = context_length
+    self.num_blocks = num_blocks
+    self.num_heads = num_heads
+    self.ffn_dim = ffn_dim
+    self.dropout = dropout
+    self.positions = PositionEmbedding(name="positions")
+    self.input_dropout = tf_keras.layers.Dropout(dropout)
+    self.blocks = [TransformerBlock(num_heads, ffn_dim, dropout,
+                                    name=f"block_{i}")
+                   for i in range(num_blocks)]
+    self.output_norm = tf_keras.layers.LayerNormalization(epsilon=1e-6)
+    self.query_projection = tf_keras.layers.Dense(self.embedding_dim,
+                                                  name="query_projection")
+
+  @property
+  def input_signature(self) -> dict:
+    return {CONTEXT: tf.TensorSpec([None, self.context_length], tf.int32)}
+
+  def query_signals(self, inputs, training: bool = False) -> dict:
+    context = tf.cast(inputs[CONTEXT], tf.int32)
+    x = self.item_encoder(context, training=training)
+    x = self.input_dropout(self.positions(x), training=training)
+    for block in self.blocks:
+      x = block([x, context], training=training)
+    # Left padding puts the most recent item in the last position.
+    hidden = self.output_norm(x[:, -1])
+    return {"hidden": hidden,
+            "query_embedding": self.query_projection(hidden)}
+
+  def compute_loss(self, inputs, training: bool = False) -> tf.Tensor:
+    features, targets = features_and_labels(inputs, "item")
+    queries = self.query_signals(features, training)["query_embedding"]
+    return self.retrieval_loss(queries, targets, training)
+
+  def get_config(self):
+    return dict(super().get_config(), context_length=self.context_length,
+                num_blocks=self.num_blocks, num_heads=self.num_heads,
+                ffn_dim=self.ffn_dim, dropout=self.dropout)
+
+
+@_register
+class TwoTowerRetrievalTeacher(RetrievalTeacher):
+  """Two towers: (user id, recent items) | (item id, genres, title).
+
+  Inputs {"user": int32 [B], "context": int32 [B, L]}; trained on
+  `pair_examples` (the "item" feature is the positive candidate).
+  """
+
+  def __init__(self, num_items: int, num_users: int, context_length: int,
+               hidden_dim: int = 256, **kwargs):
+    super().__init__(num_items, **kwargs)
+    self.num_users = num_users
+    self.context_length = context_length
+    self.hidden_dim = hidden_dim
+    self.user_embedding = tf_keras.layers.Embedding(
+        num_users, self.embedding_dim, name="user_embedding")
+    self.recent_items = MaskedBag(num_items, self.embedding_dim,
+                                  name="recent_items")
+    self.user_hidden = tf_keras.layers.Dense(hidden_dim, activation="relu",
+                                             name="user_hidden")
+    self.query_projection = tf_keras.layers.Dense(self.embedding_dim,
+                                                  name="query_projection")
+
+  @property
+  def input_signature(self) -> dict:
+    return {"user": tf.TensorSpec([None], tf.int32),
+            CONTEXT: tf.TensorSpec([None, self.context_length], tf.int32)}
+
+  def query_signals(self, inputs, training: bool = False) -> dict:
+    hidden = self.user_hidden(tf.concat([
+        self.user_embedding(tf.cast(inputs["user"], tf.int32)),
+        self.recent_items(tf.cast(inputs[CONTEXT], tf.int32))], axis=-1))
+    return {"hidden": hidden,
+            "query_embedding": self.query_projection(hidden)}
+
+  def compute_loss(self, inputs, training: bool = False) -> tf.Tensor:
+    features, _ = features_and_labels(inputs, "item")
+    queries = self.query_signals(features, training)["query_embedding"]
+    return self.retrieval_loss(queries, features["item"], training)
+
+  def get_config(self):
+    return dict(super().get_config(), num_users=self.num_users,
+                context_length=self.context_length,
+                hidden_dim=self.hidden_dim)
