@@ -12,6 +12,8 @@ import platform
 import subprocess
 import sys
 
+from tfdistill.reporting import markdown_table
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SHARED_MOVIELENS = REPO.parent / "shared" / "data" / "movielens"
 DEFAULT_OUT = REPO / "benchmarks" / "results"
@@ -41,19 +43,6 @@ def machine_info() -> dict:
   except (OSError, subprocess.CalledProcessError):
     pass
   return info
-
-
-def markdown_table(rows: list, columns: list) -> str:
-  """Rows (dicts) as a Markdown table; floats with 4 significant digits."""
-  def cell(value):
-    if isinstance(value, float):
-      return f"{value:.4g}"
-    return str(value)
-  lines = ["| " + " | ".join(columns) + " |",
-           "|" + "---|" * len(columns)]
-  lines += ["| " + " | ".join(cell(row.get(c, "")) for c in columns) + " |"
-            for row in rows]
-  return "\n".join(lines)
 
 
 def write_report(out_dir, name: str, title: str, results: dict,

@@ -85,9 +85,9 @@ def _data(args):
              "found; this benchmark needs the real MovieLens archive "
              "(or pass --quick).")
   return load_dataset(SourceConfig(
-      name="movielens/latest-small-ratings",
+      dataset="movielens/latest-small-ratings",
       manual_dir=str(_common.SHARED_MOVIELENS),
-      data_dir=os.environ.get("TFDS_DATA_DIR", "")))
+      data_dir=os.environ.get("TFDS_DATA_DIR") or None))
 
 
 def _teacher(args, prepared, train):

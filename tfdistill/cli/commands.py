@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import os
 from typing import Callable
 
 from absl import logging
@@ -46,9 +47,163 @@ def data() -> int:
   return 0
 
 
+def _run():
+  from tfdistill.errors import ConfigError  # pylint: disable=import-outside-toplevel
+  from tfdistill.pipeline.run import Run  # pylint: disable=import-outside-toplevel
+  if not FLAGS.out:
+    raise ConfigError("--out=DIR (the run directory) is required.")
+  return Run(FLAGS.out, options.pipeline_config(), force=FLAGS.force)
+
+
+def _stage_summary(run, step: str) -> None:
+  metrics = run.step_metrics(step)
+  _print_json({k: metrics.get(k) for k in ("ndcg@10", "hr@10", "recall@10",
+                                           "params", "path")})
+
+
+def pipeline() -> int:
+  """Run the whole job: data, teacher, students, compression, export, report.
+
+  With no flags it distils on the embedded synthetic data set into
+  ./tfdistill_run. Finished steps are skipped on a re-run (--force redoes
+  them); an interrupted training resumes from its checkpoint. Prints the
+  report's path and, as the last line, the metrics of every stage as JSON.
+  """
+  if not FLAGS.out:
+    FLAGS.out = "tfdistill_run"
+  run = _run()
+  metrics = run.all()
+  print(f"report: {os.path.join(run.step_dir('report'), 'report.html')}")
+  _print_json(metrics)
+  return 0
+
+
+def train_teacher() -> int:
+  """Train the sequential self-attention teacher of a run (--out)."""
+  run = _run()
+  run.teacher()
+  _stage_summary(run, "teacher")
+  return 0
+
+
+def distill() -> int:
+  """Distil the student from the run's teacher (trains the teacher first if
+  needed), and train the same student without a teacher for comparison."""
+  run = _run()
+  run.student_alone()
+  run.student_kd()
+  _stage_summary(run, "student_kd")
+  return 0
+
+
+def compress() -> int:
+  """Prune, quantization-aware train (and optionally factorize or cluster)
+  the run's distilled student; writes compressed/compression_report.md."""
+  run = _run()
+  run.compressed()
+  _stage_summary(run, "compressed")
+  return 0
+
+
+def report() -> int:
+  """Write the run's report (metrics.json, report.md, report.html)."""
+  run = _run()
+  print(f"report: {run.report()}")
+  _print_json(run.metrics())
+  return 0
+
+
+def export() -> int:
+  """Export a saved student for TF Serving (--saved_model) and/or phones
+  (--tflite), with the parity gate and latency in manifest.json."""
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  from tfdistill.data.vocab import Vocabulary  # pylint: disable=import-outside-toplevel
+  from tfdistill.errors import ExportError  # pylint: disable=import-outside-toplevel
+  from tfdistill.export.exporter import export_student  # pylint: disable=import-outside-toplevel
+  from tfdistill.export.exporter import ExportConfig  # pylint: disable=import-outside-toplevel
+  if not FLAGS.model or not FLAGS.out:
+    raise ExportError("--model=PATH (a saved student) and --out=DIR are "
+                      "required.")
+  representative = None
+  if FLAGS.representative_data:
+    if not os.path.isfile(FLAGS.representative_data):
+      raise ExportError(f"--representative_data: no file "
+                        f"{FLAGS.representative_data}.")
+    representative = np.load(FLAGS.representative_data)
+  vocabulary = None
+  if FLAGS.vocabulary:
+    if not os.path.isfile(FLAGS.vocabulary):
+      raise ExportError(f"--vocabulary: no file {FLAGS.vocabulary}.")
+    vocabulary = Vocabulary.load(FLAGS.vocabulary)
+  config = ExportConfig(
+      tflite=FLAGS.tflite, saved_model=FLAGS.saved_model,
+      quantize=FLAGS.quantize or "none", top_k=FLAGS.top_k or 10,
+      model_name=FLAGS.model_name or "", version=FLAGS.version or 0,
+      overwrite=FLAGS.overwrite, min_agreement=FLAGS.min_agreement)
+  manifest = export_student(FLAGS.model, FLAGS.out, config,
+                            vocabulary=vocabulary,
+                            representative=representative)
+  _print_json({"out": FLAGS.out, "quantization": manifest["quantization"],
+               "bytes": manifest["bytes"], "parity": manifest.get("parity"),
+               "latency": manifest.get("latency")})
+  return 0
+
+
+def evaluate() -> int:
+  """Evaluate a saved retrieval model (--model) on a data set's split."""
+  from tfdistill.data import examples  # pylint: disable=import-outside-toplevel
+  from tfdistill.errors import ConfigError  # pylint: disable=import-outside-toplevel
+  from tfdistill.evaluation.evaluate import evaluate_retrieval  # pylint: disable=import-outside-toplevel
+  from tfdistill.models.io import load_model  # pylint: disable=import-outside-toplevel
+  from tfdistill.models.io import read_model_card  # pylint: disable=import-outside-toplevel
+  if not FLAGS.model:
+    raise ConfigError("--model=PATH is required.")
+  card = read_model_card(FLAGS.model)
+  model = load_model(FLAGS.model)
+  prepared = prepare(load_dataset(options.source_config()),
+                     options.prepare_config())
+  if card.get("vocabulary_fingerprint") not in (
+      None, "", prepared.items.fingerprint):
+    raise ConfigError(f"{FLAGS.model} was trained on another item vocabulary "
+                      "than this data set's; pass the same --dataset flags "
+                      "as for training.")
+  length = FLAGS.context_length or card.get("context_length") or 20
+  result = evaluate_retrieval(model, examples.evaluation_set(
+      prepared, FLAGS.split, length))
+  _print_json(dict(result, split=FLAGS.split, model=FLAGS.model))
+  return 0
+
+
+def tune() -> int:
+  """Search temperature, alpha, distillation loss and student size with
+  keras-tuner under a size budget; writes <out>/tune/best.flags."""
+  from tfdistill.pipeline.tune import tune as run_tune  # pylint: disable=import-outside-toplevel
+  result = run_tune(_run(), FLAGS.max_trials, FLAGS.max_params,
+                    FLAGS.max_tflite_bytes, FLAGS.tune_epochs)
+  _print_json(result)
+  return 0
+
+
 COMMANDS = {
     c.name: c for c in [
         Command("data", data, "prepare and inspect a data set",
                 options.DATA_FLAGS + ("out", "overwrite")),
+        Command("pipeline", pipeline, "run every step, from data to report",
+                options.RUN_FLAGS),
+        Command("train-teacher", train_teacher, "train the teacher of a run",
+                options.RUN_FLAGS),
+        Command("distill", distill, "distil the student of a run",
+                options.RUN_FLAGS),
+        Command("compress", compress, "prune + QAT the distilled student",
+                options.RUN_FLAGS),
+        Command("export", export, "export a student (SavedModel, TFLite)",
+                options.EXPORT_FLAGS),
+        Command("evaluate", evaluate, "evaluate a saved model",
+                options.DATA_FLAGS + ("model", "split", "context_length")),
+        Command("report", report, "write the report of a run",
+                options.RUN_FLAGS),
+        Command("tune", tune, "search distillation settings (keras-tuner)",
+                options.RUN_FLAGS + ("max_trials", "max_params",
+                                     "max_tflite_bytes", "tune_epochs")),
     ]
 }

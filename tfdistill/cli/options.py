@@ -62,3 +62,131 @@ def source_config() -> SourceConfig:
 def prepare_config() -> PrepareConfig:
   return PrepareConfig(min_user_interactions=FLAGS.min_user_interactions,
                        min_item_interactions=FLAGS.min_item_interactions)
+
+# Pipeline runs.
+flags.DEFINE_string("preset", "default",
+                    "Run size: default (the full job on the data, < 10 min "
+                    "on the synthetic default) or tiny (about a minute).")
+flags.DEFINE_boolean("force", False,
+                     "Recompute finished steps (and accept a changed "
+                     "configuration in --out).")
+flags.DEFINE_integer("context_length", None,
+                     "Recent items per example (L); default from --preset.")
+flags.DEFINE_integer("teacher_epochs", None, "Teacher training epochs.")
+flags.DEFINE_integer("teacher_dim", None, "Teacher embedding size.")
+flags.DEFINE_integer("student_epochs", None, "Student training epochs.")
+flags.DEFINE_integer("student_dim", None, "Student embedding size.")
+flags.DEFINE_enum("student_encoder", None, ["mean", "cnn", "gru"],
+                  "Student context encoder.")
+flags.DEFINE_string("distillation_loss", None,
+                    "kl, mse, listwise, ranking, relaxed_ranking, contrastive "
+                    "or hint; combine with '+', e.g. kl+ranking.")
+flags.DEFINE_float("alpha", None, "Weight of the hard-label loss, in [0, 1].")
+flags.DEFINE_float("temperature", None, "Softmax temperature, > 0.")
+flags.DEFINE_float("target_sparsity", None,
+                   "Pruning target in [0, 1); 0 disables pruning.")
+flags.DEFINE_boolean("qat", None, "Quantization-aware training.")
+flags.DEFINE_float("low_rank_energy", None,
+                   "SVD factorization keeping this spectral energy (0: off).")
+flags.DEFINE_integer("clusters", None, "Weight clusters per kernel (0: off).")
+
+# Export.
+flags.DEFINE_string("model", None,
+                    "Folder of a saved model, e.g. <run>/student_kd/model.")
+flags.DEFINE_boolean("tflite", False, "Export the TFLite model.")
+flags.DEFINE_boolean("saved_model", False,
+                     "Export the TF Serving SavedModel.")
+flags.DEFINE_enum("quantize", None, ["none", "float16", "dynamic", "int8"],
+                  "TFLite quantization (default none for export, int8 in "
+                  "the pipeline).")
+flags.DEFINE_integer("top_k", None, "Items returned per request (10).")
+flags.DEFINE_string("model_name", None, "TF Serving model name.")
+flags.DEFINE_integer("version", None,
+                     "TF Serving version (default: the next free one).")
+flags.DEFINE_float("min_agreement", None,
+                   "Parity gate: least mean top-K agreement with the "
+                   "SavedModel (default per mode).")
+flags.DEFINE_string("vocabulary", None,
+                    "items.txt for a model saved without one.")
+flags.DEFINE_string("representative_data", None,
+                    ".npy int32 contexts for int8 calibration.")
+flags.DEFINE_enum("split", "test", ["validation", "test"],
+                  "Split to evaluate on.")
+
+# Tuning.
+flags.DEFINE_integer("max_trials", 8, "keras-tuner trials.")
+flags.DEFINE_integer("max_params", None, "Budget: most student parameters.")
+flags.DEFINE_integer("max_tflite_bytes", None,
+                     "Budget: largest float32 .tflite in bytes.")
+flags.DEFINE_integer("tune_epochs", 2, "Epochs per tuning trial.")
+
+RUN_FLAGS = DATA_FLAGS + (
+    "out", "preset", "force", "context_length", "teacher_epochs",
+    "teacher_dim", "student_epochs", "student_dim", "student_encoder",
+    "distillation_loss", "alpha", "temperature", "target_sparsity", "qat",
+    "low_rank_energy", "clusters", "quantize", "top_k")
+EXPORT_FLAGS = ("model", "out", "tflite", "saved_model", "quantize", "top_k",
+                "model_name", "version", "overwrite", "min_agreement",
+                "vocabulary", "representative_data")
+
+
+def _present(name: str) -> bool:
+  return FLAGS[name].present
+
+
+def pipeline_config():
+  """The preset, with every flag given on the command line applied."""
+  import dataclasses  # pylint: disable=import-outside-toplevel
+  from tfdistill.errors import ConfigError  # pylint: disable=import-outside-toplevel
+  from tfdistill.pipeline.config import preset  # pylint: disable=import-outside-toplevel
+  base = preset(FLAGS.preset)
+  values = {}
+  data_given = [f for f in DATA_FLAGS if f != "seed" and _present(f)]
+  if data_given:
+    source = source_config()
+    if FLAGS.dataset == "synthetic" and not any(
+        _present(f) for f in ("synthetic_users", "synthetic_items",
+                              "synthetic_interactions_per_user")):
+      source = dataclasses.replace(source, synthetic=dataclasses.replace(
+          base.source.synthetic, seed=FLAGS.seed))
+    values["source"] = source
+    values["prepare"] = prepare_config()
+  elif _present("seed"):
+    values["source"] = dataclasses.replace(
+        base.source, synthetic=dataclasses.replace(base.source.synthetic,
+                                                   seed=FLAGS.seed))
+  for flag, field in (("context_length", "context_length"),
+                      ("teacher_epochs", "teacher_epochs"),
+                      ("student_epochs", "student_epochs"),
+                      ("distillation_loss", "distillation_loss"),
+                      ("alpha", "alpha"), ("temperature", "temperature"),
+                      ("quantize", "quantize"), ("top_k", "top_k"),
+                      ("seed", "seed")):
+    if _present(flag):
+      values[field] = FLAGS[flag].value
+  if _present("teacher_dim"):
+    dim = FLAGS.teacher_dim
+    heads = base.teacher.num_heads if dim % base.teacher.num_heads == 0 else 1
+    values["teacher"] = dataclasses.replace(base.teacher, embedding_dim=dim,
+                                            num_heads=heads)
+  student = {}
+  if _present("student_dim"):
+    student["embedding_dim"] = FLAGS.student_dim
+  if _present("student_encoder"):
+    student["encoder"] = FLAGS.student_encoder
+  if student:
+    values["student"] = dataclasses.replace(base.student, **student)
+  compress = {}
+  for flag in ("target_sparsity", "qat", "low_rank_energy", "clusters"):
+    if _present(flag):
+      compress[flag] = FLAGS[flag].value
+  if _present("quantize"):
+    compress["quantize"] = FLAGS.quantize
+  if compress:
+    values["compress"] = dataclasses.replace(base.compress, **compress)
+  if not values:
+    return base
+  try:
+    return dataclasses.replace(base, **values)
+  except TypeError as error:
+    raise ConfigError(str(error)) from error

@@ -46,8 +46,9 @@ class Vocabulary:
     return len(self.tokens)
 
   def lookup(self, ids: Iterable) -> np.ndarray:
-    """Returns int32 indices; unknown ids map to OOV_INDEX."""
-    indices = self._index.get_indexer(np.asarray(ids).astype(str))
+    """Returns int32 indices (same shape); unknown ids map to OOV_INDEX."""
+    ids = np.asarray(ids).astype(str)
+    indices = self._index.get_indexer(ids.ravel()).reshape(ids.shape)
     return np.where(indices < 0, OOV_INDEX, indices).astype(np.int32)
 
   def ids(self, indices: Iterable) -> np.ndarray:

@@ -58,3 +58,40 @@ def evaluate_retrieval(model: Union[ScoreFn, object],
                if exclude_seen else None)
     metrics.update(scores, batch.targets, exclude)
   return metrics.result()
+
+
+def evaluate_top_k(recommend: Callable[[np.ndarray], np.ndarray],
+                   examples: SequenceArrays, k: int = 10,
+                   exclude_seen: bool = True) -> dict:
+  """Ranking metrics of a model that only returns a top list per context.
+
+  `recommend(context [L]) -> item indices [P]` (best first, P >= k, e.g. a
+  TFLite model exported with a larger top-K); each user's earlier items are
+  dropped from the list before cutting it to k, as `evaluate_retrieval`
+  does with full scores.
+  """
+  metrics = RankingMetrics((k,))
+  tops = []
+  for i in range(len(examples)):
+    items = np.asarray(recommend(examples.contexts[i]))
+    if exclude_seen:
+      items = items[~np.isin(items, examples.seen(i))]
+    top = np.full(k, -1, np.int64)
+    top[:min(k, len(items))] = items[:k]
+    tops.append(top)
+  metrics.update_top_k(np.stack(tops), examples.targets)
+  return metrics.result()
+
+
+def evaluate_tflite(tflite_model, examples: SequenceArrays, k: int = 10,
+                    exclude_seen: bool = True) -> dict:
+  """`evaluate_top_k` of a .tflite recommender run with LiteRT.
+
+  Args:
+    tflite_model: Path or bytes of a model with the "recommend" signature
+      whose top-K is well above k (so that seen items can be dropped).
+  """
+  from tfdistill.export.tflite import LiteRTRecommender  # pylint: disable=import-outside-toplevel
+  model = LiteRTRecommender(tflite_model)
+  return evaluate_top_k(lambda context: model(context)[0], examples, k,
+                        exclude_seen)

@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import tempfile
+import warnings
 from typing import Optional
 
 import numpy as np
@@ -29,8 +30,14 @@ from tfdistill.models import teachers  # pylint: disable=unused-import
 
 MODEL_FILE = "tfdistill_model.json"
 _KERAS_FILE = "model.keras"
+# TF-MOT's quantization wrappers do not load from the .keras format (their
+# variables are created in a different order); they round-trip through H5.
+_H5_FILE = "model.h5"
 _CONFIG_FILE = "config.json"
 _WEIGHTS = os.path.join("weights", "checkpoint")
+VOCABULARY_FILE = "items.txt"
+REPRESENTATIVE_FILE = "representative_contexts.npy"
+HOLDOUT_FILE = "holdout_contexts.npy"
 
 
 def is_functional(model) -> bool:
@@ -49,6 +56,16 @@ def _catalog_layer(model):
         layer, "num_items"):
       return layer
   return None
+
+
+def catalog_size(model) -> int:
+  """Number of score columns (catalog ids incl. padding/OOV) of a model."""
+  layer = _catalog_layer(model)
+  if layer is not None:
+    return int(layer.num_items)
+  if getattr(model, "num_items", None):
+    return int(model.num_items)
+  raise ModelError(f"{model.name} does not score a catalog.")
 
 
 def model_card(model) -> dict:
@@ -84,6 +101,11 @@ def dummy_inputs(signature: dict, batch_size: int = 2) -> dict:
           for name, spec in signature.items()}
 
 
+def _has_quantize_wrappers(model) -> bool:
+  return any(type(layer).__name__.startswith("QuantizeWrapper")
+             for layer in model.layers)
+
+
 @contextlib.contextmanager
 def _tfmot_scopes():
   """Pruning and QAT wrappers must be known while loading such models."""
@@ -93,7 +115,9 @@ def _tfmot_scopes():
 
 
 def save_model(model, directory: str, overwrite: bool = False,
-               metadata: Optional[dict] = None) -> str:
+               metadata: Optional[dict] = None, vocabulary=None,
+               representative: Optional[np.ndarray] = None,
+               holdout: Optional[np.ndarray] = None) -> str:
   """Saves a teacher or student to `directory` atomically.
 
   Args:
@@ -101,6 +125,11 @@ def save_model(model, directory: str, overwrite: bool = False,
     directory: Target folder; must not exist unless `overwrite`.
     overwrite: Replace an existing folder.
     metadata: Extra JSON-serializable facts stored in tfdistill_model.json.
+    vocabulary: The item `Vocabulary` (saved as items.txt), which exports
+      need to map indices back to item ids.
+    representative: A few hundred training contexts (int32 [M, L]) that
+      calibrate int8 quantization.
+    holdout: Held-out contexts on which exports check their parity.
 
   Returns:
     The directory.
@@ -113,7 +142,12 @@ def save_model(model, directory: str, overwrite: bool = False,
   staging = tempfile.mkdtemp(prefix=".model-", dir=parent)
   try:
     card = dict(model_card(model), **(metadata or {}))
-    if is_functional(model):
+    if is_functional(model) and _has_quantize_wrappers(model):
+      card["format"] = "h5"
+      with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*HDF5 file.*")
+        model.save(os.path.join(staging, _H5_FILE))
+    elif is_functional(model):
       card["format"] = "keras"
       model.save(os.path.join(staging, _KERAS_FILE))
     else:
@@ -123,6 +157,12 @@ def save_model(model, directory: str, overwrite: bool = False,
       with open(os.path.join(staging, _CONFIG_FILE), "w") as f:
         json.dump(model.get_config(), f, indent=2)
       model.save_weights(os.path.join(staging, _WEIGHTS))
+    if vocabulary is not None:
+      vocabulary.save(os.path.join(staging, VOCABULARY_FILE))
+    for name, value in ((REPRESENTATIVE_FILE, representative),
+                        (HOLDOUT_FILE, holdout)):
+      if value is not None:
+        np.save(os.path.join(staging, name), np.asarray(value, np.int32))
     with open(os.path.join(staging, MODEL_FILE), "w") as f:
       json.dump(card, f, indent=2, default=str)
     if os.path.exists(directory):
@@ -144,6 +184,21 @@ def read_model_card(directory: str) -> dict:
     return json.load(f)
 
 
+def load_vocabulary(directory: str):
+  """The item `Vocabulary` saved with a model, or None."""
+  from tfdistill.data.vocab import Vocabulary  # pylint: disable=import-outside-toplevel
+  path = os.path.join(directory, VOCABULARY_FILE)
+  return Vocabulary.load(path) if os.path.isfile(path) else None
+
+
+def load_contexts(directory: str, kind: str = "representative"
+                 ) -> Optional[np.ndarray]:
+  """Contexts saved with a model: "representative" (train) or "holdout"."""
+  name = REPRESENTATIVE_FILE if kind == "representative" else HOLDOUT_FILE
+  path = os.path.join(directory, name)
+  return np.load(path) if os.path.isfile(path) else None
+
+
 def load_model(directory: str):
   """Loads a model saved by `save_model`.
 
@@ -151,9 +206,10 @@ def load_model(directory: str):
     ModelError: if the folder holds no tfdistill model.
   """
   card = read_model_card(directory)
-  if card["format"] == "keras":
+  if card["format"] in ("keras", "h5"):
+    name = _KERAS_FILE if card["format"] == "keras" else _H5_FILE
     with _tfmot_scopes():
-      return tf_keras.models.load_model(os.path.join(directory, _KERAS_FILE),
+      return tf_keras.models.load_model(os.path.join(directory, name),
                                         compile=False)
   cls = tf_keras.saving.get_registered_object(card["registered_name"])
   if cls is None:

@@ -1,0 +1,207 @@
+"""Pruning, QAT, clustering, low-rank factorization and the compress step."""
+
+import gzip
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tf_keras
+
+from tfdistill.compress.clustering import cluster_student
+from tfdistill.compress.clustering import strip_clustering
+from tfdistill.compress.lowrank import choose_rank
+from tfdistill.compress.lowrank import factorize_student
+from tfdistill.compress.lowrank import truncated_svd
+from tfdistill.compress.pipeline import compress_student
+from tfdistill.compress.pipeline import CompressConfig
+from tfdistill.compress.pipeline import report_markdown
+from tfdistill.compress.pruning import layer_sparsity
+from tfdistill.compress.pruning import overall_sparsity
+from tfdistill.compress.pruning import prune_student
+from tfdistill.compress.pruning import pruning_callbacks
+from tfdistill.compress.pruning import PruningConfig
+from tfdistill.compress.pruning import strip_pruning
+from tfdistill.compress.quantization import quantize_student
+from tfdistill.data import examples
+from tfdistill.distill import Distiller
+from tfdistill.errors import ConfigError
+from tfdistill.errors import ModelError
+from tfdistill.export import tflite
+from tfdistill.models.io import load_model
+from tfdistill.models.io import save_model
+
+L = 6
+_SCCE = tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+
+@pytest.fixture(scope="module")
+def trained_student(tiny_prepared, tiny_train):
+  from conftest import make_student  # pylint: disable=import-outside-toplevel
+  tf_keras.utils.set_random_seed(3)
+  student = make_student(tiny_prepared, embedding_dim=16, hidden_dim=16)
+  student.compile(tf_keras.optimizers.Adam(1e-2), loss=_SCCE)
+  student.fit(tiny_train, epochs=3, verbose=0)
+  return student
+
+
+def _prune_and_train(student, data, target, **kwargs):
+  steps = int(data.cardinality())
+  pruned = prune_student(student, PruningConfig(
+      target_sparsity=target, end_step=steps * 2, frequency=5, **kwargs))
+  pruned.compile(tf_keras.optimizers.Adam(1e-3), loss=_SCCE)
+  pruned.fit(data, epochs=3, verbose=0, callbacks=pruning_callbacks())
+  return strip_pruning(pruned)
+
+
+@pytest.mark.parametrize("target", [0.5, 0.8])
+def test_sparsity_after_strip_is_on_target(target, trained_student,
+                                           tiny_train):
+  stripped = _prune_and_train(trained_student, tiny_train, target)
+  for row in layer_sparsity(stripped):
+    if row["matrix_parameters"]:
+      assert abs(row["sparsity"] - target) <= 0.01, row
+  # The original student is untouched.
+  assert overall_sparsity(trained_student) < 0.01
+
+
+def test_per_layer_targets_and_2_4_structure(trained_student, tiny_train):
+  stripped = _prune_and_train(trained_student, tiny_train, 0.5,
+                              layer_sparsity={"Embedding": 0.0},
+                              structured="2:4")
+  rows = {r["layer"]: r for r in layer_sparsity(stripped)}
+  assert rows["item_embedding"]["sparsity"] < 0.01
+  kernel = stripped.get_layer("hidden").kernel.numpy()
+  # 2:4 along the input axis: every block of 4 has at most 2 non-zeros.
+  blocks = (kernel.T.reshape(kernel.shape[1], -1, 4) != 0).sum(-1)
+  assert blocks.max() <= 2
+
+
+def test_pruning_while_distilling(trained_student, tiny_teacher, tiny_train):
+  steps = int(tiny_train.cardinality())
+  pruned = prune_student(trained_student, PruningConfig(
+      target_sparsity=0.6, end_step=steps * 2, frequency=5))
+  distiller = Distiller(student=pruned, teacher=tiny_teacher)
+  distiller.compile(optimizer=tf_keras.optimizers.Adam(1e-3), alpha=0.5)
+  distiller.fit(tiny_train, epochs=3, verbose=0,
+                callbacks=pruning_callbacks())
+  assert abs(overall_sparsity(strip_pruning(pruned)) - 0.6) <= 0.01
+
+
+def test_gzipped_pruned_model_is_smaller(trained_student, tiny_train):
+  stripped = _prune_and_train(trained_student, tiny_train, 0.7)
+  dense = gzip.compress(tflite.convert(trained_student), 9)
+  sparse = gzip.compress(tflite.convert(stripped), 9)
+  assert len(sparse) < len(dense)
+
+
+def test_qat_student_trains_and_converts_to_int8(trained_student, tiny_train,
+                                                 tiny_prepared, tmp_path):
+  qat = quantize_student(trained_student)
+  names = {type(layer).__name__ for layer in qat.layers}
+  assert "QuantizeWrapperV2" in names
+  qat.compile(tf_keras.optimizers.Adam(1e-3), loss=_SCCE)
+  history = qat.fit(tiny_train, epochs=2, verbose=0).history
+  assert np.isfinite(history["loss"]).all()
+  contexts = examples.sequence_arrays(tiny_prepared, "train", L).contexts
+  content = tflite.convert(qat, "int8", 5, contexts[:50])
+  assert "FULLY_CONNECTED" in tflite.op_names(content)
+  ids, _ = tflite.LiteRTRecommender(content)(contexts[0])
+  assert ids.shape == (5,) and (ids >= 2).all()
+  # Round trip through save/load keeps the fake-quant ranges.
+  restored = load_model(save_model(qat, str(tmp_path / "qat")))
+  np.testing.assert_allclose(restored.predict_on_batch(
+      {"context": contexts[:4]}), qat.predict_on_batch(
+          {"context": contexts[:4]}), rtol=1e-5, atol=1e-5)
+
+
+def test_qat_works_for_every_encoder(tiny_prepared):
+  from conftest import make_student  # pylint: disable=import-outside-toplevel
+  for encoder in ("cnn", "gru"):
+    qat = quantize_student(make_student(tiny_prepared, encoder=encoder))
+    assert qat(tf.ones([2, L], tf.int32)).shape[0] == 2
+
+
+def test_qat_refuses_unsupported_layers_by_name(tiny_prepared):
+  from conftest import make_student  # pylint: disable=import-outside-toplevel
+  student = make_student(tiny_prepared)
+  with pytest.raises(ConfigError, match="item_embedding.*Embedding.*TFLite converter"):
+    quantize_student(student, layers=["item_embedding"])
+  with pytest.raises(ConfigError, match="no layer named"):
+    quantize_student(student, layers=["nope"])
+
+
+def test_svd_error_is_the_discarded_energy():
+  rng = np.random.default_rng(0)
+  matrix = rng.normal(size=(30, 12))
+  s = np.linalg.svd(matrix, compute_uv=False)
+  for rank in (1, 5, 11):
+    a, b, error = truncated_svd(matrix, rank)
+    assert a.shape == (30, rank) and b.shape == (rank, 12)
+    measured = np.sum((matrix - a.astype(np.float64) @ b) ** 2)
+    assert measured == pytest.approx(np.sum(s[rank:] ** 2), rel=1e-4)
+    assert error == pytest.approx(np.sum(s[rank:] ** 2), rel=1e-9)
+  with pytest.raises(ValueError, match="rank 13"):
+    truncated_svd(matrix, 13)
+
+
+def test_rank_choice():
+  s = np.array([3.0, 2.0, 1.0, 0.0])
+  assert choose_rank(s, (10, 4), energy=13 / 14) == 2  # (9 + 4) / 14
+  assert choose_rank(s, (10, 4), energy=1.0) == 3
+  assert choose_rank(s, (10, 4), size_fraction=0.5) == 1  # 20 / 14
+  with pytest.raises(ValueError):
+    choose_rank(s, (10, 4), energy=1.5)
+
+
+def test_factorized_student_matches_svd(trained_student, tiny_prepared):
+  model, report = factorize_student(trained_student, rank=4)
+  assert {r["layer"] for r in report} >= {"item_embedding"}
+  table = trained_student.get_layer("item_embedding").embeddings.numpy()
+  layer = model.get_layer("item_embedding")
+  rebuilt = layer.factors.numpy() @ layer.projection.numpy()
+  error = next(r for r in report if r["layer"] == "item_embedding")[
+      "squared_error"]
+  assert np.sum((table - rebuilt) ** 2) == pytest.approx(error, rel=1e-3)
+  contexts = examples.evaluation_set(tiny_prepared, "test", L).contexts[:3]
+  assert model.predict_on_batch({"context": contexts}).shape == (
+      3, tiny_prepared.num_items)
+  with pytest.raises(ValueError, match="larger than"):
+    factorize_student(trained_student, rank=1000,
+                      layers=["item_embedding"])
+
+
+def test_clustering_limits_distinct_values(trained_student):
+  clustered = strip_clustering(cluster_student(trained_student, 4,
+                                               preserve_sparsity=False))
+  kernel = clustered.get_layer("hidden").kernel.numpy()
+  assert len(np.unique(kernel)) <= 4
+
+
+def test_bad_input():
+  with pytest.raises(ValueError, match="sparsity"):
+    PruningConfig(target_sparsity=1.0)
+  with pytest.raises(ValueError, match="sparsity"):
+    CompressConfig(target_sparsity=-0.1)
+  with pytest.raises(ModelError, match="not a tfdistill student"):
+    prune_student(tf_keras.Sequential())
+
+
+def test_compress_step_reports_every_stage(trained_student, tiny_train,
+                                           tiny_prepared, tiny_teacher):
+  contexts = examples.sequence_arrays(tiny_prepared, "train", L).contexts
+  evaluation = examples.evaluation_set(tiny_prepared, "validation", L)
+  model, report, _ = compress_student(
+      trained_student, tiny_train, evaluation,
+      CompressConfig(low_rank_energy=0.95, fine_tune_epochs=1),
+      teacher=tiny_teacher, representative=contexts[:64])
+  steps = [row["step"] for row in report["steps"]]
+  assert steps[0] == "distilled (float)" and "pruned 50%" in steps
+  assert steps[-1] == "quantization-aware"
+  assert abs(report["summary"]["sparsity"] - 0.5) < 0.02
+  assert report["tflite"]["quantization"] == "int8"
+  assert 0.0 <= report["tflite"]["ndcg@10"] <= 1.0
+  markdown = report_markdown(report)
+  assert "| pruned 50% |" in markdown and "Low-rank" in markdown
+  with pytest.raises(ConfigError, match="not a trained tfdistill"):
+    compress_student(tiny_teacher, tiny_train, evaluation)
+  assert model is not trained_student

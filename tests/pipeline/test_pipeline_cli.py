@@ -1,0 +1,145 @@
+"""`tfdistill pipeline --preset=tiny` end to end, resume, and run-dir rules."""
+
+import json
+import os
+
+import pytest
+import tf_keras
+
+from cli_runner import assert_user_error
+from cli_runner import last_json
+from cli_runner import run_cli
+from tfdistill.errors import ConfigError
+from tfdistill.pipeline.config import PipelineConfig
+from tfdistill.pipeline.config import preset
+from tfdistill.pipeline.run import Run
+
+STAGES = ("teacher", "student_alone", "student_kd", "compressed", "tflite")
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+  out = tmp_path_factory.mktemp("runs") / "tiny"
+  result = run_cli("pipeline", "--preset=tiny", f"--out={out}", "--seed=3")
+  return out, last_json(result), result
+
+
+def test_pipeline_writes_metrics_report_and_exports(tiny_run):
+  out, printed, _ = tiny_run
+  metrics = json.loads((out / "report" / "metrics.json").read_text())
+  assert metrics == printed
+  for stage in STAGES:
+    for key in ("ndcg@10", "hr@10", "recall@10", "params", "path"):
+      assert key in metrics[stage], (stage, key)
+    assert os.path.exists(metrics[stage]["path"]), stage
+  assert metrics["compressed"]["target_sparsity"] == 0.5
+  assert abs(metrics["compressed"]["sparsity"] - 0.5) < 0.02
+  lite = metrics["tflite"]
+  assert lite["quantization"] == "int8" and lite["parity"]["passed"]
+  assert lite["bytes"] < lite["float_bytes"]
+  assert {"p50_ms", "p95_ms", "p99_ms"} <= set(lite["latency_ms"])
+  assert metrics["student_kd"]["params"] == metrics["student_alone"]["params"]
+  for name in ("report.md", "report.html", "figures/pareto.png",
+               "figures/training.png", "figures/latency.png"):
+    assert (out / "report" / name).is_file(), name
+  html = (out / "report" / "report.html").read_text()
+  assert "data:image/png;base64," in html and "Student distilled" in html
+  for step in ("teacher", "student_kd"):
+    assert list((out / step / "logs").rglob("events.out.tfevents.*"))
+    assert (out / step / "training_log.csv").is_file()
+  assert (out / "export" / "serving" / "tfdistill_student" / "1" /
+          "saved_model.pb").is_file()
+
+
+def test_rerun_skips_finished_steps_and_is_repeatable(tiny_run, tmp_path):
+  out, printed, _ = tiny_run
+  again = run_cli("pipeline", "--preset=tiny", f"--out={out}", "--seed=3")
+  assert last_json(again) == printed
+  assert "teacher done" not in again.stderr  # nothing was retrained
+
+
+def test_student_path_feeds_export(tiny_run, tmp_path):
+  _, metrics, _ = tiny_run
+  result = run_cli("export", f"--model={metrics['student_kd']['path']}",
+                   f"--out={tmp_path / 'e'}", "--tflite", "--quantize=dynamic",
+                   "--top_k=5")
+  summary = last_json(result)
+  assert summary["parity"]["passed"]
+  assert (tmp_path / "e" / "tflite" / "model.tflite").is_file()
+  again = run_cli("export", f"--model={metrics['student_kd']['path']}",
+                  f"--out={tmp_path / 'e'}", "--tflite")
+  assert_user_error(again, "already exists", "--overwrite")
+
+
+def test_cli_user_errors(tiny_run, tmp_path):
+  out, _, _ = tiny_run
+  assert_user_error(run_cli("pipeline", "--preset=tiny", f"--out={out}",
+                            "--alpha=0.9"), "different configuration",
+                    "alpha")
+  assert_user_error(run_cli("pipeline", "--preset=huge"), "unknown preset")
+  assert_user_error(run_cli("export", "--model=/nonexistent", "--tflite",
+                            f"--out={tmp_path}/x"), "cannot load")
+  assert_user_error(run_cli("export", f"--model={out}/student_kd/model",
+                            f"--out={tmp_path}/y"), "nothing to export")
+  assert_user_error(run_cli("pipeline", "--alpha=2", f"--out={tmp_path}/z"),
+                    "alpha")
+  assert_user_error(run_cli("distill", "--tflite", f"--out={tmp_path}/w"),
+                    "do not apply")
+  assert not (tmp_path / "x").exists() and not (tmp_path / "z").exists()
+
+
+def test_flagfile_and_help(tmp_path):
+  flagfile = tmp_path / "flags"
+  flagfile.write_text("--preset=tiny\n--alpha=0.3\n")
+  out = run_cli("--help")
+  assert "pipeline" in out.stdout and "tune" in out.stdout
+  help_text = run_cli("export", "--help").stdout
+  assert "--quantize" in help_text and "--saved_model" in help_text
+  result = run_cli("train-teacher", f"--flagfile={flagfile}",
+                   f"--out={tmp_path / 'r'}", "--teacher_epochs=1")
+  summary = last_json(result)
+  assert summary["params"] > 0
+  config = json.loads((tmp_path / "r" / "config.json").read_text())
+  assert config["alpha"] == 0.3 and config["teacher_epochs"] == 1
+
+
+def test_interrupted_training_resumes_from_its_checkpoint(tmp_path,
+                                                          monkeypatch):
+  config = preset("tiny", teacher_epochs=3)
+  run = Run(str(tmp_path / "r"), config)
+  original = tf_keras.callbacks.CSVLogger
+  monkeypatch.setattr(tf_keras.callbacks, "CSVLogger",
+                      lambda *a, **k: _Chain(original(*a, **k)))
+  with pytest.raises(KeyboardInterrupt):
+    run.teacher()
+  monkeypatch.setattr(tf_keras.callbacks, "CSVLogger", original)
+  assert os.listdir(tmp_path / "r" / "teacher" / "checkpoints")
+  resumed = Run(str(tmp_path / "r"), config)
+  resumed.teacher()
+  log = (tmp_path / "r" / "teacher" / "training_log.csv").read_text()
+  epochs = [line.split(",")[0] for line in log.strip().splitlines()[1:]]
+  assert epochs == ["0", "1", "2"]  # epoch 0 once, then resumed at 1
+  assert resumed.done("teacher")
+
+
+class _Chain(tf_keras.callbacks.CSVLogger):
+  """A CSVLogger that interrupts the training after its first epoch."""
+
+  def __init__(self, logger):  # pylint: disable=super-init-not-called
+    self.__dict__.update(logger.__dict__)
+
+  def on_epoch_end(self, epoch, logs=None):
+    super().on_epoch_end(epoch, logs)
+    if epoch == 0:
+      raise KeyboardInterrupt
+
+
+def test_run_dir_rules(tmp_path):
+  (tmp_path / "other").mkdir()
+  (tmp_path / "other" / "file.txt").write_text("x")
+  with pytest.raises(ConfigError, match="not a tfdistill run"):
+    Run(str(tmp_path / "other"), preset("tiny"))
+  with pytest.raises(ConfigError, match="unknown distillation loss"):
+    PipelineConfig(distillation_loss="kl+magic")
+  config = preset("tiny")
+  assert PipelineConfig.from_json(config.to_json()) == config

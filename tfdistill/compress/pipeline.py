@@ -1,0 +1,274 @@
+"""One compression step: low-rank -> prune -> cluster -> QAT -> TFLite.
+
+`compress_student` runs the steps a `CompressConfig` asks for, fine-tunes
+after each (distilling from the teacher when one is given, so pruning and
+QAT also happen *while distilling*), and measures after each step what it
+cost in quality and gained in bytes. The report (JSON and Markdown) has one
+row per step and a per-layer table of the final model.
+"""
+
+import dataclasses
+import gzip
+import json
+import os
+import shutil
+import tempfile
+from typing import Optional
+
+import numpy as np
+import tensorflow as tf
+import tf_keras
+
+from tfdistill.compress.clustering import cluster_student
+from tfdistill.compress.clustering import strip_clustering
+from tfdistill.compress.lowrank import factorize_student
+from tfdistill.compress.pruning import check_sparsity
+from tfdistill.compress.pruning import KeepSparsity
+from tfdistill.compress.pruning import layer_sparsity
+from tfdistill.compress.pruning import overall_sparsity
+from tfdistill.compress.pruning import prune_student
+from tfdistill.compress.pruning import pruning_callbacks
+from tfdistill.compress.pruning import PruningConfig
+from tfdistill.compress.pruning import strip_pruning
+from tfdistill.compress.quantization import quantize_student
+from tfdistill.distill.distiller import Distiller
+from tfdistill.errors import ConfigError
+from tfdistill.evaluation.evaluate import evaluate_retrieval
+from tfdistill.evaluation.evaluate import evaluate_tflite
+from tfdistill.export import tflite
+from tfdistill.models.io import catalog_size
+from tfdistill.models.io import count_parameters
+
+_EVAL_POOL = 200  # top-K of the TFLite model used for evaluation
+
+
+@dataclasses.dataclass(frozen=True)
+class CompressConfig:
+  """Which compression steps to run.
+
+  Attributes:
+    low_rank_energy: If > 0, factorize Dense kernels and Embedding tables
+      keeping this fraction of spectral energy, then fine-tune.
+    target_sparsity: If > 0, magnitude-prune to this sparsity.
+    schedule, structured, layer_sparsity: See `PruningConfig`.
+    clusters: If > 0, cluster Dense kernels to this many values.
+    qat: Quantization-aware training (pruning-preserving after pruning).
+    quantize: TFLite post-training mode measured in the report.
+    fine_tune_epochs: Epochs after each step (pruning reaches its target at
+      the end of these epochs).
+    learning_rate: Adam learning rate of the fine-tunes.
+    alpha, temperature: Distiller settings when a teacher is given.
+  """
+  low_rank_energy: float = 0.0
+  target_sparsity: float = 0.5
+  schedule: str = "polynomial"
+  structured: str = ""
+  layer_sparsity: dict = dataclasses.field(default_factory=dict)
+  clusters: int = 0
+  qat: bool = True
+  quantize: str = "int8"
+  fine_tune_epochs: int = 2
+  learning_rate: float = 1e-3
+  alpha: float = 0.5
+  temperature: float = 2.0
+
+  def __post_init__(self):
+    check_sparsity(self.target_sparsity)
+    if not 0.0 <= self.low_rank_energy <= 1.0:
+      raise ConfigError(f"low_rank_energy must be in [0, 1], got "
+                        f"{self.low_rank_energy}.")
+    if self.quantize not in tflite.QUANTIZATION_MODES:
+      raise ConfigError(f"unknown quantization {self.quantize!r}; choose one "
+                        f"of {', '.join(tflite.QUANTIZATION_MODES)}.")
+    if self.fine_tune_epochs < 1:
+      raise ConfigError("fine_tune_epochs must be >= 1.")
+
+  def to_json(self) -> dict:
+    return dataclasses.asdict(self)
+
+  @classmethod
+  def from_json(cls, values: dict) -> "CompressConfig":
+    return cls(**values)
+
+
+def _saved_model_bytes(model) -> int:
+  path = tempfile.mkdtemp(prefix="tfdistill-size-")
+  try:
+    tf.saved_model.save(model, path)
+    return sum(os.path.getsize(os.path.join(root, name))
+               for root, _, names in os.walk(path) for name in names)
+  finally:
+    shutil.rmtree(path, ignore_errors=True)
+
+
+class _Compressor:
+  """Holds the data and settings shared by the steps."""
+
+  def __init__(self, train, evaluation, config, teacher, representative,
+               log_dir):
+    self.train, self.evaluation = train, evaluation
+    self.config, self.teacher = config, teacher
+    self.representative, self.log_dir = representative, log_dir
+    self.steps = []
+
+  def fine_tune(self, model, name, callbacks=()):
+    callbacks = list(callbacks)
+    if self.log_dir:
+      callbacks.append(tf_keras.callbacks.TensorBoard(
+          os.path.join(self.log_dir, name)))
+    optimizer = tf_keras.optimizers.Adam(self.config.learning_rate)
+    if self.teacher is not None:
+      trainer = Distiller(student=model, teacher=self.teacher)
+      trainer.compile(optimizer=optimizer, alpha=self.config.alpha,
+                      temperature=self.config.temperature)
+    else:
+      trainer = model
+      trainer.compile(optimizer, loss=tf_keras.losses
+                      .SparseCategoricalCrossentropy(from_logits=True))
+    trainer.fit(self.train, epochs=self.config.fine_tune_epochs,
+                callbacks=callbacks, verbose=2)
+    return model
+
+  def measure(self, step: str, model, sparse_model=None) -> dict:
+    """Quality, parameters, sparsity and bytes of one step's model."""
+    sparse_model = sparse_model or model
+    quality = evaluate_retrieval(model, self.evaluation)
+    float_lite = tflite.convert(model, "none", 10)
+    mode = self.config.quantize
+    lite = float_lite if mode == "none" else tflite.convert(
+        model, mode, 10, self.representative)
+    row = {"step": step, "ndcg@10": quality["ndcg@10"],
+           "hr@10": quality["hr@10"], "recall@10": quality["recall@10"],
+           "params": count_parameters(sparse_model),
+           "nonzeros": int(sum(r["nonzeros"] for r in layer_sparsity(
+               sparse_model))),
+           "sparsity": overall_sparsity(model),
+           "saved_model_bytes": _saved_model_bytes(model),
+           "tflite_float32_bytes": len(float_lite),
+           f"tflite_{mode}_bytes": len(lite),
+           f"tflite_{mode}_gzip_bytes": len(gzip.compress(lite, 9))}
+    self.steps.append(row)
+    print(f"[compress] {step}: ndcg@10={row['ndcg@10']:.4f} "
+          f"sparsity={row['sparsity']:.2f} tflite={len(lite)} bytes",
+          flush=True)
+    return row
+
+
+def compress_student(student: tf_keras.Model, train, evaluation,
+                     config: CompressConfig = CompressConfig(),
+                     teacher=None, representative: Optional[np.ndarray] = None,
+                     log_dir: Optional[str] = None):
+  """Compresses a trained student; returns (compressed model, report).
+
+  Args:
+    student: A trained functional retrieval student.
+    train: Batched training `tf.data` (for the fine-tunes).
+    evaluation: `SequenceArrays` (validation or test) for quality.
+    config: `CompressConfig`.
+    teacher: Optional teacher: fine-tunes then distill (pruning while
+      distilling).
+    representative: Training contexts (int8 calibration); required when
+      `config.quantize == "int8"`.
+    log_dir: TensorBoard logs per step (incl. pruning summaries).
+
+  Returns:
+    (model, report, sparse_model): the final Keras model (QAT applied if
+    asked), the report {"config", "steps", "layers", "low_rank", "tflite",
+    "summary"}, and the float model before QAT (pruning stripped).
+  """
+  if not getattr(student, "_is_graph_network", False) or "logits" not in [
+      layer.name for layer in student.layers]:
+    raise ConfigError(f"{getattr(student, 'name', student)!r} is not a "
+                      "trained tfdistill retrieval student; compress the "
+                      "output of distillation (e.g. <run>/student_kd/model).")
+  if config.quantize == "int8" and representative is None:
+    raise ConfigError("int8 needs representative training contexts.")
+  work = _Compressor(train, evaluation, config, teacher, representative,
+                     log_dir)
+  report = {"config": config.to_json(), "low_rank": []}
+  model = student
+  work.measure("distilled (float)", model)
+  if config.low_rank_energy:
+    model, report["low_rank"] = factorize_student(
+        model, energy=config.low_rank_energy)
+    work.measure("low-rank (before fine-tune)", model)
+    model = work.fine_tune(model, "low_rank")
+    work.measure("low-rank + fine-tune", model)
+  if config.target_sparsity:
+    steps = int(train.cardinality().numpy())
+    if steps < 0:
+      steps = sum(1 for _ in train)
+    total = steps * config.fine_tune_epochs
+    pruned = prune_student(model, PruningConfig(
+        target_sparsity=config.target_sparsity, schedule=config.schedule,
+        end_step=max(1, int(total * 0.8)), begin_step=0,
+        frequency=max(1, total // 20), structured=config.structured,
+        layer_sparsity=dict(config.layer_sparsity)))
+    pruned = work.fine_tune(pruned, "pruning", pruning_callbacks(
+        os.path.join(log_dir, "pruning_summaries") if log_dir else None))
+    model = strip_pruning(pruned)
+    work.measure(f"pruned {config.target_sparsity:.0%}", model)
+  if config.clusters:
+    keep = [KeepSparsity()] if config.target_sparsity else []
+    clustered = work.fine_tune(cluster_student(
+        model, config.clusters, preserve_sparsity=bool(
+            config.target_sparsity)), "clustering", keep)
+    model = strip_clustering(clustered)
+    work.measure(f"clustered ({config.clusters})", model)
+  sparse_model = model
+  if config.qat:
+    keep = [KeepSparsity()] if config.target_sparsity else []
+    model = work.fine_tune(quantize_student(
+        model, preserve_sparsity=bool(config.target_sparsity)), "qat", keep)
+    work.measure("quantization-aware", model)
+  # The deployable artefact: the TFLite model in the configured mode.
+  lite = tflite.convert(model, config.quantize, min(
+      _EVAL_POOL, catalog_size(model) - 2), representative)
+  report["tflite"] = dict(
+      evaluate_tflite(lite, evaluation), quantization=config.quantize)
+  report["steps"] = work.steps
+  report["layers"] = layer_sparsity(model)
+  first, last = work.steps[0], work.steps[-1]
+  report["summary"] = {
+      "ndcg_relative_change_keras": last["ndcg@10"] / first["ndcg@10"] - 1
+      if first["ndcg@10"] else None,
+      "ndcg_relative_change_tflite": report["tflite"]["ndcg@10"]
+      / first["ndcg@10"] - 1 if first["ndcg@10"] else None,
+      "tflite_bytes_vs_float32": last[f"tflite_{config.quantize}_bytes"]
+      / first["tflite_float32_bytes"],
+      "sparsity": overall_sparsity(model),
+      "target_sparsity": config.target_sparsity}
+  return model, report, sparse_model
+
+
+def report_markdown(report: dict) -> str:
+  """The compression report as Markdown tables."""
+  from tfdistill.reporting import markdown_table  # pylint: disable=import-outside-toplevel
+  mode = report["config"]["quantize"]
+  columns = ["step", "ndcg@10", "hr@10", "params", "nonzeros", "sparsity",
+             "saved_model_bytes", "tflite_float32_bytes",
+             f"tflite_{mode}_bytes", f"tflite_{mode}_gzip_bytes"]
+  parts = ["# Compression report", "",
+           "Quality on the evaluation split (full catalog, seen items "
+           "excluded); bytes of each step's model.", "",
+           markdown_table(report["steps"], columns), "",
+           f"TFLite ({mode}, run with LiteRT): ndcg@10="
+           f"{report['tflite']['ndcg@10']:.4f}, hr@10="
+           f"{report['tflite']['hr@10']:.4f}.", "",
+           "## Final model per layer", "",
+           markdown_table(report["layers"], ["layer", "type", "parameters",
+                                             "nonzeros", "sparsity"])]
+  if report.get("low_rank"):
+    parts += ["", "## Low-rank factorization", "",
+              markdown_table(report["low_rank"], [
+                  "layer", "shape", "rank", "energy", "squared_error",
+                  "parameters_before", "parameters_after"])]
+  return "\n".join(parts) + "\n"
+
+
+def write_report(report: dict, directory: str) -> None:
+  os.makedirs(directory, exist_ok=True)
+  with open(os.path.join(directory, "compression_report.json"), "w") as f:
+    json.dump(report, f, indent=2, default=float)
+  with open(os.path.join(directory, "compression_report.md"), "w") as f:
+    f.write(report_markdown(report))

@@ -1,0 +1,228 @@
+"""Magnitude pruning of a student with TF Model Optimization.
+
+    config = PruningConfig(target_sparsity=0.5, end_step=2000)
+    pruned = prune_student(student, config)
+    pruned.compile(...)  # or Distiller(student=pruned, teacher=...)
+    pruned.fit(data, callbacks=pruning_callbacks(log_dir))
+    small = strip_pruning(pruned)
+
+Every layer with prunable weights (Dense, Conv1D, Embedding, GRU and the
+tfdistill compressed embeddings) is wrapped; `layer_sparsity` sets targets
+per layer type or name, and `structured="2:4"` prunes Dense kernels in the
+2-out-of-4 pattern that sparse kernels accelerate.
+"""
+
+import dataclasses
+from typing import Optional
+
+import numpy as np
+import tensorflow_model_optimization as tfmot
+import tf_keras
+
+from tfdistill.errors import ConfigError
+from tfdistill.errors import ModelError
+
+SCHEDULES = ("polynomial", "constant")
+_sparsity = tfmot.sparsity.keras
+
+
+def check_sparsity(value: float, what: str = "target sparsity") -> float:
+  if not 0.0 <= value < 1.0:
+    raise ConfigError(f"{what} must be in [0, 1), got {value}.")
+  return float(value)
+
+
+@dataclasses.dataclass(frozen=True)
+class PruningConfig:
+  """How much and how fast to prune.
+
+  Attributes:
+    target_sparsity: Final fraction of zero weights in every pruned layer.
+    schedule: "polynomial" (PolynomialDecay from `initial_sparsity` to the
+      target between `begin_step` and `end_step`) or "constant"
+      (ConstantSparsity from `begin_step`).
+    initial_sparsity: Start of the polynomial schedule.
+    begin_step, end_step, frequency: Pruning steps (optimizer steps).
+    layer_sparsity: Targets per layer class name ("Dense", "Embedding", ...)
+      or per layer name; they override `target_sparsity`.
+    structured: "" or "2:4" (2 of every 4 consecutive weights in Dense
+      kernels; other layers keep unstructured pruning).
+  """
+  target_sparsity: float = 0.5
+  schedule: str = "polynomial"
+  initial_sparsity: float = 0.0
+  begin_step: int = 0
+  end_step: int = 1000
+  frequency: int = 25
+  layer_sparsity: dict = dataclasses.field(default_factory=dict)
+  structured: str = ""
+
+  def __post_init__(self):
+    check_sparsity(self.target_sparsity)
+    check_sparsity(self.initial_sparsity, "initial sparsity")
+    for key, value in self.layer_sparsity.items():
+      check_sparsity(value, f"sparsity of {key!r}")
+    if self.schedule not in SCHEDULES:
+      raise ConfigError(f"unknown pruning schedule {self.schedule!r}; choose "
+                        f"one of {SCHEDULES}.")
+    if self.structured not in ("", "2:4"):
+      raise ConfigError(f"structured must be '' or '2:4', got "
+                        f"{self.structured!r}.")
+    if self.end_step <= self.begin_step:
+      raise ConfigError(f"end_step ({self.end_step}) must be after "
+                        f"begin_step ({self.begin_step}).")
+
+  def target_for(self, layer) -> float:
+    for key in (layer.name, type(layer).__name__):
+      if key in self.layer_sparsity:
+        return float(self.layer_sparsity[key])
+    return self.target_sparsity
+
+  def schedule_for(self, target: float):
+    if self.schedule == "constant":
+      return _sparsity.ConstantSparsity(target, self.begin_step,
+                                        frequency=self.frequency)
+    return _sparsity.PolynomialDecay(
+        initial_sparsity=min(self.initial_sparsity, target),
+        final_sparsity=target, begin_step=self.begin_step,
+        end_step=self.end_step, frequency=self.frequency)
+
+
+def _prunable(layer) -> bool:
+  if not layer.weights:
+    return False
+  if isinstance(layer, _sparsity.PrunableLayer):
+    return True
+  return isinstance(layer, (tf_keras.layers.Dense, tf_keras.layers.Conv1D,
+                            tf_keras.layers.Embedding, tf_keras.layers.GRU))
+
+
+def _check_student(model) -> None:
+  if not (isinstance(model, tf_keras.Model)
+          and getattr(model, "_is_graph_network", False)):
+    raise ModelError(f"{type(model).__name__} is not a tfdistill student: "
+                     "compression works on functional students (load one "
+                     "with tfdistill.models.io.load_model).")
+
+
+def prune_student(model: tf_keras.Model,
+                  config: PruningConfig = PruningConfig()) -> tf_keras.Model:
+  """Wraps every prunable layer of a functional student for pruning.
+
+  Layers whose target is 0 stay as they are. Weights are kept.
+  """
+  _check_student(model)
+
+  def wrap(layer):
+    clone = layer.__class__.from_config(layer.get_config())
+    target = config.target_for(layer)
+    if not _prunable(layer) or target == 0.0:
+      return clone
+    kwargs = {}
+    if config.structured == "2:4" and isinstance(layer,
+                                                 tf_keras.layers.Dense):
+      kwargs["sparsity_m_by_n"] = (2, 4)
+    return _sparsity.prune_low_magnitude(
+        clone, pruning_schedule=config.schedule_for(target), **kwargs)
+
+  pruned = tf_keras.models.clone_model(model, clone_function=wrap)
+  pruned.set_weights(_weights_for(pruned, model))
+  return pruned
+
+
+def _weights_for(pruned, original) -> list:
+  """Original weights in the order of the wrapped model (masks etc. kept)."""
+  values = []
+  for new_layer, old_layer in zip(pruned.layers, original.layers):
+    new_weights = new_layer.weights
+    if _is_prune_wrapper(new_layer):
+      old = {w.name.split("/")[-1]: w.numpy() for w in old_layer.weights}
+      for weight in new_weights:
+        short = weight.name.split("/")[-1]
+        values.append(old.get(short, weight.numpy()))
+    else:
+      values.extend(w.numpy() for w in old_layer.weights)
+  return values
+
+
+def _is_prune_wrapper(layer) -> bool:
+  # The wrapper class is not part of TF-MOT's public API.
+  return type(layer).__name__ == "PruneLowMagnitude"
+
+
+def pruning_callbacks(log_dir: Optional[str] = None) -> list:
+  """`UpdatePruningStep` (required) and, with a log dir, `PruningSummaries`."""
+  callbacks = [_sparsity.UpdatePruningStep()]
+  if log_dir:
+    callbacks.append(_sparsity.PruningSummaries(log_dir=log_dir))
+  return callbacks
+
+
+class KeepSparsity(tf_keras.callbacks.Callback):
+  """Keeps pruned zeros at zero while a stripped model trains further.
+
+  Pruning-preserving QAT and sparsity-preserving clustering protect the
+  layers they wrap; this protects the others (e.g. embedding tables, which
+  QAT leaves alone) by re-applying each matrix's zero mask after every batch.
+
+  Args:
+    variables: The variables to protect (default: the trained model's
+      trainable matrices, taken at the start of training).
+    min_sparsity: Only matrices at least this sparse are protected.
+  """
+
+  def __init__(self, variables=None, min_sparsity: float = 0.05):
+    super().__init__()
+    self._variables, self.min_sparsity = variables, min_sparsity
+    self._masks = []
+
+  def on_train_begin(self, logs=None):
+    variables = self._variables or [v for v in self.model.trainable_variables
+                                    if len(v.shape) >= 2]
+    self._masks = []
+    for variable in variables:
+      mask = variable.numpy() != 0
+      if 1.0 - mask.mean() >= self.min_sparsity:
+        self._masks.append((variable, mask.astype(variable.dtype.as_numpy_dtype)))
+
+  def on_train_batch_end(self, batch, logs=None):
+    for variable, mask in self._masks:
+      variable.assign(variable * mask)
+
+
+def strip_pruning(model: tf_keras.Model) -> tf_keras.Model:
+  """Removes the pruning wrappers (the zeros stay)."""
+  return _sparsity.strip_pruning(model)
+
+
+def is_pruned(model) -> bool:
+  return any(_is_prune_wrapper(layer)
+             for layer in getattr(model, "layers", []))
+
+
+def layer_sparsity(model) -> list:
+  """Per layer: parameters, non-zeros and sparsity of its kernels/tables.
+
+  Biases and normalization weights are counted in `parameters` but
+  sparsity is over the weight matrices (what pruning targets).
+  """
+  rows = []
+  for layer in model.layers:
+    weights = [w for w in layer.weights if w.trainable or "kernel" in w.name
+               or "embeddings" in w.name]
+    if not weights:
+      continue
+    matrices = [w.numpy() for w in weights if len(w.shape) >= 2]
+    size = int(sum(m.size for m in matrices))
+    nonzero = int(sum(np.count_nonzero(m) for m in matrices))
+    rows.append({"layer": layer.name, "type": type(layer).__name__,
+                 "parameters": int(sum(np.prod(w.shape) for w in weights)),
+                 "matrix_parameters": size, "nonzeros": nonzero,
+                 "sparsity": 1.0 - nonzero / size if size else 0.0})
+  return rows
+
+
+def overall_sparsity(model) -> float:
+  rows = layer_sparsity(model)
+  size = sum(r["matrix_parameters"] for r in rows)
+  return 1.0 - sum(r["nonzeros"] for r in rows) / size if size else 0.0

@@ -1,0 +1,1 @@
+"""Export a student for TF Serving (SavedModel) and phones (TFLite)."""

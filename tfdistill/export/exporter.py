@@ -1,0 +1,315 @@
+"""`export_student`: SavedModel + TFLite, parity gate, latency, manifest.
+
+Layout under `out`:
+
+    out/tflite/model.tflite, vocabulary.txt, manifest.json
+    out/serving/<model_name>/<version>/   (TF Serving SavedModel)
+
+Everything is built in a staging folder inside `out`; pieces are moved into
+place only after the parity gate passed, so a failed export leaves nothing
+behind. An existing tflite/ folder or version is never replaced without
+`overwrite=True`.
+"""
+
+import dataclasses
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from typing import Optional
+
+import numpy as np
+import tensorflow as tf
+
+from tfdistill.data.vocab import Vocabulary
+from tfdistill.errors import ExportError
+from tfdistill.export import saved_model as serving
+from tfdistill.export import tflite
+from tfdistill.models.io import catalog_size
+from tfdistill.models.io import is_functional
+from tfdistill.models.io import load_contexts
+from tfdistill.models.io import load_model
+from tfdistill.models.io import load_vocabulary
+from tfdistill.models.io import model_card
+
+TFLITE_FILE = "model.tflite"
+VOCABULARY_FILE = "vocabulary.txt"
+MANIFEST_FILE = "manifest.json"
+# Default parity thresholds: least mean top-K agreement per mode. float32
+# must also match exactly up to ties.
+DEFAULT_MIN_AGREEMENT = {"none": 1.0, "float16": 0.95, "dynamic": 0.9,
+                         "int8": 0.9}
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportConfig:
+  """What to export and how.
+
+  Attributes:
+    tflite, saved_model: Which formats (at least one).
+    quantize: TFLite mode: "none", "float16", "dynamic" or "int8".
+    top_k: Items returned per request.
+    model_name: TF Serving model name (default: the model's name).
+    version: TF Serving version (default: next free number).
+    overwrite: Replace an existing tflite/ folder or serving version.
+    min_agreement: Parity threshold (default per mode, see above).
+    latency_runs: Requests timed per format (0 skips latency).
+  """
+  tflite: bool = True
+  saved_model: bool = False
+  quantize: str = "none"
+  top_k: int = 10
+  model_name: str = ""
+  version: int = 0
+  overwrite: bool = False
+  min_agreement: Optional[float] = None
+  latency_runs: int = 200
+
+  def __post_init__(self):
+    if not (self.tflite or self.saved_model):
+      raise ExportError("nothing to export: ask for --tflite and/or "
+                        "--saved_model.")
+    if self.quantize not in tflite.QUANTIZATION_MODES:
+      raise ExportError(f"unknown quantization {self.quantize!r}; choose one "
+                        f"of {', '.join(tflite.QUANTIZATION_MODES)}.")
+    if self.top_k < 1:
+      raise ExportError(f"top_k must be >= 1, got {self.top_k}.")
+    if self.min_agreement is not None and not 0 <= self.min_agreement <= 1:
+      raise ExportError(f"min_agreement must be in [0, 1], got "
+                        f"{self.min_agreement}.")
+
+
+def parity(lite: "tflite.LiteRTRecommender", serving_dir: str,
+           vocabulary: Vocabulary, contexts: np.ndarray) -> dict:
+  """Compares the TFLite model with the SavedModel on the same contexts.
+
+  Returns mean top-K agreement, the share of rows whose top-K sets are
+  identical up to ties, and the largest score error (TFLite score vs the
+  SavedModel's score of the same item).
+  """
+  loaded = tf.saved_model.load(serving_dir)
+  strings = vocabulary.ids(contexts).astype(str)
+  strings[contexts == 0] = ""
+  reference = loaded.signatures[serving.SERVING_SIGNATURE](
+      context=tf.constant(strings))
+  ref_ids = vocabulary.lookup(reference[serving.OUTPUT_ITEM_IDS].numpy()
+                              .astype(str))
+  ref_scores = reference["scores"].numpy()
+  lite_ids, lite_scores = lite.recommend_all(contexts)
+  rescored = loaded.signatures[serving.SCORE_SIGNATURE](
+      context=tf.constant(strings),
+      candidates=tf.constant(vocabulary.ids(lite_ids).astype(str)))[
+          "scores"].numpy()
+  k = ref_ids.shape[1]
+  agreement, identical = [], []
+  for row in range(len(contexts)):
+    common = set(lite_ids[row]) & set(ref_ids[row])
+    agreement.append(len(common) / k)
+    # Items only TFLite picked must tie with the reference's K-th score.
+    kth = ref_scores[row, -1]
+    tolerance = 1e-5 * max(1.0, abs(float(kth)))
+    extra = [j for j, item in enumerate(lite_ids[row]) if item not in common]
+    identical.append(all(rescored[row, j] >= kth - tolerance for j in extra))
+  return {"examples": int(len(contexts)), "top_k": int(k),
+          "agreement": float(np.mean(agreement)),
+          "identical_up_to_ties": float(np.mean(identical)),
+          "max_score_error": float(np.max(np.abs(lite_scores - rescored)))}
+
+
+def _gate(result: dict, mode: str, min_agreement: Optional[float]) -> None:
+  needed = DEFAULT_MIN_AGREEMENT[mode] if min_agreement is None else (
+      min_agreement)
+  result["min_agreement"] = needed
+  if mode == "none" and min_agreement is None:
+    passed = result["identical_up_to_ties"] == 1.0
+  else:
+    passed = result["agreement"] >= needed
+  result["passed"] = bool(passed)
+  if not passed:
+    raise ExportError(
+        f"parity gate failed for quantization={mode}: TFLite top-"
+        f"{result['top_k']} agreement with the SavedModel is "
+        f"{result['agreement']:.3f} (needed {needed}), identical up to ties "
+        f"in {result['identical_up_to_ties']:.1%} of {result['examples']} "
+        f"examples, largest score error {result['max_score_error']:.3g}. "
+        "Nothing was written; try a milder --quantize or lower "
+        "--min_agreement if this is acceptable.")
+
+
+def _latency(tflite_path, serving_dir, contexts, vocabulary_path, runs):
+  with tempfile.NamedTemporaryFile(suffix=".npy", delete=False) as f:
+    np.save(f, np.asarray(contexts[:50], np.int32))
+  command = [sys.executable, "-m", "tfdistill.export.latency",
+             f"--contexts={f.name}", f"--runs={runs}",
+             f"--vocabulary={vocabulary_path}"]
+  if tflite_path:
+    command.append(f"--tflite={tflite_path}")
+  if serving_dir:
+    command.append(f"--saved_model={serving_dir}")
+  try:
+    done = subprocess.run(command, capture_output=True, text=True,
+                          check=False, timeout=900,
+                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+  finally:
+    os.remove(f.name)
+  if done.returncode != 0:
+    raise ExportError("latency measurement failed: "
+                      + done.stderr.strip()[-500:])
+  return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _gzip_bytes(path: str) -> int:
+  import gzip  # pylint: disable=import-outside-toplevel
+  with open(path, "rb") as f:
+    return len(gzip.compress(f.read(), compresslevel=9))
+
+
+def _directory_bytes(path: str) -> int:
+  return sum(os.path.getsize(os.path.join(root, name))
+             for root, _, names in os.walk(path) for name in names)
+
+
+def export_student(model, out: str, config: ExportConfig = ExportConfig(),
+                   vocabulary: Optional[Vocabulary] = None,
+                   representative: Optional[np.ndarray] = None,
+                   holdout: Optional[np.ndarray] = None) -> dict:
+  """Exports a retrieval student; returns the manifest.
+
+  Args:
+    model: A functional student or the folder of one saved by tfdistill
+      (which also provides the vocabulary and the contexts below).
+    out: Export folder (created if needed).
+    config: `ExportConfig`.
+    vocabulary: Item vocabulary (index -> item id).
+    representative: Training contexts for int8 calibration.
+    holdout: Held-out contexts for the parity gate (default: representative).
+
+  Raises:
+    ExportError: bad input, a failed conversion or a failed parity gate.
+  """
+  source = ""
+  if isinstance(model, (str, os.PathLike)):
+    source = os.fspath(model)
+    try:
+      loaded = load_model(source)
+    except Exception as error:  # any failure: not a usable model folder
+      raise ExportError(f"cannot load a trained model from {source}: "
+                        f"{error}") from error
+    vocabulary = vocabulary or load_vocabulary(source)
+    representative = representative if representative is not None else (
+        load_contexts(source, "representative"))
+    holdout = holdout if holdout is not None else load_contexts(source,
+                                                                "holdout")
+    model = loaded
+  if not is_functional(model) or "logits" not in [
+      layer.name for layer in model.layers]:
+    raise ExportError(f"{source or model.name} is not a retrieval student "
+                      "(a functional model with a 'logits' output); export "
+                      "a distilled student, e.g. <run>/student_kd/model.")
+  if vocabulary is None:
+    raise ExportError(f"no item vocabulary for {source or model.name}: save "
+                      "the model with tfdistill (it stores items.txt) or "
+                      "pass --vocabulary=items.txt.")
+  if len(vocabulary) != catalog_size(model):
+    raise ExportError(f"the vocabulary has {len(vocabulary)} entries but the "
+                      f"model scores {catalog_size(model)} items.")
+  if config.quantize == "int8" and representative is None:
+    raise ExportError("int8 quantization needs a representative data set "
+                      "(training contexts); pass --representative_data="
+                      "FILE.npy or export a model saved by tfdistill.")
+  contexts = holdout if holdout is not None else representative
+  if contexts is None:
+    raise ExportError("no contexts to check parity on; pass "
+                      "--holdout_data=FILE.npy.")
+  contexts = np.asarray(contexts, np.int32)[:256]
+  name = config.model_name or model.name
+  tflite_dir = os.path.join(out, "tflite")
+  model_dir = os.path.join(out, "serving", name)
+  version = config.version or serving.next_version(model_dir)
+  version_dir = os.path.join(model_dir, str(version))
+  for path, wanted in ((tflite_dir, config.tflite),
+                       (version_dir, config.saved_model)):
+    if wanted and os.path.exists(path) and not config.overwrite:
+      raise ExportError(f"{path} already exists; pass --overwrite to replace "
+                        "it (or a new --version for TF Serving).")
+  os.makedirs(out, exist_ok=True)
+  staging = tempfile.mkdtemp(prefix=".export-", dir=out)
+  try:
+    manifest = _build(model, staging, config, vocabulary, representative,
+                      contexts, name, version)
+    manifest["source_model"] = source
+    moves = []
+    if config.tflite:
+      moves.append((os.path.join(staging, "tflite"), tflite_dir))
+    if config.saved_model:
+      moves.append((os.path.join(staging, "serving"), version_dir))
+    for src, dst in moves:
+      if os.path.exists(dst):
+        shutil.rmtree(dst)
+      os.makedirs(os.path.dirname(dst), exist_ok=True)
+      os.replace(src, dst)
+  finally:
+    shutil.rmtree(staging, ignore_errors=True)
+  return manifest
+
+
+def _build(model, staging, config, vocabulary, representative, contexts,
+           name, version) -> dict:
+  serving_dir = os.path.join(staging, "serving")
+  lite_dir = os.path.join(staging, "tflite")
+  os.makedirs(lite_dir)
+  warmup = vocabulary.ids(contexts[:5]).astype(str)
+  warmup[contexts[:5] == 0] = ""
+  serving_info = serving.save_serving_model(
+      model, vocabulary.tokens, serving_dir, name, config.top_k, warmup)
+  vocabulary.save(os.path.join(lite_dir, VOCABULARY_FILE))
+  manifest = {"format_version": 1, "model": model_card(model),
+              "context_length": serving_info["context_length"],
+              "top_k": config.top_k, "padding_id": 0, "oov_id": 1,
+              "num_items": len(vocabulary), "vocabulary": VOCABULARY_FILE,
+              "quantization": config.quantize}
+  bytes_info = {}
+  if config.saved_model:
+    manifest["saved_model"] = {
+        "model_name": name, "version": version,
+        "path": os.path.join("serving", name, str(version)),
+        "signatures": serving_info["signatures"],
+        "serving_default": {"input": {"context": {
+            "dtype": "string", "shape": [-1, serving_info["context_length"]]}},
+                            "outputs": {"item_ids": "string [-1, top_k]",
+                                        "scores": "float32 [-1, top_k]"}}}
+    bytes_info["saved_model"] = _directory_bytes(serving_dir)
+  tflite_path = os.path.join(lite_dir, TFLITE_FILE)
+  if config.tflite:
+    content = tflite.convert(model, config.quantize, config.top_k,
+                             representative)
+    with open(tflite_path, "wb") as f:
+      f.write(content)
+    float_bytes = len(content) if config.quantize == "none" else len(
+        tflite.convert(model, "none", config.top_k))
+    lite = tflite.LiteRTRecommender(tflite_path)
+    details = lite.details()
+    result = parity(lite, serving_dir, vocabulary, contexts)
+    _gate(result, config.quantize, config.min_agreement)
+    manifest.update({
+        "file": TFLITE_FILE, "signature": tflite.SIGNATURE,
+        "input": tflite.INPUT, "inputs": details["inputs"],
+        "outputs": details["outputs"], "parity": result,
+        "ops": sorted(tflite.op_names(content))})
+    bytes_info.update({"tflite": len(content),
+                       "tflite_gzip": _gzip_bytes(tflite_path),
+                       "float32_tflite": float_bytes})
+  manifest["bytes"] = bytes_info
+  if config.latency_runs:
+    manifest["latency"] = _latency(
+        tflite_path if config.tflite else "", serving_dir, contexts,
+        os.path.join(lite_dir, VOCABULARY_FILE), config.latency_runs)
+  with open(os.path.join(lite_dir, MANIFEST_FILE), "w") as f:
+    json.dump(manifest, f, indent=2)
+  if config.saved_model:
+    extra = os.path.join(serving_dir, "assets.extra")
+    with open(os.path.join(extra, "tfdistill_manifest.json"), "w") as f:
+      json.dump(manifest, f, indent=2)
+  return manifest

@@ -1,0 +1,1 @@
+"""The end-to-end job: teacher -> distilled student -> compressed -> export."""

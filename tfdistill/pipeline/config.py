@@ -1,0 +1,120 @@
+"""Configuration of a pipeline run, its presets and the distillation losses."""
+
+import dataclasses
+import json
+
+from tfdistill.compress.pipeline import CompressConfig
+from tfdistill.data.prepare import PrepareConfig
+from tfdistill.data.sources import SourceConfig
+from tfdistill.data.synthetic import SyntheticConfig
+from tfdistill.distill import ContrastiveAlignment
+from tfdistill.distill import HintDistillation
+from tfdistill.distill import ListwiseDistillation
+from tfdistill.distill import RankingDistillation
+from tfdistill.distill import RelaxedRankingDistillation
+from tfdistill.distill import SoftTargetKL
+from tfdistill.distill import SoftTargetMSE
+from tfdistill.errors import ConfigError
+from tfdistill.models.embeddings import EmbeddingConfig
+from tfdistill.models.factory import TeacherConfig
+from tfdistill.models.students import StudentConfig
+
+# Distillation losses by name; "a+b" combines several.
+LOSSES = {
+    "kl": lambda t: SoftTargetKL(temperature=t),
+    "mse": lambda t: SoftTargetMSE(temperature=t),
+    "listwise": lambda t: ListwiseDistillation(temperature=t,
+                                               num_candidates=1000),
+    "ranking": lambda t: RankingDistillation(top_k=10),
+    "relaxed_ranking": lambda t: RelaxedRankingDistillation(top_k=10),
+    "contrastive": lambda t: ContrastiveAlignment(),
+    "hint": lambda t: HintDistillation(),
+}
+
+
+def distillation_losses(spec: str, temperature: float) -> list:
+  """"kl+ranking" -> [SoftTargetKL(T), RankingDistillation()]."""
+  losses = []
+  for name in spec.split("+"):
+    if name not in LOSSES:
+      raise ConfigError(f"unknown distillation loss {name!r}; choose from "
+                        f"{', '.join(LOSSES)} (combine with '+').")
+    losses.append(LOSSES[name](temperature))
+  return losses
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineConfig:
+  """Everything that determines a run's results (stored in config.json)."""
+  source: SourceConfig = SourceConfig()
+  prepare: PrepareConfig = PrepareConfig()
+  context_length: int = 20
+  batch_size: int = 256
+  teacher: TeacherConfig = TeacherConfig(embedding_dim=64, num_blocks=2,
+                                         num_heads=2, ffn_dim=128)
+  teacher_epochs: int = 3
+  teacher_learning_rate: float = 2e-3
+  student: StudentConfig = StudentConfig(embedding_dim=16, hidden_dim=64)
+  student_epochs: int = 3
+  student_learning_rate: float = 2e-3
+  distillation_loss: str = "kl+ranking"
+  alpha: float = 0.5
+  temperature: float = 2.0
+  compress: CompressConfig = CompressConfig(fine_tune_epochs=1)
+  quantize: str = "int8"
+  top_k: int = 10
+  seed: int = 0
+
+  def __post_init__(self):
+    distillation_losses(self.distillation_loss, self.temperature)
+    if not 0.0 <= self.alpha <= 1.0:
+      raise ConfigError(f"alpha must be in [0, 1], got {self.alpha}.")
+    if self.temperature <= 0:
+      raise ConfigError(f"temperature must be > 0, got {self.temperature}.")
+    for name in ("teacher_epochs", "student_epochs", "context_length",
+                 "batch_size"):
+      if getattr(self, name) < 1:
+        raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}.")
+
+  def to_json(self) -> dict:
+    return json.loads(json.dumps(dataclasses.asdict(self)))
+
+  @classmethod
+  def from_json(cls, values: dict) -> "PipelineConfig":
+    values = dict(values)
+    source = dict(values.pop("source"))
+    source["synthetic"] = SyntheticConfig(**source["synthetic"])
+    student = dict(values.pop("student"))
+    student["embedding"] = EmbeddingConfig(**student["embedding"])
+    return cls(source=SourceConfig(**source),
+               prepare=PrepareConfig(**values.pop("prepare")),
+               teacher=TeacherConfig(**values.pop("teacher")),
+               student=StudentConfig(**student),
+               compress=CompressConfig(**values.pop("compress")), **values)
+
+
+TINY_SYNTHETIC = SyntheticConfig(num_users=200, num_items=150,
+                                 mean_interactions_per_user=15)
+
+PRESETS = {
+    # Every step at toy size: about a minute (tests, smoke checks).
+    "tiny": dict(
+        source=SourceConfig(synthetic=TINY_SYNTHETIC), context_length=8,
+        batch_size=64,
+        teacher=TeacherConfig(embedding_dim=16, num_blocks=1, num_heads=2,
+                              ffn_dim=32, dropout=0.1),
+        teacher_epochs=2, student=StudentConfig(embedding_dim=8,
+                                                hidden_dim=16),
+        student_epochs=2, compress=CompressConfig(fine_tune_epochs=1)),
+    # The README's first command: the embedded synthetic default, < 10 min.
+    "default": {},
+}
+
+
+def preset(name: str, **overrides) -> PipelineConfig:
+  if name not in PRESETS:
+    raise ConfigError(f"unknown preset {name!r}; choose one of "
+                      f"{', '.join(PRESETS)}.")
+  values = dict(PRESETS[name])
+  values.update(overrides)
+  return PipelineConfig(**values)

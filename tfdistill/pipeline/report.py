@@ -1,0 +1,226 @@
+"""The run report: metrics.json, Markdown and a self-contained HTML page.
+
+Figures (matplotlib, PNG, embedded in the HTML as data URIs):
+
+* quality against size: NDCG@10 of every stage against its parameters, with
+  the Pareto front drawn through the stages no other stage beats on both;
+* training curves: loss and validation NDCG@10 per epoch of every training;
+* latency: p50/p95/p99 per request of the TFLite model and the SavedModel.
+"""
+
+import base64
+import csv
+import html
+import os
+
+from tfdistill.pipeline.run import _write_json
+from tfdistill.reporting import markdown_table
+
+STAGE_LABELS = {"teacher": "Teacher", "student_alone": "Student alone",
+                "student_kd": "Student distilled", "compressed":
+                "Compressed (pruned + QAT)", "tflite": "TFLite"}
+
+
+def pareto_front(points: list) -> list:
+  """Indices of points (size, quality) not dominated by any other point."""
+  front = []
+  for i, (size, quality) in enumerate(points):
+    if not any(s <= size and q >= quality and (s, q) != (size, quality)
+               for s, q in points):
+      front.append(i)
+  return sorted(front, key=lambda i: points[i][0])
+
+
+def _plt():
+  import matplotlib  # pylint: disable=import-outside-toplevel
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+  return plt
+
+
+def plot_pareto(rows: list, path: str, size_key: str = "params",
+                title: str = "Quality against size") -> str:
+  """rows: dicts with "label", size_key and "ndcg@10"."""
+  plt = _plt()
+  fig, ax = plt.subplots(figsize=(6.5, 4))
+  points = [(r[size_key], r["ndcg@10"]) for r in rows]
+  for row, (x, y) in zip(rows, points):
+    ax.scatter(x, y, s=40)
+    ax.annotate(row["label"], (x, y), textcoords="offset points",
+                xytext=(5, 4), fontsize=8)
+  front = pareto_front(points)
+  ax.plot([points[i][0] for i in front], [points[i][1] for i in front],
+          "--", color="grey", linewidth=1, label="Pareto front")
+  ax.set_xscale("log")
+  ax.set_xlabel(size_key.replace("_", " "))
+  ax.set_ylabel("NDCG@10 (test)")
+  ax.set_title(title)
+  ax.legend(loc="lower right", fontsize=8)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+  return path
+
+
+def _read_log(path: str) -> dict:
+  if not os.path.isfile(path):
+    return {}
+  with open(path) as f:
+    rows = list(csv.DictReader(f))
+  return {key: [float(r[key]) for r in rows if r.get(key) not in (None, "")]
+          for key in (rows[0] if rows else {})}
+
+
+def plot_training(run, path: str) -> str:
+  plt = _plt()
+  fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
+  for step in ("teacher", "student_alone", "student_kd"):
+    log = _read_log(os.path.join(run.step_dir(step), "training_log.csv"))
+    if not log:
+      continue
+    epochs = [e + 1 for e in log.get("epoch", [])]
+    left.plot(epochs, log.get("loss", []), marker="o",
+              label=STAGE_LABELS[step])
+    if "val_ndcg@10" in log:
+      right.plot(epochs, log["val_ndcg@10"], marker="o",
+                 label=STAGE_LABELS[step])
+  left.set_title("Training loss")
+  right.set_title("Validation NDCG@10")
+  for ax in (left, right):
+    ax.set_xlabel("epoch")
+    ax.legend(fontsize=8)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+  return path
+
+
+def plot_latency(metrics: dict, path: str) -> str:
+  plt = _plt()
+  fig, ax = plt.subplots(figsize=(6, 3.2))
+  tflite = metrics["tflite"]
+  series = {"TFLite (1 thread)": tflite.get("latency_ms", {}),
+            "SavedModel (1 thread)": tflite.get("saved_model_latency_ms", {})}
+  width = 0.38
+  for i, (label, values) in enumerate(series.items()):
+    keys = ["p50_ms", "p95_ms", "p99_ms"]
+    ax.bar([k + i * width for k in range(3)],
+           [values.get(k, 0.0) for k in keys], width, label=label)
+  ax.set_xticks([k + width / 2 for k in range(3)], ["p50", "p95", "p99"])
+  ax.set_ylabel("ms per request (batch 1)")
+  ax.set_title("Latency")
+  ax.legend(fontsize=8)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+  return path
+
+
+def _stage_rows(metrics: dict) -> list:
+  rows = []
+  teacher = metrics["teacher"]["ndcg@10"] or float("nan")
+  alone = metrics["student_alone"]["ndcg@10"] or float("nan")
+  for stage, values in metrics.items():
+    rows.append({"stage": STAGE_LABELS.get(stage, stage), "label":
+                 STAGE_LABELS.get(stage, stage), **values,
+                 "vs teacher": values["ndcg@10"] / teacher,
+                 "vs student alone": values["ndcg@10"] / alone - 1.0})
+  return rows
+
+
+def _headline(metrics: dict) -> list:
+  t, a, kd = (metrics[k] for k in ("teacher", "student_alone", "student_kd"))
+  lite = metrics["tflite"]
+  lines = [
+      f"- The distilled student has {kd['params']:,} parameters "
+      f"({kd['params'] / t['params']:.1%} of the teacher's) and reaches "
+      f"{kd['ndcg@10'] / t['ndcg@10']:.0%} of the teacher's NDCG@10 "
+      f"({kd['ndcg@10'] / a['ndcg@10'] - 1:+.0%} against the same student "
+      "trained without a teacher).",
+      f"- Compression ({metrics['compressed']['sparsity']:.0%} sparse, "
+      f"{lite['quantization']} TFLite) changes NDCG@10 by "
+      f"{lite['ndcg@10'] / kd['ndcg@10'] - 1:+.1%}; the .tflite is "
+      f"{lite['bytes']:,} bytes, {lite['bytes'] / lite['float_bytes']:.0%} "
+      "of the float32 .tflite.",
+      f"- Parity with the SavedModel: top-{lite['parity']['top_k']} "
+      f"agreement {lite['parity']['agreement']:.3f}."]
+  p50, saved = (lite.get("latency_ms", {}).get("p50_ms"),
+                lite.get("saved_model_latency_ms", {}).get("p50_ms"))
+  if p50 and saved:
+    lines.append(f"- TFLite p50 latency is {p50:.3f} ms per request, "
+                 f"{p50 / saved:.2f}x the SavedModel's on this machine.")
+  return lines
+
+
+def _image(path: str) -> str:
+  with open(path, "rb") as f:
+    data = base64.b64encode(f.read()).decode("ascii")
+  return f'<img alt="{os.path.basename(path)}" src="data:image/png;base64,{data}">'
+
+
+def write_run_report(run) -> str:
+  """Writes report/metrics.json, report.md, report.html and figures."""
+  directory = run.step_dir("report")
+  figures = os.path.join(directory, "figures")
+  os.makedirs(figures, exist_ok=True)
+  metrics = run.metrics()
+  rows = _stage_rows(metrics)
+  paths = [plot_pareto(rows, os.path.join(figures, "pareto.png")),
+           plot_training(run, os.path.join(figures, "training.png")),
+           plot_latency(metrics, os.path.join(figures, "latency.png"))]
+  columns = ["stage", "ndcg@10", "hr@10", "recall@10", "params",
+             "vs teacher", "vs student alone"]
+  table = markdown_table(rows, columns)
+  compression = os.path.join(run.step_dir("compressed"),
+                             "compression_report.md")
+  headline = _headline(metrics)
+  config = run.config
+  intro = (f"Data: {config.source.dataset}, {run.prepared.num_items - 2} "
+           f"items, test split (leave-last-out, full catalog, seen items "
+           f"excluded). Distillation loss: {config.distillation_loss}, "
+           f"alpha {config.alpha}, temperature {config.temperature}; seed "
+           f"{config.seed}.")
+  markdown = "\n".join(
+      ["# tfdistill run report", "", intro, "", *headline, "",
+       "## Stages", "", table, "", "![quality vs size](figures/pareto.png)",
+       "", "## Training", "", "![training curves](figures/training.png)", "",
+       "## Latency", "", "![latency](figures/latency.png)", "",
+       f"Compression details: {os.path.relpath(compression, directory)}", ""])
+  with open(os.path.join(directory, "report.md"), "w") as f:
+    f.write(markdown)
+  html_rows = "".join(
+      "<tr>" + "".join(f"<td>{html.escape(_cell(r.get(c)))}</td>"
+                       for c in columns) + "</tr>" for r in rows)
+  page = f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>tfdistill run report</title>
+<style>
+body {{ font-family: system-ui, sans-serif; max-width: 980px; margin: 2em auto;
+       color: #222; line-height: 1.45; }}
+table {{ border-collapse: collapse; margin: 1em 0; }}
+th, td {{ border: 1px solid #ccc; padding: 4px 10px; text-align: right; }}
+th:first-child, td:first-child {{ text-align: left; }}
+th {{ background: #f2f2f2; }}
+img {{ max-width: 100%; margin: 0.5em 0; }}
+.headline li {{ margin: 0.3em 0; }}
+</style></head><body>
+<h1>tfdistill run report</h1>
+<p>{html.escape(intro)}</p>
+<ul class="headline">{''.join(f'<li>{html.escape(h[2:])}</li>' for h in headline)}</ul>
+<h2>Stages</h2>
+<table><tr>{''.join(f'<th>{html.escape(c)}</th>' for c in columns)}</tr>{html_rows}</table>
+<h2>Quality against size</h2>{_image(paths[0])}
+<h2>Training</h2>{_image(paths[1])}
+<h2>Latency</h2>{_image(paths[2])}
+</body></html>
+"""
+  path = os.path.join(directory, "report.html")
+  with open(path, "w") as f:
+    f.write(page)
+  # Last: metrics.json also marks the report step as finished.
+  _write_json(os.path.join(directory, "metrics.json"), metrics)
+  return path
+
+
+def _cell(value) -> str:
+  from tfdistill.reporting import format_cell  # pylint: disable=import-outside-toplevel
+  return format_cell(value)

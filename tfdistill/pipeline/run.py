@@ -1,0 +1,308 @@
+"""A pipeline run directory: one folder per step, resumable, repeatable.
+
+    run = Run("runs/ml", preset("default"))
+    run.all()          # teacher, student_alone, student_kd, compressed,
+                       # export, report
+    run.metrics()      # what report/metrics.json holds
+
+Layout: `config.json` (the run's `PipelineConfig`), `data/` (prepared data
+and vocabularies), then `teacher/`, `student_alone/`, `student_kd/`,
+`compressed/`, `export/` and `report/`. A step is finished when its
+`metrics.json` exists; re-running skips finished steps (unless `force`), and
+an interrupted training resumes from `<step>/checkpoints` (Keras
+`BackupAndRestore`). Every training writes TensorBoard logs to
+`<step>/logs` and its epoch curves to `<step>/training_log.csv`.
+"""
+
+import json
+import os
+import shutil
+import sys
+from typing import Optional
+
+from absl import logging
+import tf_keras
+
+from tfdistill.compress.pipeline import compress_student
+from tfdistill.compress.pipeline import write_report as write_compression
+from tfdistill.data import examples
+from tfdistill.data.prepare import PreparedData
+from tfdistill.data.prepare import prepare
+from tfdistill.data.sources import load_dataset
+from tfdistill.distill.distiller import Distiller
+from tfdistill.errors import ConfigError
+from tfdistill.evaluation.callbacks import RankingEvaluation
+from tfdistill.evaluation.evaluate import evaluate_retrieval
+from tfdistill.export.exporter import export_student
+from tfdistill.export.exporter import ExportConfig
+from tfdistill.models.factory import build_sequential_teacher
+from tfdistill.models.factory import build_student
+from tfdistill.models.io import count_parameters
+from tfdistill.models.io import load_model
+from tfdistill.models.io import save_model
+from tfdistill.pipeline.config import distillation_losses
+from tfdistill.pipeline.config import PipelineConfig
+
+STEPS = ("teacher", "student_alone", "student_kd", "compressed", "export",
+         "report")
+CONFIG_FILE = "config.json"
+METRICS_FILE = "metrics.json"
+QUALITY_KEYS = ("ndcg@10", "hr@10", "recall@10", "mrr")
+_REPRESENTATIVE_SIZE = 256
+
+
+def _write_json(path: str, values) -> None:
+  partial = path + ".partial"
+  with open(partial, "w") as f:
+    json.dump(values, f, indent=2, default=float)
+  os.replace(partial, path)
+
+
+def read_json(path: str):
+  with open(path) as f:
+    return json.load(f)
+
+
+class Run:
+  """The steps of one pipeline run in `out`.
+
+  Args:
+    out: Run directory.
+    config: The run's configuration; must match an existing run's
+      config.json unless `force`.
+    force: Recompute every step (and accept a changed configuration).
+  """
+
+  def __init__(self, out: str, config: PipelineConfig, force: bool = False):
+    self.out, self.config, self.force = out, config, force
+    self._prepared = None
+    self._models = {}
+    self._done_this_run = set()
+    path = os.path.join(out, CONFIG_FILE)
+    if os.path.isfile(path):
+      stored = read_json(path)
+      if stored != config.to_json() and not force:
+        changed = sorted(k for k in set(stored) | set(config.to_json())
+                         if stored.get(k) != config.to_json().get(k))
+        raise ConfigError(
+            f"{out} holds a run with a different configuration (differs in: "
+            f"{', '.join(changed)}); use another --out, or --force to "
+            "recompute it with the new one.")
+    elif os.path.isdir(out) and os.listdir(out):
+      raise ConfigError(f"{out} exists and is not a tfdistill run directory "
+                        "(no config.json); choose an empty or new --out.")
+    os.makedirs(out, exist_ok=True)
+    _write_json(path, config.to_json())
+
+  # ------------------------------------------------------------ helpers
+  def step_dir(self, step: str) -> str:
+    return os.path.join(self.out, step)
+
+  def done(self, step: str) -> bool:
+    if self.force and step not in self._done_this_run:
+      return False
+    return os.path.isfile(os.path.join(self.step_dir(step), METRICS_FILE))
+
+  def step_metrics(self, step: str) -> dict:
+    return read_json(os.path.join(self.step_dir(step), METRICS_FILE))
+
+  def _finish(self, step: str, metrics: dict) -> dict:
+    _write_json(os.path.join(self.step_dir(step), METRICS_FILE), metrics)
+    self._done_this_run.add(step)
+    logging.info("%s done: %s", step, {k: metrics.get(k) for k in
+                                       ("ndcg@10", "params")})
+    return metrics
+
+  @property
+  def prepared(self) -> PreparedData:
+    if self._prepared is None:
+      path = os.path.join(self.out, "data")
+      if os.path.isdir(path) and not (self.force and "data" not in
+                                      self._done_this_run):
+        self._prepared = PreparedData.load(path)
+      else:
+        self._prepared = prepare(load_dataset(self.config.source),
+                                 self.config.prepare)
+        self._prepared.save(path, overwrite=True)
+        self._done_this_run.add("data")
+    return self._prepared
+
+  def train_data(self):
+    return examples.sequence_examples(
+        self.prepared, "train", self.config.context_length,
+        batch_size=self.config.batch_size, shuffle=True, seed=self.config.seed)
+
+  def evaluation(self, split: str = "test"):
+    return examples.evaluation_set(self.prepared, split,
+                                   self.config.context_length)
+
+  def _save_extras(self) -> dict:
+    train = examples.sequence_arrays(self.prepared, "train",
+                                     self.config.context_length)
+    return dict(vocabulary=self.prepared.items,
+                representative=train.contexts[-_REPRESENTATIVE_SIZE:],
+                holdout=self.evaluation("validation").contexts[
+                    :_REPRESENTATIVE_SIZE])
+
+  def _fit(self, step: str, trainer, epochs: int, evaluate_model=None):
+    """fit with checkpoint resume, TensorBoard and validation NDCG."""
+    directory = self.step_dir(step)
+    os.makedirs(directory, exist_ok=True)
+    log = os.path.join(directory, "training_log.csv")
+    checkpoints = os.path.join(directory, "checkpoints")
+    if os.path.isdir(checkpoints) and os.listdir(checkpoints):
+      logging.info("%s: resuming from %s", step, checkpoints)
+    elif os.path.exists(log):
+      os.remove(log)  # a fresh start, not a resume
+    callbacks = [
+        RankingEvaluation(self.evaluation("validation"),
+                          model_attribute=evaluate_model or ""),
+        tf_keras.callbacks.BackupAndRestore(checkpoints),
+        tf_keras.callbacks.TensorBoard(os.path.join(directory, "logs")),
+        tf_keras.callbacks.CSVLogger(log, append=True)]
+    trainer.fit(self.train_data(), epochs=epochs, callbacks=callbacks,
+                verbose=1 if sys.stdout.isatty() else 2)
+
+  def _quality(self, model) -> dict:
+    result = evaluate_retrieval(model, self.evaluation("test"))
+    return {k: float(result[k]) for k in QUALITY_KEYS}
+
+  def _load(self, step: str):
+    if step not in self._models:
+      self._models[step] = load_model(os.path.join(self.step_dir(step),
+                                                   "model"))
+    return self._models[step]
+
+  def _seed(self, offset: int) -> None:
+    tf_keras.utils.set_random_seed(self.config.seed + offset)
+
+  # -------------------------------------------------------------- steps
+  def teacher(self):
+    if self.done("teacher"):
+      return self._load("teacher")
+    config = self.config
+    self._seed(1)
+    teacher = build_sequential_teacher(self.prepared, config.context_length,
+                                       config.teacher)
+    teacher.compile(tf_keras.optimizers.Adam(config.teacher_learning_rate))
+    self._fit("teacher", teacher, config.teacher_epochs)
+    path = save_model(teacher, os.path.join(self.step_dir("teacher"),
+                                            "model"), overwrite=True)
+    self._models["teacher"] = teacher
+    self._finish("teacher", dict(self._quality(teacher),
+                                 params=count_parameters(teacher), path=path))
+    return teacher
+
+  def _student(self, step: str, teacher=None):
+    config = self.config
+    self._seed(2)  # the same initial student with and without a teacher
+    student = build_student(self.prepared, config.context_length,
+                            config.student)
+    optimizer = tf_keras.optimizers.Adam(config.student_learning_rate)
+    if teacher is None:
+      student.compile(optimizer, loss=tf_keras.losses
+                      .SparseCategoricalCrossentropy(from_logits=True))
+      self._fit(step, student, config.student_epochs)
+    else:
+      distiller = Distiller(student=student, teacher=teacher)
+      distiller.compile(optimizer=optimizer, alpha=config.alpha,
+                        temperature=config.temperature,
+                        distillation_loss=distillation_losses(
+                            config.distillation_loss, config.temperature))
+      self._fit(step, distiller, config.student_epochs)
+    path = save_model(student, os.path.join(self.step_dir(step), "model"),
+                      overwrite=True, **self._save_extras())
+    self._models[step] = student
+    teacher_params = self.step_metrics("teacher")["params"] if self.done(
+        "teacher") else None
+    metrics = dict(self._quality(student), params=count_parameters(student),
+                   path=path)
+    if teacher_params:
+      metrics["params_vs_teacher"] = metrics["params"] / teacher_params
+    self._finish(step, metrics)
+    return student
+
+  def student_alone(self):
+    if self.done("student_alone"):
+      return self._load("student_alone")
+    return self._student("student_alone")
+
+  def student_kd(self):
+    if self.done("student_kd"):
+      return self._load("student_kd")
+    return self._student("student_kd", self.teacher())
+
+  def compressed(self):
+    if self.done("compressed"):
+      return self._load("compressed")
+    student, teacher = self.student_kd(), self.teacher()
+    self._seed(3)
+    directory = self.step_dir("compressed")
+    extras = self._save_extras()
+    model, report, _ = compress_student(
+        student, self.train_data(), self.evaluation("test"),
+        self.config.compress, teacher=teacher,
+        representative=extras["representative"],
+        log_dir=os.path.join(directory, "logs"))
+    write_compression(report, directory)
+    path = save_model(model, os.path.join(directory, "model"),
+                      overwrite=True, **extras)
+    self._models["compressed"] = model
+    last = report["steps"][-1]
+    self._finish("compressed", {
+        **{k: last[k] for k in ("ndcg@10", "hr@10", "recall@10")},
+        "params": last["params"], "nonzeros": last["nonzeros"],
+        "sparsity": report["summary"]["sparsity"],
+        "target_sparsity": self.config.compress.target_sparsity,
+        "tflite_eval": report["tflite"], "path": path,
+        "report": os.path.join(directory, "compression_report.md")})
+    return model
+
+  def export(self) -> dict:
+    if self.done("export"):
+      return self.step_metrics("export")
+    self.compressed()
+    out = self.step_dir("export")
+    if os.path.isdir(out):
+      shutil.rmtree(out)  # an unfinished export from an interrupted run
+    manifest = export_student(
+        os.path.join(self.step_dir("compressed"), "model"), out,
+        ExportConfig(tflite=True, saved_model=True,
+                     quantize=self.config.quantize, top_k=self.config.top_k,
+                     model_name="tfdistill_student", version=1))
+    return self._finish("export", {"manifest": manifest, "path": out})
+
+  def metrics(self) -> dict:
+    """The report's metrics.json: one entry per stage."""
+    stages = {step: self.step_metrics(step) for step in
+              ("teacher", "student_alone", "student_kd", "compressed")}
+    export = self.step_metrics("export")
+    manifest = export["manifest"]
+    quality = stages["compressed"]["tflite_eval"]
+    latency = manifest.get("latency", {})
+    stages["tflite"] = {
+        **{k: quality[k] for k in ("ndcg@10", "hr@10", "recall@10")},
+        "params": stages["compressed"]["params"],
+        "path": os.path.join(export["path"], "tflite", "model.tflite"),
+        "bytes": manifest["bytes"]["tflite"],
+        "gzip_bytes": manifest["bytes"]["tflite_gzip"],
+        "float_bytes": manifest["bytes"]["float32_tflite"],
+        "quantization": manifest["quantization"],
+        "parity": manifest["parity"],
+        "latency_ms": latency.get("tflite", {}),
+        "saved_model_latency_ms": latency.get("saved_model", {}),
+        "saved_model_path": os.path.join(export["path"], "serving",
+                                         "tfdistill_student", "1")}
+    return stages
+
+  def report(self) -> str:
+    from tfdistill.pipeline.report import write_run_report  # pylint: disable=import-outside-toplevel
+    self.export()
+    path = write_run_report(self)  # writes report/metrics.json last
+    self._done_this_run.add("report")
+    return path
+
+  def all(self) -> dict:
+    for step in STEPS:
+      getattr(self, step)()
+    return self.metrics()
