@@ -1,9 +1,7 @@
 """export/README.md uses the names, shapes and dtypes the exporter writes."""
 
-
 import pathlib
 import re
-
 
 from tfdistill.export import saved_model as serving
 from tfdistill.export import tflite
