@@ -1,0 +1,174 @@
+"""Quality and size of every variant, three seeds, mean and std.
+
+For each seed this runs the tfdistill pipeline (teacher, student alone,
+distilled student, 50% pruned + QAT, int8 TFLite) in a run directory, then
+adds the multi-teacher (teacher + a second teacher, confidence-weighted) and
+teaching-assistant (teacher -> mid-size assistant -> student) variants.
+Evaluation: sequential next-item retrieval, per-user leave-last-out, full
+catalog, seen items excluded (test split).
+
+Writes benchmarks/results/quality_<data>.json as
+{"machine": {...}, "variants": [{"variant", "params", "ndcg@10", ...}]} and a
+Markdown table.
+
+    python benchmarks/quality.py                       # latest-small, 3 seeds
+    python benchmarks/quality.py --data=synthetic
+    python benchmarks/quality.py --quick               # tiny smoke run
+"""
+
+import argparse
+import dataclasses
+import os
+import sys
+
+import _common  # pylint: disable=import-error
+
+import tfdistill  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow)
+import numpy as np
+import tf_keras
+
+from tfdistill.data.sources import SourceConfig
+from tfdistill.distill import Distiller
+from tfdistill.distill import TeacherEnsemble
+from tfdistill.distill.strategies import distill_chain
+from tfdistill.evaluation.evaluate import evaluate_retrieval
+from tfdistill.models.factory import build_sequential_teacher
+from tfdistill.models.factory import build_student
+from tfdistill.models.io import count_parameters
+from tfdistill.pipeline.config import distillation_losses
+from tfdistill.pipeline.config import preset
+from tfdistill.pipeline.run import Run
+
+METRICS = ("ndcg@10", "hr@10", "recall@10", "mrr")
+
+
+def _config(args, seed):
+  if args.quick:
+    return preset("tiny", seed=seed)
+  base = preset("default", seed=seed, teacher_epochs=args.teacher_epochs,
+                student_epochs=args.student_epochs)
+  base = dataclasses.replace(base, teacher=dataclasses.replace(
+      base.teacher, embedding_dim=128, num_heads=4, ffn_dim=256))
+  if args.data == "latest-small":
+    base = dataclasses.replace(base, source=SourceConfig(
+        dataset="movielens/latest-small-ratings",
+        manual_dir=str(_common.SHARED_MOVIELENS),
+        data_dir=os.environ.get("TFDS_DATA_DIR") or None))
+  return base
+
+
+def _extra_variants(run) -> list:
+  """Multi-teacher and teaching-assistant students for one run."""
+  config, prepared = run.config, run.prepared
+  teacher = run.teacher()
+  train, test = run.train_data(), run.evaluation("test")
+  rows = []
+  tf_keras.utils.set_random_seed(config.seed + 10)
+  second = build_sequential_teacher(prepared, config.context_length,
+                                    dataclasses.replace(
+                                        config.teacher, num_blocks=1))
+  second.compile(tf_keras.optimizers.Adam(config.teacher_learning_rate))
+  second.fit(train, epochs=config.teacher_epochs, verbose=0)
+
+  def compile_kwargs():
+    return dict(optimizer=tf_keras.optimizers.Adam(
+        config.student_learning_rate), alpha=config.alpha,
+                temperature=config.temperature,
+                distillation_loss=distillation_losses(
+                    config.distillation_loss, config.temperature))
+
+  tf_keras.utils.set_random_seed(config.seed + 2)
+  student = build_student(prepared, config.context_length, config.student)
+  distiller = Distiller(student=student, teacher=TeacherEnsemble(
+      [teacher, second], weighting="confidence"))
+  distiller.compile(**compile_kwargs())
+  distiller.fit(train, epochs=config.student_epochs, verbose=0)
+  rows.append(dict(variant="student_multi_teacher",
+                   params=count_parameters(student),
+                   **evaluate_retrieval(student, test)))
+  tf_keras.utils.set_random_seed(config.seed + 2)
+  assistant = build_student(prepared, config.context_length, dataclasses
+                            .replace(config.student, embedding_dim=4 *
+                                     config.student.embedding_dim),
+                            name="assistant")
+  student = build_student(prepared, config.context_length, config.student)
+  distill_chain([teacher, assistant, student], train,
+                epochs=config.student_epochs, compile_kwargs=compile_kwargs,
+                fit_kwargs={"verbose": 0})
+  rows.append(dict(variant="student_teaching_assistant",
+                   params=count_parameters(student),
+                   **evaluate_retrieval(student, test)))
+  return rows
+
+
+def one_seed(args, seed: int) -> list:
+  out = os.path.join(args.work_dir, f"{args.data}_seed{seed}")
+  run = Run(out, _config(args, seed))
+  metrics = run.all()
+  rows = []
+  for stage in ("teacher", "student_alone", "student_kd", "compressed",
+                "tflite"):
+    values = metrics[stage]
+    rows.append(dict(variant=stage, params=values["params"],
+                     **{k: values.get(k) for k in METRICS if k in values},
+                     bytes=values.get("bytes")))
+  rows += _extra_variants(run)
+  return rows
+
+
+def aggregate(per_seed: list) -> list:
+  variants = []
+  for name in dict.fromkeys(r["variant"] for rows in per_seed for r in rows):
+    rows = [r for seed in per_seed for r in seed if r["variant"] == name]
+    row = {"variant": name, "params": rows[0]["params"], "seeds": len(rows)}
+    for key in METRICS + ("bytes",):
+      values = [r[key] for r in rows if r.get(key) is not None]
+      if values:
+        row[key] = float(np.mean(values))
+        row[f"{key}_std"] = float(np.std(values))
+    variants.append(row)
+  by_name = {v["variant"]: v for v in variants}
+  teacher, alone = by_name["teacher"], by_name["student_alone"]
+  for row in variants:
+    row["params_vs_teacher"] = row["params"] / teacher["params"]
+    row["ndcg_vs_teacher"] = row["ndcg@10"] / teacher["ndcg@10"]
+    row["ndcg_vs_student_alone"] = row["ndcg@10"] / alone["ndcg@10"] - 1
+  return variants
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--data", choices=["latest-small", "synthetic"],
+                      default="latest-small")
+  parser.add_argument("--seeds", default="0,1,2")
+  parser.add_argument("--teacher_epochs", type=int, default=5)
+  parser.add_argument("--student_epochs", type=int, default=5)
+  parser.add_argument("--quick", action="store_true")
+  parser.add_argument("--work_dir", default="benchmarks/results/runs")
+  parser.add_argument("--out", default=str(_common.DEFAULT_OUT))
+  args = parser.parse_args()
+  if args.data == "latest-small" and not args.quick and not (
+      _common.SHARED_MOVIELENS / "ml-latest-small.zip").is_file():
+    sys.exit(f"error: {_common.SHARED_MOVIELENS}/ml-latest-small.zip not "
+             "found; pass --data=synthetic or --quick.")
+  seeds = [int(s) for s in args.seeds.split(",")]
+  per_seed = [one_seed(args, seed) for seed in seeds]
+  variants = aggregate(per_seed)
+  name = "quality_quick" if args.quick else (
+      "quality_latest_small" if args.data == "latest-small"
+      else "quality_synthetic")
+  columns = ["variant", "params", "params_vs_teacher", "ndcg@10",
+             "ndcg@10_std", "hr@10", "recall@10", "mrr", "ndcg_vs_teacher",
+             "ndcg_vs_student_alone", "bytes"]
+  label = "synthetic tiny (quick)" if args.quick else args.data
+  path = _common.write_report(
+      args.out, name, f"Quality of every variant ({label}, seeds "
+      f"{args.seeds})", {"data": args.data, "seeds": seeds,
+                         "variants": variants, "per_seed": per_seed},
+      [("Mean over seeds (test split, full catalog, seen excluded)",
+        variants, columns)])
+  print(path.read_text())
+
+
+if __name__ == "__main__":
+  main()

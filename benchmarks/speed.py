@@ -1,0 +1,214 @@
+"""Speed: Distiller step vs student alone, TFLite vs SavedModel, catalog size.
+
+Ratios are measured in one process, one after the other, so that machine
+noise affects both sides alike:
+
+* time per training step of the Distiller (online teacher; cached teacher
+  top-K) over the same student trained alone;
+* TFLite (LiteRT, 1 thread) over SavedModel (1 thread) p50 latency per
+  request, batch 1;
+* TFLite p50 latency and bytes at 1k, 10k and 100k catalog items;
+* peak memory (max RSS) of distillation with a 100k-item catalog.
+
+    python benchmarks/speed.py           # ~10 min on 2 CPUs
+    python benchmarks/speed.py --quick   # smaller, seconds
+"""
+
+import argparse
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import _common  # pylint: disable=import-error
+
+import tfdistill  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow)
+import numpy as np
+import tensorflow as tf
+import tf_keras
+
+from tfdistill.data import examples
+from tfdistill.data.prepare import prepare
+from tfdistill.data.sources import load_dataset
+from tfdistill.data.sources import SourceConfig
+from tfdistill.data.synthetic import SyntheticConfig
+from tfdistill.distill import Distiller
+from tfdistill.distill import OnlineTeacher
+from tfdistill.distill import RankingDistillation
+from tfdistill.distill import SoftTargetKL
+from tfdistill.distill.cache import cache_teacher_signal
+from tfdistill.distill.cache import cached_examples
+from tfdistill.distill.cache import cached_teacher
+from tfdistill.export import latency
+from tfdistill.export import tflite
+from tfdistill.export.exporter import export_student
+from tfdistill.export.exporter import ExportConfig
+from tfdistill.models.factory import build_sequential_teacher
+from tfdistill.models.factory import build_student
+from tfdistill.models.factory import TeacherConfig
+from tfdistill.models.io import save_model
+from tfdistill.models.students import build_sequential_student
+from tfdistill.models.students import StudentConfig
+
+L, BATCH, TOP_K = 20, 256, 50
+
+
+def _step_time(trainer, data, steps: int) -> float:
+  """Seconds per step of `fit` over `steps` batches, after one warm-up."""
+  trainer.fit(data.take(2), epochs=1, verbose=0)
+  start = time.perf_counter()
+  trainer.fit(data.take(steps), epochs=1, verbose=0)
+  return (time.perf_counter() - start) / steps
+
+
+def training_speed(prepared, steps: int, work: str) -> dict:
+  train = examples.sequence_examples(prepared, "train", L, batch_size=BATCH)
+  teacher = build_sequential_teacher(prepared, L, TeacherConfig())
+  teacher.compile(tf_keras.optimizers.Adam(1e-3))
+  teacher.fit(train.take(2), verbose=0)  # builds it; weights don't matter
+  student_config = StudentConfig(embedding_dim=16, hidden_dim=64)
+  alone = build_student(prepared, L, student_config)
+  alone.compile(tf_keras.optimizers.Adam(1e-3),
+                loss=tf_keras.losses.SparseCategoricalCrossentropy(
+                    from_logits=True))
+  losses = lambda: [SoftTargetKL(), RankingDistillation(top_k=10)]
+  online = Distiller(student=build_student(prepared, L, student_config),
+                     teacher=OnlineTeacher(teacher, top_k=TOP_K))
+  online.compile(optimizer=tf_keras.optimizers.Adam(1e-3),
+                 distillation_loss=losses())
+  path = cache_teacher_signal(teacher, train.take(steps + 2),
+                              f"{work}/cache", top_k=TOP_K)
+  cached = Distiller(student=build_student(prepared, L, student_config),
+                     teacher=cached_teacher(path))
+  cached.compile(optimizer=tf_keras.optimizers.Adam(1e-3),
+                 distillation_loss=losses())
+  cached_data = cached_examples(path, batch_size=BATCH).cache()
+  for _ in cached_data:
+    pass  # read the file once; steps then time training, not disk
+  times = {"student_alone": _step_time(alone, train.cache(), steps),
+           "distiller_online": _step_time(online, train.cache(), steps),
+           "distiller_cached": _step_time(cached, cached_data, steps)}
+  return {"seconds_per_step": times,
+          "online_vs_alone": times["distiller_online"] / times[
+              "student_alone"],
+          "cached_vs_alone": times["distiller_cached"] / times[
+              "student_alone"], "steps": steps, "batch_size": BATCH,
+          "teacher_top_k": TOP_K}
+
+
+def serving_latency(prepared, work: str, runs: int) -> dict:
+  student = build_student(prepared, L, StudentConfig(embedding_dim=16,
+                                                     hidden_dim=64))
+  contexts = examples.evaluation_set(prepared, "validation", L).contexts
+  path = save_model(student, f"{work}/student", vocabulary=prepared.items,
+                    representative=contexts[:200], holdout=contexts[:100])
+  rows = {}
+  for mode in ("none", "int8"):
+    manifest = export_student(path, f"{work}/export_{mode}", ExportConfig(
+        tflite=True, saved_model=True, quantize=mode, latency_runs=runs))
+    rows[mode] = {"tflite_p50_ms": manifest["latency"]["tflite"]["p50_ms"],
+                  "saved_model_p50_ms": manifest["latency"]["saved_model"][
+                      "p50_ms"],
+                  "tflite_vs_saved_model": manifest["latency"][
+                      "tflite_vs_saved_model_p50"],
+                  "tflite_bytes": manifest["bytes"]["tflite"],
+                  "agreement": manifest["parity"]["agreement"]}
+  return rows
+
+
+def catalog_scaling(sizes, runs: int) -> list:
+  rows = []
+  rng = np.random.default_rng(0)
+  for size in sizes:
+    student = build_sequential_student(size, L, StudentConfig(
+        embedding_dim=32, hidden_dim=64))
+    contexts = rng.integers(2, size, (64, L)).astype(np.int32)
+    for mode in ("none", "int8"):
+      content = tflite.convert(student, mode, 10, contexts)
+      with tempfile.NamedTemporaryFile(suffix=".tflite") as f:
+        f.write(content)
+        f.flush()
+        timing = latency.measure(tflite_path=f.name, contexts=contexts,
+                                 runs=runs)["tflite"]
+      rows.append({"catalog": size, "quantization": mode,
+                   "bytes": len(content), **timing})
+  return rows
+
+
+def _peak_memory_child(size: int) -> None:
+  """Runs in a subprocess: distil with a `size`-item catalog, print max RSS."""
+  prepared = prepare(load_dataset(SourceConfig(synthetic=SyntheticConfig(
+      num_users=2000, num_items=size, mean_interactions_per_user=30)),
+                                  ))
+  train = examples.sequence_examples(prepared, "train", L, batch_size=BATCH)
+  teacher = build_sequential_teacher(prepared, L, TeacherConfig(
+      embedding_dim=64, num_heads=2))
+  teacher(next(iter(train))[0])
+  distiller = Distiller(student=build_student(prepared, L, StudentConfig(
+      embedding_dim=16)), teacher=teacher)
+  distiller.compile(optimizer=tf_keras.optimizers.Adam(1e-3))
+  distiller.fit(train.take(20), verbose=0)
+  print(prepared.num_items, resource.getrusage(
+      resource.RUSAGE_SELF).ru_maxrss)
+
+
+def peak_memory(size: int) -> dict:
+  done = subprocess.run([sys.executable, __file__, f"--_memory_child={size}"],
+                        capture_output=True, text=True, check=True)
+  items, kib = done.stdout.strip().splitlines()[-1].split()
+  return {"catalog": int(items), "peak_rss_mib": int(kib) / 1024}
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--quick", action="store_true")
+  parser.add_argument("--out", default=str(_common.DEFAULT_OUT))
+  parser.add_argument("--_memory_child", type=int, default=0,
+                      help=argparse.SUPPRESS)
+  args = parser.parse_args()
+  if args._memory_child:  # pylint: disable=protected-access
+    _peak_memory_child(args._memory_child)  # pylint: disable=protected-access
+    return
+  tf_keras.utils.set_random_seed(0)
+  quick = args.quick
+  synthetic = SyntheticConfig(num_users=300 if quick else 3000,
+                              num_items=500 if quick else 9742,
+                              mean_interactions_per_user=20 if quick else 33)
+  prepared = prepare(load_dataset(SourceConfig(synthetic=synthetic)))
+  work = tempfile.mkdtemp(prefix="tfdistill-speed-")
+  try:
+    results = {
+        "training": training_speed(prepared, 5 if quick else 40, work),
+        "latency": serving_latency(prepared, work, 50 if quick else 300),
+        "catalog_scaling": catalog_scaling(
+            (1000, 10_000) if quick else (1000, 10_000, 100_000),
+            50 if quick else 300),
+        "peak_memory": peak_memory(5000 if quick else 100_000)}
+  finally:
+    shutil.rmtree(work, ignore_errors=True)
+  training = results["training"]
+  rows = [{"measure": "Distiller step / student-alone step (online teacher)",
+           "ratio": training["online_vs_alone"]},
+          {"measure": "Distiller step / student-alone step (cached top-K)",
+           "ratio": training["cached_vs_alone"]}]
+  rows += [{"measure": f"TFLite / SavedModel p50 latency ({mode})",
+            "ratio": row["tflite_vs_saved_model"]}
+           for mode, row in results["latency"].items()]
+  path = _common.write_report(
+      args.out, "speed_quick" if quick else "speed",
+      "Speed: training-step and latency ratios", results,
+      [("Ratios (measured in one run)", rows, ["measure", "ratio"]),
+       ("TFLite by catalog size (1 thread, batch 1)",
+        results["catalog_scaling"],
+        ["catalog", "quantization", "bytes", "p50_ms", "p95_ms", "p99_ms"]),
+       ("Peak memory of distillation", [results["peak_memory"]],
+        ["catalog", "peak_rss_mib"])],
+      notes=f"Synthetic data with {prepared.num_items - 2} items, L={L}, "
+            f"batch {BATCH}; the teacher is the default TeacherConfig.")
+  print(path.read_text())
+
+
+if __name__ == "__main__":
+  main()
