@@ -120,11 +120,19 @@ def evaluation_set(prepared: PreparedData, split: str = "test",
   return sequence_arrays(prepared, split, context_length)
 
 
-def _finish(dataset, batch_size, shuffle, seed, repeat):
+def finish_dataset(dataset, batch_size: int = 0, shuffle: bool = False,
+                   seed: int = 0, repeat: bool = False,
+                   shuffle_buffer: int = 0):
+  """Shuffle (seeded), repeat, batch and prefetch a tf.data of examples.
+
+  The shuffle buffer defaults to the whole data set (at most 200k examples)
+  when its size is known, else 100k.
+  """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   if shuffle:
     size = int(dataset.cardinality())
-    dataset = dataset.shuffle(max(1, min(size, 200_000)), seed=seed,
+    buffer = shuffle_buffer or (min(size, 200_000) if size > 0 else 100_000)
+    dataset = dataset.shuffle(max(1, buffer), seed=seed,
                               reshuffle_each_iteration=True)
   if repeat:
     dataset = dataset.repeat()
@@ -146,7 +154,7 @@ def sequence_dataset(arrays: SequenceArrays, batch_size: int = 0,
             if with_ratings else arrays.targets)
   dataset = tf.data.Dataset.from_tensor_slices(({CONTEXT: arrays.contexts},
                                                 labels))
-  return _finish(dataset, batch_size, shuffle, seed, repeat)
+  return finish_dataset(dataset, batch_size, shuffle, seed, repeat)
 
 
 def sequence_examples(prepared: PreparedData, split: str = "train",
@@ -215,5 +223,5 @@ def pair_examples(prepared: PreparedData, split: str = "train",
     dataset = tf.data.Dataset.from_tensor_slices((features, features[label]))
   else:
     dataset = tf.data.Dataset.from_tensor_slices(features)
-  return _finish(dataset, batch_size, shuffle, seed, repeat)
+  return finish_dataset(dataset, batch_size, shuffle, seed, repeat)
 

@@ -4,8 +4,6 @@ import dataclasses
 import json
 import os
 import re
-import shutil
-import tempfile
 from typing import Optional
 
 from absl import logging
@@ -17,6 +15,7 @@ from tfdistill.data.vocab import NUM_RESERVED
 from tfdistill.data.vocab import Vocabulary
 from tfdistill.errors import ConfigError
 from tfdistill.errors import DataError
+from tfdistill.fileio import atomic_directory
 
 TRAIN, VALIDATION, TEST = 0, 1, 2
 SPLIT_NAMES = {"train": TRAIN, "validation": VALIDATION, "test": TEST}
@@ -122,13 +121,10 @@ class PreparedData:
     Raises:
       DataError: if `directory` exists and `overwrite` is False.
     """
-    if os.path.exists(directory) and not overwrite:
-      raise DataError(f"{directory} already exists; choose another folder or "
-                      "pass overwrite=True (--overwrite).")
-    parent = os.path.dirname(os.path.abspath(directory))
-    os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=".prepared-", dir=parent)
-    try:
+    with atomic_directory(
+        directory, overwrite, DataError,
+        f"{directory} already exists; choose another folder or pass "
+        "overwrite=True (--overwrite).", prefix=".prepared-") as staging:
       self.items.save(os.path.join(staging, "items.txt"))
       self.users.save(os.path.join(staging, "users.txt"))
       self.genres.save(os.path.join(staging, "genres.txt"))
@@ -144,12 +140,6 @@ class PreparedData:
               "item_vocabulary_fingerprint": self.items.fingerprint}
       with open(os.path.join(staging, "meta.json"), "w") as f:
         json.dump(meta, f, indent=2)
-      if os.path.exists(directory):
-        shutil.rmtree(directory)
-      os.replace(staging, directory)
-    except BaseException:
-      shutil.rmtree(staging, ignore_errors=True)
-      raise
 
   @classmethod
   def load(cls, directory: str) -> "PreparedData":

@@ -18,6 +18,7 @@ from absl import logging
 import tensorflow as tf
 from tqdm import tqdm
 
+from tfdistill.data.examples import finish_dataset
 from tfdistill.distill.teachers import CachedTeacher
 from tfdistill.distill.teachers import OnlineTeacher
 from tfdistill.distill.teachers import TOP_IDS
@@ -123,12 +124,6 @@ def cached_examples(path: str, batch_size: int = 0, shuffle: bool = False,
     label = out.pop(_LABEL)
     return tf.data.Dataset.from_tensor_slices((out, label))
 
-  dataset = tf.data.TFRecordDataset(path).flat_map(parse)
-  if shuffle:
-    dataset = dataset.shuffle(shuffle_buffer or 100_000, seed=seed,
-                              reshuffle_each_iteration=True)
-  if repeat:
-    dataset = dataset.repeat()
-  if batch_size:
-    dataset = dataset.batch(batch_size)
-  return dataset.prefetch(tf.data.AUTOTUNE)
+  return finish_dataset(tf.data.TFRecordDataset(path).flat_map(parse),
+                        batch_size, shuffle, seed, repeat,
+                        shuffle_buffer or 100_000)

@@ -10,8 +10,6 @@ into place, so an interrupted save never leaves a half-written model.
 import contextlib
 import json
 import os
-import shutil
-import tempfile
 import warnings
 from typing import Optional
 
@@ -21,6 +19,7 @@ import tensorflow_model_optimization as tfmot
 import tf_keras
 
 from tfdistill.errors import ModelError
+from tfdistill.fileio import atomic_directory
 # Imported for their Keras registrations, needed when loading.
 from tfdistill.models import embeddings  # pylint: disable=unused-import
 from tfdistill.models import layers  # pylint: disable=unused-import
@@ -134,13 +133,10 @@ def save_model(model, directory: str, overwrite: bool = False,
   Returns:
     The directory.
   """
-  if os.path.exists(directory) and not overwrite:
-    raise ModelError(f"{directory} already exists; pass overwrite=True "
-                     "(--overwrite or --force) to replace it.")
-  parent = os.path.dirname(os.path.abspath(directory))
-  os.makedirs(parent, exist_ok=True)
-  staging = tempfile.mkdtemp(prefix=".model-", dir=parent)
-  try:
+  with atomic_directory(
+      directory, overwrite, ModelError,
+      f"{directory} already exists; pass overwrite=True (--overwrite or "
+      "--force) to replace it.", prefix=".model-") as staging:
     card = dict(model_card(model), **(metadata or {}))
     if is_functional(model) and _has_quantize_wrappers(model):
       card["format"] = "h5"
@@ -165,12 +161,6 @@ def save_model(model, directory: str, overwrite: bool = False,
         np.save(os.path.join(staging, name), np.asarray(value, np.int32))
     with open(os.path.join(staging, MODEL_FILE), "w") as f:
       json.dump(card, f, indent=2, default=str)
-    if os.path.exists(directory):
-      shutil.rmtree(directory)
-    os.replace(staging, directory)
-  except BaseException:
-    shutil.rmtree(staging, ignore_errors=True)
-    raise
   return directory
 
 

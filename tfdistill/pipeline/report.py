@@ -13,7 +13,7 @@ import csv
 import html
 import os
 
-from tfdistill.pipeline.run import _write_json
+from tfdistill.pipeline.run import write_json
 from tfdistill.reporting import markdown_table
 
 STAGE_LABELS = {"teacher": "Teacher", "student_alone": "Student alone",
@@ -217,7 +217,7 @@ img {{ max-width: 100%; margin: 0.5em 0; }}
   with open(path, "w") as f:
     f.write(page)
   # Last: metrics.json also marks the report step as finished.
-  _write_json(os.path.join(directory, "metrics.json"), metrics)
+  write_json(os.path.join(directory, "metrics.json"), metrics)
   return path
 
 

@@ -51,7 +51,7 @@ QUALITY_KEYS = ("ndcg@10", "hr@10", "recall@10", "mrr")
 _REPRESENTATIVE_SIZE = 256
 
 
-def _write_json(path: str, values) -> None:
+def write_json(path: str, values) -> None:
   partial = path + ".partial"
   with open(partial, "w") as f:
     json.dump(values, f, indent=2, default=float)
@@ -92,7 +92,7 @@ class Run:
       raise ConfigError(f"{out} exists and is not a tfdistill run directory "
                         "(no config.json); choose an empty or new --out.")
     os.makedirs(out, exist_ok=True)
-    _write_json(path, config.to_json())
+    write_json(path, config.to_json())
 
   # ------------------------------------------------------------ helpers
   def step_dir(self, step: str) -> str:
@@ -107,7 +107,7 @@ class Run:
     return read_json(os.path.join(self.step_dir(step), METRICS_FILE))
 
   def _finish(self, step: str, metrics: dict) -> dict:
-    _write_json(os.path.join(self.step_dir(step), METRICS_FILE), metrics)
+    write_json(os.path.join(self.step_dir(step), METRICS_FILE), metrics)
     self._done_this_run.add(step)
     logging.info("%s done: %s", step, {k: metrics.get(k) for k in
                                        ("ndcg@10", "params")})
@@ -137,12 +137,16 @@ class Run:
                                    self.config.context_length)
 
   def _save_extras(self) -> dict:
-    train = examples.sequence_arrays(self.prepared, "train",
-                                     self.config.context_length)
-    return dict(vocabulary=self.prepared.items,
-                representative=train.contexts[-_REPRESENTATIVE_SIZE:],
-                holdout=self.evaluation("validation").contexts[
-                    :_REPRESENTATIVE_SIZE])
+    """What saved students carry for export (computed once per run)."""
+    if not hasattr(self, "_extras"):
+      train = examples.sequence_arrays(self.prepared, "train",
+                                       self.config.context_length)
+      self._extras = dict(
+          vocabulary=self.prepared.items,
+          representative=train.contexts[-_REPRESENTATIVE_SIZE:],
+          holdout=self.evaluation("validation").contexts[
+              :_REPRESENTATIVE_SIZE])
+    return self._extras
 
   def _fit(self, step: str, trainer, epochs: int, evaluate_model=None):
     """fit with checkpoint resume, TensorBoard and validation NDCG."""
