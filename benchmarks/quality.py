@@ -18,6 +18,7 @@ Markdown table.
 
 import argparse
 import dataclasses
+import json
 import os
 import sys
 
@@ -37,6 +38,7 @@ from tfdistill.models.factory import build_student
 from tfdistill.models.io import count_parameters
 from tfdistill.pipeline.config import distillation_losses
 from tfdistill.pipeline.config import preset
+from tfdistill.pipeline.report import plot_pareto
 from tfdistill.pipeline.run import Run
 
 METRICS = ("ndcg@10", "hr@10", "recall@10", "mrr")
@@ -44,11 +46,13 @@ METRICS = ("ndcg@10", "hr@10", "recall@10", "mrr")
 
 def _config(args, seed):
   if args.quick:
-    return preset("tiny", seed=seed)
+    return preset("tiny", seed=seed, distillation_loss=args.loss)
   base = preset("default", seed=seed, teacher_epochs=args.teacher_epochs,
-                student_epochs=args.student_epochs)
+                student_epochs=args.student_epochs,
+                distillation_loss=args.loss)
   base = dataclasses.replace(base, teacher=dataclasses.replace(
-      base.teacher, embedding_dim=128, num_heads=4, ffn_dim=256))
+      base.teacher, embedding_dim=args.teacher_dim, num_heads=4,
+      ffn_dim=2 * args.teacher_dim))
   if args.data == "latest-small":
     base = dataclasses.replace(base, source=SourceConfig(
         dataset="movielens/latest-small-ratings",
@@ -101,9 +105,15 @@ def _extra_variants(run) -> list:
   return rows
 
 
-def one_seed(args, seed: int) -> list:
-  out = os.path.join(args.work_dir, f"{args.data}_seed{seed}")
-  run = Run(out, _config(args, seed))
+def one_seed(args, seed: int, extras: bool) -> list:
+  """Rows of one seed; kept in the run directory so a rerun reuses them."""
+  out = os.path.join(args.work_dir,
+                     f"{'quick' if args.quick else args.data}_seed{seed}")
+  run = Run(out, _config(args, seed))  # refuses a changed configuration
+  done = os.path.join(out, f"quality_rows{'_extras' if extras else ''}.json")
+  if os.path.isfile(done):
+    with open(done) as f:
+      return json.load(f)
   metrics = run.all()
   rows = []
   for stage in ("teacher", "student_alone", "student_kd", "compressed",
@@ -111,8 +121,13 @@ def one_seed(args, seed: int) -> list:
     values = metrics[stage]
     rows.append(dict(variant=stage, params=values["params"],
                      **{k: values.get(k) for k in METRICS if k in values},
-                     bytes=values.get("bytes")))
-  rows += _extra_variants(run)
+                     bytes=values.get("bytes"),
+                     float_bytes=values.get("float_bytes"),
+                     sparsity=values.get("sparsity")))
+  if extras:
+    rows += _extra_variants(run)
+  with open(done, "w") as f:
+    json.dump(rows, f, indent=1)
   return rows
 
 
@@ -121,7 +136,7 @@ def aggregate(per_seed: list) -> list:
   for name in dict.fromkeys(r["variant"] for rows in per_seed for r in rows):
     rows = [r for seed in per_seed for r in seed if r["variant"] == name]
     row = {"variant": name, "params": rows[0]["params"], "seeds": len(rows)}
-    for key in METRICS + ("bytes",):
+    for key in METRICS + ("bytes", "float_bytes", "sparsity"):
       values = [r[key] for r in rows if r.get(key) is not None]
       if values:
         row[key] = float(np.mean(values))
@@ -133,7 +148,30 @@ def aggregate(per_seed: list) -> list:
     row["params_vs_teacher"] = row["params"] / teacher["params"]
     row["ndcg_vs_teacher"] = row["ndcg@10"] / teacher["ndcg@10"]
     row["ndcg_vs_student_alone"] = row["ndcg@10"] / alone["ndcg@10"] - 1
+    row["ndcg_vs_student_kd"] = (row["ndcg@10"] /
+                                 by_name["student_kd"]["ndcg@10"] - 1)
   return variants
+
+
+def targets(variants: list) -> list:
+  """The issue's targets, each with the measured value and whether it held."""
+  by_name = {v["variant"]: v for v in variants}
+  kd, lite = by_name["student_kd"], by_name["tflite"]
+  rows = [
+      ("student_kd params / teacher params", kd["params_vs_teacher"], "<=",
+       0.10),
+      ("student_kd NDCG@10 / teacher NDCG@10", kd["ndcg_vs_teacher"], ">=",
+       0.90),
+      ("student_kd NDCG@10 gain over student_alone",
+       kd["ndcg_vs_student_alone"], ">=", 0.20),
+      ("pruned + int8 TFLite NDCG@10 change vs student_kd",
+       lite["ndcg_vs_student_kd"], ">=", -0.03)]
+  if lite.get("float_bytes"):
+    rows.append(("int8 .tflite bytes / float32 .tflite bytes",
+                 lite["bytes"] / lite["float_bytes"], "<=", 0.30))
+  return [{"target": name, "measured": value, "goal": f"{op} {goal}",
+           "met": value <= goal if op == "<=" else value >= goal}
+          for name, value, op, goal in rows]
 
 
 def main():
@@ -141,10 +179,19 @@ def main():
   parser.add_argument("--data", choices=["latest-small", "synthetic"],
                       default="latest-small")
   parser.add_argument("--seeds", default="0,1,2")
+  parser.add_argument("--extras_seeds", default="0,1,2",
+                      help="seeds that also train the multi-teacher and "
+                      "teaching-assistant variants (each needs a second "
+                      "teacher or an assistant)")
   parser.add_argument("--teacher_epochs", type=int, default=5)
   parser.add_argument("--student_epochs", type=int, default=5)
+  parser.add_argument("--teacher_dim", type=int, default=128,
+                      help="teacher embedding size (ffn is twice this)")
+  parser.add_argument("--loss", default="kl+hint",
+                      help="distillation loss of student_kd (see "
+                      "tfdistill distill --help)")
   parser.add_argument("--quick", action="store_true")
-  parser.add_argument("--work_dir", default="benchmarks/results/runs")
+  parser.add_argument("--work_dir", default=str(_common.DEFAULT_OUT / "runs"))
   parser.add_argument("--out", default=str(_common.DEFAULT_OUT))
   args = parser.parse_args()
   if args.data == "latest-small" and not args.quick and not (
@@ -152,22 +199,37 @@ def main():
     sys.exit(f"error: {_common.SHARED_MOVIELENS}/ml-latest-small.zip not "
              "found; pass --data=synthetic or --quick.")
   seeds = [int(s) for s in args.seeds.split(",")]
-  per_seed = [one_seed(args, seed) for seed in seeds]
+  extras = {int(s) for s in args.extras_seeds.split(",") if s}
+  per_seed = [one_seed(args, seed, seed in extras) for seed in seeds]
   variants = aggregate(per_seed)
+  checks = targets(variants)
   name = "quality_quick" if args.quick else (
       "quality_latest_small" if args.data == "latest-small"
       else "quality_synthetic")
-  columns = ["variant", "params", "params_vs_teacher", "ndcg@10",
+  columns = ["variant", "seeds", "params", "params_vs_teacher", "ndcg@10",
              "ndcg@10_std", "hr@10", "recall@10", "mrr", "ndcg_vs_teacher",
-             "ndcg_vs_student_alone", "bytes"]
+             "ndcg_vs_student_alone", "ndcg_vs_student_kd", "bytes"]
   label = "synthetic tiny (quick)" if args.quick else args.data
   path = _common.write_report(
       args.out, name, f"Quality of every variant ({label}, seeds "
       f"{args.seeds})", {"data": args.data, "seeds": seeds,
-                         "variants": variants, "per_seed": per_seed},
+                         "variants": variants, "targets": checks,
+                         "per_seed": per_seed},
       [("Mean over seeds (test split, full catalog, seen excluded)",
-        variants, columns)])
+        variants, columns),
+       ("Targets", checks, ["target", "measured", "goal", "met"])],
+      notes=f"student_kd: distillation loss {args.loss!r}; " + (
+          "tiny preset sizes and epochs" if args.quick else
+          f"teacher embedding {args.teacher_dim}, {args.teacher_epochs} "
+          f"epochs; students {args.student_epochs} epochs") + ". compressed = 50% "
+            "magnitude pruning + pruning-preserving QAT; tflite = its int8 "
+            ".tflite (bytes vs float_bytes: the float32 .tflite of the "
+            "same student).")
+  figure = plot_pareto([dict(v, label=v["variant"]) for v in variants],
+                       str(path.with_name(f"{name}_pareto.png")),
+                       title=f"NDCG@10 against parameters ({label})")
   print(path.read_text())
+  print(f"figure: {figure}")
 
 
 if __name__ == "__main__":

@@ -50,6 +50,7 @@ from tfdistill.models.factory import build_student
 from tfdistill.models.factory import TeacherConfig
 from tfdistill.models.io import save_model
 from tfdistill.models.students import build_sequential_student
+from tfdistill.models.teachers import SequentialRetrievalTeacher
 from tfdistill.models.students import StudentConfig
 
 L, BATCH, TOP_K = 20, 256, 50
@@ -138,20 +139,25 @@ def catalog_scaling(sizes, runs: int) -> list:
 
 
 def _peak_memory_child(size: int) -> None:
-  """Runs in a subprocess: distil with a `size`-item catalog, print max RSS."""
-  prepared = prepare(load_dataset(SourceConfig(synthetic=SyntheticConfig(
-      num_users=2000, num_items=size, mean_interactions_per_user=30)),
-                                  ))
-  train = examples.sequence_examples(prepared, "train", L, batch_size=BATCH)
-  teacher = build_sequential_teacher(prepared, L, TeacherConfig(
-      embedding_dim=64, num_heads=2))
+  """Runs in a subprocess: distil with a `size`-item catalog, print max RSS.
+
+  The catalog is exactly `size` items (random next-item examples over all of
+  them), so that the teacher's and the student's full-catalog logits have
+  that width.
+  """
+  rng = np.random.default_rng(0)
+  contexts = rng.integers(2, size, (20 * BATCH, L)).astype(np.int32)
+  targets = rng.integers(2, size, 20 * BATCH).astype(np.int32)
+  train = tf.data.Dataset.from_tensor_slices(
+      ({"context": contexts}, targets)).batch(BATCH)
+  teacher = SequentialRetrievalTeacher(size, L, embedding_dim=64, num_heads=2,
+                                       ffn_dim=128, negatives="catalog")
   teacher(next(iter(train))[0])
-  distiller = Distiller(student=build_student(prepared, L, StudentConfig(
-      embedding_dim=16)), teacher=teacher)
+  distiller = Distiller(student=build_sequential_student(
+      size, L, StudentConfig(embedding_dim=16)), teacher=teacher)
   distiller.compile(optimizer=tf_keras.optimizers.Adam(1e-3))
-  distiller.fit(train.take(20), verbose=0)
-  print(prepared.num_items, resource.getrusage(
-      resource.RUSAGE_SELF).ru_maxrss)
+  distiller.fit(train, verbose=0)
+  print(size, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 
 def peak_memory(size: int) -> dict:

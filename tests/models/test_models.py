@@ -213,3 +213,16 @@ def test_bad_configs():
     TeacherConfig(embedding_dim=10, num_heads=4)
   with pytest.raises(ConfigError, match="negatives"):
     TeacherConfig(negatives="all")
+
+
+def test_position_weighted_mean_by_hand():
+  pool = layers.PositionWeightedMean()
+  embeddings = tf.constant([[[1., 0.], [0., 1.], [2., 2.]],
+                            [[1., 1.], [1., 1.], [1., 1.]]])
+  ids = tf.constant([[0, 5, 7], [0, 0, 0]])
+  pool([embeddings, ids])
+  pool.position_logits.assign([3.0, np.log(2.0), 0.0])
+  # Row 0: softmax over the non-padding positions 1 and 2 -> 2/3, 1/3.
+  # Row 1: all padding pools to zeros.
+  np.testing.assert_allclose(pool([embeddings, ids]).numpy(),
+                             [[2 / 3, 4 / 3], [0.0, 0.0]], rtol=1e-6)

@@ -41,11 +41,16 @@ class PositionWeightedMean(tf_keras.layers.Layer):
 
   def call(self, inputs):
     embeddings, ids = inputs
-    logits = tf.where(tf.not_equal(ids, 0), self.position_logits[tf.newaxis],
-                      tf.fill(tf.shape(ids), -1e4))
-    weights = tf.nn.softmax(logits, axis=-1)[..., tf.newaxis]
-    # An all-padding row gets uniform weights over zero-padding embeddings.
-    return tf.reduce_sum(embeddings * weights, axis=-2)
+    # A softmax over the non-padding positions, written as exp * mask / sum
+    # rather than with a large negative score at padding: such a sentinel
+    # stretches the int8 range of the whole tensor and ruins full-integer
+    # TFLite models. An all-padding row pools to zeros.
+    position = tf.exp(self.position_logits -
+                      tf.reduce_max(self.position_logits))[tf.newaxis]
+    scores = position * tf.cast(tf.not_equal(ids, 0), position.dtype)
+    weights = scores / tf.maximum(tf.reduce_sum(scores, -1, keepdims=True),
+                                  1e-9)
+    return tf.reduce_sum(embeddings * weights[..., tf.newaxis], axis=-2)
 
 
 @_register
@@ -113,8 +118,16 @@ class ContextAndCatalogIds(tf_keras.layers.Layer):
     self.num_items = num_items
 
   def call(self, context):
-    return tf.concat([tf.reshape(context, [-1]),
-                      tf.range(self.num_items, dtype=context.dtype)], axis=0)
+    ids = tf.reshape(context, [-1])
+    # The catalog ids 0..N-1 as a cumulative sum of a step that is 1 for
+    # any valid (non-negative) context but depends on the input: TFLite then
+    # computes them at run time instead of storing an int32 constant (4 bytes
+    # per item, a quarter of an int8 table with 16 dimensions), and the
+    # shape stays static (tf.range with a run-time start would make it
+    # dynamic, which is ten times slower in LiteRT).
+    step = 1 - tf.minimum(tf.reduce_min(ids), 0)
+    catalog = tf.cumsum(tf.fill([self.num_items], step)) - step
+    return tf.concat([ids, catalog], axis=0)
 
   def get_config(self):
     return dict(super().get_config(), num_items=self.num_items)

@@ -1,0 +1,67 @@
+"""Assembles BENCHMARKS.md from the latest results in benchmarks/results/.
+
+Each benchmark script writes `<name>.json` and `<name>.md`; this script puts
+the Markdown tables under one heading per benchmark, after a summary of the
+targets, so that BENCHMARKS.md always shows what the result files say.
+
+    python benchmarks/collect.py
+"""
+
+import json
+import pathlib
+
+import _common  # pylint: disable=import-error
+
+from tfdistill.reporting import markdown_table
+
+SECTIONS = (
+    ("quality_latest_small", "Quality on MovieLens latest-small"),
+    ("quality_synthetic", "Quality on the embedded synthetic default"),
+    ("distillation", "Distillation losses one by one (latest-small, one seed)"),
+    ("export_modes", "Export modes of the latest-small student"),
+    ("speed", "Training-step and serving-latency ratios"),
+    ("pipeline_default", "`tfdistill pipeline` with no flags"),
+)
+INTRO = """# Benchmarks
+
+Measured by the scripts in `benchmarks/`; every table below is copied from
+`benchmarks/results/<name>.md` by `python benchmarks/collect.py`, and the
+JSON next to it holds every number plus the machine. Ratios are measured in
+one run (both sides one after the other on the same machine), so machine
+noise affects both alike; absolute times are only indicative.
+"""
+
+
+def _body(markdown: str) -> str:
+  """A result file's Markdown without its first-level title."""
+  lines = markdown.splitlines()
+  if lines and lines[0].startswith("# "):
+    lines = lines[1:]
+  return "\n".join(line.replace("## ", "### ", 1) if line.startswith("## ")
+                   else line for line in lines).strip()
+
+
+def main(results: pathlib.Path = _common.DEFAULT_OUT,
+         out: pathlib.Path = _common.REPO / "BENCHMARKS.md") -> None:
+  parts = [INTRO]
+  quality = results / "quality_latest_small.json"
+  if quality.is_file():
+    checks = json.loads(quality.read_text()).get("targets", [])
+    if checks:
+      parts += ["## Targets (latest-small, mean over seeds)", "",
+                markdown_table(checks, ["target", "measured", "goal", "met"]),
+                ""]
+  figure = results / "quality_latest_small_pareto.png"
+  if figure.is_file():
+    parts += [f"![quality against size]({figure.relative_to(out.parent)})",
+              ""]
+  for name, title in SECTIONS:
+    path = results / f"{name}.md"
+    if path.is_file():
+      parts += [f"## {title}", "", _body(path.read_text()), ""]
+  out.write_text("\n".join(parts))
+  print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+  main()
