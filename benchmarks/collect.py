@@ -2,7 +2,8 @@
 
 Each benchmark script writes `<name>.json` and `<name>.md`; this script puts
 the Markdown tables under one heading per benchmark, after a summary of the
-targets, so that BENCHMARKS.md always shows what the result files say.
+targets and the hand-written reading in benchmarks/NOTES.md, so that
+BENCHMARKS.md always shows what the result files say.
 
     python benchmarks/collect.py
 """
@@ -55,6 +56,9 @@ def main(results: pathlib.Path = _common.DEFAULT_OUT,
   if figure.is_file():
     parts += [f"![quality against size]({figure.relative_to(out.parent)})",
               ""]
+  notes = _common.REPO / "benchmarks" / "NOTES.md"
+  if notes.is_file():  # hand-written reading of the latest results
+    parts += [notes.read_text().strip(), ""]
   for name, title in SECTIONS:
     path = results / f"{name}.md"
     if path.is_file():

@@ -50,9 +50,47 @@ class Conv1DQuantizeConfig(_quantize.QuantizeConfig):
     return {}
 
 
+@tf_keras.saving.register_keras_serializable(package="tfdistill")
+class EmbeddingQuantizeConfig(_quantize.QuantizeConfig):
+  """8-bit QAT of an item table: per-tensor symmetric, as TFLite stores it.
+
+  TF-MOT has no Embedding entry (and `quantize_model` fails on integer-id
+  inputs). The table feeds both the context lookup and the catalog scores,
+  so its int8 rounding is what separates the float model's top-K from the
+  int8 TFLite model's on a large catalog; training through the same rounding
+  lets the student adapt to it. The looked-up rows need no activation
+  quantizer: a gather keeps the table's scale.
+  """
+
+  def get_weights_and_quantizers(self, layer):
+    return [(layer.embeddings, _quantize.quantizers.LastValueQuantizer(
+        num_bits=8, symmetric=True, narrow_range=True, per_axis=False))]
+
+  def get_activations_and_quantizers(self, layer):
+    return []
+
+  def set_quantize_weights(self, layer, quantize_weights):
+    layer.embeddings = quantize_weights[0]
+
+  def set_quantize_activations(self, layer, quantize_activations):
+    pass
+
+  def get_output_quantizers(self, layer):
+    return []
+
+  def get_config(self):
+    return {}
+
+
+# Needed (with TF-MOT's quantize_scope) to load a QAT student.
+CUSTOM_CONFIGS = {
+    name: config for config in (Conv1DQuantizeConfig, EmbeddingQuantizeConfig)
+    for name in (config.__name__, f"tfdistill>{config.__name__}")}
+
 # Layer types QAT handles in a student, and their configs (None: TF-MOT's).
 QAT_LAYERS = {tf_keras.layers.Dense: None,
-              tf_keras.layers.Conv1D: Conv1DQuantizeConfig}
+              tf_keras.layers.Conv1D: Conv1DQuantizeConfig,
+              tf_keras.layers.Embedding: EmbeddingQuantizeConfig}
 
 
 def _unwrap(layer):
@@ -66,8 +104,9 @@ def quantize_student(model: tf_keras.Model,
 
   Args:
     model: A trained (and, if pruned, stripped) functional student.
-    layers: Names of the layers to quantize; default every Dense and Conv1D.
-      A named layer of another type is an error.
+    layers: Names of the layers to quantize; default every Dense, Conv1D
+      and (without `preserve_sparsity`) plain Embedding. A named layer of
+      another type is an error.
     preserve_sparsity: Use the pruning-preserving scheme (collaborative
       optimization) so that zeros from pruning stay zero through QAT.
 
@@ -80,8 +119,13 @@ def quantize_student(model: tf_keras.Model,
   _check_student(model)
   by_name = {layer.name: layer for layer in model.layers}
   if layers is None:
+    # TF-MOT 0.8's pruning-preserving scheme rejects an annotated Embedding
+    # (it asks its registry for a config of the layer feeding it), so tables
+    # are only trained through int8 rounding without it.
     chosen = {layer.name for layer in model.layers
-              if type(layer) in QAT_LAYERS}
+              if type(layer) in QAT_LAYERS and not (
+                  preserve_sparsity and
+                  type(layer) is tf_keras.layers.Embedding)}
   else:
     chosen = set(layers)
     for name in chosen:
@@ -113,8 +157,7 @@ def quantize_student(model: tf_keras.Model,
   scheme = (tfmot.experimental.combine.Default8BitPrunePreserveQuantizeScheme()
             if preserve_sparsity else _quantize.default_8bit
             .Default8BitQuantizeScheme())
-  with _quantize.quantize_scope({"Conv1DQuantizeConfig":
-                                 Conv1DQuantizeConfig}):
+  with _quantize.quantize_scope(CUSTOM_CONFIGS):
     return _quantize.quantize_apply(annotated, scheme)
 
 

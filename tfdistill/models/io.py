@@ -108,8 +108,10 @@ def _has_quantize_wrappers(model) -> bool:
 @contextlib.contextmanager
 def _tfmot_scopes():
   """Pruning and QAT wrappers must be known while loading such models."""
+  # tfdistill's own QAT configs register themselves on import.
+  from tfdistill.compress import quantization  # pylint: disable=import-outside-toplevel
   with tfmot.sparsity.keras.prune_scope(), \
-      tfmot.quantization.keras.quantize_scope():
+      tfmot.quantization.keras.quantize_scope(quantization.CUSTOM_CONFIGS):
     yield
 
 
