@@ -1,7 +1,9 @@
 """`tfdistill pipeline --preset=tiny` end to end, resume, and run-dir rules."""
 
+import dataclasses
 import json
 import os
+import shutil
 
 import pytest
 import tf_keras
@@ -143,3 +145,25 @@ def test_run_dir_rules(tmp_path):
     PipelineConfig(distillation_loss="kl+magic")
   config = preset("tiny")
   assert PipelineConfig.from_json(config.to_json()) == config
+
+
+def test_tflite_quality_is_measured_in_the_exported_mode(tiny_run, tmp_path):
+  """The compression report measures int8; an export in another mode must
+  not borrow that figure."""
+  out = tmp_path / "copy"
+  shutil.copytree(tiny_run[0], out)
+  shutil.rmtree(out / "export")
+  config = PipelineConfig.from_json(json.loads(
+      (out / "config.json").read_text()))
+  config = dataclasses.replace(config, quantize="dynamic")
+  (out / "config.json").write_text(json.dumps(config.to_json()))
+  run = Run(str(out), config)
+  run.export()
+  lite = run.metrics()["tflite"]
+  assert lite["quantization"] == "dynamic"
+  path = os.path.join(run.step_dir("compressed"), "metrics.json")
+  report_mode = json.load(open(path))["tflite_eval"]["quantization"]
+  assert report_mode == "int8"
+  evaluated = run.step_metrics("export")["tflite_eval"]
+  assert evaluated["quantization"] == "dynamic"
+  assert lite["ndcg@10"] == evaluated["ndcg@10"]

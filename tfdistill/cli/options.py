@@ -124,7 +124,7 @@ RUN_FLAGS = DATA_FLAGS + (
     "out", "preset", "force", "context_length", "teacher_epochs",
     "teacher_dim", "student_epochs", "student_dim", "student_encoder",
     "distillation_loss", "alpha", "temperature", "target_sparsity", "qat",
-    "low_rank_energy", "clusters", "quantize", "top_k")
+    "low_rank_energy", "clusters", "quantize", "top_k", "min_agreement")
 EXPORT_FLAGS = ("model", "out", "tflite", "saved_model", "quantize", "top_k",
                 "model_name", "version", "overwrite", "min_agreement",
                 "vocabulary", "representative_data")
@@ -161,6 +161,7 @@ def pipeline_config():
                       ("distillation_loss", "distillation_loss"),
                       ("alpha", "alpha"), ("temperature", "temperature"),
                       ("quantize", "quantize"), ("top_k", "top_k"),
+                      ("min_agreement", "min_agreement"),
                       ("seed", "seed")):
     if _present(flag):
       values[field] = FLAGS[flag].value

@@ -39,7 +39,7 @@ from tfdistill.export import tflite
 from tfdistill.models.io import catalog_size
 from tfdistill.models.io import count_parameters
 
-_EVAL_POOL = 200  # top-K of the TFLite model used for evaluation
+EVAL_POOL = 200  # top-K of the TFLite model used for evaluation
 
 
 @dataclasses.dataclass(frozen=True)
@@ -223,7 +223,7 @@ def compress_student(student: tf_keras.Model, train, evaluation,
     work.measure("quantization-aware", model)
   # The deployable artefact: the TFLite model in the configured mode.
   lite = tflite.convert(model, config.quantize, min(
-      _EVAL_POOL, catalog_size(model) - 2), representative)
+      EVAL_POOL, catalog_size(model) - 2), representative)
   report["tflite"] = dict(
       evaluate_tflite(lite, evaluation), quantization=config.quantize)
   report["steps"] = work.steps

@@ -13,6 +13,8 @@ left to post-training quantization in the TFLite converter.
 from typing import Optional, Sequence
 
 import tensorflow_model_optimization as tfmot
+# The default registry is not exported by TF-MOT's public API.
+from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import default_8bit_quantize_registry
 import tf_keras
 
 from tfdistill.compress.pruning import _check_student
@@ -82,6 +84,30 @@ class EmbeddingQuantizeConfig(_quantize.QuantizeConfig):
     return {}
 
 
+class _PrunePreserveRegistry(
+    tfmot.experimental.combine.Default8BitPrunePreserveQuantizeScheme()
+    .get_quantize_registry().__class__):
+  """TF-MOT 0.8's pruning-preserving registry, minus a false "supported".
+
+  It reports every layer without trainable weights as supported and then
+  fails to give it a config when `quantize_apply` asks for the output
+  quantization of a layer feeding an annotated one (our ContextAndCatalogIds
+  feeding the item table). Only layers the default 8-bit registry knows are
+  supported here.
+  """
+
+  def supports(self, layer):  # pylint: disable=arguments-differ
+    return (super().supports(layer) and default_8bit_quantize_registry
+            .Default8BitQuantizeRegistry().supports(layer))
+
+
+class _PrunePreserveScheme(
+    tfmot.experimental.combine.Default8BitPrunePreserveQuantizeScheme):
+
+  def get_quantize_registry(self):
+    return _PrunePreserveRegistry()
+
+
 # Needed (with TF-MOT's quantize_scope) to load a QAT student.
 CUSTOM_CONFIGS = {
     name: config for config in (Conv1DQuantizeConfig, EmbeddingQuantizeConfig)
@@ -105,7 +131,7 @@ def quantize_student(model: tf_keras.Model,
   Args:
     model: A trained (and, if pruned, stripped) functional student.
     layers: Names of the layers to quantize; default every Dense, Conv1D
-      and (without `preserve_sparsity`) plain Embedding. A named layer of
+      and plain Embedding. A named layer of
       another type is an error.
     preserve_sparsity: Use the pruning-preserving scheme (collaborative
       optimization) so that zeros from pruning stay zero through QAT.
@@ -119,13 +145,8 @@ def quantize_student(model: tf_keras.Model,
   _check_student(model)
   by_name = {layer.name: layer for layer in model.layers}
   if layers is None:
-    # TF-MOT 0.8's pruning-preserving scheme rejects an annotated Embedding
-    # (it asks its registry for a config of the layer feeding it), so tables
-    # are only trained through int8 rounding without it.
     chosen = {layer.name for layer in model.layers
-              if type(layer) in QAT_LAYERS and not (
-                  preserve_sparsity and
-                  type(layer) is tf_keras.layers.Embedding)}
+              if type(layer) in QAT_LAYERS}
   else:
     chosen = set(layers)
     for name in chosen:
@@ -154,8 +175,7 @@ def quantize_student(model: tf_keras.Model,
 
   annotated = tf_keras.models.clone_model(model, clone_function=annotate)
   annotated.set_weights(model.get_weights())
-  scheme = (tfmot.experimental.combine.Default8BitPrunePreserveQuantizeScheme()
-            if preserve_sparsity else _quantize.default_8bit
+  scheme = (_PrunePreserveScheme() if preserve_sparsity else _quantize.default_8bit
             .Default8BitQuantizeScheme())
   with _quantize.quantize_scope(CUSTOM_CONFIGS):
     return _quantize.quantize_apply(annotated, scheme)

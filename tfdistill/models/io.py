@@ -51,6 +51,7 @@ def count_parameters(model) -> int:
 
 def _catalog_layer(model):
   for layer in model.layers if is_functional(model) else []:
+    layer = getattr(layer, "layer", layer)  # inside a QAT/pruning wrapper
     if getattr(layer, "vocabulary_fingerprint", None) is not None and hasattr(
         layer, "num_items"):
       return layer

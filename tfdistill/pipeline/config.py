@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+from typing import Optional
 
 from tfdistill.compress.pipeline import CompressConfig
 from tfdistill.data.prepare import PrepareConfig
@@ -63,12 +64,17 @@ class PipelineConfig:
   compress: CompressConfig = CompressConfig(fine_tune_epochs=1)
   quantize: str = "int8"
   top_k: int = 10
+  # Parity gate of the export step (None: the exporter's default per mode).
+  min_agreement: Optional[float] = None
   seed: int = 0
 
   def __post_init__(self):
     distillation_losses(self.distillation_loss, self.temperature)
     if not 0.0 <= self.alpha <= 1.0:
       raise ConfigError(f"alpha must be in [0, 1], got {self.alpha}.")
+    if self.min_agreement is not None and not 0 <= self.min_agreement <= 1:
+      raise ConfigError(f"min_agreement must be in [0, 1], got "
+                        f"{self.min_agreement}.")
     if self.temperature <= 0:
       raise ConfigError(f"temperature must be > 0, got {self.temperature}.")
     for name in ("teacher_epochs", "student_epochs", "context_length",
