@@ -19,7 +19,9 @@ SECTIONS = (
     ("quality_latest_small", "Quality on MovieLens latest-small"),
     ("quality_synthetic", "Quality on the embedded synthetic default"),
     ("distillation", "Distillation losses one by one (latest-small, one seed)"),
-    ("export_modes", "Export modes of the latest-small student"),
+    ("export_modes", "Export modes of the latest-small distilled student"),
+    ("export_modes_compressed",
+     "Export modes of the latest-small compressed (50% pruned + QAT) student"),
     ("speed", "Training-step and serving-latency ratios"),
     ("pipeline_default", "`tfdistill pipeline` with no flags"),
 )
