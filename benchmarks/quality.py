@@ -56,6 +56,8 @@ def _config(args, seed):
                              teacher=dataclasses.replace(
       base.teacher, embedding_dim=args.teacher_dim, num_heads=4,
       ffn_dim=2 * args.teacher_dim))
+  base = dataclasses.replace(base, student=dataclasses.replace(
+      base.student, encoder=args.student_encoder))
   if args.data == "latest-small":
     base = dataclasses.replace(base, source=SourceConfig(
         dataset="movielens/latest-small-ratings",
@@ -119,9 +121,15 @@ def _cached(path: str, compute) -> list:
   return rows
 
 
+def _suffix(args) -> str:
+  """Run and result names of a non-default student encoder."""
+  return "" if args.student_encoder == "mean" else f"_{args.student_encoder}"
+
+
 def _run(args, seed: int) -> Run:
   out = os.path.join(args.work_dir,
-                     f"{'quick' if args.quick else args.data}_seed{seed}")
+                     f"{'quick' if args.quick else args.data}_seed{seed}"
+                     f"{_suffix(args)}")
   return Run(out, _config(args, seed))  # refuses a changed configuration
 
 
@@ -220,6 +228,10 @@ def main():
   parser.add_argument("--loss", default="kl+hint",
                       help="distillation loss of student_kd (see "
                       "tfdistill distill --help)")
+  parser.add_argument("--student_encoder", default="mean",
+                      choices=["mean", "cnn", "gru"],
+                      help="context encoder of every student (results and "
+                      "run directories of cnn/gru get a _<encoder> suffix)")
   parser.add_argument("--quick", action="store_true")
   parser.add_argument("--work_dir", default=str(_common.DEFAULT_OUT / "runs"))
   parser.add_argument("--out", default=str(_common.DEFAULT_OUT))
@@ -238,7 +250,7 @@ def main():
   checks = targets(variants)
   name = "quality_quick" if args.quick else (
       "quality_latest_small" if args.data == "latest-small"
-      else "quality_synthetic")
+      else "quality_synthetic") + _suffix(args)
   columns = ["variant", "seeds", "params", "params_vs_teacher", "ndcg@10",
              "ndcg@10_std", "hr@10", "recall@10", "mrr", "ndcg_vs_teacher",
              "ndcg_vs_student_alone", "ndcg_vs_student_kd", "bytes",
@@ -252,7 +264,8 @@ def main():
       [("Mean over seeds (test split, full catalog, seen excluded)",
         variants, columns),
        ("Targets", checks, ["target", "measured", "goal", "met"])],
-      notes=f"student_kd: distillation loss {args.loss!r}; " + (
+      notes=f"students: {args.student_encoder} context encoder; student_kd:"
+      f" distillation loss {args.loss!r}; " + (
           "tiny preset sizes and epochs" if args.quick else
           f"teacher embedding {args.teacher_dim}, {args.teacher_epochs} "
           f"epochs; students {args.student_epochs} epochs") + ". compressed = 50% "

@@ -188,6 +188,15 @@ class _Interrupt(tf_keras.callbacks.Callback):
       raise RuntimeError("simulated interruption")
 
 
+class _CaptureAtStart(tf_keras.callbacks.Callback):
+  """Student weights and optimizer state when training (re)starts."""
+
+  def on_train_begin(self, logs=None):
+    self.weights = self.model.student.get_weights()
+    self.iterations = int(self.model.optimizer.iterations)
+    self.slots = [v.numpy() for v in self.model.optimizer.variables]
+
+
 def test_backup_and_restore_resumes_an_interrupted_run(tiny_teacher,
                                                        tiny_train,
                                                        student_factory,
@@ -199,11 +208,21 @@ def test_backup_and_restore_resumes_an_interrupted_run(tiny_teacher,
     distiller.fit(tiny_train, epochs=4, verbose=0, callbacks=[
         tf_keras.callbacks.BackupAndRestore(backup), _Interrupt()])
   weights_at_interrupt = distiller.student.get_weights()
+  steps_at_interrupt = int(distiller.optimizer.iterations)
+  slots_at_interrupt = [v.numpy() for v in distiller.optimizer.variables]
   resumed = _distiller(student_factory(), tiny_teacher)
+  restored = _CaptureAtStart()
   history = resumed.fit(tiny_train, epochs=4, verbose=0, callbacks=[
-      tf_keras.callbacks.BackupAndRestore(backup)]).history
-  # Epochs 0 and 1 finished before the interruption; only 2 and 3 remain.
+      tf_keras.callbacks.BackupAndRestore(backup), restored]).history
+  # Epochs 0 and 1 finished before the interruption; only 2 and 3 remain,
+  # starting from the weights and optimizer state of the interruption.
   assert len(history["loss"]) == 2
+  for got, want in zip(restored.weights, weights_at_interrupt):
+    np.testing.assert_array_equal(got, want)
+  assert restored.iterations == steps_at_interrupt
+  assert len(restored.slots) == len(slots_at_interrupt)
+  for got, want in zip(restored.slots, slots_at_interrupt):
+    np.testing.assert_array_equal(got, want)
   assert not np.allclose(resumed.student.get_weights()[0],
                          weights_at_interrupt[0])
 

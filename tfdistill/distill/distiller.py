@@ -221,6 +221,10 @@ class Distiller(tf_keras.Model):
     self._per_loss_trackers = [
         tf_keras.metrics.Mean(name=l.name) for l in self.distillation_losses
     ] if len(self.distillation_losses) > 1 else []
+    # Student, teacher and projections now exist: the Distiller is built, so
+    # that `BackupAndRestore` builds the optimizer and restores its slots
+    # before the first step of a resumed `fit`.
+    self.built = True
 
   # ------------------------------------------------------------- training
   def call(self, inputs, training=False):

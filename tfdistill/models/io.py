@@ -213,4 +213,5 @@ def load_model(directory: str):
   model(dummy_inputs(model.input_signature), training=False)
   status = model.load_weights(os.path.join(directory, _WEIGHTS))
   status.assert_existing_objects_matched()
+  status.expect_partial()  # the training optimizer's state is not loaded
   return model

@@ -168,7 +168,12 @@ class Run:
         tf_keras.callbacks.BackupAndRestore(checkpoints),
         tf_keras.callbacks.TensorBoard(os.path.join(directory, "logs")),
         tf_keras.callbacks.CSVLogger(log, append=True)]
-    trainer.fit(self.train_data(), epochs=epochs, callbacks=callbacks,
+    data = self.train_data()
+    if not trainer.built:
+      # BackupAndRestore restores the optimizer's slots only into a built
+      # model; a subclassed teacher is built by calling it once.
+      trainer(next(iter(data.take(1)))[0], training=False)
+    trainer.fit(data, epochs=epochs, callbacks=callbacks,
                 verbose=1 if sys.stdout.isatty() else 2)
 
   def _quality(self, model) -> dict:

@@ -1,0 +1,126 @@
+"""Does a sequence-aware student close the gap to the teacher?
+
+The quality benchmark's student pools its recent items without regard to
+order (position-weighted mean). This script keeps everything else of a
+`quality.py` run (data, the trained teacher, sizes, loss, epochs) and swaps
+the student's context encoder for a 1-D convolution or a GRU, training each
+student alone and distilled, so that the encoders are compared against one
+and the same teacher.
+
+    python benchmarks/quality.py --extras_seeds=     # the runs it reuses
+    python benchmarks/student_encoders.py            # seeds 0,1,2
+    python benchmarks/student_encoders.py --seeds=0 --encoders=gru
+
+Writes benchmarks/results/student_encoders.{json,md}.
+"""
+
+import argparse
+import dataclasses
+import os
+import shutil
+import sys
+
+import _common  # pylint: disable=import-error
+
+import tfdistill  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow)
+import numpy as np
+
+from tfdistill.pipeline.config import PipelineConfig
+from tfdistill.pipeline.run import Run
+from tfdistill.pipeline.run import read_json
+
+METRICS = ("ndcg@10", "hr@10", "mrr")
+
+
+def encoder_run(base_dir: str, encoder: str) -> Run:
+  """The base run with another student encoder; shares data and teacher."""
+  base = PipelineConfig.from_json(read_json(os.path.join(base_dir,
+                                                         "config.json")))
+  if base.student.encoder == encoder:
+    return Run(base_dir, base)
+  config = dataclasses.replace(base, student=dataclasses.replace(
+      base.student, encoder=encoder))
+  out = f"{base_dir}_{encoder}"
+  if not os.path.isdir(out):
+    staging = out + ".partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    Run(staging, config)  # creates it with config.json
+    for step in ("data", "teacher"):
+      shutil.copytree(os.path.join(base_dir, step),
+                      os.path.join(staging, step))
+    os.rename(staging, out)
+  return Run(out, config)
+
+
+def rows_for(base_dir: str, encoder: str) -> dict:
+  run = encoder_run(base_dir, encoder)
+  run.student_alone()
+  run.student_kd()
+  teacher = run.step_metrics("teacher")
+  alone, kd = run.step_metrics("student_alone"), run.step_metrics(
+      "student_kd")
+  row = {"encoder": encoder, "params": kd["params"],
+         "teacher_ndcg@10": teacher["ndcg@10"]}
+  for key in METRICS:
+    row[f"alone_{key}"] = alone.get(key)
+    row[f"kd_{key}"] = kd.get(key)
+  return row
+
+
+def aggregate(per_seed: list, encoders: list) -> list:
+  table = []
+  for encoder in encoders:
+    rows = [r for seed in per_seed for r in seed if r["encoder"] == encoder]
+    out = {"encoder": encoder, "seeds": len(rows), "params": rows[0]["params"]}
+    for key in ("teacher_ndcg@10",) + tuple(
+        f"{kind}_{m}" for kind in ("alone", "kd") for m in METRICS):
+      values = [r[key] for r in rows]
+      out[key] = float(np.mean(values))
+      out[f"{key}_std"] = float(np.std(values))
+    out["kd_vs_teacher"] = out["kd_ndcg@10"] / out["teacher_ndcg@10"]
+    out["kd_vs_alone"] = out["kd_ndcg@10"] / out["alone_ndcg@10"] - 1
+    table.append(out)
+  return table
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--seeds", default="0,1,2")
+  parser.add_argument("--encoders", default="mean,cnn,gru")
+  parser.add_argument("--data", default="latest-small",
+                      help="the quality.py runs to reuse (<data>_seed<N>)")
+  parser.add_argument("--work_dir", default=str(_common.DEFAULT_OUT / "runs"))
+  parser.add_argument("--out", default=str(_common.DEFAULT_OUT))
+  parser.add_argument("--name", default="student_encoders")
+  args = parser.parse_args()
+  seeds = [int(s) for s in args.seeds.split(",")]
+  encoders = args.encoders.split(",")
+  per_seed = []
+  for seed in seeds:
+    base = os.path.join(args.work_dir, f"{args.data}_seed{seed}")
+    if not os.path.isfile(os.path.join(base, "teacher", "metrics.json")):
+      sys.exit(f"error: {base} holds no trained teacher; run "
+               f"`python benchmarks/quality.py --seeds={seed}` first.")
+    per_seed.append([dict(rows_for(base, e), seed=seed) for e in encoders])
+  table = aggregate(per_seed, encoders)
+  path = _common.write_report(
+      args.out, args.name, f"Student context encoders against one teacher "
+      f"({args.data}, seeds {args.seeds})",
+      {"data": args.data, "seeds": seeds, "encoders": table,
+       "per_seed": per_seed},
+      [("Mean over seeds (test split, full catalog, seen excluded)", table,
+        ["encoder", "seeds", "params", "teacher_ndcg@10", "alone_ndcg@10",
+         "kd_ndcg@10", "kd_ndcg@10_std", "kd_hr@10", "kd_vs_teacher",
+         "kd_vs_alone"]),
+       ("Per seed", [r for seed in per_seed for r in seed],
+        ["seed", "encoder", "teacher_ndcg@10", "alone_ndcg@10",
+         "kd_ndcg@10"])],
+      notes="Each seed's data, teacher and training settings come from "
+      "quality.py's run; only the student's context encoder changes "
+      "(mean: position-weighted mean; cnn: Conv1D(k=3) + max pool; gru: "
+      "unrolled GRU).")
+  print(path.read_text())
+
+
+if __name__ == "__main__":
+  main()
