@@ -18,6 +18,10 @@ from tfdistill.reporting import markdown_table
 SECTIONS = (
     ("quality_latest_small", "Quality on MovieLens latest-small"),
     ("quality_synthetic", "Quality on the embedded synthetic default"),
+    ("student_encoders",
+     "Student context encoders against one teacher (latest-small)"),
+    ("student_encoders_seed0",
+     "Student context encoders incl. a CNN (latest-small, seed 0)"),
     ("distillation", "Distillation losses one by one (latest-small, one seed)"),
     ("export_modes", "Export modes of the latest-small distilled student"),
     ("export_modes_compressed",
@@ -52,7 +56,8 @@ def main(results: pathlib.Path = _common.DEFAULT_OUT,
     checks = json.loads(quality.read_text()).get("targets", [])
     if checks:
       parts += ["## Targets (latest-small, mean over seeds)", "",
-                markdown_table(checks, ["target", "measured", "goal", "met"]),
+                markdown_table(checks, ["target", "measured", "goal", "met",
+                                        "ci95"]),
                 ""]
   figure = results / "quality_latest_small_pareto.png"
   if figure.is_file():

@@ -7,7 +7,7 @@ the student's context encoder for a 1-D convolution or a GRU, training each
 student alone and distilled, so that the encoders are compared against one
 and the same teacher.
 
-    python benchmarks/quality.py --extras_seeds=     # the runs it reuses
+    python benchmarks/quality.py --student_encoder=mean   # the runs it reuses
     python benchmarks/student_encoders.py            # seeds 0,1,2
     python benchmarks/student_encoders.py --seeds=0 --encoders=gru
 
@@ -33,14 +33,17 @@ METRICS = ("ndcg@10", "hr@10", "mrr")
 
 
 def encoder_run(base_dir: str, encoder: str) -> Run:
-  """The base run with another student encoder; shares data and teacher."""
+  """The base run with another student encoder; shares data and teacher.
+
+  The run directory is the base's with its "_<encoder>" suffix replaced.
+  """
   base = PipelineConfig.from_json(read_json(os.path.join(base_dir,
                                                          "config.json")))
   if base.student.encoder == encoder:
     return Run(base_dir, base)
   config = dataclasses.replace(base, student=dataclasses.replace(
       base.student, encoder=encoder))
-  out = f"{base_dir}_{encoder}"
+  out = f"{base_dir.rsplit('_', 1)[0]}_{encoder}"
   if not os.path.isdir(out):
     staging = out + ".partial"
     shutil.rmtree(staging, ignore_errors=True)
@@ -89,6 +92,9 @@ def main():
   parser.add_argument("--encoders", default="mean,cnn,gru")
   parser.add_argument("--data", default="latest-small",
                       help="the quality.py runs to reuse (<data>_seed<N>)")
+  parser.add_argument("--base_encoder", default="mean",
+                      help="encoder of the quality.py runs whose data and "
+                      "teacher are reused (<data>_seed<N>_<encoder>)")
   parser.add_argument("--work_dir", default=str(_common.DEFAULT_OUT / "runs"))
   parser.add_argument("--out", default=str(_common.DEFAULT_OUT))
   parser.add_argument("--name", default="student_encoders")
@@ -97,10 +103,12 @@ def main():
   encoders = args.encoders.split(",")
   per_seed = []
   for seed in seeds:
-    base = os.path.join(args.work_dir, f"{args.data}_seed{seed}")
+    base = os.path.join(args.work_dir,
+                        f"{args.data}_seed{seed}_{args.base_encoder}")
     if not os.path.isfile(os.path.join(base, "teacher", "metrics.json")):
       sys.exit(f"error: {base} holds no trained teacher; run "
-               f"`python benchmarks/quality.py --seeds={seed}` first.")
+               f"`python benchmarks/quality.py --seeds={seed} "
+               f"--student_encoder={args.base_encoder}` first.")
     per_seed.append([dict(rows_for(base, e), seed=seed) for e in encoders])
   table = aggregate(per_seed, encoders)
   path = _common.write_report(

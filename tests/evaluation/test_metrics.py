@@ -75,6 +75,18 @@ def test_means_over_rows_and_coverage():
   assert r["num_examples"] == 2
 
 
+def test_per_example_values_are_kept_in_order_across_batches():
+  metrics = RankingMetrics(ks=(1,), num_items=6)
+  metrics.update(np.array([[0.0, 0.0, 0.9, 0.1, 0.5, 0.7]]), np.array([2]))
+  metrics.update(np.array([[0.0, 0.0, 0.1, 0.9, 0.5, 0.7]]), np.array([4]))
+  np.testing.assert_allclose(metrics.per_example("mrr"), [1.0, 1 / 3])
+  np.testing.assert_allclose(metrics.per_example("hr@1"), [1.0, 0.0])
+  assert metrics.per_example("ndcg@1").mean() == pytest.approx(
+      metrics.result()["ndcg@1"])
+  with pytest.raises(ConfigError, match="hr@10"):
+    metrics.per_example("hr@10")
+
+
 def test_top_k_lists():
   metrics = RankingMetrics(ks=(1, 3, 5), num_items=6)
   metrics.update_top_k(np.array([[4, 2, 3]]), np.array([2]))
@@ -139,7 +151,10 @@ def test_evaluate_retrieval_batches_and_excludes_history():
   def scores(contexts):
     return np.tile(SCORES, (len(contexts), 1))
 
-  r = evaluate_retrieval(scores, examples, ks=(1,), batch_size=1)
+  filled = RankingMetrics(ks=(1,))
+  r = evaluate_retrieval(scores, examples, ks=(1,), batch_size=1,
+                         metrics=filled)
+  np.testing.assert_allclose(filled.per_example("mrr"), [0.5, 0.5])
   # Row 0 excludes item 2: target 4 is behind item 5 (rank 1).
   # Row 1 excludes items 2 and 5: target 3 (0.1) is behind item 4 (rank 1).
   assert r["hr@1"] == 0.0

@@ -1,6 +1,6 @@
 """Evaluate a retrieval model (or any score function) on held-out examples."""
 
-from typing import Callable, Sequence, Union
+from typing import Callable, Optional, Sequence, Union
 
 import numpy as np
 
@@ -28,7 +28,8 @@ def evaluate_retrieval(model: Union[ScoreFn, object],
                        examples: SequenceArrays,
                        ks: Sequence[int] = (10,),
                        batch_size: int = 256,
-                       exclude_seen: bool = True) -> dict:
+                       exclude_seen: bool = True,
+                       metrics: Optional[RankingMetrics] = None) -> dict:
   """Full-catalog ranking metrics of a model on held-out examples.
 
   Args:
@@ -38,6 +39,8 @@ def evaluate_retrieval(model: Union[ScoreFn, object],
     ks: Cut-offs for HR, Recall, NDCG and coverage.
     batch_size: Rows scored at once; memory is O(batch_size x catalog).
     exclude_seen: Exclude each user's earlier items from the ranking.
+    metrics: A fresh `RankingMetrics` to fill (with the same `ks`), to read
+      `metrics.per_example("ndcg@10")` afterwards; default: a new one.
 
   Returns:
     {"hr@10": ..., "recall@10": ..., "ndcg@10": ..., "mrr": ...,
@@ -48,7 +51,6 @@ def evaluate_retrieval(model: Union[ScoreFn, object],
   """
   score = model if not hasattr(model, "predict_on_batch") else score_function(
       model)
-  metrics = None
   for lo in range(0, len(examples), batch_size):
     batch = examples.take(slice(lo, lo + batch_size))
     scores = score(batch.contexts)
@@ -62,15 +64,16 @@ def evaluate_retrieval(model: Union[ScoreFn, object],
 
 def evaluate_top_k(recommend: Callable[[np.ndarray], np.ndarray],
                    examples: SequenceArrays, k: int = 10,
-                   exclude_seen: bool = True) -> dict:
+                   exclude_seen: bool = True,
+                   metrics: Optional[RankingMetrics] = None) -> dict:
   """Ranking metrics of a model that only returns a top list per context.
 
   `recommend(context [L]) -> item indices [P]` (best first, P >= k, e.g. a
   TFLite model exported with a larger top-K); each user's earlier items are
   dropped from the list before cutting it to k, as `evaluate_retrieval`
-  does with full scores.
+  does with full scores. `metrics`: as in `evaluate_retrieval`.
   """
-  metrics = RankingMetrics((k,))
+  metrics = metrics if metrics is not None else RankingMetrics((k,))
   tops = []
   for i in range(len(examples)):
     items = np.asarray(recommend(examples.contexts[i]))
@@ -84,7 +87,8 @@ def evaluate_top_k(recommend: Callable[[np.ndarray], np.ndarray],
 
 
 def evaluate_tflite(tflite_model, examples: SequenceArrays, k: int = 10,
-                    exclude_seen: bool = True) -> dict:
+                    exclude_seen: bool = True,
+                    metrics: Optional[RankingMetrics] = None) -> dict:
   """`evaluate_top_k` of a .tflite recommender run with LiteRT.
 
   Args:
@@ -94,4 +98,4 @@ def evaluate_tflite(tflite_model, examples: SequenceArrays, k: int = 10,
   from tfdistill.export.tflite import LiteRTRecommender  # pylint: disable=import-outside-toplevel
   model = LiteRTRecommender(tflite_model)
   return evaluate_top_k(lambda context: model(context)[0], examples, k,
-                        exclude_seen)
+                        exclude_seen, metrics)

@@ -112,11 +112,14 @@ class RankingMetrics:
   def reset(self) -> None:
     self._count = 0
     self._sums = {}
+    self._values = {}
     self._covered = {k: set() for k in self.ks}
     self._full_ranking = True
 
   def _add(self, name: str, values: np.ndarray) -> None:
+    values = np.asarray(values, np.float64)
     self._sums[name] = self._sums.get(name, 0.0) + float(np.sum(values))
+    self._values.setdefault(name, []).append(values)
 
   def _accumulate(self, ranks: list, cutoff: int) -> None:
     """Adds per-row metrics from the ranks of each row's relevant items."""
@@ -172,6 +175,17 @@ class RankingMetrics:
     for k in self.ks:
       if k <= cutoff:
         self._covered[k].update(np.unique(top_items[:, :k]).tolist())
+
+  def per_example(self, name: str) -> np.ndarray:
+    """One metric's value for every example so far, in update order.
+
+    For paired comparisons of two models on the same examples (e.g. a
+    bootstrap confidence interval of their difference).
+    """
+    if name not in self._values:
+      raise ConfigError(f"no per-example values of {name!r}; this object "
+                        f"has {sorted(self._values)}.")
+    return np.concatenate(self._values[name])
 
   def result(self) -> dict:
     """Means over all examples so far, plus coverage and the example count."""
