@@ -45,6 +45,16 @@ def machine_info() -> dict:
   return info
 
 
+def command_line() -> str:
+  """This run's command, runnable from the repository root."""
+  script = pathlib.Path(sys.argv[0]).resolve()
+  try:
+    script = script.relative_to(REPO)
+  except ValueError:
+    pass
+  return " ".join(["python", str(script)] + sys.argv[1:])
+
+
 def write_report(out_dir, name: str, title: str, results: dict,
                  tables: list, notes: str = "") -> pathlib.Path:
   """Writes <name>.json and <name>.md; returns the Markdown path.
@@ -55,8 +65,7 @@ def write_report(out_dir, name: str, title: str, results: dict,
   out = pathlib.Path(out_dir)
   out.mkdir(parents=True, exist_ok=True)
   machine = machine_info()
-  payload = dict(results, machine=machine, command=" ".join(
-      [os.path.basename(sys.executable)] + sys.argv))
+  payload = dict(results, machine=machine, command=command_line())
   (out / f"{name}.json").write_text(json.dumps(payload, indent=2,
                                                default=str) + "\n")
   parts = [f"# {title}", "", f"Command: `{payload['command']}`", ""]

@@ -22,6 +22,11 @@ SECTIONS = (
      "Student context encoders against one teacher (latest-small)"),
     ("student_encoders_seed0",
      "Student context encoders incl. a CNN (latest-small, seed 0)"),
+    ("compression_latest_small",
+     "Cost of each compression step against a no-pruning control "
+     "(latest-small)"),
+    ("student_epochs_10",
+     "Students trained 10 epochs instead of 5 (latest-small)"),
     ("distillation", "Distillation losses one by one (latest-small, one seed)"),
     ("export_modes", "Export modes of the latest-small distilled student"),
     ("export_modes_compressed",
@@ -36,6 +41,14 @@ Measured by the scripts in `benchmarks/`; every table below is copied from
 JSON next to it holds every number plus the machine. Ratios are measured in
 one run (both sides one after the other on the same machine), so machine
 noise affects both alike; absolute times are only indicative.
+
+To reproduce a table, run the command printed above it from the repository
+root (after `pip install -e .`), then `python benchmarks/collect.py`. The
+latest-small benchmarks read the GroupLens archive from
+`../shared/data/movielens` and build it with TFDS offline; set
+`TFDS_DATA_DIR` to keep that build between runs. Training runs are kept
+under `benchmarks/results/runs/` (not committed), so a rerun reuses finished
+steps.
 """
 
 

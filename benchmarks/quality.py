@@ -246,6 +246,13 @@ def bootstrap_targets(per_user: list, samples: int = 2000,
 
 
 def aggregate(per_seed: list) -> list:
+  """Mean and spread of every variant over the seeds that trained it.
+
+  A ratio column compares a variant with its reference (teacher,
+  student_alone, student_kd) on the same seeds only: a variant trained on
+  seed 0 alone is not measured against a three-seed mean.
+  """
+  ndcg = [{r["variant"]: r["ndcg@10"] for r in rows} for rows in per_seed]
   variants = []
   for name in dict.fromkeys(r["variant"] for rows in per_seed for r in rows):
     rows = [r for seed in per_seed for r in seed if r["variant"] == name]
@@ -255,15 +262,19 @@ def aggregate(per_seed: list) -> list:
       if values:
         row[key] = float(np.mean(values))
         row[f"{key}_std"] = float(np.std(values))
+    same_seeds = [seed for seed in ndcg if name in seed]
+    for reference, column, offset in (
+        ("teacher", "ndcg_vs_teacher", 0), ("student_alone",
+                                            "ndcg_vs_student_alone", 1),
+        ("student_kd", "ndcg_vs_student_kd", 1)):
+      row[column] = float(
+          np.mean([seed[name] for seed in same_seeds]) /
+          np.mean([seed[reference] for seed in same_seeds]) - offset)
     variants.append(row)
-  by_name = {v["variant"]: v for v in variants}
-  teacher, alone = by_name["teacher"], by_name["student_alone"]
+  teacher_params = next(v["params"] for v in variants
+                        if v["variant"] == "teacher")
   for row in variants:
-    row["params_vs_teacher"] = row["params"] / teacher["params"]
-    row["ndcg_vs_teacher"] = row["ndcg@10"] / teacher["ndcg@10"]
-    row["ndcg_vs_student_alone"] = row["ndcg@10"] / alone["ndcg@10"] - 1
-    row["ndcg_vs_student_kd"] = (row["ndcg@10"] /
-                                 by_name["student_kd"]["ndcg@10"] - 1)
+    row["params_vs_teacher"] = row["params"] / teacher_params
   return variants
 
 
@@ -298,7 +309,8 @@ def targets(variants: list, intervals: dict = None) -> list:
           for name, value, op, goal in rows]
 
 
-def main():
+def build_parser() -> argparse.ArgumentParser:
+  """quality.py's flags (also the run-directory flags of compression.py)."""
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--data", choices=["latest-small", "synthetic"],
                       default="latest-small")
@@ -327,11 +339,19 @@ def main():
   parser.add_argument("--quick", action="store_true")
   parser.add_argument("--work_dir", default=str(_common.DEFAULT_OUT / "runs"))
   parser.add_argument("--out", default=str(_common.DEFAULT_OUT))
-  args = parser.parse_args()
+  return parser
+
+
+def check_data(args) -> None:
   if args.data == "latest-small" and not args.quick and not (
       _common.SHARED_MOVIELENS / "ml-latest-small.zip").is_file():
     sys.exit(f"error: {_common.SHARED_MOVIELENS}/ml-latest-small.zip not "
              "found; pass --data=synthetic or --quick.")
+
+
+def main():
+  args = build_parser().parse_args()
+  check_data(args)
   seeds = [int(s) for s in args.seeds.split(",")]
   # Every seed's pipeline first, then the costlier extra variants.
   per_seed = [core_rows(args, seed) for seed in seeds]

@@ -10,6 +10,8 @@ and the same teacher.
     python benchmarks/quality.py --student_encoder=mean   # the runs it reuses
     python benchmarks/student_encoders.py            # seeds 0,1,2
     python benchmarks/student_encoders.py --seeds=0 --encoders=gru
+    python benchmarks/student_encoders.py --encoders=mean --student_epochs=10 \
+        --name=student_epochs_10          # longer training, same teacher
 
 Writes benchmarks/results/student_encoders.{json,md}.
 """
@@ -32,18 +34,22 @@ from tfdistill.pipeline.run import read_json
 METRICS = ("ndcg@10", "hr@10", "mrr")
 
 
-def encoder_run(base_dir: str, encoder: str) -> Run:
+def encoder_run(base_dir: str, encoder: str, epochs: int = 0) -> Run:
   """The base run with another student encoder; shares data and teacher.
 
-  The run directory is the base's with its "_<encoder>" suffix replaced.
+  The run directory is the base's with its "_<encoder>" suffix replaced,
+  plus "_e<epochs>" when `epochs` (student epochs) differs from the base's.
   """
   base = PipelineConfig.from_json(read_json(os.path.join(base_dir,
                                                          "config.json")))
-  if base.student.encoder == encoder:
+  epochs = epochs or base.student_epochs
+  if base.student.encoder == encoder and base.student_epochs == epochs:
     return Run(base_dir, base)
-  config = dataclasses.replace(base, student=dataclasses.replace(
-      base.student, encoder=encoder))
-  out = f"{base_dir.rsplit('_', 1)[0]}_{encoder}"
+  config = dataclasses.replace(base, student_epochs=epochs,
+                               student=dataclasses.replace(
+                                   base.student, encoder=encoder))
+  out = f"{base_dir.rsplit('_', 1)[0]}_{encoder}" + (
+      f"_e{epochs}" if epochs != base.student_epochs else "")
   if not os.path.isdir(out):
     staging = out + ".partial"
     shutil.rmtree(staging, ignore_errors=True)
@@ -55,8 +61,8 @@ def encoder_run(base_dir: str, encoder: str) -> Run:
   return Run(out, config)
 
 
-def rows_for(base_dir: str, encoder: str) -> dict:
-  run = encoder_run(base_dir, encoder)
+def rows_for(base_dir: str, encoder: str, epochs: int = 0) -> dict:
+  run = encoder_run(base_dir, encoder, epochs)
   run.student_alone()
   run.student_kd()
   teacher = run.step_metrics("teacher")
@@ -97,6 +103,8 @@ def main():
                       "teacher are reused (<data>_seed<N>_<encoder>)")
   parser.add_argument("--work_dir", default=str(_common.DEFAULT_OUT / "runs"))
   parser.add_argument("--out", default=str(_common.DEFAULT_OUT))
+  parser.add_argument("--student_epochs", type=int, default=0,
+                      help="student epochs (default: the quality run's)")
   parser.add_argument("--name", default="student_encoders")
   args = parser.parse_args()
   seeds = [int(s) for s in args.seeds.split(",")]
@@ -109,11 +117,14 @@ def main():
       sys.exit(f"error: {base} holds no trained teacher; run "
                f"`python benchmarks/quality.py --seeds={seed} "
                f"--student_encoder={args.base_encoder}` first.")
-    per_seed.append([dict(rows_for(base, e), seed=seed) for e in encoders])
+    per_seed.append([dict(rows_for(base, e, args.student_epochs), seed=seed)
+                     for e in encoders])
   table = aggregate(per_seed, encoders)
   path = _common.write_report(
-      args.out, args.name, f"Student context encoders against one teacher "
-      f"({args.data}, seeds {args.seeds})",
+      args.out, args.name, (f"Students trained {args.student_epochs} epochs"
+                            if args.student_epochs else
+                            "Student context encoders") +
+      f" against one teacher ({args.data}, seeds {args.seeds})",
       {"data": args.data, "seeds": seeds, "encoders": table,
        "per_seed": per_seed},
       [("Mean over seeds (test split, full catalog, seen excluded)", table,
@@ -125,6 +136,8 @@ def main():
          "kd_ndcg@10"])],
       notes="Each seed's data, teacher and training settings come from "
       "quality.py's run; only the student's context encoder changes "
+      + (f"(and students train {args.student_epochs} epochs) "
+         if args.student_epochs else "") +
       "(mean: position-weighted mean; cnn: Conv1D(k=3) + max pool; gru: "
       "unrolled GRU).")
   print(path.read_text())

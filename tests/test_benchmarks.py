@@ -86,3 +86,61 @@ def test_targets_report_interval_and_verdict(quality):
   assert rows["student_kd NDCG@10 / teacher NDCG@10"]["ci95"] == "[0.7, 0.9]"
   assert rows["quantized .tflite bytes / float32 .tflite bytes"]["met"]
   assert rows["pruned + quantized TFLite NDCG@10 change vs student_kd"]["met"]
+
+
+def test_a_variant_of_fewer_seeds_is_compared_on_its_own_seeds(quality):
+  def seed(teacher, alone, kd, extra=None):
+    rows = [{"variant": "teacher", "params": 100, "ndcg@10": teacher},
+            {"variant": "student_alone", "params": 8, "ndcg@10": alone},
+            {"variant": "student_kd", "params": 8, "ndcg@10": kd}]
+    if extra is not None:
+      rows.append({"variant": "student_multi_teacher", "params": 8,
+                   "ndcg@10": extra})
+    return rows
+  variants = {v["variant"]: v for v in quality.aggregate(
+      [seed(0.10, 0.04, 0.06, extra=0.09), seed(0.30, 0.20, 0.28)])}
+  kd = variants["student_kd"]
+  assert kd["ndcg@10"] == pytest.approx(0.17)
+  assert kd["ndcg_vs_teacher"] == pytest.approx(0.34 / 0.40)
+  assert kd["params_vs_teacher"] == pytest.approx(0.08)
+  extra = variants["student_multi_teacher"]
+  assert extra["seeds"] == 1
+  # Against seed 0's references, not the two-seed means.
+  assert extra["ndcg_vs_teacher"] == pytest.approx(0.9)
+  assert extra["ndcg_vs_student_kd"] == pytest.approx(0.5)
+  assert extra["ndcg_vs_student_alone"] == pytest.approx(1.25)
+
+
+def test_recorded_command_runs_from_the_repository_root(monkeypatch):
+  sys.path.insert(0, str(BENCHMARKS))
+  try:
+    import _common  # pylint: disable=import-outside-toplevel,import-error
+  finally:
+    sys.path.remove(str(BENCHMARKS))
+  monkeypatch.chdir(BENCHMARKS)
+  monkeypatch.setattr(sys, "argv", ["quality.py", "--seeds=0"])
+  assert _common.command_line() == "python benchmarks/quality.py --seeds=0"
+
+
+def test_compression_changes_are_against_the_same_seeds_students():
+  sys.path.insert(0, str(BENCHMARKS))
+  try:
+    import compression  # pylint: disable=import-outside-toplevel,import-error
+  finally:
+    sys.path.remove(str(BENCHMARKS))
+
+  def report(kd, after, lite, sparsity):
+    return {"steps": [{"ndcg@10": kd, "sparsity": 0.0},
+                      {"ndcg@10": after, "sparsity": sparsity,
+                       "tflite_int8_bytes": 30}],
+            "tflite": {"ndcg@10": lite, "quantization": "int8"}}
+  rows = [compression.row(0, "pruned_50", report(0.10, 0.09, 0.08, 0.5)),
+          compression.row(1, "pruned_50", report(0.30, 0.30, 0.33, 0.5)),
+          compression.row(0, "qat_only", report(0.10, 0.10, 0.10, 0.0))]
+  table = {r["variant"]: r for r in compression.summarize(rows)}
+  pruned = table["pruned_50"]
+  assert pruned["seeds"] == 2 and pruned["int8_bytes"] == 30
+  assert pruned["float_change"] == pytest.approx(0.39 / 0.40 - 1)
+  assert pruned["tflite_change"] == pytest.approx(0.41 / 0.40 - 1)
+  assert pruned["tflite_change_per_seed"] == "-20.0% / +10.0%"
+  assert table["qat_only"]["tflite_change"] == pytest.approx(0.0)

@@ -140,7 +140,7 @@ class Run:
     return examples.evaluation_set(self.prepared, split,
                                    self.config.context_length)
 
-  def _save_extras(self) -> dict:
+  def save_extras(self) -> dict:
     """What saved students carry for export (computed once per run)."""
     if not hasattr(self, "_extras"):
       train = examples.sequence_arrays(self.prepared, "train",
@@ -224,7 +224,7 @@ class Run:
                             config.distillation_loss, config.temperature))
       self._fit(step, distiller, config.student_epochs)
     path = save_model(student, os.path.join(self.step_dir(step), "model"),
-                      overwrite=True, **self._save_extras())
+                      overwrite=True, **self.save_extras())
     self._models[step] = student
     teacher_params = self.step_metrics("teacher")["params"] if self.done(
         "teacher") else None
@@ -251,7 +251,7 @@ class Run:
     student, teacher = self.student_kd(), self.teacher()
     self._seed(3)
     directory = self.step_dir("compressed")
-    extras = self._save_extras()
+    extras = self.save_extras()
     model, report, _ = compress_student(
         student, self.train_data(), self.evaluation("test"),
         self.config.compress, teacher=teacher,
@@ -290,7 +290,7 @@ class Run:
       quality = dict(evaluate_tflite(tflite.convert(
           self.compressed(), self.config.quantize,
           min(EVAL_POOL, catalog_size(self.compressed()) - 2),
-          self._save_extras()["representative"]), self.evaluation("test")),
+          self.save_extras()["representative"]), self.evaluation("test")),
                      quantization=self.config.quantize)
     return self._finish("export", {"manifest": manifest, "path": out,
                                    "tflite_eval": quality})

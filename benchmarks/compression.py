@@ -1,0 +1,129 @@
+"""What does each compression step cost? Pruning against a no-pruning control.
+
+The compressed student of `quality.py` is the distilled student after two
+fine-tunes (pruning, then QAT), and fine-tuning alone moves a student's
+NDCG@10 by several percent either way. This benchmark separates the two on
+the same distilled students (the quality runs' `student_kd`, per seed):
+
+* `qat_only`: QAT fine-tune, no pruning (the control: what one more epoch
+  of distillation through int8 rounding does);
+* `pruned_50`: the pipeline's step (50% polynomial magnitude pruning, one
+  fine-tune epoch, then pruning-preserving QAT; reused from the quality run);
+* `pruned_50_2_epochs`: the same with two fine-tune epochs per step, and
+  `qat_only_2_epochs`, its control.
+
+Each reports float NDCG@10 after the step, its int8 .tflite's NDCG@10 (run
+with LiteRT), the change of both against the float distilled student, and
+the int8 bytes. Run quality.py first (it trains the students); pass the same
+run flags (e.g. --min_agreement) so the run directories are found.
+
+    python benchmarks/compression.py --min_agreement=0.85
+"""
+
+import argparse
+import dataclasses
+import json
+import os
+
+import _common  # pylint: disable=import-error
+import quality  # pylint: disable=import-error
+
+import numpy as np
+
+from tfdistill.compress.pipeline import compress_student
+
+VARIANTS = {
+    "qat_only": dict(target_sparsity=0.0),
+    "qat_only_2_epochs": dict(target_sparsity=0.0, fine_tune_epochs=2),
+    "pruned_50": None,  # the quality run's own compressed step
+    "pruned_50_2_epochs": dict(fine_tune_epochs=2),
+}
+
+
+def _report(run, variant: str) -> dict:
+  """One compression report of `variant` on `run`'s distilled student."""
+  if VARIANTS[variant] is None:
+    run.compressed()
+    path = os.path.join(run.step_dir("compressed"), "compression_report.json")
+    with open(path) as f:
+      return json.load(f)
+  path = os.path.join(run.out, f"compression_{variant}.json")
+  if os.path.isfile(path):
+    with open(path) as f:
+      return json.load(f)
+  config = dataclasses.replace(run.config.compress, **VARIANTS[variant])
+  student, teacher = run.student_kd(), run.teacher()
+  run._seed(3)  # pylint: disable=protected-access  (as the pipeline's step)
+  _, report, _ = compress_student(
+      student, run.train_data(), run.evaluation("test"), config,
+      teacher=teacher, representative=run.save_extras()["representative"])
+  with open(path, "w") as f:
+    json.dump(report, f, indent=1, default=float)
+  return report
+
+
+def row(seed: int, variant: str, report: dict) -> dict:
+  first, last, lite = report["steps"][0], report["steps"][-1], report["tflite"]
+  return {"seed": seed, "variant": variant,
+          "sparsity": last["sparsity"],
+          "kd_ndcg@10": first["ndcg@10"],
+          "ndcg@10": last["ndcg@10"], "tflite_ndcg@10": lite["ndcg@10"],
+          "int8_bytes": last.get(f"tflite_{lite['quantization']}_bytes")}
+
+
+def summarize(rows: list) -> list:
+  """Per variant: means over seeds and changes against the distilled mean."""
+  table = []
+  for variant in dict.fromkeys(r["variant"] for r in rows):
+    mine = [r for r in rows if r["variant"] == variant]
+    kd = np.mean([r["kd_ndcg@10"] for r in mine])
+    float_ndcg = np.mean([r["ndcg@10"] for r in mine])
+    lite = np.mean([r["tflite_ndcg@10"] for r in mine])
+    per_seed = [r["tflite_ndcg@10"] / r["kd_ndcg@10"] - 1 for r in mine]
+    table.append({
+        "variant": variant, "seeds": len(mine),
+        "sparsity": float(np.mean([r["sparsity"] for r in mine])),
+        "kd_ndcg@10": float(kd), "ndcg@10": float(float_ndcg),
+        "float_change": float(float_ndcg / kd - 1),
+        "tflite_ndcg@10": float(lite), "tflite_change": float(lite / kd - 1),
+        "tflite_change_per_seed": " / ".join(f"{c:+.1%}" for c in per_seed),
+        "int8_bytes": mine[0]["int8_bytes"]})
+  return table
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--variants", default=",".join(VARIANTS))
+  args, rest = parser.parse_known_args()
+  run_args = quality.build_parser().parse_args(rest)
+  quality.check_data(run_args)
+  variants = args.variants.split(",")
+  unknown = sorted(set(variants) - set(VARIANTS))
+  if unknown:
+    parser.error(f"unknown --variants {unknown}; choose from {list(VARIANTS)}")
+  rows = []
+  for seed in (int(s) for s in run_args.seeds.split(",")):
+    run = quality._run(run_args, seed)  # pylint: disable=protected-access
+    rows += [row(seed, v, _report(run, v)) for v in variants]
+  table = summarize(rows)
+  name = ("compression_quick" if run_args.quick else
+          f"compression_{run_args.data.replace('-', '_')}")
+  path = _common.write_report(
+      run_args.out, name, f"Cost of each compression step ({run_args.data}, "
+      f"seeds {run_args.seeds})", {"rows": rows, "variants": table},
+      [("Mean over seeds (test split; changes against the float distilled "
+        "student of the same seeds)", table,
+        ["variant", "seeds", "sparsity", "kd_ndcg@10", "ndcg@10",
+         "float_change", "tflite_ndcg@10", "tflite_change",
+         "tflite_change_per_seed", "int8_bytes"]),
+       ("Per seed", rows, ["seed", "variant", "sparsity", "kd_ndcg@10",
+                           "ndcg@10", "tflite_ndcg@10", "int8_bytes"])],
+      notes="qat_only: QAT fine-tune without pruning (control); pruned_50: "
+      "the pipeline's compress step (one fine-tune epoch per step); "
+      "*_2_epochs: two fine-tune epochs per step. tflite: the int8 .tflite "
+      "of each, run with LiteRT.")
+  print(path.read_text())
+
+
+if __name__ == "__main__":
+  main()
