@@ -25,6 +25,8 @@ SECTIONS = (
     ("compression_latest_small",
      "Cost of each compression step against a no-pruning control "
      "(latest-small)"),
+    ("compression_latest_small_e10",
+     "Cost of compression on the students trained 10 epochs (latest-small)"),
     ("student_epochs_10",
      "Students trained 10 epochs instead of 5 (latest-small)"),
     ("distillation", "Distillation losses one by one (latest-small, one seed)"),

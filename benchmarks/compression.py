@@ -18,6 +18,8 @@ the int8 bytes. Run quality.py first (it trains the students); pass the same
 run flags (e.g. --min_agreement) so the run directories are found.
 
     python benchmarks/compression.py --min_agreement=0.85
+    python benchmarks/compression.py --min_agreement=0.85 --student_epochs=10 \
+        --variants=qat_only,pruned_50   # the students of student_epochs_10
 """
 
 import argparse
@@ -107,10 +109,12 @@ def main():
     rows += [row(seed, v, _report(run, v)) for v in variants]
   table = summarize(rows)
   name = ("compression_quick" if run_args.quick else
-          f"compression_{run_args.data.replace('-', '_')}")
+          f"compression_{run_args.data.replace('-', '_')}" +
+          quality._suffix(run_args))  # pylint: disable=protected-access
   path = _common.write_report(
       run_args.out, name, f"Cost of each compression step ({run_args.data}, "
-      f"seeds {run_args.seeds})", {"rows": rows, "variants": table},
+      f"seeds {run_args.seeds}, students trained {run_args.student_epochs} "
+      "epochs)", {"rows": rows, "variants": table},
       [("Mean over seeds (test split; changes against the float distilled "
         "student of the same seeds)", table,
         ["variant", "seeds", "sparsity", "kd_ndcg@10", "ndcg@10",

@@ -137,16 +137,27 @@ def _cached(path: str, compute) -> list:
 DEFAULT_ENCODER = "mean"
 
 
+DEFAULT_STUDENT_EPOCHS = 5
+
+
+def _epochs_suffix(args) -> str:
+  return ("" if args.quick or args.student_epochs == DEFAULT_STUDENT_EPOCHS
+          else f"_e{args.student_epochs}")
+
+
 def _suffix(args) -> str:
-  """Result names of a student encoder other than the headline one."""
+  """Result names of a student encoder other than the headline one (and of
+  students trained longer or shorter than the headline ones)."""
   return ("" if args.student_encoder == DEFAULT_ENCODER
-          else f"_{args.student_encoder}")
+          else f"_{args.student_encoder}") + _epochs_suffix(args)
 
 
 def _run(args, seed: int) -> Run:
+  """The run directory of one seed (the layout student_encoders.py shares:
+  <data>_seed<N>_<encoder>[_e<student epochs>])."""
   out = os.path.join(args.work_dir,
                      f"{'quick' if args.quick else args.data}_seed{seed}_"
-                     f"{args.student_encoder}")
+                     f"{args.student_encoder}{_epochs_suffix(args)}")
   return Run(out, _config(args, seed))  # refuses a changed configuration
 
 
@@ -320,7 +331,8 @@ def build_parser() -> argparse.ArgumentParser:
                       "teaching-assistant variants (each needs a second "
                       "teacher or an assistant)")
   parser.add_argument("--teacher_epochs", type=int, default=5)
-  parser.add_argument("--student_epochs", type=int, default=5)
+  parser.add_argument("--student_epochs", type=int,
+                      default=DEFAULT_STUDENT_EPOCHS)
   parser.add_argument("--teacher_dim", type=int, default=128,
                       help="teacher embedding size (ffn is twice this)")
   parser.add_argument("--quantize", default="int8",
