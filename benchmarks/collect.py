@@ -54,6 +54,47 @@ steps.
 """
 
 
+def _load(results: pathlib.Path, name: str):
+  path = results / f"{name}.json"
+  return json.loads(path.read_text()) if path.is_file() else None
+
+
+def other_targets(results: pathlib.Path) -> list:
+  """The targets measured outside the quality table, where results exist."""
+  rows = []
+
+  def add(target, measured, op, goal, source):
+    rows.append({"target": target, "measured": measured,
+                 "goal": f"{op} {goal}",
+                 "met": measured <= goal if op == "<=" else measured >= goal,
+                 "source": source})
+  longer = _load(results, "student_epochs_10")
+  if longer:
+    mean = next(r for r in longer["encoders"] if r["encoder"] == "mean")
+    add("student_kd NDCG@10 / teacher NDCG@10 (students 10 epochs)",
+        mean["kd_vs_teacher"], ">=", 0.9, "student_epochs_10")
+    add("student_kd NDCG@10 gain over student_alone (students 10 epochs)",
+        mean["kd_vs_alone"], ">=", 0.2, "student_epochs_10")
+  for name, label in (("compression_latest_small", "students 5 epochs"),
+                      ("compression_latest_small_e10", "students 10 epochs")):
+    compression = _load(results, name)
+    for row in (compression or {}).get("variants", []):
+      if row["variant"].startswith("pruned_50"):
+        add(f"{row['variant']} int8 TFLite NDCG@10 change vs student_kd "
+            f"({label})", row["tflite_change"], ">=", -0.03, name)
+  speed = _load(results, "speed")
+  if speed:
+    ten_k = [r for r in speed["catalog_scaling"] if r["catalog"] == 10000]
+    for r in ten_k:
+      add(f"TFLite top-10 p50 ms, 10k items ({r['quantization']})",
+          r["p50_ms"], "<=", 1.0, "speed")
+    add("Distiller step / student-alone step (online teacher)",
+        speed["training"]["online_vs_alone"], "<=", 1.5, "speed")
+    add("Distiller step / student-alone step (cached teacher top-K)",
+        speed["training"]["cached_vs_alone"], "<=", 1.15, "speed")
+  return rows
+
+
 def _body(markdown: str) -> str:
   """A result file's Markdown without its first-level title."""
   lines = markdown.splitlines()
@@ -74,6 +115,10 @@ def main(results: pathlib.Path = _common.DEFAULT_OUT,
                 markdown_table(checks, ["target", "measured", "goal", "met",
                                         "ci95"]),
                 ""]
+  others = other_targets(results)
+  if others:
+    parts += ["### Other targets", "", markdown_table(
+        others, ["target", "measured", "goal", "met", "source"]), ""]
   figure = results / "quality_latest_small_pareto.png"
   if figure.is_file():
     parts += [f"![quality against size]({figure.relative_to(out.parent)})",

@@ -5,6 +5,7 @@ this pins the parts whose errors would silently change the published
 figures.
 """
 
+import json
 import pathlib
 import py_compile
 import sys
@@ -144,3 +145,23 @@ def test_compression_changes_are_against_the_same_seeds_students():
   assert pruned["tflite_change"] == pytest.approx(0.41 / 0.40 - 1)
   assert pruned["tflite_change_per_seed"] == "-20.0% / +10.0%"
   assert table["qat_only"]["tflite_change"] == pytest.approx(0.0)
+
+
+def test_collect_lists_the_targets_outside_the_quality_table(tmp_path):
+  sys.path.insert(0, str(BENCHMARKS))
+  try:
+    import collect  # pylint: disable=import-outside-toplevel,import-error
+  finally:
+    sys.path.remove(str(BENCHMARKS))
+  assert not collect.other_targets(tmp_path)
+  (tmp_path / "speed.json").write_text(json.dumps({
+      "training": {"online_vs_alone": 1.4, "cached_vs_alone": 1.2},
+      "catalog_scaling": [{"catalog": 10000, "quantization": "int8",
+                           "p50_ms": 1.5},
+                          {"catalog": 1000, "quantization": "int8",
+                           "p50_ms": 0.1}]}))
+  rows = {r["target"]: r["met"] for r in collect.other_targets(tmp_path)}
+  assert rows == {
+      "TFLite top-10 p50 ms, 10k items (int8)": False,
+      "Distiller step / student-alone step (online teacher)": True,
+      "Distiller step / student-alone step (cached teacher top-K)": False}
