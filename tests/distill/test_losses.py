@@ -15,6 +15,7 @@ from tfdistill.distill import RankingDistillation
 from tfdistill.distill import RelaxedRankingDistillation
 from tfdistill.distill import SoftTargetKL
 from tfdistill.distill import SoftTargetMSE
+from tfdistill.distill.soft_targets import scatter_top_k
 from tfdistill.errors import ConfigError
 
 M = MASKED_LOGIT
@@ -156,6 +157,47 @@ def test_pointwise_score_distillation():
 def test_get_config_round_trip(loss):
   again = type(loss).from_config(loss.get_config())
   assert again.get_config() == loss.get_config()
+
+
+def _top_k_signal(num_items=40, batch=6, k=8, seed=0):
+  """Teacher top-K (ids sorted by score, no reserved ids) and student logits."""
+  rng = np.random.default_rng(seed)
+  scores = -np.sort(-rng.normal(size=(batch, k)) * 3, axis=1)
+  ids = np.stack([rng.choice(np.arange(2, num_items), k, replace=False)
+                  for _ in range(batch)])
+  student = rng.normal(size=(batch, num_items)) * 2
+  return (tf.constant(ids, tf.int32), tf.constant(scores, tf.float32),
+          tf.constant(student, tf.float32))
+
+
+@pytest.mark.parametrize("loss", [
+    SoftTargetKL(1.0), SoftTargetKL(3.0),
+    RankingDistillation(top_k=5), RankingDistillation(8, 1.5, True, 0.2),
+    RankingDistillation(top_k=10),  # more than the signal holds: dense form
+    ListwiseDistillation(2.0), SoftTargetMSE(2.0),
+    RelaxedRankingDistillation(3, num_uninteresting=0)])
+def test_top_k_form_equals_dense_form(loss):
+  ids, scores, student = _top_k_signal()
+  dense = scatter_top_k(ids, scores, student.shape[-1])
+  np.testing.assert_allclose(loss.call_top_k(ids, scores, student).numpy(),
+                             loss.call(dense, student).numpy(), rtol=1e-5,
+                             atol=1e-5)
+  with tf.GradientTape(persistent=True) as tape:
+    tape.watch(student)
+    sparse_value = tf.reduce_sum(loss.call_top_k(ids, scores, student))
+    dense_value = tf.reduce_sum(loss.call(dense, student))
+  np.testing.assert_allclose(tape.gradient(sparse_value, student).numpy(),
+                             tape.gradient(dense_value, student).numpy(),
+                             atol=1e-5)
+
+
+def test_sparse_soft_target_kl_never_builds_the_dense_teacher():
+  ids, scores, student = _top_k_signal(num_items=40)
+  graph = tf.function(SoftTargetKL(2.0).call_top_k).get_concrete_function(
+      ids, scores, student).graph
+  op_types = {op.type for op in graph.get_operations()}
+  assert "TensorScatterUpdate" not in op_types
+  assert "TopKV2" not in op_types
 
 
 def test_keras_reduction_when_used_standalone():

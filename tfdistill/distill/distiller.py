@@ -29,6 +29,7 @@ from tfdistill.distill.soft_targets import SoftTargetKL
 from tfdistill.distill.teachers import as_teacher_source
 from tfdistill.distill.teachers import model_inputs
 from tfdistill.distill.teachers import signal_model
+from tfdistill.distill.teachers import TOP_K_SIGNAL
 from tfdistill.distill.teachers import TeacherSource
 from tfdistill.errors import ConfigError
 from tfdistill.errors import ModelError
@@ -57,6 +58,18 @@ def _call_loss(loss: tf_keras.losses.Loss, y_true, y_pred) -> tf.Tensor:
       and y_pred.shape[-1] == 1):
     y_true = tf.expand_dims(y_true, -1)
   return loss.call(y_true, y_pred)
+
+
+def _distillation_term(loss, teacher_signals: dict, student_signals: dict):
+  """Per-example values of one distillation loss.
+
+  A top-K teacher signal (`TOP_K_SIGNAL`) goes to the loss's sparse form.
+  """
+  student = student_signals[loss.signal]
+  if loss.signal == "logits" and TOP_K_SIGNAL in teacher_signals:
+    ids, scores = teacher_signals[TOP_K_SIGNAL]
+    return loss.call_top_k(ids, scores, student)
+  return loss.call(teacher_signals[loss.signal], student)
 
 
 class StopOnNaN(tf_keras.callbacks.Callback):
@@ -215,7 +228,7 @@ class Distiller(tf_keras.Model):
                            f"signal; the {who} provides {sorted(signals)}.")
       loss.build(teacher_signals[loss.signal].shape,
                  student_signals[loss.signal].shape)
-      loss.call(teacher_signals[loss.signal], student_signals[loss.signal])
+      _distillation_term(loss, teacher_signals, student_signals)
       layers.extend(loss.trainable_layers)
     self.projections = layers  # Tracked: trained and checkpointed.
     self._per_loss_trackers = [
@@ -252,9 +265,8 @@ class Distiller(tf_keras.Model):
   def _compute_losses(self, y, sample_weight, teacher_signals, student_signals):
     hard = self._hard_loss(y, self._student_outputs(student_signals),
                            sample_weight)
-    terms = [w * _per_batch(loss.call(teacher_signals[loss.signal],
-                                      student_signals[loss.signal]),
-                            sample_weight)
+    terms = [w * _per_batch(_distillation_term(loss, teacher_signals,
+                                               student_signals), sample_weight)
              for loss, w in zip(self.distillation_losses,
                                 self.distillation_loss_weights)]
     soft = tf.add_n(terms)

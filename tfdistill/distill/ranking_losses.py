@@ -57,8 +57,21 @@ class RankingDistillation(DistillationLoss):
   def call(self, y_true, y_pred):
     teacher = tf.where(_valid_columns(y_true, self.num_reserved),
                        tf.cast(y_true, tf.float32), y_true.dtype.min)
-    student = tf.cast(y_pred, tf.float32)
     _, top = tf.math.top_k(teacher, k=self.top_k)
+    return self._loss(top, tf.cast(y_pred, tf.float32))
+
+  def call_top_k(self, top_ids, top_scores, y_pred):
+    if top_ids.shape[-1] is not None and top_ids.shape[-1] < self.top_k:
+      return super().call_top_k(top_ids, top_scores, y_pred)
+    # Teacher sources mask reserved ids before taking their top-K, so a
+    # reserved id can only follow every real item; the best `top_k` of the
+    # signal are the answer.
+    _, order = tf.math.top_k(tf.cast(top_scores, tf.float32), k=self.top_k)
+    top = tf.gather(tf.cast(top_ids, tf.int32), order, batch_dims=1)
+    return self._loss(top, tf.cast(y_pred, tf.float32))
+
+  def _loss(self, top, student):
+    """The loss given the teacher's top-K columns [B, K] in order."""
     picked = tf.gather(student, top, batch_dims=1)  # [B, K]
     positions = tf.range(1, self.top_k + 1, dtype=tf.float32)
     weights = tf.nn.softmax(-positions / self.position_decay)[tf.newaxis]

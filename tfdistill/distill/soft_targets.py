@@ -23,6 +23,17 @@ def teacher_mask(teacher_logits: tf.Tensor) -> tf.Tensor:
   return teacher_logits > MASKED_LOGIT / 2
 
 
+def scatter_top_k(ids: tf.Tensor, scores: tf.Tensor, num_items) -> tf.Tensor:
+  """Dense [B, num_items] logits holding `scores` at `ids`, masked elsewhere."""
+  ids = tf.cast(ids, tf.int32)
+  rows = tf.repeat(tf.range(tf.shape(ids)[0]), tf.shape(ids)[1])
+  indices = tf.stack([rows, tf.reshape(ids, [-1])], axis=1)
+  base = tf.fill([tf.shape(ids)[0], num_items], MASKED_LOGIT)
+  return tf.tensor_scatter_nd_update(base, indices,
+                                     tf.reshape(tf.cast(scores, tf.float32),
+                                                [-1]))
+
+
 def check_temperature(temperature: float) -> float:
   if not temperature > 0:
     raise ConfigError(f"temperature must be > 0, got {temperature}.")
@@ -50,6 +61,19 @@ class DistillationLoss(tf_keras.losses.Loss):
   def trainable_layers(self) -> list:
     return []
 
+  def call_top_k(self, top_ids: tf.Tensor, top_scores: tf.Tensor,
+                 y_pred: tf.Tensor) -> tf.Tensor:
+    """The loss when the teacher gives only its top-K ids and scores.
+
+    Equals `call` on the dense teacher logits that are masked outside the
+    top-K (`scatter_top_k`). The Distiller uses it when a teacher source
+    provides a top-K signal (cached or online with `top_k`), so that losses
+    with a sparse form (`SoftTargetKL`, `RankingDistillation`) never build
+    the dense [B, num_items] teacher matrix. This default builds it.
+    """
+    num_items = y_pred.shape[-1] or tf.shape(y_pred)[-1]
+    return self.call(scatter_top_k(top_ids, top_scores, num_items), y_pred)
+
 
 @_register
 class SoftTargetKL(DistillationLoss):
@@ -75,6 +99,17 @@ class SoftTargetKL(DistillationLoss):
     kl = tf.reduce_sum(
         p_teacher * (tf.nn.log_softmax(t, axis=-1) -
                      tf.nn.log_softmax(s, axis=-1)), axis=-1)
+    return self.temperature**2 * kl
+
+  def call_top_k(self, top_ids, top_scores, y_pred):
+    # Teacher probability is zero outside the top-K, so the KL sums over the
+    # K columns; the student's normaliser still runs over the catalog.
+    t = tf.cast(top_scores, tf.float32) / self.temperature
+    s = tf.cast(y_pred, tf.float32) / self.temperature
+    log_q = (tf.gather(s, tf.cast(top_ids, tf.int32), batch_dims=1) -
+             tf.reduce_logsumexp(s, axis=-1, keepdims=True))
+    log_p = tf.nn.log_softmax(t, axis=-1)
+    kl = tf.reduce_sum(tf.exp(log_p) * (log_p - log_q), axis=-1)
     return self.temperature**2 * kl
 
   def get_config(self):

@@ -22,6 +22,7 @@ import tf_keras
 
 from tfdistill.data.vocab import NUM_RESERVED
 from tfdistill.distill.soft_targets import MASKED_LOGIT
+from tfdistill.distill.soft_targets import scatter_top_k
 from tfdistill.distill.soft_targets import teacher_mask
 from tfdistill.errors import ConfigError
 from tfdistill.models.io import input_signature
@@ -31,6 +32,8 @@ from tfdistill.models.io import model_card
 SIGNAL_LAYERS = ("query_embedding", "hidden")
 TOP_IDS = "teacher_top_ids"
 TOP_SCORES = "teacher_top_scores"
+#: Signal holding a top-K teacher's (ids [B, K], scores [B, K]).
+TOP_K_SIGNAL = "logits_top_k"
 
 
 def signal_model(model: tf_keras.Model) -> tf_keras.Model:
@@ -63,21 +66,15 @@ def mask_reserved(logits: tf.Tensor) -> tf.Tensor:
   return tf.where(keep[tf.newaxis], logits, MASKED_LOGIT)
 
 
-def scatter_top_k(ids: tf.Tensor, scores: tf.Tensor,
-                  num_items: int) -> tf.Tensor:
-  """Dense [B, num_items] logits holding `scores` at `ids`, masked elsewhere."""
-  ids = tf.cast(ids, tf.int32)
-  rows = tf.repeat(tf.range(tf.shape(ids)[0]), tf.shape(ids)[1])
-  indices = tf.stack([rows, tf.reshape(ids, [-1])], axis=1)
-  base = tf.fill([tf.shape(ids)[0], num_items], MASKED_LOGIT)
-  return tf.tensor_scatter_nd_update(base, indices,
-                                     tf.reshape(tf.cast(scores, tf.float32),
-                                                [-1]))
+def top_k_signals(ids: tf.Tensor, scores: tf.Tensor, num_items) -> dict:
+  """The dense masked "logits" and the sparse (ids, scores) of a top-K.
 
-
-def keep_top_k(logits: tf.Tensor, k: int) -> tf.Tensor:
-  scores, ids = tf.math.top_k(logits, k=k)
-  return scatter_top_k(ids, scores, logits.shape[-1])
+  Losses with a sparse form read `TOP_K_SIGNAL`; inside `fit` (a
+  tf.function) the dense matrix is then never computed unless another loss
+  reads it.
+  """
+  return {"logits": scatter_top_k(ids, scores, num_items),
+          TOP_K_SIGNAL: (tf.cast(ids, tf.int32), tf.cast(scores, tf.float32))}
 
 
 class TeacherSource:
@@ -151,8 +148,10 @@ class OnlineTeacher(TeacherSource):
     signals = {k: tf.stop_gradient(v) for k, v in signals.items()}
     if "logits" in signals:
       logits = mask_reserved(signals["logits"])
-      signals["logits"] = keep_top_k(logits, self.top_k) if self.top_k else (
-          logits)
+      signals["logits"] = logits
+      if self.top_k:
+        scores, ids = tf.math.top_k(logits, k=self.top_k)
+        signals.update(top_k_signals(ids, scores, logits.shape[-1]))
     return signals
 
 
@@ -182,8 +181,7 @@ class CachedTeacher(TeacherSource):
       if key not in inputs:
         raise ConfigError(f"CachedTeacher needs the feature {key!r}; read the "
                           "data with tfdistill.distill.cache.cached_examples.")
-    return {"logits": scatter_top_k(inputs[TOP_IDS], inputs[TOP_SCORES],
-                                    self.num_items)}
+    return top_k_signals(inputs[TOP_IDS], inputs[TOP_SCORES], self.num_items)
 
 
 class TeacherEnsemble(TeacherSource):
@@ -307,7 +305,10 @@ class TaskTeachers(TeacherSource):
     signals = {}
     for name, teacher in self.teachers.items():
       task_labels = labels.get(name) if isinstance(labels, dict) else labels
-      signals[name] = teacher(inputs, task_labels)[name]
+      outputs = teacher(inputs, task_labels)
+      signals[name] = outputs[name]
+      if name == "logits" and TOP_K_SIGNAL in outputs:
+        signals[TOP_K_SIGNAL] = outputs[TOP_K_SIGNAL]
     return signals
 
 
