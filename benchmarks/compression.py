@@ -19,7 +19,8 @@ run flags (e.g. --min_agreement) so the run directories are found.
 
     python benchmarks/compression.py --min_agreement=0.85
     python benchmarks/compression.py --min_agreement=0.85 --student_epochs=10 \
-        --variants=qat_only,pruned_50   # the students of student_epochs_10
+        --variants=qat_only,pruned_50,pruned_50_2_epochs
+        # the students of student_epochs_10
 """
 
 import argparse

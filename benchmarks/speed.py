@@ -1,7 +1,7 @@
 """Speed: Distiller step vs student alone, TFLite vs SavedModel, catalog size.
 
-Ratios are measured in one process, one after the other, so that machine
-noise affects both sides alike:
+Ratios are measured in one process, the compared sides taking turns (median
+of five rounds), so that machine noise affects both sides alike:
 
 * time per training step of the Distiller (online teacher; cached teacher
   top-K) over the same student trained alone;
@@ -56,15 +56,28 @@ from tfdistill.models.students import StudentConfig
 L, BATCH, TOP_K = 20, 256, 50
 
 
-def _step_time(trainer, data, steps: int) -> float:
-  """Seconds per step of `fit` over `steps` batches, after one warm-up."""
-  trainer.fit(data.take(2), epochs=1, verbose=0)
-  start = time.perf_counter()
-  trainer.fit(data.take(steps), epochs=1, verbose=0)
-  return (time.perf_counter() - start) / steps
+def _step_times(trainers: dict, steps: int, rounds: int) -> dict:
+  """Median seconds per step of each trainer's `fit` over `steps` batches.
+
+  Trainers take turns (`rounds` times each, after one warm-up), so a slow
+  spell of a shared machine hits all of them rather than one; the median
+  over rounds drops the spells.
+
+  Args:
+    trainers: name -> (model, dataset).
+  """
+  for model, data in trainers.values():
+    model.fit(data.take(2), epochs=1, verbose=0)
+  samples = {name: [] for name in trainers}
+  for _ in range(rounds):
+    for name, (model, data) in trainers.items():
+      start = time.perf_counter()
+      model.fit(data.take(steps), epochs=1, verbose=0)
+      samples[name].append((time.perf_counter() - start) / steps)
+  return {name: float(np.median(values)) for name, values in samples.items()}
 
 
-def training_speed(prepared, steps: int, work: str) -> dict:
+def training_speed(prepared, steps: int, rounds: int, work: str) -> dict:
   train = examples.sequence_examples(prepared, "train", L, batch_size=BATCH)
   teacher = build_sequential_teacher(prepared, L, TeacherConfig())
   teacher.compile(tf_keras.optimizers.Adam(1e-3))
@@ -88,15 +101,17 @@ def training_speed(prepared, steps: int, work: str) -> dict:
   cached_data = cached_examples(path, batch_size=BATCH).cache()
   for _ in cached_data:
     pass  # read the file once; steps then time training, not disk
-  times = {"student_alone": _step_time(alone, train.cache(), steps),
-           "distiller_online": _step_time(online, train.cache(), steps),
-           "distiller_cached": _step_time(cached, cached_data, steps)}
+  train = train.cache()
+  times = _step_times({"student_alone": (alone, train),
+                       "distiller_online": (online, train),
+                       "distiller_cached": (cached, cached_data)},
+                      steps, rounds)
   return {"seconds_per_step": times,
           "online_vs_alone": times["distiller_online"] / times[
               "student_alone"],
           "cached_vs_alone": times["distiller_cached"] / times[
               "student_alone"], "steps": steps, "batch_size": BATCH,
-          "teacher_top_k": TOP_K}
+          "rounds": rounds, "teacher_top_k": TOP_K}
 
 
 def serving_latency(prepared, work: str, runs: int) -> dict:
@@ -186,7 +201,8 @@ def main():
   work = tempfile.mkdtemp(prefix="tfdistill-speed-")
   try:
     results = {
-        "training": training_speed(prepared, 5 if quick else 40, work),
+        "training": training_speed(prepared, 5 if quick else 40,
+                                  2 if quick else 5, work),
         "latency": serving_latency(prepared, work, 50 if quick else 300),
         "catalog_scaling": catalog_scaling(
             (1000, 10_000) if quick else (1000, 10_000, 100_000),
