@@ -57,24 +57,39 @@ L, BATCH, TOP_K = 20, 256, 50
 
 
 def _step_times(trainers: dict, steps: int, rounds: int) -> dict:
-  """Median seconds per step of each trainer's `fit` over `steps` batches.
+  """Median seconds per training step of each trainer.
 
-  Trainers take turns (`rounds` times each, after one warm-up), so a slow
-  spell of a shared machine hits all of them rather than one; the median
-  over rounds drops the spells.
+  Steps run through the model's compiled train function (what `fit` runs
+  per batch) over batches held in memory, so that the time is the step's,
+  not `fit`'s per-call setup or the input pipeline's. Trainers take turns
+  (`rounds` times each, after a warm-up), so a slow spell of a shared
+  machine hits all of them rather than one; the median drops the spells.
 
   Args:
-    trainers: name -> (model, dataset).
+    trainers: name -> (compiled model, dataset of at least one batch).
   """
-  for model, data in trainers.values():
-    model.fit(data.take(2), epochs=1, verbose=0)
+  functions = {}
+  for name, (model, data) in trainers.items():
+    function, batches = model.make_train_function(), iter(data.repeat())
+    function(batches)  # traces and warms up
+    functions[name] = (function, batches)
   samples = {name: [] for name in trainers}
   for _ in range(rounds):
-    for name, (model, data) in trainers.items():
+    for name, (function, batches) in functions.items():
       start = time.perf_counter()
-      model.fit(data.take(steps), epochs=1, verbose=0)
+      for _ in range(steps):
+        logs = function(batches)
+      float(logs["loss"])  # waits for the last step
       samples[name].append((time.perf_counter() - start) / steps)
   return {name: float(np.median(values)) for name, values in samples.items()}
+
+
+def _in_memory(data, batches: int):
+  """The first `batches` batches of `data`, read once and kept in memory."""
+  data = data.take(batches).cache()
+  for _ in data:
+    pass
+  return data
 
 
 def training_speed(prepared, steps: int, rounds: int, work: str) -> dict:
@@ -92,16 +107,14 @@ def training_speed(prepared, steps: int, rounds: int, work: str) -> dict:
                      teacher=OnlineTeacher(teacher, top_k=TOP_K))
   online.compile(optimizer=tf_keras.optimizers.Adam(1e-3),
                  distillation_loss=losses())
-  path = cache_teacher_signal(teacher, train.take(steps + 2),
+  path = cache_teacher_signal(teacher, train.take(steps),
                               f"{work}/cache", top_k=TOP_K)
   cached = Distiller(student=build_student(prepared, L, student_config),
                      teacher=cached_teacher(path))
   cached.compile(optimizer=tf_keras.optimizers.Adam(1e-3),
                  distillation_loss=losses())
-  cached_data = cached_examples(path, batch_size=BATCH).cache()
-  for _ in cached_data:
-    pass  # read the file once; steps then time training, not disk
-  train = train.cache()
+  cached_data = _in_memory(cached_examples(path, batch_size=BATCH), steps)
+  train = _in_memory(train, steps)
   times = _step_times({"student_alone": (alone, train),
                        "distiller_online": (online, train),
                        "distiller_cached": (cached, cached_data)},
