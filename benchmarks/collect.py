@@ -17,7 +17,9 @@ from tfdistill.reporting import markdown_table
 
 SECTIONS = (
     ("quality_latest_small", "Quality on MovieLens latest-small"),
-    ("quality_synthetic", "Quality on the embedded synthetic default"),
+    ("quality_synthetic_e3",
+     "Quality on the embedded synthetic default (the pipeline's sizes; "
+     "the targets are latest-small's)"),
     ("student_encoders",
      "Student context encoders against one teacher (latest-small)"),
     ("student_encoders_seed0",
