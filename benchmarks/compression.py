@@ -106,12 +106,12 @@ def main():
     parser.error(f"unknown --variants {unknown}; choose from {list(VARIANTS)}")
   rows = []
   for seed in (int(s) for s in run_args.seeds.split(",")):
-    run = quality._run(run_args, seed)  # pylint: disable=protected-access
+    run = quality.run_for(run_args, seed)
     rows += [row(seed, v, _report(run, v)) for v in variants]
   table = summarize(rows)
   name = ("compression_quick" if run_args.quick else
           f"compression_{run_args.data.replace('-', '_')}" +
-          quality._suffix(run_args))  # pylint: disable=protected-access
+          quality.result_suffix(run_args))
   path = _common.write_report(
       run_args.out, name, f"Cost of each compression step ({run_args.data}, "
       f"seeds {run_args.seeds}, students trained {run_args.student_epochs} "

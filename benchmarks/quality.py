@@ -140,30 +140,42 @@ DEFAULT_ENCODER = "mean"
 DEFAULT_STUDENT_EPOCHS = 5
 
 
-def _epochs_suffix(args) -> str:
-  return ("" if args.quick or args.student_epochs == DEFAULT_STUDENT_EPOCHS
-          else f"_e{args.student_epochs}")
+def epochs_tag(student_epochs: int) -> str:
+  """"_e<N>" for students trained other than the headline epochs, else ""."""
+  return ("" if student_epochs == DEFAULT_STUDENT_EPOCHS
+          else f"_e{student_epochs}")
 
 
-def _suffix(args) -> str:
+def run_directory(work_dir: str, data: str, seed: int, encoder: str,
+                  student_epochs: int = DEFAULT_STUDENT_EPOCHS) -> str:
+  """Where one seed's run lives; quality.py, student_encoders.py and
+  compression.py share the layout <data>_seed<N>_<encoder>[_e<epochs>]."""
+  return os.path.join(work_dir, f"{data}_seed{seed}_{encoder}"
+                      f"{epochs_tag(student_epochs)}")
+
+
+def _student_epochs(args) -> int:
+  """--quick runs keep the headline name whatever their epochs."""
+  return DEFAULT_STUDENT_EPOCHS if args.quick else args.student_epochs
+
+
+def result_suffix(args) -> str:
   """Result names of a student encoder other than the headline one (and of
   students trained longer or shorter than the headline ones)."""
   return ("" if args.student_encoder == DEFAULT_ENCODER
-          else f"_{args.student_encoder}") + _epochs_suffix(args)
+          else f"_{args.student_encoder}") + epochs_tag(_student_epochs(args))
 
 
-def _run(args, seed: int) -> Run:
-  """The run directory of one seed (the layout student_encoders.py shares:
-  <data>_seed<N>_<encoder>[_e<student epochs>])."""
-  out = os.path.join(args.work_dir,
-                     f"{'quick' if args.quick else args.data}_seed{seed}_"
-                     f"{args.student_encoder}{_epochs_suffix(args)}")
-  return Run(out, _config(args, seed))  # refuses a changed configuration
+def run_for(args, seed: int) -> Run:
+  """The run of one seed; refuses a directory of a changed configuration."""
+  out = run_directory(args.work_dir, "quick" if args.quick else args.data,
+                      seed, args.student_encoder, _student_epochs(args))
+  return Run(out, _config(args, seed))
 
 
 def core_rows(args, seed: int) -> list:
   """The pipeline's stages for one seed."""
-  run = _run(args, seed)
+  run = run_for(args, seed)
 
   def compute():
     metrics = run.all()
@@ -183,7 +195,7 @@ def core_rows(args, seed: int) -> list:
 
 
 def extra_rows(args, seed: int) -> list:
-  run = _run(args, seed)
+  run = run_for(args, seed)
   return _cached(os.path.join(run.out, "quality_extra_rows.json"),
                  lambda: _extra_variants(run))
 
@@ -195,7 +207,7 @@ def per_user_rows(args, seed: int) -> dict:
   compared pairwise (`bootstrap_targets`). The TFLite stage runs the
   exported mode with LiteRT, as the pipeline's own evaluation does.
   """
-  run = _run(args, seed)
+  run = run_for(args, seed)
 
   def compute():
     test = run.evaluation("test")
@@ -375,7 +387,7 @@ def main():
   checks = targets(variants, intervals)
   name = "quality_quick" if args.quick else (
       "quality_latest_small" if args.data == "latest-small"
-      else "quality_synthetic") + _suffix(args)
+      else "quality_synthetic") + result_suffix(args)
   columns = ["variant", "seeds", "params", "params_vs_teacher", "ndcg@10",
              "ndcg@10_std", "hr@10", "recall@10", "mrr", "ndcg_vs_teacher",
              "ndcg_vs_student_alone", "ndcg_vs_student_kd", "bytes",

@@ -23,6 +23,7 @@ import shutil
 import sys
 
 import _common  # pylint: disable=import-error
+import quality  # pylint: disable=import-error
 
 import tfdistill  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow)
 import numpy as np
@@ -34,22 +35,16 @@ from tfdistill.pipeline.run import read_json
 METRICS = ("ndcg@10", "hr@10", "mrr")
 
 
-def encoder_run(base_dir: str, encoder: str, epochs: int = 0) -> Run:
-  """The base run with another student encoder; shares data and teacher.
-
-  The run directory is the base's with its "_<encoder>" suffix replaced,
-  plus "_e<epochs>" when `epochs` (student epochs) differs from the base's.
-  """
+def encoder_run(base_dir: str, out: str, encoder: str, epochs: int) -> Run:
+  """The base run with another student encoder and/or student epochs, in
+  `out`; it shares the base's data and teacher (copied once)."""
   base = PipelineConfig.from_json(read_json(os.path.join(base_dir,
                                                          "config.json")))
-  epochs = epochs or base.student_epochs
   if base.student.encoder == encoder and base.student_epochs == epochs:
     return Run(base_dir, base)
   config = dataclasses.replace(base, student_epochs=epochs,
                                student=dataclasses.replace(
                                    base.student, encoder=encoder))
-  out = f"{base_dir.rsplit('_', 1)[0]}_{encoder}" + (
-      f"_e{epochs}" if epochs != base.student_epochs else "")
   if not os.path.isdir(out):
     staging = out + ".partial"
     shutil.rmtree(staging, ignore_errors=True)
@@ -61,8 +56,8 @@ def encoder_run(base_dir: str, encoder: str, epochs: int = 0) -> Run:
   return Run(out, config)
 
 
-def rows_for(base_dir: str, encoder: str, epochs: int = 0) -> dict:
-  run = encoder_run(base_dir, encoder, epochs)
+def rows_for(base_dir: str, out: str, encoder: str, epochs: int) -> dict:
+  run = encoder_run(base_dir, out, encoder, epochs)
   run.student_alone()
   run.student_kd()
   teacher = run.step_metrics("teacher")
@@ -110,14 +105,16 @@ def main():
   seeds = [int(s) for s in args.seeds.split(",")]
   encoders = args.encoders.split(",")
   per_seed = []
+  epochs = args.student_epochs or quality.DEFAULT_STUDENT_EPOCHS
   for seed in seeds:
-    base = os.path.join(args.work_dir,
-                        f"{args.data}_seed{seed}_{args.base_encoder}")
+    base = quality.run_directory(args.work_dir, args.data, seed,
+                                 args.base_encoder)
     if not os.path.isfile(os.path.join(base, "teacher", "metrics.json")):
       sys.exit(f"error: {base} holds no trained teacher; run "
                f"`python benchmarks/quality.py --seeds={seed} "
                f"--student_encoder={args.base_encoder}` first.")
-    per_seed.append([dict(rows_for(base, e, args.student_epochs), seed=seed)
+    per_seed.append([dict(rows_for(base, quality.run_directory(
+        args.work_dir, args.data, seed, e, epochs), e, epochs), seed=seed)
                      for e in encoders])
   table = aggregate(per_seed, encoders)
   path = _common.write_report(

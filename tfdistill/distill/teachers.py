@@ -148,10 +148,11 @@ class OnlineTeacher(TeacherSource):
     signals = {k: tf.stop_gradient(v) for k, v in signals.items()}
     if "logits" in signals:
       logits = mask_reserved(signals["logits"])
-      signals["logits"] = logits
       if self.top_k:
         scores, ids = tf.math.top_k(logits, k=self.top_k)
         signals.update(top_k_signals(ids, scores, logits.shape[-1]))
+      else:
+        signals["logits"] = logits
     return signals
 
 
