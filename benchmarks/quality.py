@@ -146,12 +146,19 @@ def epochs_tag(student_epochs: int) -> str:
           else f"_e{student_epochs}")
 
 
+DEFAULT_TEACHER_EPOCHS = 5
+
+
 def run_directory(work_dir: str, data: str, seed: int, encoder: str,
-                  student_epochs: int = DEFAULT_STUDENT_EPOCHS) -> str:
+                  student_epochs: int = DEFAULT_STUDENT_EPOCHS,
+                  teacher_epochs: int = DEFAULT_TEACHER_EPOCHS) -> str:
   """Where one seed's run lives; quality.py, student_encoders.py and
-  compression.py share the layout <data>_seed<N>_<encoder>[_e<epochs>]."""
+  compression.py share the layout
+  <data>_seed<N>_<encoder>[_e<student epochs>][_t<teacher epochs>]."""
+  teacher_tag = ("" if teacher_epochs == DEFAULT_TEACHER_EPOCHS
+                 else f"_t{teacher_epochs}")
   return os.path.join(work_dir, f"{data}_seed{seed}_{encoder}"
-                      f"{epochs_tag(student_epochs)}")
+                      f"{epochs_tag(student_epochs)}{teacher_tag}")
 
 
 def _student_epochs(args) -> int:
@@ -342,7 +349,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="seeds that also train the multi-teacher and "
                       "teaching-assistant variants (each needs a second "
                       "teacher or an assistant)")
-  parser.add_argument("--teacher_epochs", type=int, default=5)
+  parser.add_argument("--teacher_epochs", type=int,
+                      default=DEFAULT_TEACHER_EPOCHS)
   parser.add_argument("--student_epochs", type=int,
                       default=DEFAULT_STUDENT_EPOCHS)
   parser.add_argument("--teacher_dim", type=int, default=128,

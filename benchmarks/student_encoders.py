@@ -12,6 +12,8 @@ and the same teacher.
     python benchmarks/student_encoders.py --seeds=0 --encoders=gru
     python benchmarks/student_encoders.py --encoders=mean --student_epochs=10 \
         --name=student_epochs_10          # longer training, same teacher
+    python benchmarks/student_encoders.py --encoders=mean --student_epochs=10 \
+        --teacher_epochs=10 --name=teacher_epochs_10  # a longer-trained teacher
 
 Writes benchmarks/results/student_encoders.{json,md}.
 """
@@ -35,29 +37,38 @@ from tfdistill.pipeline.run import read_json
 METRICS = ("ndcg@10", "hr@10", "mrr")
 
 
-def encoder_run(base_dir: str, out: str, encoder: str, epochs: int) -> Run:
-  """The base run with another student encoder and/or student epochs, in
-  `out`; it shares the base's data and teacher (copied once)."""
+def encoder_run(base_dir: str, out: str, encoder: str, epochs: int,
+                teacher_epochs: int = 0) -> Run:
+  """The base run with another student encoder, student epochs and/or
+  teacher epochs, in `out`; it shares the base's data, and its teacher
+  unless `teacher_epochs` (0: the base's) asks for a teacher trained longer
+  or shorter, which is then trained in `out`."""
   base = PipelineConfig.from_json(read_json(os.path.join(base_dir,
                                                          "config.json")))
-  if base.student.encoder == encoder and base.student_epochs == epochs:
+  teacher_epochs = teacher_epochs or base.teacher_epochs
+  if (base.student.encoder, base.student_epochs, base.teacher_epochs) == (
+      encoder, epochs, teacher_epochs):
     return Run(base_dir, base)
   config = dataclasses.replace(base, student_epochs=epochs,
+                               teacher_epochs=teacher_epochs,
                                student=dataclasses.replace(
                                    base.student, encoder=encoder))
   if not os.path.isdir(out):
     staging = out + ".partial"
     shutil.rmtree(staging, ignore_errors=True)
     Run(staging, config)  # creates it with config.json
-    for step in ("data", "teacher"):
+    shared = ("data", "teacher") if teacher_epochs == base.teacher_epochs \
+        else ("data",)
+    for step in shared:
       shutil.copytree(os.path.join(base_dir, step),
                       os.path.join(staging, step))
     os.rename(staging, out)
   return Run(out, config)
 
 
-def rows_for(base_dir: str, out: str, encoder: str, epochs: int) -> dict:
-  run = encoder_run(base_dir, out, encoder, epochs)
+def rows_for(base_dir: str, out: str, encoder: str, epochs: int,
+             teacher_epochs: int = 0) -> dict:
+  run = encoder_run(base_dir, out, encoder, epochs, teacher_epochs)
   run.student_alone()
   run.student_kd()
   teacher = run.step_metrics("teacher")
@@ -100,6 +111,10 @@ def main():
   parser.add_argument("--out", default=str(_common.DEFAULT_OUT))
   parser.add_argument("--student_epochs", type=int, default=0,
                       help="student epochs (default: the quality run's)")
+  parser.add_argument("--teacher_epochs", type=int, default=0,
+                      help="teacher epochs (default: the quality run's, "
+                      "whose teacher is then reused; otherwise a teacher is "
+                      "trained for this many epochs in a new run directory)")
   parser.add_argument("--name", default="student_encoders")
   args = parser.parse_args()
   seeds = [int(s) for s in args.seeds.split(",")]
@@ -113,15 +128,19 @@ def main():
       sys.exit(f"error: {base} holds no trained teacher; run "
                f"`python benchmarks/quality.py --seeds={seed} "
                f"--student_encoder={args.base_encoder}` first.")
+    teacher_epochs = args.teacher_epochs or quality.DEFAULT_TEACHER_EPOCHS
     per_seed.append([dict(rows_for(base, quality.run_directory(
-        args.work_dir, args.data, seed, e, epochs), e, epochs), seed=seed)
+        args.work_dir, args.data, seed, e, epochs, teacher_epochs), e,
+                                   epochs, teacher_epochs), seed=seed)
                      for e in encoders])
   table = aggregate(per_seed, encoders)
   path = _common.write_report(
       args.out, args.name, (f"Students trained {args.student_epochs} epochs"
                             if args.student_epochs else
                             "Student context encoders") +
-      f" against one teacher ({args.data}, seeds {args.seeds})",
+      f" against one teacher ({args.data}, seeds {args.seeds}"
+      + (f", teacher trained {args.teacher_epochs} epochs"
+         if args.teacher_epochs else "") + ")",
       {"data": args.data, "seeds": seeds, "encoders": table,
        "per_seed": per_seed},
       [("Mean over seeds (test split, full catalog, seen excluded)", table,
@@ -131,10 +150,13 @@ def main():
        ("Per seed", [r for seed in per_seed for r in seed],
         ["seed", "encoder", "teacher_ndcg@10", "alone_ndcg@10",
          "kd_ndcg@10"])],
-      notes="Each seed's data, teacher and training settings come from "
-      "quality.py's run; only the student's context encoder changes "
+      notes="Each seed's data" + ("" if args.teacher_epochs else ", teacher")
+      + " and training settings come from quality.py's run; only the "
+      "student's context encoder changes "
       + (f"(and students train {args.student_epochs} epochs) "
-         if args.student_epochs else "") +
+         if args.student_epochs else "")
+      + (f"(and the teacher is retrained for {args.teacher_epochs} epochs "
+         "with the run's seed) " if args.teacher_epochs else "") +
       "(mean: position-weighted mean; cnn: Conv1D(k=3) + max pool; gru: "
       "unrolled GRU).")
   print(path.read_text())
