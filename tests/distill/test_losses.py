@@ -49,6 +49,24 @@ def test_soft_target_kl_masked_teacher_columns_carry_no_mass():
       expected, abs=1e-5)
 
 
+def test_soft_target_kl_over_teacher_items_ignores_other_columns():
+  # The student's softmax runs over columns 1, 2 only: uniform there.
+  expected = 0.268941 * math.log(0.268941 * 2) + 0.731059 * math.log(
+      0.731059 * 2)
+  loss = SoftTargetKL(1.0, normalize_over="teacher_items")
+  assert _value(loss, [[M, 1, 2]], [[5, 0, 0]]) == pytest.approx(
+      expected, abs=1e-5)
+  # Over the catalog, column 0 takes most of the student's mass.
+  q = 1 / (math.exp(5) + 2)
+  catalog = 0.268941 * math.log(0.268941 / q) + 0.731059 * math.log(
+      0.731059 / q)
+  assert _value(SoftTargetKL(1.0), [[M, 1, 2]], [[5, 0, 0]]) == pytest.approx(
+      catalog, abs=1e-4)
+  # A teacher that scores every column: both forms are the textbook loss.
+  assert _value(loss, [[1, 2, 3]], [[5, 0, 0]]) == pytest.approx(
+      _value(SoftTargetKL(1.0), [[1, 2, 3]], [[5, 0, 0]]), abs=1e-6)
+
+
 def test_soft_target_kl_is_zero_when_student_matches():
   assert _value(SoftTargetKL(3.0), [[1, 2, 3]], [[1, 2, 3]]) == pytest.approx(
       0.0, abs=1e-6)
@@ -150,7 +168,8 @@ def test_pointwise_score_distillation():
 
 
 @pytest.mark.parametrize("loss", [
-    SoftTargetKL(3.0), SoftTargetMSE(2.0), ListwiseDistillation(2.0, 3),
+    SoftTargetKL(3.0), SoftTargetKL(2.0, "teacher_items"), SoftTargetMSE(2.0),
+    ListwiseDistillation(2.0, 3),
     RankingDistillation(3, 1.5, True, 0.2), RelaxedRankingDistillation(3, 4),
     ContrastiveAlignment(0.2), HintDistillation(),
     PointwiseScoreDistillation("bce")])
@@ -171,7 +190,7 @@ def _top_k_signal(num_items=40, batch=6, k=8, seed=0):
 
 
 @pytest.mark.parametrize("loss", [
-    SoftTargetKL(1.0), SoftTargetKL(3.0),
+    SoftTargetKL(1.0), SoftTargetKL(3.0), SoftTargetKL(2.0, "teacher_items"),
     RankingDistillation(top_k=5), RankingDistillation(8, 1.5, True, 0.2),
     RankingDistillation(top_k=10),  # more than the signal holds: dense form
     ListwiseDistillation(2.0), SoftTargetMSE(2.0),
@@ -191,13 +210,36 @@ def test_top_k_form_equals_dense_form(loss):
                              atol=1e-5)
 
 
+def _op_types(function, *args) -> set:
+  graph = tf.function(function).get_concrete_function(*args).graph
+  return {op.type for op in graph.get_operations()}
+
+
 def test_sparse_soft_target_kl_never_builds_the_dense_teacher():
   ids, scores, student = _top_k_signal(num_items=40)
-  graph = tf.function(SoftTargetKL(2.0).call_top_k).get_concrete_function(
-      ids, scores, student).graph
-  op_types = {op.type for op in graph.get_operations()}
+  op_types = _op_types(SoftTargetKL(2.0).call_top_k, ids, scores, student)
   assert "TensorScatterUpdate" not in op_types
   assert "TopKV2" not in op_types
+
+
+def test_kl_over_teacher_items_reads_only_the_gathered_columns():
+  ids, scores, student = _top_k_signal(num_items=40)
+  loss = SoftTargetKL(2.0, normalize_over="teacher_items")
+
+  def value_and_gradient(ids, scores, student):
+    with tf.GradientTape() as tape:
+      tape.watch(student)
+      value = tf.reduce_sum(loss.call_top_k(ids, scores, student))
+    return value, tape.gradient(value, student)
+  # No reduction over the catalog axis: the only op on the [B, N] logits is
+  # the gather (and the division by T), and the gradient stays sparse until
+  # it is densified once.
+  op_types = _op_types(value_and_gradient, ids, scores, student)
+  assert "Max" not in op_types
+  assert "TensorScatterUpdate" not in op_types
+  _, gradient = value_and_gradient(ids, scores, student)
+  touched = np.flatnonzero(np.abs(gradient.numpy()).sum(axis=0))
+  assert set(touched) <= set(ids.numpy().ravel())
 
 
 def test_keras_reduction_when_used_standalone():
@@ -212,7 +254,8 @@ def test_keras_reduction_when_used_standalone():
                                   lambda: SoftTargetMSE(-1.0),
                                   lambda: ListwiseDistillation(0.0),
                                   lambda: RankingDistillation(top_k=0),
-                                  lambda: ContrastiveAlignment(0.0)])
+                                  lambda: ContrastiveAlignment(0.0),
+                                  lambda: SoftTargetKL(1.0, "items")])
 def test_bad_parameters_raise_value_error(make):
   with pytest.raises(ValueError):
     make()

@@ -75,11 +75,24 @@ class DistillationLoss(tf_keras.losses.Loss):
     return self.call(scatter_top_k(top_ids, top_scores, num_items), y_pred)
 
 
+_NORMALIZE_OVER = ("catalog", "teacher_items")
+
+
 @_register
 class SoftTargetKL(DistillationLoss):
   """Hinton et al.: T^2 * KL(softmax(teacher/T) || softmax(student/T)).
 
   The T^2 factor keeps gradient magnitudes comparable across temperatures.
+
+  `normalize_over` says over which columns the student's softmax runs:
+  "catalog" (default, the textbook loss) or "teacher_items", the columns the
+  teacher scores. They differ only for a top-K teacher signal (cached, or
+  `OnlineTeacher(top_k=)`): "teacher_items" then compares the two rankings
+  of the teacher's K items and leaves pushing the rest of the catalog down
+  to the hard-label loss. It never touches the [batch, catalog] logits
+  beyond gathering K of them, so its training step costs about what the
+  student's own step does (`benchmarks/speed.py`); "catalog" needs a second
+  full-catalog softmax at temperature T and its gradient.
 
   Example:
     >>> loss = SoftTargetKL(temperature=2.0)
@@ -87,33 +100,44 @@ class SoftTargetKL(DistillationLoss):
   """
   uses_distillation_temperature = True
 
-  def __init__(self, temperature: float = 2.0, name: str = "soft_target_kl",
-               **kwargs):
+  def __init__(self, temperature: float = 2.0, normalize_over: str = "catalog",
+               name: str = "soft_target_kl", **kwargs):
     super().__init__(name=name, **kwargs)
     self.temperature = check_temperature(temperature)
+    if normalize_over not in _NORMALIZE_OVER:
+      raise ConfigError(f"normalize_over must be one of {_NORMALIZE_OVER}, "
+                        f"got {normalize_over!r}.")
+    self.normalize_over = normalize_over
+
+  def _kl(self, log_p: tf.Tensor, log_q: tf.Tensor) -> tf.Tensor:
+    kl = tf.reduce_sum(tf.exp(log_p) * (log_p - log_q), axis=-1)
+    return self.temperature**2 * kl
 
   def call(self, y_true, y_pred):
     t = tf.cast(y_true, tf.float32) / self.temperature
     s = tf.cast(y_pred, tf.float32) / self.temperature
-    p_teacher = tf.nn.softmax(t, axis=-1)
-    kl = tf.reduce_sum(
-        p_teacher * (tf.nn.log_softmax(t, axis=-1) -
-                     tf.nn.log_softmax(s, axis=-1)), axis=-1)
-    return self.temperature**2 * kl
+    if self.normalize_over == "teacher_items":
+      s = tf.where(teacher_mask(y_true), s, MASKED_LOGIT)
+    return self._kl(tf.nn.log_softmax(t, axis=-1),
+                    tf.nn.log_softmax(s, axis=-1))
 
   def call_top_k(self, top_ids, top_scores, y_pred):
     # Teacher probability is zero outside the top-K, so the KL sums over the
-    # K columns; the student's normaliser still runs over the catalog.
+    # K columns; over the catalog, the student's normaliser still runs over
+    # every column.
     t = tf.cast(top_scores, tf.float32) / self.temperature
     s = tf.cast(y_pred, tf.float32) / self.temperature
-    log_q = (tf.gather(s, tf.cast(top_ids, tf.int32), batch_dims=1) -
-             tf.reduce_logsumexp(s, axis=-1, keepdims=True))
-    log_p = tf.nn.log_softmax(t, axis=-1)
-    kl = tf.reduce_sum(tf.exp(log_p) * (log_p - log_q), axis=-1)
-    return self.temperature**2 * kl
+    picked = tf.gather(s, tf.cast(top_ids, tf.int32), batch_dims=1)
+    if self.normalize_over == "teacher_items":
+      picked = tf.where(teacher_mask(top_scores), picked, MASKED_LOGIT)
+      log_q = tf.nn.log_softmax(picked, axis=-1)
+    else:
+      log_q = picked - tf.reduce_logsumexp(s, axis=-1, keepdims=True)
+    return self._kl(tf.nn.log_softmax(t, axis=-1), log_q)
 
   def get_config(self):
-    return dict(super().get_config(), temperature=self.temperature)
+    return dict(super().get_config(), temperature=self.temperature,
+                normalize_over=self.normalize_over)
 
 
 @_register

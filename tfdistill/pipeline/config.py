@@ -23,6 +23,9 @@ from tfdistill.models.students import StudentConfig
 # Distillation losses by name; "a+b" combines several.
 LOSSES = {
     "kl": lambda t: SoftTargetKL(temperature=t),
+    # Differs from "kl" only with a top-K teacher signal (see SoftTargetKL).
+    "kl_teacher_items": lambda t: SoftTargetKL(
+        temperature=t, normalize_over="teacher_items"),
     "mse": lambda t: SoftTargetMSE(temperature=t),
     "listwise": lambda t: ListwiseDistillation(temperature=t,
                                                num_candidates=1000),

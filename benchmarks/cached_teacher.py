@@ -1,0 +1,217 @@
+"""Distilling from a cached teacher top-K on latest-small: quality and step.
+
+The speed target for a cached teacher signal is about the training step; this
+script puts each cached-signal loss's step time next to the quality it
+reaches, on real data, so that a fast setting is not quoted without its
+NDCG. For each seed it reuses a `student_encoders.py` run (data, trained
+teacher, the student trained alone, the student distilled online with the
+run's loss), caches the teacher's top-K over the training examples once (in
+the run directory), and trains the same student (same seed, epochs,
+optimizer, alpha and temperature) with the Distiller reading the cache, once
+per loss in `--losses`. Step times are those of the compiled train function
+over in-memory batches, the trainers taking turns (as in speed.py).
+
+    python benchmarks/student_encoders.py --encoders=mean --student_epochs=10
+    python benchmarks/cached_teacher.py --student_epochs=10
+
+Writes benchmarks/results/<name>.{json,md} (default name cached_teacher).
+"""
+
+import argparse
+import json
+import os
+import sys
+
+import _common  # pylint: disable=import-error
+import quality  # pylint: disable=import-error
+import speed  # pylint: disable=import-error
+import student_encoders  # pylint: disable=import-error
+
+import tfdistill  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow)
+import numpy as np
+import tf_keras
+
+from tfdistill.data import examples
+from tfdistill.distill import Distiller
+from tfdistill.distill.cache import cache_teacher_signal
+from tfdistill.distill.cache import cached_examples
+from tfdistill.distill.cache import cached_teacher
+from tfdistill.evaluation.evaluate import evaluate_retrieval
+from tfdistill.models.factory import build_student
+from tfdistill.pipeline.config import distillation_losses
+
+METRICS = ("ndcg@10", "hr@10", "mrr")
+
+
+def _student(run):
+  """The run's initial student (the seed `Run` uses for its students)."""
+  tf_keras.utils.set_random_seed(run.config.seed + 2)
+  return build_student(run.prepared, run.config.context_length,
+                       run.config.student)
+
+
+def _alone(run):
+  student = _student(run)
+  student.compile(tf_keras.optimizers.Adam(run.config.student_learning_rate),
+                  loss=tf_keras.losses.SparseCategoricalCrossentropy(
+                      from_logits=True))
+  return student
+
+
+def _distiller(run, cache: str, loss: str) -> Distiller:
+  config = run.config
+  distiller = Distiller(student=_student(run), teacher=cached_teacher(cache))
+  distiller.compile(optimizer=tf_keras.optimizers.Adam(
+      config.student_learning_rate), alpha=config.alpha,
+                    temperature=config.temperature,
+                    distillation_loss=distillation_losses(
+                        loss, config.temperature))
+  return distiller
+
+
+def _teacher_cache(run, top_k: int) -> str:
+  path = os.path.join(run.out, f"teacher_top{top_k}.tfrecord")
+  if not os.path.isfile(path):
+    data = examples.sequence_examples(run.prepared, "train",
+                                      run.config.context_length,
+                                      batch_size=run.config.batch_size)
+    cache_teacher_signal(run.teacher(), data, path, top_k=top_k,
+                         overwrite=True)
+  return path
+
+
+def _quality(run, cache: str, loss: str) -> dict:
+  """Test metrics of the student distilled from the cache (kept in the run
+  directory, so that a rerun reuses them)."""
+  path = os.path.join(run.out, f"cached_{os.path.basename(cache)}_{loss}"
+                      ".json")
+  if os.path.isfile(path):
+    with open(path) as f:
+      return json.load(f)
+  config = run.config
+  distiller = _distiller(run, cache, loss)
+  distiller.fit(cached_examples(cache, batch_size=config.batch_size,
+                                shuffle=True, seed=config.seed),
+                epochs=config.student_epochs, verbose=2)
+  result = evaluate_retrieval(distiller.student, run.evaluation("test"))
+  values = {k: float(result[k]) for k in METRICS}
+  with open(path, "w") as f:
+    json.dump(values, f, indent=1)
+  return values
+
+
+def _step_ratios(run, cache: str, losses: list, steps: int,
+                 rounds: int) -> dict:
+  """Seconds per step of each cached-signal Distiller / the student alone."""
+  batch = run.config.batch_size
+  train = speed.in_memory(examples.sequence_examples(
+      run.prepared, "train", run.config.context_length, batch_size=batch),
+                          steps)
+  cached = speed.in_memory(cached_examples(cache, batch_size=batch), steps)
+  trainers = {"alone": (_alone(run), train)}
+  trainers.update({loss: (_distiller(run, cache, loss), cached)
+                   for loss in losses})
+  times = speed.step_times(trainers, steps, rounds)
+  return {loss: times[loss] / times["alone"] for loss in losses}
+
+
+def seed_rows(args, seed: int) -> list:
+  epochs = args.student_epochs or quality.DEFAULT_STUDENT_EPOCHS
+  teacher_epochs = args.teacher_epochs or quality.DEFAULT_TEACHER_EPOCHS
+  base = quality.run_directory(args.work_dir, args.data, seed, "mean")
+  out = quality.run_directory(args.work_dir, args.data, seed, "mean", epochs,
+                              teacher_epochs)
+  if not os.path.isfile(os.path.join(base, "teacher", "metrics.json")):
+    sys.exit(f"error: {base} holds no trained teacher; run "
+             f"`python benchmarks/quality.py --seeds={seed}` first.")
+  run = student_encoders.encoder_run(base, out, "mean", epochs,
+                                     teacher_epochs)
+  run.student_alone()
+  run.student_kd()
+  cache = _teacher_cache(run, args.top_k)
+  ratios = _step_ratios(run, cache, args.losses, args.steps, args.rounds)
+  teacher = run.step_metrics("teacher")
+  rows = [dict(seed=seed, variant=step, loss=(run.config.distillation_loss
+                                               if step == "student_kd"
+                                               else ""),
+               teacher_signal={"student_kd": "online"}.get(step, ""),
+               **{k: run.step_metrics(step).get(k) for k in METRICS})
+          for step in ("teacher", "student_alone", "student_kd")]
+  rows += [dict(seed=seed, variant="student_kd_cached", loss=loss,
+                teacher_signal=f"cached top-{args.top_k}",
+                step_vs_alone=ratios[loss], **_quality(run, cache, loss))
+           for loss in args.losses]
+  for row in rows:
+    row["vs_teacher"] = row["ndcg@10"] / teacher["ndcg@10"]
+    row["vs_alone"] = row["ndcg@10"] / run.step_metrics(
+        "student_alone")["ndcg@10"] - 1
+  return rows
+
+
+def aggregate(rows: list) -> list:
+  table = []
+  keys = []
+  for row in rows:
+    if (row["variant"], row["loss"]) not in keys:
+      keys.append((row["variant"], row["loss"]))
+  for variant, loss in keys:
+    group = [r for r in rows if (r["variant"], r["loss"]) == (variant, loss)]
+    out = {"variant": variant, "loss": loss,
+           "teacher_signal": group[0]["teacher_signal"], "seeds": len(group)}
+    for key in METRICS + ("vs_teacher", "vs_alone", "step_vs_alone"):
+      values = [r[key] for r in group if r.get(key) is not None]
+      if values:
+        out[key] = float(np.mean(values))
+        out[f"{key}_std"] = float(np.std(values))
+    table.append(out)
+  return table
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--seeds", default="0,1,2")
+  parser.add_argument("--data", default="latest-small")
+  parser.add_argument("--student_epochs", type=int, default=0,
+                      help="student epochs (default: quality.py's)")
+  parser.add_argument("--teacher_epochs", type=int, default=0,
+                      help="the teacher of student_encoders.py "
+                      "--teacher_epochs (default: quality.py's)")
+  parser.add_argument("--losses", default="kl,kl_teacher_items",
+                      help="distillation losses to train with the cached "
+                      "signal, comma-separated (names as --distillation_loss)")
+  parser.add_argument("--top_k", type=int, default=50)
+  parser.add_argument("--steps", type=int, default=40,
+                      help="training steps per timing round")
+  parser.add_argument("--rounds", type=int, default=5)
+  parser.add_argument("--work_dir", default=str(_common.DEFAULT_OUT / "runs"))
+  parser.add_argument("--out", default=str(_common.DEFAULT_OUT))
+  parser.add_argument("--name", default="cached_teacher")
+  args = parser.parse_args()
+  args.losses = args.losses.split(",")
+  distillation_losses("+".join(args.losses), 1.0)  # fails early on a typo
+  rows = [row for seed in args.seeds.split(",")
+          for row in seed_rows(args, int(seed))]
+  table = aggregate(rows)
+  path = _common.write_report(
+      args.out, args.name,
+      f"Distilling from a cached teacher top-{args.top_k} ({args.data}, "
+      f"seeds {args.seeds})", {"variants": table, "per_seed": rows},
+      [("Mean over seeds (test split, full catalog, seen excluded)", table,
+        ["variant", "loss", "teacher_signal", "seeds", "ndcg@10",
+         "ndcg@10_std", "hr@10", "vs_teacher", "vs_alone", "step_vs_alone",
+         "step_vs_alone_std"]),
+       ("Per seed", rows, ["seed", "variant", "loss", "ndcg@10",
+                           "step_vs_alone"])],
+      notes="student_kd distils online with the run's loss (a hint term "
+      "needs the teacher's hidden layer, which a top-K cache does not "
+      "hold); student_kd_cached rows train the same initial student for the "
+      "same epochs from the cached top-K. step_vs_alone: seconds per "
+      "training step over the student-alone step, measured in one process "
+      "(median of rounds, trainers taking turns). kl normalises the "
+      "student's softmax over the catalog; kl_teacher_items over the "
+      "teacher's K items (SoftTargetKL(normalize_over='teacher_items')).")
+  print(path.read_text())
+
+
+if __name__ == "__main__":
+  main()
