@@ -12,6 +12,8 @@ import platform
 import subprocess
 import sys
 
+import numpy as np
+
 from tfdistill.reporting import markdown_table
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -43,6 +45,18 @@ def machine_info() -> dict:
   except (OSError, subprocess.CalledProcessError):
     pass
   return info
+
+
+def mean_and_std(rows: list, keys) -> dict:
+  """{key: mean, key_std: std} over the rows holding a value for each key
+  (keys no row holds are left out)."""
+  out = {}
+  for key in keys:
+    values = [r[key] for r in rows if r.get(key) is not None]
+    if values:
+      out[key] = float(np.mean(values))
+      out[f"{key}_std"] = float(np.std(values))
+  return out
 
 
 def command_line() -> str:

@@ -28,7 +28,6 @@ import speed  # pylint: disable=import-error
 import student_encoders  # pylint: disable=import-error
 
 import tfdistill  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow)
-import numpy as np
 import tf_keras
 
 from tfdistill.data import examples
@@ -141,29 +140,22 @@ def seed_rows(args, seed: int) -> list:
                 teacher_signal=f"cached top-{args.top_k}",
                 step_vs_alone=ratios[loss], **_quality(run, cache, loss))
            for loss in args.losses]
+  alone = run.step_metrics("student_alone")
   for row in rows:
     row["vs_teacher"] = row["ndcg@10"] / teacher["ndcg@10"]
-    row["vs_alone"] = row["ndcg@10"] / run.step_metrics(
-        "student_alone")["ndcg@10"] - 1
+    row["vs_alone"] = row["ndcg@10"] / alone["ndcg@10"] - 1
   return rows
 
 
 def aggregate(rows: list) -> list:
   table = []
-  keys = []
-  for row in rows:
-    if (row["variant"], row["loss"]) not in keys:
-      keys.append((row["variant"], row["loss"]))
-  for variant, loss in keys:
+  for variant, loss in dict.fromkeys((r["variant"], r["loss"]) for r in rows):
     group = [r for r in rows if (r["variant"], r["loss"]) == (variant, loss)]
-    out = {"variant": variant, "loss": loss,
-           "teacher_signal": group[0]["teacher_signal"], "seeds": len(group)}
-    for key in METRICS + ("vs_teacher", "vs_alone", "step_vs_alone"):
-      values = [r[key] for r in group if r.get(key) is not None]
-      if values:
-        out[key] = float(np.mean(values))
-        out[f"{key}_std"] = float(np.std(values))
-    table.append(out)
+    table.append({"variant": variant, "loss": loss,
+                  "teacher_signal": group[0]["teacher_signal"],
+                  "seeds": len(group), **_common.mean_and_std(
+                      group, METRICS + ("vs_teacher", "vs_alone",
+                                        "step_vs_alone"))})
   return table
 
 

@@ -286,12 +286,9 @@ def aggregate(per_seed: list) -> list:
   variants = []
   for name in dict.fromkeys(r["variant"] for rows in per_seed for r in rows):
     rows = [r for seed in per_seed for r in seed if r["variant"] == name]
-    row = {"variant": name, "params": rows[0]["params"], "seeds": len(rows)}
-    for key in METRICS + ("bytes", "float_bytes", "sparsity", "agreement"):
-      values = [r[key] for r in rows if r.get(key) is not None]
-      if values:
-        row[key] = float(np.mean(values))
-        row[f"{key}_std"] = float(np.std(values))
+    row = {"variant": name, "params": rows[0]["params"], "seeds": len(rows),
+           **_common.mean_and_std(rows, METRICS + (
+               "bytes", "float_bytes", "sparsity", "agreement"))}
     same_seeds = [seed for seed in ndcg if name in seed]
     for reference, column, offset in (
         ("teacher", "ndcg_vs_teacher", 0), ("student_alone",

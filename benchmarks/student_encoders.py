@@ -28,7 +28,6 @@ import _common  # pylint: disable=import-error
 import quality  # pylint: disable=import-error
 
 import tfdistill  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow)
-import numpy as np
 
 from tfdistill.pipeline.config import PipelineConfig
 from tfdistill.pipeline.run import Run
@@ -86,12 +85,9 @@ def aggregate(per_seed: list, encoders: list) -> list:
   table = []
   for encoder in encoders:
     rows = [r for seed in per_seed for r in seed if r["encoder"] == encoder]
-    out = {"encoder": encoder, "seeds": len(rows), "params": rows[0]["params"]}
-    for key in ("teacher_ndcg@10",) + tuple(
-        f"{kind}_{m}" for kind in ("alone", "kd") for m in METRICS):
-      values = [r[key] for r in rows]
-      out[key] = float(np.mean(values))
-      out[f"{key}_std"] = float(np.std(values))
+    out = {"encoder": encoder, "seeds": len(rows), "params": rows[0]["params"],
+           **_common.mean_and_std(rows, ("teacher_ndcg@10",) + tuple(
+               f"{kind}_{m}" for kind in ("alone", "kd") for m in METRICS))}
     out["kd_vs_teacher"] = out["kd_ndcg@10"] / out["teacher_ndcg@10"]
     out["kd_vs_alone"] = out["kd_ndcg@10"] / out["alone_ndcg@10"] - 1
     table.append(out)
