@@ -7,12 +7,14 @@ NDCG. For each seed it reuses a `student_encoders.py` run (data, trained
 teacher, the student trained alone, the student distilled online with the
 run's loss), caches the teacher's top-K over the training examples once (in
 the run directory), and trains the same student (same seed, epochs,
-optimizer, alpha and temperature) with the Distiller reading the cache, once
-per loss in `--losses`. Step times are those of the compiled train function
+optimizer, alpha and temperature unless `--temperature` sets another) with
+the Distiller reading the cache, once per loss in `--losses`. Step times are those of the compiled train function
 over in-memory batches, the trainers taking turns (as in speed.py).
 
     python benchmarks/student_encoders.py --encoders=mean --student_epochs=10
     python benchmarks/cached_teacher.py --student_epochs=10
+    python benchmarks/cached_teacher.py --student_epochs=10 --losses=kl \
+        --temperature=1 --name=cached_teacher_t1
 
 Writes benchmarks/results/<name>.{json,md} (default name cached_teacher).
 """
@@ -57,14 +59,13 @@ def _alone(run):
   return student
 
 
-def _distiller(run, cache: str, loss: str) -> Distiller:
+def _distiller(run, cache: str, loss: str, temperature: float) -> Distiller:
   config = run.config
   distiller = Distiller(student=_student(run), teacher=cached_teacher(cache))
   distiller.compile(optimizer=tf_keras.optimizers.Adam(
       config.student_learning_rate), alpha=config.alpha,
-                    temperature=config.temperature,
-                    distillation_loss=distillation_losses(
-                        loss, config.temperature))
+                    temperature=temperature,
+                    distillation_loss=distillation_losses(loss, temperature))
   return distiller
 
 
@@ -79,16 +80,18 @@ def _teacher_cache(run, top_k: int) -> str:
   return path
 
 
-def _quality(run, cache: str, loss: str) -> dict:
+def _quality(run, cache: str, loss: str, temperature: float) -> dict:
   """Test metrics of the student distilled from the cache (kept in the run
   directory, so that a rerun reuses them)."""
+  tag = ("" if temperature == run.config.temperature
+         else f"_t{temperature:g}")
   path = os.path.join(run.out, f"cached_{os.path.basename(cache)}_{loss}"
-                      ".json")
+                      f"{tag}.json")
   if os.path.isfile(path):
     with open(path) as f:
       return json.load(f)
   config = run.config
-  distiller = _distiller(run, cache, loss)
+  distiller = _distiller(run, cache, loss, temperature)
   distiller.fit(cached_examples(cache, batch_size=config.batch_size,
                                 shuffle=True, seed=config.seed),
                 epochs=config.student_epochs, verbose=2)
@@ -99,8 +102,8 @@ def _quality(run, cache: str, loss: str) -> dict:
   return values
 
 
-def _step_ratios(run, cache: str, losses: list, steps: int,
-                 rounds: int) -> dict:
+def _step_ratios(run, cache: str, losses: list, temperature: float,
+                 steps: int, rounds: int) -> dict:
   """Seconds per step of each cached-signal Distiller / the student alone."""
   batch = run.config.batch_size
   train = speed.in_memory(examples.sequence_examples(
@@ -108,7 +111,7 @@ def _step_ratios(run, cache: str, losses: list, steps: int,
                           steps)
   cached = speed.in_memory(cached_examples(cache, batch_size=batch), steps)
   trainers = {"alone": (_alone(run), train)}
-  trainers.update({loss: (_distiller(run, cache, loss), cached)
+  trainers.update({loss: (_distiller(run, cache, loss, temperature), cached)
                    for loss in losses})
   times = speed.step_times(trainers, steps, rounds)
   return {loss: times[loss] / times["alone"] for loss in losses}
@@ -128,17 +131,22 @@ def seed_rows(args, seed: int) -> list:
   run.student_alone()
   run.student_kd()
   cache = _teacher_cache(run, args.top_k)
-  ratios = _step_ratios(run, cache, args.losses, args.steps, args.rounds)
+  temperature = args.temperature or run.config.temperature
+  ratios = _step_ratios(run, cache, args.losses, temperature, args.steps,
+                        args.rounds)
   teacher = run.step_metrics("teacher")
   rows = [dict(seed=seed, variant=step, loss=(run.config.distillation_loss
                                                if step == "student_kd"
                                                else ""),
                teacher_signal={"student_kd": "online"}.get(step, ""),
+               temperature=(run.config.temperature if step == "student_kd"
+                            else ""),
                **{k: run.step_metrics(step).get(k) for k in METRICS})
           for step in ("teacher", "student_alone", "student_kd")]
   rows += [dict(seed=seed, variant="student_kd_cached", loss=loss,
-                teacher_signal=f"cached top-{args.top_k}",
-                step_vs_alone=ratios[loss], **_quality(run, cache, loss))
+                 teacher_signal=f"cached top-{args.top_k}",
+                temperature=temperature, step_vs_alone=ratios[loss],
+                **_quality(run, cache, loss, temperature))
            for loss in args.losses]
   alone = run.step_metrics("student_alone")
   for row in rows:
@@ -153,6 +161,7 @@ def aggregate(rows: list) -> list:
     group = [r for r in rows if (r["variant"], r["loss"]) == (variant, loss)]
     table.append({"variant": variant, "loss": loss,
                   "teacher_signal": group[0]["teacher_signal"],
+                  "temperature": group[0]["temperature"],
                   "seeds": len(group), **_common.mean_and_std(
                       group, METRICS + ("vs_teacher", "vs_alone",
                                         "step_vs_alone"))})
@@ -172,6 +181,9 @@ def main():
                       help="distillation losses to train with the cached "
                       "signal, comma-separated (names as --distillation_loss)")
   parser.add_argument("--top_k", type=int, default=50)
+  parser.add_argument("--temperature", type=float, default=0.0,
+                      help="temperature of the cached-signal students "
+                      "(default: the run's, as its online student)")
   parser.add_argument("--steps", type=int, default=40,
                       help="training steps per timing round")
   parser.add_argument("--rounds", type=int, default=5)
@@ -189,11 +201,12 @@ def main():
       f"Distilling from a cached teacher top-{args.top_k} ({args.data}, "
       f"seeds {args.seeds})", {"variants": table, "per_seed": rows},
       [("Mean over seeds (test split, full catalog, seen excluded)", table,
-        ["variant", "loss", "teacher_signal", "seeds", "ndcg@10",
+        ["variant", "loss", "teacher_signal", "temperature", "seeds",
+         "ndcg@10",
          "ndcg@10_std", "hr@10", "vs_teacher", "vs_alone", "step_vs_alone",
          "step_vs_alone_std"]),
-       ("Per seed", rows, ["seed", "variant", "loss", "ndcg@10",
-                           "step_vs_alone"])],
+       ("Per seed", rows, ["seed", "variant", "loss", "temperature",
+                           "ndcg@10", "step_vs_alone"])],
       notes="student_kd distils online with the run's loss (a hint term "
       "needs the teacher's hidden layer, which a top-K cache does not "
       "hold); student_kd_cached rows train the same initial student for the "
@@ -201,7 +214,9 @@ def main():
       "training step over the student-alone step, measured in one process "
       "(median of rounds, trainers taking turns). kl normalises the "
       "student's softmax over the catalog; kl_teacher_items over the "
-      "teacher's K items (SoftTargetKL(normalize_over='teacher_items')).")
+      "teacher's K items (SoftTargetKL(normalize_over='teacher_items')); "
+      "at temperature 1, kl takes the student's catalog normaliser from the "
+      "hard loss instead of a second pass over the catalog.")
   print(path.read_text())
 
 

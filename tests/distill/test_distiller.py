@@ -12,9 +12,12 @@ from tfdistill.data import examples
 from tfdistill.distill import ContrastiveAlignment
 from tfdistill.distill import Distiller
 from tfdistill.distill import HintDistillation
+from tfdistill.distill import OnlineTeacher
 from tfdistill.distill import PointwiseScoreDistillation
+from tfdistill.distill import RankingDistillation
 from tfdistill.distill import SoftTargetKL
 from tfdistill.distill import StopOnNaN
+from tfdistill.distill.teachers import model_inputs
 from tfdistill.errors import ConfigError
 from tfdistill.errors import ModelError
 from tfdistill.models.factory import build_sequential_teacher
@@ -65,6 +68,48 @@ def test_total_loss_mixes_hard_and_soft_with_alpha(tiny_teacher, tiny_prepared,
   assert logs["loss"] == pytest.approx(
       0.25 * logs["student_loss"] + 0.75 * logs["distillation_loss"],
       rel=1e-5)
+
+
+@pytest.mark.parametrize("temperature", [1.0, 2.0])
+def test_top_k_teacher_step_equals_the_dense_computation(
+    tiny_teacher, tiny_prepared, student_factory, temperature):
+  # With a top-K teacher the Distiller scores the K items from the student's
+  # query and item vectors and, at T=1, takes the catalog normaliser from the
+  # hard loss. Loss and gradients must be those of the textbook formula on
+  # the dense logits.
+  tf_keras.utils.set_random_seed(3)
+  student = student_factory()
+  distiller = _distiller(student, OnlineTeacher(tiny_teacher, top_k=8),
+                         alpha=0.3, temperature=temperature,
+                         distillation_loss=[SoftTargetKL(),
+                                            RankingDistillation(top_k=5)])
+  x, y = next(iter(examples.sequence_examples(tiny_prepared, "validation", 6,
+                                              batch_size=16)))
+  teacher = distiller.teacher(x, y)
+  dense_losses = [SoftTargetKL(temperature), RankingDistillation(top_k=5)]
+  with tf.GradientTape(persistent=True) as tape:
+    signals = distiller._student_signals(model_inputs(student, x),
+                                         training=False)
+    total = distiller._compute_losses(y, None, teacher, signals)["total"]
+    logits = signals["logits"]
+    hard = tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True)(
+        y, logits)
+    soft = tf.add_n([tf.reduce_mean(loss.call(teacher["logits"], logits))
+                     for loss in dense_losses])
+    expected = 0.3 * hard + 0.7 * soft
+  assert float(total) == pytest.approx(float(expected), rel=1e-5)
+  for variable in student.trainable_variables:
+    np.testing.assert_allclose(
+        tf.convert_to_tensor(tape.gradient(total, variable)).numpy(),
+        tf.convert_to_tensor(tape.gradient(expected, variable)).numpy(),
+        atol=1e-5, err_msg=variable.name)
+  hard_values = tf_keras.losses.SparseCategoricalCrossentropy(
+      from_logits=True, reduction="none")(y, logits)
+  scores = distiller._student_scores(y, signals, hard_values)
+  assert scores.queries is not None  # The sparse path was taken.
+  np.testing.assert_allclose(scores.log_normalizer(1.0).numpy(),
+                             tf.reduce_logsumexp(logits, -1, True).numpy(),
+                             rtol=1e-5)
 
 
 def test_distilled_student_is_a_standalone_model(tiny_teacher, tiny_prepared,

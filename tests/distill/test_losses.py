@@ -16,6 +16,7 @@ from tfdistill.distill import RelaxedRankingDistillation
 from tfdistill.distill import SoftTargetKL
 from tfdistill.distill import SoftTargetMSE
 from tfdistill.distill.soft_targets import scatter_top_k
+from tfdistill.distill.student_scores import StudentScores
 from tfdistill.errors import ConfigError
 
 M = MASKED_LOGIT
@@ -208,6 +209,72 @@ def test_top_k_form_equals_dense_form(loss):
   np.testing.assert_allclose(tape.gradient(sparse_value, student).numpy(),
                              tape.gradient(dense_value, student).numpy(),
                              atol=1e-5)
+
+
+_TOP_K_LOSSES = [
+    SoftTargetKL(1.0), SoftTargetKL(2.0), SoftTargetKL(2.0, "teacher_items"),
+    RankingDistillation(top_k=5), RankingDistillation(8, 1.5, True, 0.2),
+    ListwiseDistillation(2.0)]
+
+
+def _factors(num_items=40, batch=6, dim=4, seed=1):
+  rng = np.random.default_rng(seed)
+  return (tf.constant(rng.normal(size=(batch, dim)), tf.float32),
+          tf.constant(rng.normal(size=(num_items, dim)), tf.float32))
+
+
+@pytest.mark.parametrize("loss", _TOP_K_LOSSES)
+@pytest.mark.parametrize("with_normalizer", [False, True])
+def test_scores_from_catalog_factors_equal_the_dense_form(loss,
+                                                          with_normalizer):
+  # What the Distiller passes for a CatalogScores student: the K columns
+  # scored from queries and catalog rows, and at T=1 the hard loss's
+  # log-normaliser. Value and gradients (through the logits) as dense.
+  ids, scores, _ = _top_k_signal()
+  queries, catalog = _factors()
+  with tf.GradientTape(persistent=True) as tape:
+    tape.watch([queries, catalog])
+    logits = tf.matmul(queries, catalog, transpose_b=True)
+    normalizer = (tf.reduce_logsumexp(logits, -1, keepdims=True)
+                  if with_normalizer else None)
+    student = StudentScores(logits, queries, catalog, normalizer)
+    sparse_value = loss.call_top_k(ids, scores, student)
+    dense_value = loss.call(scatter_top_k(ids, scores, 40), logits)
+    sparse_sum, dense_sum = (tf.reduce_sum(sparse_value),
+                             tf.reduce_sum(dense_value))
+  np.testing.assert_allclose(sparse_value.numpy(), dense_value.numpy(),
+                             rtol=1e-5, atol=1e-5)
+  for variable in (queries, catalog):
+    np.testing.assert_allclose(
+        tf.convert_to_tensor(tape.gradient(sparse_sum, variable)).numpy(),
+        tape.gradient(dense_sum, variable).numpy(), atol=1e-4)
+
+
+def test_kl_with_a_given_normalizer_never_reads_the_dense_logits():
+  # At T=1 with the factors and the hard loss's normaliser, the KL needs
+  # nothing [B, N]: no gradient reaches the logits tensor itself.
+  ids, scores, logits = _top_k_signal()
+  queries, catalog = _factors()
+  normalizer = tf.zeros([6, 1])
+  with tf.GradientTape(persistent=True) as tape:
+    tape.watch([logits, queries, catalog])
+    value = tf.reduce_sum(SoftTargetKL(1.0).call_top_k(
+        ids, scores, StudentScores(logits, queries, catalog, normalizer)))
+  assert tape.gradient(value, logits) is None
+  gradient = tf.convert_to_tensor(tape.gradient(value, catalog)).numpy()
+  touched = np.flatnonzero(np.abs(gradient).sum(axis=1))
+  assert set(touched) <= set(ids.numpy().ravel())
+  # At another temperature the normaliser is the student's own, over [B, N].
+  with tf.GradientTape() as tape:
+    tape.watch(logits)
+    value = tf.reduce_sum(SoftTargetKL(2.0).call_top_k(
+        ids, scores, StudentScores(logits, queries, catalog, normalizer)))
+  assert tape.gradient(value, logits) is not None
+
+
+def test_student_scores_need_both_factors():
+  with pytest.raises(ValueError, match="queries and catalog"):
+    StudentScores(tf.zeros([1, 3]), queries=tf.zeros([1, 2]))
 
 
 def _op_types(function, *args) -> set:

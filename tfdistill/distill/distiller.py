@@ -26,7 +26,10 @@ import tf_keras
 from tfdistill.distill.soft_targets import check_temperature
 from tfdistill.distill.soft_targets import DistillationLoss
 from tfdistill.distill.soft_targets import SoftTargetKL
+from tfdistill.distill.student_scores import StudentScores
 from tfdistill.distill.teachers import as_teacher_source
+from tfdistill.distill.teachers import CATALOG_ITEMS
+from tfdistill.distill.teachers import CATALOG_QUERIES
 from tfdistill.distill.teachers import model_inputs
 from tfdistill.distill.teachers import signal_model
 from tfdistill.distill.teachers import TOP_K_SIGNAL
@@ -60,16 +63,30 @@ def _call_loss(loss: tf_keras.losses.Loss, y_true, y_pred) -> tf.Tensor:
   return loss.call(y_true, y_pred)
 
 
-def _distillation_term(loss, teacher_signals: dict, student_signals: dict):
+def _distillation_term(loss, teacher_signals: dict, student_signals: dict,
+                       student_scores: Optional[StudentScores] = None):
   """Per-example values of one distillation loss.
 
-  A top-K teacher signal (`TOP_K_SIGNAL`) goes to the loss's sparse form.
+  A top-K teacher signal (`TOP_K_SIGNAL`) goes to the loss's sparse form,
+  with the student's logits as `student_scores` when given.
   """
   student = student_signals[loss.signal]
   if loss.signal == "logits" and TOP_K_SIGNAL in teacher_signals:
     ids, scores = teacher_signals[TOP_K_SIGNAL]
-    return loss.call_top_k(ids, scores, student)
+    return loss.call_top_k(ids, scores, student_scores or student)
   return loss.call(teacher_signals[loss.signal], student)
+
+
+def _is_catalog_softmax(loss) -> bool:
+  """Whether `loss` is the softmax cross-entropy of an id over the logits."""
+  if not isinstance(loss, tf_keras.losses.SparseCategoricalCrossentropy):
+    return False
+  config = loss.get_config()
+  return bool(config.get("from_logits")) and config.get("ignore_class") is None
+
+
+def _public(signals: dict) -> list:
+  return sorted(set(signals) - {CATALOG_QUERIES, CATALOG_ITEMS})
 
 
 class StopOnNaN(tf_keras.callbacks.Callback):
@@ -114,7 +131,7 @@ class Distiller(tf_keras.Model):
     self.__dict__["teacher"] = as_teacher_source(teacher)
     for model in self.teacher.models():
       model.trainable = False
-    self._student_signals = signal_model(student)
+    self._student_signals = signal_model(student, with_catalog=True)
     self.loss_tracker = tf_keras.metrics.Mean(name="loss")
     self.student_loss_tracker = tf_keras.metrics.Mean(name="student_loss")
     self.distillation_loss_tracker = tf_keras.metrics.Mean(
@@ -225,10 +242,11 @@ class Distiller(tf_keras.Model):
                            ("student", student_signals)):
         if loss.signal not in signals:
           raise ModelError(f"{loss.name} needs the {who}'s {loss.signal!r} "
-                           f"signal; the {who} provides {sorted(signals)}.")
+                           f"signal; the {who} provides {_public(signals)}.")
       loss.build(teacher_signals[loss.signal].shape,
                  student_signals[loss.signal].shape)
-      _distillation_term(loss, teacher_signals, student_signals)
+      _distillation_term(loss, teacher_signals, student_signals,
+                         self._student_scores(None, student_signals, None))
       layers.extend(loss.trainable_layers)
     self.projections = layers  # Tracked: trained and checkpointed.
     self._per_loss_trackers = [
@@ -249,7 +267,8 @@ class Distiller(tf_keras.Model):
       return {name: signals[name] for name in self.student.output}
     return signals["rating" if "logits" not in signals else "logits"]
 
-  def _hard_loss(self, y, outputs, sample_weight) -> tf.Tensor:
+  def _hard_loss(self, y, outputs, sample_weight) -> tuple:
+    """(The hard loss, its per-example values for a single output or None)."""
     if isinstance(outputs, dict):
       if not isinstance(self.student_loss, dict) or not isinstance(y, dict):
         raise ConfigError("a student with several outputs needs student_loss "
@@ -258,15 +277,37 @@ class Distiller(tf_keras.Model):
       return tf.add_n([
           _per_batch(_call_loss(self.student_loss[name], y[name],
                                 outputs[name]), sample_weight)
-          for name in self.student_loss])
-    return _per_batch(_call_loss(self.student_loss, y, outputs),
-                      sample_weight)
+          for name in self.student_loss]), None
+    values = _call_loss(self.student_loss, y, outputs)
+    return _per_batch(values, sample_weight), values
+
+  def _student_scores(self, y, student_signals: dict,
+                      hard_values) -> Optional[StudentScores]:
+    """The student's logits for the top-K forms of the losses.
+
+    Scores a few ids from the `CatalogScores` factors when the student has
+    them. When the hard loss is the softmax cross-entropy of the label over
+    the same logits, its values give the log-normaliser for free:
+    logsumexp(s) = CE(s, y) + s[y].
+    """
+    if "logits" not in student_signals:
+      return None
+    scores = StudentScores(student_signals["logits"],
+                           student_signals.get(CATALOG_QUERIES),
+                           student_signals.get(CATALOG_ITEMS))
+    if hard_values is not None and _is_catalog_softmax(self.student_loss):
+      labels = tf.reshape(tf.cast(y, tf.int32), [-1, 1])
+      scores = scores.with_log_normalizer(
+          tf.reshape(hard_values, [-1, 1]) + scores.at(labels))
+    return scores
 
   def _compute_losses(self, y, sample_weight, teacher_signals, student_signals):
-    hard = self._hard_loss(y, self._student_outputs(student_signals),
-                           sample_weight)
+    hard, hard_values = self._hard_loss(
+        y, self._student_outputs(student_signals), sample_weight)
+    scores = self._student_scores(y, student_signals, hard_values)
     terms = [w * _per_batch(_distillation_term(loss, teacher_signals,
-                                               student_signals), sample_weight)
+                                               student_signals, scores),
+                            sample_weight)
              for loss, w in zip(self.distillation_losses,
                                 self.distillation_loss_weights)]
     soft = tf.add_n(terms)

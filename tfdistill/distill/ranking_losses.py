@@ -13,6 +13,7 @@ import tensorflow as tf
 import tf_keras
 
 from tfdistill.distill.soft_targets import DistillationLoss
+from tfdistill.distill.student_scores import as_student_scores
 from tfdistill.errors import ConfigError
 
 _register = tf_keras.saving.register_keras_serializable(package="tfdistill")
@@ -58,7 +59,7 @@ class RankingDistillation(DistillationLoss):
     teacher = tf.where(_valid_columns(y_true, self.num_reserved),
                        tf.cast(y_true, tf.float32), y_true.dtype.min)
     _, top = tf.math.top_k(teacher, k=self.top_k)
-    return self._loss(top, tf.cast(y_pred, tf.float32))
+    return self._loss(top, as_student_scores(y_pred))
 
   def call_top_k(self, top_ids, top_scores, y_pred):
     if top_ids.shape[-1] is not None and top_ids.shape[-1] < self.top_k:
@@ -68,20 +69,24 @@ class RankingDistillation(DistillationLoss):
     # signal are the answer.
     _, order = tf.math.top_k(tf.cast(top_scores, tf.float32), k=self.top_k)
     top = tf.gather(tf.cast(top_ids, tf.int32), order, batch_dims=1)
-    return self._loss(top, tf.cast(y_pred, tf.float32))
+    return self._loss(top, as_student_scores(y_pred))
 
-  def _loss(self, top, student):
+  def _loss(self, top, scores):
     """The loss given the teacher's top-K columns [B, K] in order."""
-    picked = tf.gather(student, top, batch_dims=1)  # [B, K]
+    picked = scores.at(top)  # [B, K]
     positions = tf.range(1, self.top_k + 1, dtype=tf.float32)
     weights = tf.nn.softmax(-positions / self.position_decay)[tf.newaxis]
     if self.dynamic_weight:
+      # Ranks compare columns of the same dense logits (a score computed
+      # from the factors may differ from its column in the last bit).
+      student = scores.logits
+      own = tf.gather(student, top, batch_dims=1)
       valid = _valid_columns(student, self.num_reserved)
       # 1-based rank of each teacher item in the student's list; one
       # position at a time keeps memory at [B, N] for large catalogs.
       ranks = 1.0 + tf.stack([
           tf.reduce_sum(tf.cast(tf.logical_and(
-              valid, student > picked[:, k:k + 1]), tf.float32), -1)
+              valid, student > own[:, k:k + 1]), tf.float32), -1)
           for k in range(self.top_k)], axis=-1)
       dynamic = tf.tanh(tf.nn.relu(self.mu * (ranks - positions)))
       dynamic = dynamic / tf.maximum(

@@ -12,6 +12,7 @@ probability and are left out of logit matching.
 import tensorflow as tf
 import tf_keras
 
+from tfdistill.distill.student_scores import as_student_scores
 from tfdistill.errors import ConfigError
 
 MASKED_LOGIT = -1e9
@@ -62,7 +63,7 @@ class DistillationLoss(tf_keras.losses.Loss):
     return []
 
   def call_top_k(self, top_ids: tf.Tensor, top_scores: tf.Tensor,
-                 y_pred: tf.Tensor) -> tf.Tensor:
+                 y_pred) -> tf.Tensor:
     """The loss when the teacher gives only its top-K ids and scores.
 
     Equals `call` on the dense teacher logits that are masked outside the
@@ -70,9 +71,14 @@ class DistillationLoss(tf_keras.losses.Loss):
     provides a top-K signal (cached or online with `top_k`), so that losses
     with a sparse form (`SoftTargetKL`, `RankingDistillation`) never build
     the dense [B, num_items] teacher matrix. This default builds it.
+
+    `y_pred` is the student's logits, or `StudentScores` (what the
+    Distiller passes), which sparse forms use to score the K ids without a
+    dense gradient.
     """
-    num_items = y_pred.shape[-1] or tf.shape(y_pred)[-1]
-    return self.call(scatter_top_k(top_ids, top_scores, num_items), y_pred)
+    logits = as_student_scores(y_pred).logits
+    num_items = logits.shape[-1] or tf.shape(logits)[-1]
+    return self.call(scatter_top_k(top_ids, top_scores, num_items), logits)
 
 
 _NORMALIZE_OVER = ("catalog", "teacher_items")
@@ -129,15 +135,15 @@ class SoftTargetKL(DistillationLoss):
   def call_top_k(self, top_ids, top_scores, y_pred):
     # Teacher probability is zero outside the top-K, so the KL sums over the
     # K columns; over the catalog, the student's normaliser still runs over
-    # every column.
+    # every column (at T=1 the Distiller hands over the hard loss's).
+    scores = as_student_scores(y_pred)
     t = tf.cast(top_scores, tf.float32) / self.temperature
-    s = tf.cast(y_pred, tf.float32) / self.temperature
-    picked = tf.gather(s, tf.cast(top_ids, tf.int32), batch_dims=1)
+    picked = scores.at(top_ids) / self.temperature
     if self.normalize_over == "teacher_items":
       picked = tf.where(teacher_mask(top_scores), picked, MASKED_LOGIT)
       log_q = tf.nn.log_softmax(picked, axis=-1)
     else:
-      log_q = picked - tf.reduce_logsumexp(s, axis=-1, keepdims=True)
+      log_q = picked - scores.log_normalizer(self.temperature)
     return self._kl(tf.nn.log_softmax(t, axis=-1), log_q)
 
   def get_config(self):

@@ -28,19 +28,39 @@ from tfdistill.errors import ConfigError
 from tfdistill.models.io import input_signature
 from tfdistill.models.io import is_functional
 from tfdistill.models.io import model_card
+from tfdistill.models.layers import CatalogScores
 
 SIGNAL_LAYERS = ("query_embedding", "hidden")
 TOP_IDS = "teacher_top_ids"
 TOP_SCORES = "teacher_top_scores"
 #: Signal holding a top-K teacher's (ids [B, K], scores [B, K]).
 TOP_K_SIGNAL = "logits_top_k"
+#: The factors of a student's "logits" when they are queries @ catalog^T.
+CATALOG_QUERIES = "catalog_queries"
+CATALOG_ITEMS = "catalog_items"
 
 
-def signal_model(model: tf_keras.Model) -> tf_keras.Model:
+def _catalog_factors(model: tf_keras.Model, logits) -> Optional[tuple]:
+  """(queries, catalog) when `logits` is a `CatalogScores` layer's output."""
+  try:
+    layer = model.get_layer("logits")
+    if isinstance(layer, CatalogScores) and layer.output is logits:
+      queries, catalog = layer.input
+      return queries, catalog
+  except (ValueError, AttributeError):  # No such layer, or shared.
+    pass
+  return None
+
+
+def signal_model(model: tf_keras.Model,
+                 with_catalog: bool = False) -> tf_keras.Model:
   """A functional model's outputs plus its named signal layers.
 
   Shares all layers (and so all weights) with `model`; training it trains
-  `model`.
+  `model`. With `with_catalog`, a model whose "logits" come from
+  `CatalogScores` also gives that layer's inputs (`CATALOG_QUERIES`
+  [B, d], `CATALOG_ITEMS` [N, d]), so that losses can score a few items
+  without the dense logits (`StudentScores`).
   """
   if not is_functional(model):
     raise ConfigError(f"{model.name} is not a functional Keras model; students "
@@ -53,6 +73,10 @@ def signal_model(model: tf_keras.Model) -> tf_keras.Model:
       outputs[name] = model.get_layer(name).output
     except ValueError:
       continue
+  factors = (_catalog_factors(model, outputs["logits"])
+             if with_catalog and "logits" in outputs else None)
+  if factors:
+    outputs[CATALOG_QUERIES], outputs[CATALOG_ITEMS] = factors
   return tf_keras.Model(model.inputs, outputs, name=f"{model.name}_signals")
 
 
