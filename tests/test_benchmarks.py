@@ -155,7 +155,8 @@ def test_collect_lists_the_targets_outside_the_quality_table(tmp_path):
     sys.path.remove(str(BENCHMARKS))
   assert not collect.other_targets(tmp_path)
   (tmp_path / "speed.json").write_text(json.dumps({
-      "training": {"online_vs_alone": 1.4, "cached_vs_alone": 1.2},
+      "training": {"online_vs_alone": 1.4, "cached_vs_alone": 1.2,
+                   "cached_kl_t1_vs_alone": 1.1},
       "catalog_scaling": [{"catalog": 10000, "quantization": "int8",
                            "p50_ms": 1.5},
                           {"catalog": 1000, "quantization": "int8",
@@ -164,4 +165,7 @@ def test_collect_lists_the_targets_outside_the_quality_table(tmp_path):
   assert rows == {
       "TFLite top-10 p50 ms, 10k items (int8)": False,
       "Distiller step / student-alone step (online teacher)": True,
-      "Distiller step / student-alone step (cached teacher top-K)": False}
+      "Distiller step / student-alone step (cached teacher top-K, KL at "
+      "T=2 + ranking)": False,
+      "Distiller step / student-alone step (cached top-K, KL at T=1: the "
+      "hard loss's normaliser; quality in cached_teacher_t1)": True}

@@ -96,14 +96,18 @@ class SoftTargetKL(DistillationLoss):
   `OnlineTeacher(top_k=)`): "teacher_items" then compares the two rankings
   of the teacher's K items and leaves pushing the rest of the catalog down
   to the hard-label loss. It never touches the [batch, catalog] logits
-  beyond gathering K of them, so its training step costs little more than
-  the student's own step (`benchmarks/speed.py`); "catalog" needs a second
-  full-catalog softmax at temperature T and its gradient. The cheaper form
-  also teaches less: a teacher's top-50 scores are close together, and what
-  the student learns from them is mostly which K items they are, which only
-  "catalog" conveys (on MovieLens latest-small, `benchmarks/cached_teacher.py`:
-  +10% NDCG@10 over the student alone with "catalog", -9% with
-  "teacher_items"). Prefer "catalog" unless the step time is what matters.
+  beyond scoring K items, so its training step costs little more than the
+  student's own step (`benchmarks/speed.py`). "catalog" needs the student's
+  log-normaliser over the catalog at temperature T: a second full-catalog
+  pass and its gradient, except at T=1, where the Distiller hands over the
+  one its hard-label softmax cross-entropy has computed already. The
+  cheaper form also teaches less: a teacher's top-50 scores are close
+  together, and what the student learns from them is mostly which K items
+  they are, which only "catalog" conveys. On MovieLens latest-small
+  (`benchmarks/cached_teacher.py`, cached top-50, 10 epochs): "catalog" at
+  T=2 gives +10% NDCG@10 over the student alone at 1.3x its step, "catalog"
+  at T=1 +8% at 1.1x, "teacher_items" -9% at 1.05x. Prefer "catalog"; at
+  T=1 when the step time matters.
 
   Example:
     >>> loss = SoftTargetKL(temperature=2.0)
