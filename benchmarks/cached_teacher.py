@@ -8,8 +8,9 @@ teacher, the student trained alone, the student distilled online with the
 run's loss), caches the teacher's top-K over the training examples once (in
 the run directory), and trains the same student (same seed, epochs,
 optimizer, alpha and temperature unless `--temperature` sets another) with
-the Distiller reading the cache, once per loss in `--losses`. Step times are those of the compiled train function
-over in-memory batches, the trainers taking turns (as in speed.py).
+the Distiller reading the cache, once per loss in `--losses`. Step times are
+those of the compiled train function over in-memory batches, the trainers
+taking turns (as in speed.py).
 
     python benchmarks/student_encoders.py --encoders=mean --student_epochs=10
     python benchmarks/cached_teacher.py --student_epochs=10

@@ -298,7 +298,7 @@ class Distiller(tf_keras.Model):
     if hard_values is not None and _is_catalog_softmax(self.student_loss):
       labels = tf.reshape(tf.cast(y, tf.int32), [-1, 1])
       scores = scores.with_log_normalizer(
-          tf.reshape(hard_values, [-1, 1]) + scores.at(labels))
+          hard_values + scores.at(labels)[:, 0])
     return scores
 
   def _compute_losses(self, y, sample_weight, teacher_signals, student_signals):

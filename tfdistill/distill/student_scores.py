@@ -57,7 +57,8 @@ class StudentScores:
                                keepdims=True)
 
   def with_log_normalizer(self, log_normalizer: tf.Tensor) -> "StudentScores":
-    """A copy that returns `log_normalizer` [B] or [B, 1] at temperature 1."""
+    """A copy that returns `log_normalizer` [B] (as [B, 1]) at temperature
+    1."""
     return StudentScores(self.logits, self.queries, self.catalog,
                          tf.reshape(log_normalizer, [-1, 1]))
 
