@@ -3,9 +3,11 @@
 Ratios are measured in one process, the compared sides taking turns (median
 of five rounds), so that machine noise affects both sides alike:
 
-* time per training step of the Distiller (online teacher; cached teacher
-  top-K with three losses, `CACHED_LOSSES`) over the same student trained
-  alone;
+* time per training step of the Distiller (online teacher, its forward
+  pass compiled with XLA as by default and not; cached teacher top-K with
+  three losses, `CACHED_LOSSES`) over the same student trained alone, and
+  the online teacher's forward pass alone over the same (what an online
+  step costs at least);
 * TFLite (LiteRT, 1 thread) over SavedModel (1 thread) p50 latency per
   request, batch 1;
 * TFLite p50 latency and bytes at 1k, 10k and 100k catalog items;
@@ -67,11 +69,14 @@ def step_times(trainers: dict, steps: int, rounds: int) -> dict:
   machine hits all of them rather than one; the median drops the spells.
 
   Args:
-    trainers: name -> (compiled model, dataset of at least one batch).
+    trainers: name -> (compiled model, or a function of a batch iterator;
+      dataset of at least one batch).
   """
   functions = {}
   for name, (model, data) in trainers.items():
-    function, batches = model.make_train_function(), iter(data.repeat())
+    function = (model.make_train_function()
+                if isinstance(model, tf_keras.Model) else model)
+    batches = iter(data.repeat())
     function(batches)  # traces and warms up
     functions[name] = (function, batches)
   samples = {name: [] for name in trainers}
@@ -79,8 +84,8 @@ def step_times(trainers: dict, steps: int, rounds: int) -> dict:
     for name, (function, batches) in functions.items():
       start = time.perf_counter()
       for _ in range(steps):
-        logs = function(batches)
-      float(logs["loss"])  # waits for the last step
+        outputs = function(batches)
+      tf.nest.map_structure(np.asarray, outputs)  # waits for the last step
       samples[name].append((time.perf_counter() - start) / steps)
   return {name: float(np.median(values)) for name, values in samples.items()}
 
@@ -116,16 +121,23 @@ def training_speed(prepared, steps: int, rounds: int, work: str) -> dict:
   alone.compile(tf_keras.optimizers.Adam(1e-3),
                 loss=tf_keras.losses.SparseCategoricalCrossentropy(
                     from_logits=True))
-  online = Distiller(student=build_student(prepared, L, student_config),
-                     teacher=OnlineTeacher(teacher, top_k=TOP_K))
-  online.compile(optimizer=tf_keras.optimizers.Adam(1e-3),
-                 distillation_loss=CACHED_LOSSES["cached"]())
+  trainers = {}
+  for name, jit_compile in (("online", None), ("online_no_xla", False)):
+    online = Distiller(student=build_student(prepared, L, student_config),
+                       teacher=OnlineTeacher(teacher, top_k=TOP_K,
+                                             jit_compile=jit_compile))
+    online.compile(optimizer=tf_keras.optimizers.Adam(1e-3),
+                   distillation_loss=CACHED_LOSSES["cached"]())
+    trainers[f"distiller_{name}"] = online
+  source = trainers["distiller_online"].teacher  # prepared by compile
+  teacher_forward = tf.function(lambda batches: source(next(batches)[0]))
   path = cache_teacher_signal(teacher, train.take(steps),
                               f"{work}/cache", top_k=TOP_K)
   cached_data = in_memory(cached_examples(path, batch_size=BATCH), steps)
   train = in_memory(train, steps)
   trainers = {"student_alone": (alone, train),
-              "distiller_online": (online, train)}
+              "teacher_forward": (teacher_forward, train),
+              **{name: (model, train) for name, model in trainers.items()}}
   for name, loss in CACHED_LOSSES.items():
     distiller = Distiller(student=build_student(prepared, L, student_config),
                           teacher=cached_teacher(path))
@@ -136,6 +148,9 @@ def training_speed(prepared, steps: int, rounds: int, work: str) -> dict:
   alone_time = times["student_alone"]
   return {"seconds_per_step": times,
           "online_vs_alone": times["distiller_online"] / alone_time,
+          "online_no_xla_vs_alone": (times["distiller_online_no_xla"] /
+                                     alone_time),
+          "teacher_forward_vs_alone": times["teacher_forward"] / alone_time,
           **{f"{name}_vs_alone": times[f"distiller_{name}"] / alone_time
              for name in CACHED_LOSSES},
           "steps": steps, "batch_size": BATCH, "rounds": rounds,
@@ -241,6 +256,12 @@ def main():
   training = results["training"]
   rows = [{"measure": "Distiller step / student-alone step (online teacher)",
            "ratio": training["online_vs_alone"]},
+          {"measure": "Distiller step / student-alone step (online teacher, "
+                      "its forward pass not compiled with XLA)",
+           "ratio": training["online_no_xla_vs_alone"]},
+          {"measure": "online teacher's forward pass alone / student-alone "
+                      "step",
+           "ratio": training["teacher_forward_vs_alone"]},
           {"measure": "Distiller step / student-alone step (cached top-K, "
                       "KL at T=2 + ranking)",
            "ratio": training["cached_vs_alone"]},

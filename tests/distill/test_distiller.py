@@ -112,6 +112,28 @@ def test_top_k_teacher_step_equals_the_dense_computation(
                              rtol=1e-5)
 
 
+@pytest.mark.parametrize("top_k", [0, 8])
+def test_online_teacher_xla_forward_equals_the_plain_one(
+    tiny_teacher, tiny_prepared, student_factory, top_k):
+  plain = OnlineTeacher(tiny_teacher, top_k=top_k, jit_compile=False)
+  xla = OnlineTeacher(tiny_teacher, top_k=top_k)
+  assert xla.jit_compile and not plain.jit_compile
+  # Other models are not compiled unless asked: XLA may lack their ops.
+  assert not OnlineTeacher(student_factory()).jit_compile
+  x, _ = next(iter(examples.sequence_examples(tiny_prepared, "validation", 6,
+                                              batch_size=16)))
+  signals = []
+  for source in (plain, xla):
+    source.prepare()
+    signals.append(source(x))
+  assert signals[0].keys() == signals[1].keys() >= {"logits", "hidden"}
+  for name, value in signals[0].items():
+    tf.nest.map_structure(
+        lambda a, b, name=name: np.testing.assert_allclose(
+            a.numpy(), b.numpy(), rtol=1e-5, atol=1e-5, err_msg=name),
+        value, signals[1][name])
+
+
 def test_distilled_student_is_a_standalone_model(tiny_teacher, tiny_prepared,
                                                  tiny_train, student_factory,
                                                  tmp_path):

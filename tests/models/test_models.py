@@ -188,6 +188,27 @@ def test_student_is_a_tenth_of_the_default_teacher(tiny_prepared):
   assert count_parameters(student) <= 0.1 * count_parameters(teacher)
 
 
+def test_teacher_query_reads_the_last_position_of_full_blocks(tiny_prepared):
+  # The last block computes the last position alone, and the context items
+  # may be read from the encoded catalog: both must leave the query as
+  # every block's full output would give it.
+  teacher = build_sequential_teacher(tiny_prepared, L, TeacherConfig(
+      embedding_dim=16, num_blocks=2, num_heads=2, ffn_dim=32))
+  x, _ = next(iter(examples.sequence_examples(tiny_prepared, "train", L,
+                                              batch_size=64)))
+  context = x["context"]
+  assert np.any(context.numpy() == 0)  # left padding is covered
+  teacher(x)
+  hidden = teacher.positions(teacher.item_encoder(context))
+  for block in teacher.blocks:
+    hidden = block([hidden, context])
+  expected = teacher.query_projection(teacher.output_norm(hidden[:, -1]))
+  for catalog in (None, teacher.catalog_embeddings()):
+    query = teacher.query_signals(x, catalog=catalog)["query_embedding"]
+    np.testing.assert_allclose(query.numpy(), expected.numpy(), rtol=1e-5,
+                               atol=1e-6)
+
+
 @pytest.mark.parametrize("layer", [
     layers.MaskedMean(), layers.PositionWeightedMean(),
     layers.PositionEmbedding(),

@@ -140,7 +140,8 @@ class FusedRecommender(tf_keras.Model):
   def _teacher_scores(self, inputs, candidates):
     if self._catalog is not None:
       query = self.teacher.query_signals(
-          model_inputs(self.teacher, inputs))["query_embedding"]
+          model_inputs(self.teacher, inputs),
+          catalog=self._catalog)["query_embedding"]
       return tf.einsum("bd,bkd->bk", query,
                        tf.gather(self._catalog, candidates))
     logits = self.teacher(model_inputs(self.teacher, inputs), training=False)

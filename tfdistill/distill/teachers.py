@@ -136,19 +136,31 @@ class OnlineTeacher(TeacherSource):
       student acting as teaching assistant).
     top_k: If > 0, keep only the teacher's top-K scores (others masked); the
       cached path (`CachedTeacher`) stores exactly this.
+    jit_compile: Compile the teacher's forward pass (and its top-K) with
+      XLA; the student's step is not. Default: on for tfdistill's teachers,
+      whose layers XLA supports, off for other models.
   """
 
-  def __init__(self, model, top_k: int = 0):
+  def __init__(self, model, top_k: int = 0,
+               jit_compile: Optional[bool] = None):
     self.model = model
     self.top_k = top_k
     self._catalog = None
     if hasattr(model, "distillation_signals"):
       self._signals = model.distillation_signals
       self.signal_names = tuple(model.signal_names)
+      self._num_items = model.num_items
     else:
       functional = signal_model(model)
       self._signals = functional
       self.signal_names = tuple(functional.output)
+      self._num_items = (functional.output["logits"].shape[-1]
+                         if "logits" in functional.output else None)
+    if jit_compile is None:
+      jit_compile = hasattr(model, "distillation_signals")
+    self.jit_compile = bool(jit_compile)
+    self._forward = (tf.function(self._teacher_signals, jit_compile=True)
+                     if self.jit_compile else self._teacher_signals)
 
   def models(self) -> list:
     return [self.model]
@@ -163,20 +175,25 @@ class OnlineTeacher(TeacherSource):
   def card(self) -> dict:
     return model_card(self.model)
 
-  def __call__(self, inputs: dict, labels=None) -> dict:
-    features = model_inputs(self.model, inputs)
-    if self._catalog is not None:
-      signals = self._signals(features, training=False, catalog=self._catalog)
+  def _teacher_signals(self, features: dict, catalog) -> dict:
+    """The model's signals, the logits as (ids, scores) if top_k."""
+    if catalog is not None:
+      signals = self._signals(features, training=False, catalog=catalog)
     else:
       signals = self._signals(features, training=False)
     signals = {k: tf.stop_gradient(v) for k, v in signals.items()}
     if "logits" in signals:
-      logits = mask_reserved(signals["logits"])
+      signals["logits"] = mask_reserved(signals["logits"])
       if self.top_k:
-        scores, ids = tf.math.top_k(logits, k=self.top_k)
-        signals.update(top_k_signals(ids, scores, logits.shape[-1]))
-      else:
-        signals["logits"] = logits
+        scores, ids = tf.math.top_k(signals.pop("logits"), k=self.top_k)
+        signals[TOP_K_SIGNAL] = (ids, scores)
+    return signals
+
+  def __call__(self, inputs: dict, labels=None) -> dict:
+    signals = self._forward(model_inputs(self.model, inputs), self._catalog)
+    if TOP_K_SIGNAL in signals:
+      ids, scores = signals.pop(TOP_K_SIGNAL)
+      signals.update(top_k_signals(ids, scores, self._num_items))
     return signals
 
 

@@ -89,12 +89,21 @@ class TransformerBlock(tf_keras.layers.Layer):
     self.drop = tf_keras.layers.Dropout(self.dropout)
     super().build(input_shape)
 
-  def call(self, inputs, training=False):
+  def call(self, inputs, training=False, last_only=False):
+    """[B, L, d] -> [B, L, d], or [B, 1, d] for the last position only.
+
+    `last_only` is for a final block whose other positions are discarded:
+    the last position still attends to all of them, but their queries,
+    outputs and feed-forward passes are not computed.
+    """
     x, ids = inputs
     keep = tf.not_equal(ids, 0)
-    mask = tf.logical_and(keep[:, tf.newaxis, :], keep[:, :, tf.newaxis])
     h = self.norm_attention(x)
-    x = x + self.drop(self.attention(h, h, attention_mask=mask,
+    query, query_keep = h, keep
+    if last_only:
+      x, query, query_keep = x[:, -1:], h[:, -1:], keep[:, -1:]
+    mask = tf.logical_and(keep[:, tf.newaxis, :], query_keep[:, :, tf.newaxis])
+    x = x + self.drop(self.attention(query, h, attention_mask=mask,
                                      training=training), training=training)
     h = self.norm_ffn(x)
     return x + self.drop(self.ffn_out(self.ffn_in(h)), training=training)

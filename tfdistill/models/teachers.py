@@ -3,7 +3,9 @@
 Teachers expose, besides `call` (logits over the catalog) and TFRS's
 `compute_loss`, what distillation needs:
 
-* `query_signals(inputs, training)` -> {"query_embedding", "hidden"};
+* `query_signals(inputs, training, catalog=None)` -> {"query_embedding",
+  "hidden"}; `catalog`, if given, is `catalog_embeddings()`, from which a
+  teacher may read its context items' vectors instead of encoding them;
 * `catalog_embeddings(training)` -> [num_items, d], computed once by the
   Distiller for a frozen teacher instead of at every step;
 * `input_signature`, `num_items` and `vocabulary_fingerprint` for the
@@ -102,15 +104,23 @@ class RetrievalTeacher(tfrs.Model):
   def catalog_embeddings(self, training: bool = False) -> tf.Tensor:
     return self.item_encoder(tf.range(self.num_items), training=training)
 
-  def query_signals(self, inputs, training: bool = False) -> dict:
+  def query_signals(self, inputs, training: bool = False,
+                    catalog=None) -> dict:
     raise NotImplementedError
+
+  def item_vectors(self, ids, training: bool = False, catalog=None):
+    """`item_encoder(ids)`, read from `catalog` (all ids encoded) if given."""
+    if catalog is None:
+      return self.item_encoder(ids, training=training)
+    return tf.gather(catalog, ids)
 
   def distillation_signals(self, inputs, training: bool = False,
                            catalog=None) -> dict:
     """{"logits", "query_embedding", "hidden"} for a batch of inputs."""
-    signals = dict(self.query_signals(inputs, training=training))
     if catalog is None:
       catalog = self.catalog_embeddings(training=training)
+    signals = dict(self.query_signals(inputs, training=training,
+                                      catalog=catalog))
     signals["logits"] = tf.matmul(signals["query_embedding"], catalog,
                                   transpose_b=True)
     return signals
@@ -217,13 +227,16 @@ class SequentialRetrievalTeacher(RetrievalTeacher):
   def input_signature(self) -> dict:
     return {CONTEXT: tf.TensorSpec([None, self.context_length], tf.int32)}
 
-  def query_signals(self, inputs, training: bool = False) -> dict:
+  def query_signals(self, inputs, training: bool = False,
+                    catalog=None) -> dict:
     context = tf.cast(inputs[CONTEXT], tf.int32)
-    x = self.item_encoder(context, training=training)
+    x = self.item_vectors(context, training=training, catalog=catalog)
     x = self.input_dropout(self.positions(x), training=training)
-    for block in self.blocks:
-      x = block([x, context], training=training)
-    # Left padding puts the most recent item in the last position.
+    # Left padding puts the most recent item in the last position, the only
+    # one the query reads: the last block computes it alone.
+    for i, block in enumerate(self.blocks):
+      x = block([x, context], training=training,
+                last_only=i == len(self.blocks) - 1)
     hidden = self.output_norm(x[:, -1])
     return {"hidden": hidden,
             "query_embedding": self.query_projection(hidden)}
@@ -267,7 +280,9 @@ class TwoTowerRetrievalTeacher(RetrievalTeacher):
     return {"user": tf.TensorSpec([None], tf.int32),
             CONTEXT: tf.TensorSpec([None, self.context_length], tf.int32)}
 
-  def query_signals(self, inputs, training: bool = False) -> dict:
+  def query_signals(self, inputs, training: bool = False,
+                    catalog=None) -> dict:
+    del catalog  # the recent items have their own table
     hidden = self.user_hidden(tf.concat([
         self.user_embedding(tf.cast(inputs["user"], tf.int32)),
         self.recent_items(tf.cast(inputs[CONTEXT], tf.int32))], axis=-1))
