@@ -226,11 +226,11 @@ class Run:
     path = save_model(student, os.path.join(self.step_dir(step), "model"),
                       overwrite=True, **self.save_extras())
     self._models[step] = student
-    teacher_params = self.step_metrics("teacher")["params"] if self.done(
-        "teacher") else None
     metrics = dict(self._quality(student), params=count_parameters(student),
                    path=path)
-    if teacher_params:
+    if teacher is not None:
+      teacher_params = sum(count_parameters(model)
+                           for model in distiller.teacher.models())
       metrics["params_vs_teacher"] = metrics["params"] / teacher_params
     self._finish(step, metrics)
     return student
@@ -244,6 +244,18 @@ class Run:
     if self.done("student_kd"):
       return self._load("student_kd")
     return self._student("student_kd", self.teacher())
+
+  def distilled_student(self, step: str, teacher):
+    """The run's student distilled from another `teacher` in step `step`.
+
+    As `student_kd` (same initial student, loss, epochs; resumable), with a
+    model, a list of models (an ensemble) or a `TeacherSource` in place of
+    the run's teacher. Its metrics' `params_vs_teacher` counts every model
+    of the teacher.
+    """
+    if self.done(step):
+      return self._load(step)
+    return self._student(step, teacher)
 
   def compressed(self):
     if self.done("compressed"):

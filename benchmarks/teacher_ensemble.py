@@ -1,0 +1,146 @@
+"""Distilling from an ensemble of teachers on latest-small.
+
+A student distilled from one teacher can hardly beat that teacher, so its
+gain over the same student trained alone is capped by how far the student
+alone is behind. An ensemble of teachers is a stronger teacher at no cost to
+the student's size. This script takes the `student_encoders.py` runs of
+`--seeds` (same data, each with its own trained teacher, student alone and
+student distilled from that teacher), scores the ensemble of all their
+teachers (`TeacherEnsemble`, equal weights: the mean of the teachers' log
+probabilities, the very target the student is distilled towards), and for
+each seed distils the run's student (same initial weights, loss, alpha,
+temperature and epochs as its `student_kd`) from that ensemble instead.
+
+    python benchmarks/student_encoders.py --encoders=mean --student_epochs=10
+    python benchmarks/teacher_ensemble.py --student_epochs=10
+
+Writes benchmarks/results/<name>.{json,md} (default teacher_ensemble).
+"""
+
+import argparse
+import os
+import sys
+
+import _common  # pylint: disable=import-error
+import quality  # pylint: disable=import-error
+import student_encoders  # pylint: disable=import-error
+
+import tfdistill  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow)
+import tensorflow as tf
+
+from tfdistill.data.examples import CONTEXT
+from tfdistill.distill import TeacherEnsemble
+from tfdistill.evaluation.evaluate import evaluate_retrieval
+from tfdistill.models.io import count_parameters
+
+METRICS = ("ndcg@10", "hr@10", "mrr")
+
+
+def _runs(args) -> list:
+  runs = []
+  epochs = args.student_epochs or quality.DEFAULT_STUDENT_EPOCHS
+  for seed in (int(s) for s in args.seeds.split(",")):
+    base = quality.run_directory(args.work_dir, args.data, seed, "mean")
+    if not os.path.isfile(os.path.join(base, "teacher", "metrics.json")):
+      sys.exit(f"error: {base} holds no trained teacher; run "
+               f"`python benchmarks/quality.py --seeds={seed}` first.")
+    runs.append(student_encoders.encoder_run(
+        base, quality.run_directory(args.work_dir, args.data, seed, "mean",
+                                    epochs), "mean", epochs))
+  if len(runs) < 2:
+    sys.exit("error: an ensemble needs the teachers of at least two seeds "
+             f"(--seeds={args.seeds}).")
+  return runs
+
+
+def ensemble_quality(teachers: list, evaluation) -> dict:
+  """Test metrics of the ensemble target the students are distilled to."""
+  source = TeacherEnsemble(teachers)
+  source.prepare()
+  score = tf.function(lambda contexts: source({CONTEXT: contexts})["logits"])
+  result = evaluate_retrieval(
+      lambda contexts: score(tf.constant(contexts, tf.int32)), evaluation)
+  return {key: float(result[key]) for key in METRICS}
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--seeds", default="0,1,2",
+                      help="the runs whose teachers form the ensemble and "
+                      "whose students are distilled from it")
+  parser.add_argument("--data", default="latest-small")
+  parser.add_argument("--student_epochs", type=int, default=0,
+                      help="student epochs of the student_encoders.py runs "
+                      "(default: quality.py's)")
+  parser.add_argument("--work_dir", default=str(_common.DEFAULT_OUT / "runs"))
+  parser.add_argument("--out", default=str(_common.DEFAULT_OUT))
+  parser.add_argument("--name", default="teacher_ensemble")
+  args = parser.parse_args()
+  runs = _runs(args)
+  for run in runs:
+    run.student_alone()
+    run.student_kd()
+  teachers = [run.teacher() for run in runs]
+  step = f"student_kd_ensemble{len(teachers)}"
+  ensemble = ensemble_quality(teachers, runs[0].evaluation("test"))
+  ensemble_params = sum(count_parameters(t) for t in teachers)
+  rows = []
+  for run in runs:
+    run.distilled_student(step, teachers)
+    teacher, alone, kd, kd_ensemble = (run.step_metrics(s) for s in (
+        "teacher", "student_alone", "student_kd", step))
+    row = {"seed": run.config.seed, "params": kd_ensemble["params"],
+           "teacher_ndcg@10": teacher["ndcg@10"],
+           "ensemble_ndcg@10": ensemble["ndcg@10"]}
+    for name, metrics in (("alone", alone), ("kd", kd),
+                          ("kd_ensemble", kd_ensemble)):
+      row.update({f"{name}_{key}": metrics[key] for key in METRICS})
+    rows.append(row)
+  mean = _common.mean_and_std(rows, [key for key in rows[0] if key not in (
+      "seed", "params")])
+  summary = [
+      {"measure": "student params / ensemble params",
+       "value": rows[0]["params"] / ensemble_params},
+      {"measure": "student_kd_ensemble NDCG@10 / ensemble NDCG@10",
+       "value": mean["kd_ensemble_ndcg@10"] / ensemble["ndcg@10"]},
+      {"measure": "student_kd_ensemble NDCG@10 / single teacher NDCG@10 "
+                  "(mean over runs)",
+       "value": mean["kd_ensemble_ndcg@10"] / mean["teacher_ndcg@10"]},
+      {"measure": "student_kd_ensemble NDCG@10 gain over student_alone",
+       "value": mean["kd_ensemble_ndcg@10"] / mean["alone_ndcg@10"] - 1},
+      {"measure": "student_kd (one teacher) NDCG@10 gain over student_alone",
+       "value": mean["kd_ndcg@10"] / mean["alone_ndcg@10"] - 1}]
+  variants = [
+      {"variant": "teacher_ensemble", "params": ensemble_params, **ensemble},
+      *({"variant": f"{name}", "params": rows[0]["params"] if name != "teacher"
+         else ensemble_params // len(teachers),
+         **{key: mean[f"{name}_{key}"] for key in METRICS if
+            f"{name}_{key}" in mean},
+         "ndcg@10_std": mean[f"{name}_ndcg@10_std"]}
+        for name in ("teacher", "alone", "kd", "kd_ensemble"))]
+  config = runs[0].config
+  path = _common.write_report(
+      args.out, args.name,
+      f"Distilling from an ensemble of {len(teachers)} teachers ({args.data}, "
+      f"seeds {args.seeds})",
+      {"summary": summary, "variants": variants, "per_seed": rows,
+       "ensemble": ensemble, "ensemble_params": ensemble_params},
+      [("Summary (mean over seeds)", summary, ["measure", "value"]),
+       ("Mean over seeds (test split, full catalog, seen excluded)", variants,
+        ["variant", "params", "ndcg@10", "ndcg@10_std", "hr@10", "mrr"]),
+       ("Per seed", rows, ["seed", "teacher_ndcg@10", "ensemble_ndcg@10",
+                           "alone_ndcg@10", "kd_ndcg@10",
+                           "kd_ensemble_ndcg@10"])],
+      notes=f"teacher: each run's own teacher (mean over runs); "
+      f"teacher_ensemble: all {len(teachers)} teachers, equal weights; "
+      f"alone, kd: the runs' student alone and distilled from their own "
+      f"teacher; kd_ensemble: the same initial student distilled from the "
+      f"ensemble with the same loss ({config.distillation_loss}, alpha "
+      f"{config.alpha}, T={config.temperature}; the hint reads the "
+      f"teachers' concatenated hidden layers), {config.student_epochs} "
+      f"epochs.")
+  print(path.read_text())
+
+
+if __name__ == "__main__":
+  main()
