@@ -33,6 +33,9 @@ SECTIONS = (
      "Students trained 10 epochs instead of 5 (latest-small)"),
     ("teacher_epochs_10_seed0",
      "A teacher trained 10 epochs instead of 5 (latest-small, seed 0)"),
+    ("teacher_ensemble",
+     "Distilling from an ensemble of the three seeds' teachers "
+     "(latest-small, students 10 epochs)"),
     ("cached_teacher",
      "Distilling from a cached teacher top-50: quality and step time "
      "(latest-small, students 10 epochs)"),
@@ -85,6 +88,16 @@ def other_targets(results: pathlib.Path) -> list:
         mean["kd_vs_teacher"], ">=", 0.9, "student_epochs_10")
     add("student_kd NDCG@10 gain over student_alone (students 10 epochs)",
         mean["kd_vs_alone"], ">=", 0.2, "student_epochs_10")
+  ensemble = _load(results, "teacher_ensemble")
+  if ensemble:
+    summary = {row["measure"]: row["value"] for row in ensemble["summary"]}
+    size = len(ensemble["per_seed"])
+    for measure, op, goal in (
+        ("student params / ensemble params", "<=", 0.1),
+        ("student_kd_ensemble NDCG@10 / ensemble NDCG@10", ">=", 0.9),
+        ("student_kd_ensemble NDCG@10 gain over student_alone", ">=", 0.2)):
+      add(f"{measure} ({size}-teacher ensemble)",
+          summary[measure], op, goal, "teacher_ensemble")
   for name, label in (("compression_latest_small", "students 5 epochs"),
                       ("compression_latest_small_e10", "students 10 epochs")):
     compression = _load(results, name)
@@ -100,6 +113,10 @@ def other_targets(results: pathlib.Path) -> list:
           r["p50_ms"], "<=", 1.0, "speed")
     add("Distiller step / student-alone step (online teacher)",
         speed["training"]["online_vs_alone"], "<=", 1.5, "speed")
+    if "teacher_forward_vs_alone" in speed["training"]:
+      add("the online teacher's forward pass alone / student-alone step "
+          "(the least an online step adds)",
+          speed["training"]["teacher_forward_vs_alone"], "<=", 0.5, "speed")
     add("Distiller step / student-alone step (cached teacher top-K, KL at "
         "T=2 + ranking)",
         speed["training"]["cached_vs_alone"], "<=", 1.15, "speed")

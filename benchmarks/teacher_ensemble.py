@@ -31,7 +31,7 @@ import tensorflow as tf
 from tfdistill.data.examples import CONTEXT
 from tfdistill.distill import TeacherEnsemble
 from tfdistill.evaluation.evaluate import evaluate_retrieval
-from tfdistill.models.io import count_parameters
+from tfdistill.pipeline.run import Run
 
 METRICS = ("ndcg@10", "hr@10", "mrr")
 
@@ -83,10 +83,13 @@ def main():
   teachers = [run.teacher() for run in runs]
   step = f"student_kd_ensemble{len(teachers)}"
   ensemble = ensemble_quality(teachers, runs[0].evaluation("test"))
-  ensemble_params = sum(count_parameters(t) for t in teachers)
+  ensemble_params = sum(run.step_metrics("teacher")["params"]
+                        for run in runs)
   rows = []
   for run in runs:
-    run.distilled_student(step, teachers)
+    # Fresh copies: a Distiller freezes its teachers' weights in place.
+    run.distilled_student(step, [Run(other.out, other.config).teacher()
+                                 for other in runs])
     teacher, alone, kd, kd_ensemble = (run.step_metrics(s) for s in (
         "teacher", "student_alone", "student_kd", step))
     row = {"seed": run.config.seed, "params": kd_ensemble["params"],

@@ -156,13 +156,29 @@ def test_collect_lists_the_targets_outside_the_quality_table(tmp_path):
   assert not collect.other_targets(tmp_path)
   (tmp_path / "speed.json").write_text(json.dumps({
       "training": {"online_vs_alone": 1.4, "cached_vs_alone": 1.2,
-                   "cached_kl_t1_vs_alone": 1.1},
+                   "cached_kl_t1_vs_alone": 1.1,
+                   "teacher_forward_vs_alone": 0.6},
       "catalog_scaling": [{"catalog": 10000, "quantization": "int8",
                            "p50_ms": 1.5},
                           {"catalog": 1000, "quantization": "int8",
                            "p50_ms": 0.1}]}))
+  (tmp_path / "teacher_ensemble.json").write_text(json.dumps({
+      "per_seed": [{}, {}],
+      "summary": [
+          {"measure": "student params / ensemble params", "value": 0.04},
+          {"measure": "student_kd_ensemble NDCG@10 / ensemble NDCG@10",
+           "value": 0.85},
+          {"measure": "student_kd_ensemble NDCG@10 gain over student_alone",
+           "value": 0.25}]}))
   rows = {r["target"]: r["met"] for r in collect.other_targets(tmp_path)}
   assert rows == {
+      "student params / ensemble params (2-teacher ensemble)": True,
+      "student_kd_ensemble NDCG@10 / ensemble NDCG@10 (2-teacher "
+      "ensemble)": False,
+      "student_kd_ensemble NDCG@10 gain over student_alone (2-teacher "
+      "ensemble)": True,
+      "the online teacher's forward pass alone / student-alone step (the "
+      "least an online step adds)": False,
       "TFLite top-10 p50 ms, 10k items (int8)": False,
       "Distiller step / student-alone step (online teacher)": True,
       "Distiller step / student-alone step (cached teacher top-K, KL at "

@@ -168,3 +168,21 @@ def test_tflite_quality_is_measured_in_the_exported_mode(tiny_run, tmp_path):
   evaluated = run.step_metrics("export")["tflite_eval"]
   assert evaluated["quantization"] == "dynamic"
   assert lite["ndcg@10"] == evaluated["ndcg@10"]
+
+
+def test_a_run_distils_its_student_from_another_teacher(tiny_run, tmp_path):
+  out = tmp_path / "copy"
+  shutil.copytree(tiny_run[0], out)
+  config = PipelineConfig.from_json(json.loads(
+      (out / "config.json").read_text()))
+  run = Run(str(out), config)
+  teacher = run.teacher()
+  student = run.distilled_student("student_pair", [teacher, teacher])
+  metrics = run.step_metrics("student_pair")
+  teacher_metrics = run.step_metrics("teacher")
+  assert metrics["params"] == run.step_metrics("student_kd")["params"]
+  assert metrics["params_vs_teacher"] == pytest.approx(
+      metrics["params"] / (2 * teacher_metrics["params"]))
+  assert (out / "student_pair" / "training_log.csv").is_file()
+  assert Run(str(out), config).distilled_student(
+      "student_pair", teacher).count_params() == student.count_params()

@@ -31,6 +31,7 @@ from tfdistill.data.prepare import PreparedData
 from tfdistill.data.prepare import prepare
 from tfdistill.data.sources import load_dataset
 from tfdistill.distill.distiller import Distiller
+from tfdistill.distill.teachers import as_teacher_source
 from tfdistill.errors import ConfigError
 from tfdistill.evaluation.callbacks import RankingEvaluation
 from tfdistill.evaluation.evaluate import evaluate_retrieval
@@ -217,6 +218,10 @@ class Run:
                       .SparseCategoricalCrossentropy(from_logits=True))
       self._fit(step, student, config.student_epochs)
     else:
+      # Counted before the Distiller freezes the teacher's weights (a
+      # teacher frozen by an earlier Distiller counts 0 and is not compared).
+      teacher_params = sum(count_parameters(model) for model in
+                           as_teacher_source(teacher).models())
       distiller = Distiller(student=student, teacher=teacher)
       distiller.compile(optimizer=optimizer, alpha=config.alpha,
                         temperature=config.temperature,
@@ -228,9 +233,7 @@ class Run:
     self._models[step] = student
     metrics = dict(self._quality(student), params=count_parameters(student),
                    path=path)
-    if teacher is not None:
-      teacher_params = sum(count_parameters(model)
-                           for model in distiller.teacher.models())
+    if teacher is not None and teacher_params:
       metrics["params_vs_teacher"] = metrics["params"] / teacher_params
     self._finish(step, metrics)
     return student
@@ -251,7 +254,7 @@ class Run:
     As `student_kd` (same initial student, loss, epochs; resumable), with a
     model, a list of models (an ensemble) or a `TeacherSource` in place of
     the run's teacher. Its metrics' `params_vs_teacher` counts every model
-    of the teacher.
+    of the teacher; pass teachers no other Distiller has frozen.
     """
     if self.done(step):
       return self._load(step)
