@@ -92,7 +92,7 @@ def test_cli_user_errors(tiny_run, tmp_path):
 
 def test_flagfile_and_help(tmp_path):
   flagfile = tmp_path / "flags"
-  flagfile.write_text("--preset=tiny\n--alpha=0.3\n--compress_epochs=2\n")
+  flagfile.write_text("--preset=tiny\n--alpha=0.3\n--compress_epochs=3\n")
   out = run_cli("--help")
   assert "pipeline" in out.stdout and "tune" in out.stdout
   help_text = run_cli("export", "--help").stdout
@@ -103,7 +103,7 @@ def test_flagfile_and_help(tmp_path):
   assert summary["params"] > 0
   config = json.loads((tmp_path / "r" / "config.json").read_text())
   assert config["alpha"] == 0.3 and config["teacher_epochs"] == 1
-  assert config["compress"]["fine_tune_epochs"] == 2
+  assert config["compress"]["fine_tune_epochs"] == 3
 
 
 def test_interrupted_training_resumes_from_its_checkpoint(tmp_path,
