@@ -111,6 +111,26 @@ CACHED_LOSSES = {
 }
 
 
+#: The training-step ratios of the report, in order: result key -> label.
+TRAINING_RATIOS = (
+    ("online_vs_alone",
+     "Distiller step / student-alone step (online teacher)"),
+    ("online_no_xla_vs_alone",
+     "Distiller step / student-alone step (online teacher, its forward pass "
+     "not compiled with XLA)"),
+    ("teacher_forward_vs_alone",
+     "online teacher's forward pass alone / student-alone step"),
+    ("cached_vs_alone",
+     "Distiller step / student-alone step (cached top-K, KL at T=2 + "
+     "ranking)"),
+    ("cached_kl_t1_vs_alone",
+     "Distiller step / student-alone step (cached top-K, KL at T=1)"),
+    ("cached_teacher_items_vs_alone",
+     "Distiller step / student-alone step (cached top-K, KL over the "
+     "teacher's items only)"),
+)
+
+
 def training_speed(prepared, steps: int, rounds: int, work: str) -> dict:
   train = examples.sequence_examples(prepared, "train", L, batch_size=BATCH)
   teacher = build_sequential_teacher(prepared, L, TeacherConfig())
@@ -253,24 +273,8 @@ def main():
         "peak_memory": peak_memory(5000 if quick else 100_000)}
   finally:
     shutil.rmtree(work, ignore_errors=True)
-  training = results["training"]
-  rows = [{"measure": "Distiller step / student-alone step (online teacher)",
-           "ratio": training["online_vs_alone"]},
-          {"measure": "Distiller step / student-alone step (online teacher, "
-                      "its forward pass not compiled with XLA)",
-           "ratio": training["online_no_xla_vs_alone"]},
-          {"measure": "online teacher's forward pass alone / student-alone "
-                      "step",
-           "ratio": training["teacher_forward_vs_alone"]},
-          {"measure": "Distiller step / student-alone step (cached top-K, "
-                      "KL at T=2 + ranking)",
-           "ratio": training["cached_vs_alone"]},
-          {"measure": "Distiller step / student-alone step (cached top-K, "
-                      "KL at T=1)",
-           "ratio": training["cached_kl_t1_vs_alone"]},
-          {"measure": "Distiller step / student-alone step (cached top-K, "
-                      "KL over the teacher's items only)",
-           "ratio": training["cached_teacher_items_vs_alone"]}]
+  rows = [{"measure": label, "ratio": results["training"][key]}
+          for key, label in TRAINING_RATIOS]
   rows += [{"measure": f"TFLite / SavedModel p50 latency ({mode})",
             "ratio": row["tflite_vs_saved_model"]}
            for mode, row in results["latency"].items()]

@@ -34,6 +34,9 @@ from tfdistill.evaluation.evaluate import evaluate_retrieval
 from tfdistill.pipeline.run import Run
 
 METRICS = ("ndcg@10", "hr@10", "mrr")
+#: Each run's own steps compared, by row prefix.
+VARIANTS = {"teacher": "teacher", "alone": "student_alone",
+            "kd": "student_kd"}
 
 
 def _runs(args) -> list:
@@ -51,6 +54,12 @@ def _runs(args) -> list:
     sys.exit("error: an ensemble needs the teachers of at least two seeds "
              f"(--seeds={args.seeds}).")
   return runs
+
+
+def _teachers(runs: list) -> list:
+  """Fresh copies of the runs' teachers: a Distiller freezes its teachers'
+  weights in place, so each ensemble gets its own."""
+  return [Run(run.out, run.config).teacher() for run in runs]
 
 
 def ensemble_quality(teachers: list, evaluation) -> dict:
@@ -80,30 +89,25 @@ def main():
   for run in runs:
     run.student_alone()
     run.student_kd()
-  teachers = [run.teacher() for run in runs]
-  step = f"student_kd_ensemble{len(teachers)}"
-  ensemble = ensemble_quality(teachers, runs[0].evaluation("test"))
+  step = f"student_kd_ensemble{len(runs)}"
+  ensemble = ensemble_quality(_teachers(runs), runs[0].evaluation("test"))
+  params = {name: runs[0].step_metrics(step_name)["params"]
+            for name, step_name in VARIANTS.items() if name != "kd_ensemble"}
   ensemble_params = sum(run.step_metrics("teacher")["params"]
                         for run in runs)
   rows = []
   for run in runs:
-    # Fresh copies: a Distiller freezes its teachers' weights in place.
-    run.distilled_student(step, [Run(other.out, other.config).teacher()
-                                 for other in runs])
-    teacher, alone, kd, kd_ensemble = (run.step_metrics(s) for s in (
-        "teacher", "student_alone", "student_kd", step))
-    row = {"seed": run.config.seed, "params": kd_ensemble["params"],
-           "teacher_ndcg@10": teacher["ndcg@10"],
-           "ensemble_ndcg@10": ensemble["ndcg@10"]}
-    for name, metrics in (("alone", alone), ("kd", kd),
-                          ("kd_ensemble", kd_ensemble)):
+    run.distilled_student(step, _teachers(runs))
+    row = {"seed": run.config.seed, "ensemble_ndcg@10": ensemble["ndcg@10"]}
+    for name, step_name in dict(VARIANTS, kd_ensemble=step).items():
+      metrics = run.step_metrics(step_name)
       row.update({f"{name}_{key}": metrics[key] for key in METRICS})
     rows.append(row)
-  mean = _common.mean_and_std(rows, [key for key in rows[0] if key not in (
-      "seed", "params")])
+  params["kd_ensemble"] = runs[0].step_metrics(step)["params"]
+  mean = _common.mean_and_std(rows, [key for key in rows[0] if key != "seed"])
   summary = [
       {"measure": "student params / ensemble params",
-       "value": rows[0]["params"] / ensemble_params},
+       "value": params["kd_ensemble"] / ensemble_params},
       {"measure": "student_kd_ensemble NDCG@10 / ensemble NDCG@10",
        "value": mean["kd_ensemble_ndcg@10"] / ensemble["ndcg@10"]},
       {"measure": "student_kd_ensemble NDCG@10 / single teacher NDCG@10 "
@@ -113,18 +117,16 @@ def main():
        "value": mean["kd_ensemble_ndcg@10"] / mean["alone_ndcg@10"] - 1},
       {"measure": "student_kd (one teacher) NDCG@10 gain over student_alone",
        "value": mean["kd_ndcg@10"] / mean["alone_ndcg@10"] - 1}]
-  variants = [
-      {"variant": "teacher_ensemble", "params": ensemble_params, **ensemble},
-      *({"variant": f"{name}", "params": rows[0]["params"] if name != "teacher"
-         else ensemble_params // len(teachers),
-         **{key: mean[f"{name}_{key}"] for key in METRICS if
-            f"{name}_{key}" in mean},
-         "ndcg@10_std": mean[f"{name}_ndcg@10_std"]}
-        for name in ("teacher", "alone", "kd", "kd_ensemble"))]
+  variants = [{"variant": "teacher_ensemble", "params": ensemble_params,
+               **ensemble}]
+  variants += [{"variant": name, "params": params[name],
+                "ndcg@10_std": mean[f"{name}_ndcg@10_std"],
+                **{key: mean[f"{name}_{key}"] for key in METRICS}}
+               for name in params]
   config = runs[0].config
   path = _common.write_report(
       args.out, args.name,
-      f"Distilling from an ensemble of {len(teachers)} teachers ({args.data}, "
+      f"Distilling from an ensemble of {len(runs)} teachers ({args.data}, "
       f"seeds {args.seeds})",
       {"summary": summary, "variants": variants, "per_seed": rows,
        "ensemble": ensemble, "ensemble_params": ensemble_params},
@@ -135,7 +137,7 @@ def main():
                            "alone_ndcg@10", "kd_ndcg@10",
                            "kd_ensemble_ndcg@10"])],
       notes=f"teacher: each run's own teacher (mean over runs); "
-      f"teacher_ensemble: all {len(teachers)} teachers, equal weights; "
+      f"teacher_ensemble: all {len(runs)} teachers, equal weights; "
       f"alone, kd: the runs' student alone and distilled from their own "
       f"teacher; kd_ensemble: the same initial student distilled from the "
       f"ensemble with the same loss ({config.distillation_loss}, alpha "

@@ -218,11 +218,12 @@ class Run:
                       .SparseCategoricalCrossentropy(from_logits=True))
       self._fit(step, student, config.student_epochs)
     else:
+      source = as_teacher_source(teacher)
       # Counted before the Distiller freezes the teacher's weights (a
       # teacher frozen by an earlier Distiller counts 0 and is not compared).
-      teacher_params = sum(count_parameters(model) for model in
-                           as_teacher_source(teacher).models())
-      distiller = Distiller(student=student, teacher=teacher)
+      teacher_params = sum(count_parameters(model)
+                           for model in source.models())
+      distiller = Distiller(student=student, teacher=source)
       distiller.compile(optimizer=optimizer, alpha=config.alpha,
                         temperature=config.temperature,
                         distillation_loss=distillation_losses(
