@@ -207,7 +207,10 @@ class Run:
                                  params=count_parameters(teacher), path=path))
     return teacher
 
-  def _student(self, step: str, teacher=None):
+  def student_trainer(self, teacher=None) -> tuple:
+    """(student, trainer): the run's initial student, compiled as its steps
+    train it, alone (trainer = student) or in a Distiller on `teacher` (a
+    model, a list of models or a `TeacherSource`; frozen in place)."""
     config = self.config
     self._seed(2)  # the same initial student with and without a teacher
     student = build_student(self.prepared, config.context_length,
@@ -216,25 +219,30 @@ class Run:
     if teacher is None:
       student.compile(optimizer, loss=tf_keras.losses
                       .SparseCategoricalCrossentropy(from_logits=True))
-      self._fit(step, student, config.student_epochs)
-    else:
-      source = as_teacher_source(teacher)
+      return student, student
+    distiller = Distiller(student=student, teacher=teacher)
+    distiller.compile(optimizer=optimizer, alpha=config.alpha,
+                      temperature=config.temperature,
+                      distillation_loss=distillation_losses(
+                          config.distillation_loss, config.temperature))
+    return student, distiller
+
+  def _student(self, step: str, teacher=None):
+    teacher_params = 0
+    if teacher is not None:
+      teacher = as_teacher_source(teacher)
       # Counted before the Distiller freezes the teacher's weights (a
       # teacher frozen by an earlier Distiller counts 0 and is not compared).
       teacher_params = sum(count_parameters(model)
-                           for model in source.models())
-      distiller = Distiller(student=student, teacher=source)
-      distiller.compile(optimizer=optimizer, alpha=config.alpha,
-                        temperature=config.temperature,
-                        distillation_loss=distillation_losses(
-                            config.distillation_loss, config.temperature))
-      self._fit(step, distiller, config.student_epochs)
+                           for model in teacher.models())
+    student, trainer = self.student_trainer(teacher)
+    self._fit(step, trainer, self.config.student_epochs)
     path = save_model(student, os.path.join(self.step_dir(step), "model"),
                       overwrite=True, **self.save_extras())
     self._models[step] = student
     metrics = dict(self._quality(student), params=count_parameters(student),
                    path=path)
-    if teacher is not None and teacher_params:
+    if teacher_params:
       metrics["params_vs_teacher"] = metrics["params"] / teacher_params
     self._finish(step, metrics)
     return student
