@@ -185,3 +185,41 @@ def test_collect_lists_the_targets_outside_the_quality_table(tmp_path):
       "T=2 + ranking)": False,
       "Distiller step / student-alone step (cached top-K, KL at T=1: the "
       "hard loss's normaliser; quality in cached_teacher_t1)": True}
+
+
+def _curves(teacher, alone, kd, val_alone, val_kd):
+  """One seed's curves: every user's NDCG a fixed multiple of a base."""
+  base = np.random.default_rng(0).random(200)
+  return {"teacher": {"test": (base * teacher).tolist(), "validation": 1.0},
+          "alone": {"test": [(base * a).tolist() for a in alone],
+                    "validation": list(val_alone)},
+          "kd": {"test": [(base * k).tolist() for k in kd],
+                 "validation": list(val_kd)}}
+
+
+def test_training_budget_marks_the_epochs_meeting_both_targets(tmp_path):
+  sys.path.insert(0, str(BENCHMARKS))
+  try:
+    import collect  # pylint: disable=import-outside-toplevel,import-error
+    import training_budget  # pylint: disable=import-outside-toplevel,import-error
+  finally:
+    sys.path.remove(str(BENCHMARKS))
+  # Epoch 1: kd 0.6 of the teacher, +20% over alone; epoch 2: 0.95 and
+  # +26.7%; epoch 3: 0.95 but only +5.6%. Validation: only epoch 1 meets.
+  curves = [_curves(1.0, (0.5, 0.75, 0.9), (0.6, 0.95, 0.95),
+                    (0.7, 0.9, 0.95), (0.9, 0.95, 0.99))] * 2
+  rows = training_budget.epoch_rows(curves, 3, samples=20)
+  np.testing.assert_allclose([r["kd_vs_teacher"] for r in rows],
+                             [0.6, 0.95, 0.95])
+  np.testing.assert_allclose([r["kd_vs_alone"] for r in rows],
+                             [0.2, 0.95 / 0.75 - 1, 0.95 / 0.9 - 1])
+  assert [r["both_met"] for r in rows] == [False, True, False]
+  assert [r["val_both_met"] for r in rows] == [True, False, False]
+  # Exact multiples: every bootstrap draw gives the same ratio.
+  assert rows[1]["kd_vs_teacher_ci95"] == "[0.95, 0.95]"
+  (tmp_path / "training_budget.json").write_text(json.dumps(
+      {"epochs": [{k: (bool(v) if isinstance(v, np.bool_) else v)
+                   for k, v in r.items()} for r in rows]}))
+  row = next(r for r in collect.other_targets(tmp_path)
+             if r["source"] == "training_budget")
+  assert (row["measured"], row["met"]) == ("2", True)
