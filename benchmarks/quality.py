@@ -60,7 +60,9 @@ def _config(args, seed):
     return preset("tiny", seed=seed, distillation_loss=args.loss,
                   quantize=args.quantize, min_agreement=args.min_agreement)
   base = preset("default", seed=seed, teacher_epochs=args.teacher_epochs,
+                teacher_learning_rate=args.teacher_learning_rate,
                 student_epochs=args.student_epochs,
+                student_learning_rate=args.student_learning_rate,
                 distillation_loss=args.loss)
   base = dataclasses.replace(base, quantize=args.quantize,
                              min_agreement=args.min_agreement,
@@ -353,6 +355,10 @@ def build_parser() -> argparse.ArgumentParser:
                       default=DEFAULT_TEACHER_EPOCHS)
   parser.add_argument("--student_epochs", type=int,
                       default=DEFAULT_STUDENT_EPOCHS)
+  # The measured runs' learning rates (the pipeline's defaults are now
+  # higher, for its short synthetic default run).
+  parser.add_argument("--teacher_learning_rate", type=float, default=2e-3)
+  parser.add_argument("--student_learning_rate", type=float, default=2e-3)
   parser.add_argument("--teacher_dim", type=int, default=128,
                       help="teacher embedding size (ffn is twice this)")
   parser.add_argument("--quantize", default="int8",

@@ -98,12 +98,19 @@ def test_flagfile_and_help(tmp_path):
   help_text = run_cli("export", "--help").stdout
   assert "--quantize" in help_text and "--saved_model" in help_text
   result = run_cli("train-teacher", f"--flagfile={flagfile}",
-                   f"--out={tmp_path / 'r'}", "--teacher_epochs=1")
+                   f"--out={tmp_path / 'r'}", "--teacher_epochs=1",
+                   "--teacher_learning_rate=0.004",
+                   "--student_learning_rate=0.02")
   summary = last_json(result)
   assert summary["params"] > 0
   config = json.loads((tmp_path / "r" / "config.json").read_text())
   assert config["alpha"] == 0.3 and config["teacher_epochs"] == 1
   assert config["compress"]["fine_tune_epochs"] == 3
+  assert (config["teacher_learning_rate"],
+          config["student_learning_rate"]) == (0.004, 0.02)
+  bad = run_cli("train-teacher", "--preset=tiny", "--student_learning_rate=0",
+                f"--out={tmp_path / 'bad'}")
+  assert bad.returncode != 0 and "student_learning_rate" in bad.stderr
 
 
 def test_interrupted_training_resumes_from_its_checkpoint(tmp_path,

@@ -74,7 +74,11 @@ flags.DEFINE_integer("context_length", None,
                      "Recent items per example (L); default from --preset.")
 flags.DEFINE_integer("teacher_epochs", None, "Teacher training epochs.")
 flags.DEFINE_integer("teacher_dim", None, "Teacher embedding size.")
+flags.DEFINE_float("teacher_learning_rate", None,
+                   "Teacher's Adam learning rate, > 0.")
 flags.DEFINE_integer("student_epochs", None, "Student training epochs.")
+flags.DEFINE_float("student_learning_rate", None,
+                   "Student's Adam learning rate, alone and distilled, > 0.")
 flags.DEFINE_integer("student_dim", None, "Student embedding size.")
 flags.DEFINE_enum("student_encoder", None, ["mean", "cnn", "gru"],
                   "Student context encoder.")
@@ -128,7 +132,8 @@ flags.DEFINE_integer("tune_epochs", 2, "Epochs per tuning trial.")
 
 RUN_FLAGS = DATA_FLAGS + (
     "out", "preset", "force", "context_length", "teacher_epochs",
-    "teacher_dim", "student_epochs", "student_dim", "student_encoder",
+    "teacher_learning_rate", "teacher_dim", "student_epochs",
+    "student_learning_rate", "student_dim", "student_encoder",
     "distillation_loss", "alpha", "temperature", "target_sparsity", "qat",
     "low_rank_energy", "clusters", "compress_epochs", "quantize", "top_k",
     "min_agreement")
@@ -165,6 +170,8 @@ def pipeline_config():
   for flag, field in (("context_length", "context_length"),
                       ("teacher_epochs", "teacher_epochs"),
                       ("student_epochs", "student_epochs"),
+                      ("teacher_learning_rate", "teacher_learning_rate"),
+                      ("student_learning_rate", "student_learning_rate"),
                       ("distillation_loss", "distillation_loss"),
                       ("alpha", "alpha"), ("temperature", "temperature"),
                       ("quantize", "quantize"), ("top_k", "top_k"),
