@@ -251,7 +251,7 @@ def _ratio_targets(means: dict) -> dict:
 
 
 def bootstrap_targets(per_user: list, samples: int = 2000,
-                      seed: int = 0) -> dict:
+                      seed: int = 0, ratios=_ratio_targets) -> dict:
   """95% intervals of the relative targets over test users.
 
   Each sample redraws every seed's test users with replacement (the same
@@ -260,6 +260,8 @@ def bootstrap_targets(per_user: list, samples: int = 2000,
 
   Args:
     per_user: one {stage: [ndcg per user]} per seed.
+    ratios: {stage: mean NDCG@10} -> {target: value}; default the issue's
+      targets on the quality table's stages.
 
   Returns:
     {target: [low, high]}.
@@ -268,13 +270,13 @@ def bootstrap_targets(per_user: list, samples: int = 2000,
   stages = list(per_user[0])
   arrays = [{k: np.asarray(v) for k, v in seed_values.items()}
             for seed_values in per_user]
-  draws = {name: [] for name in _ratio_targets({k: 1.0 for k in stages})}
+  draws = {name: [] for name in ratios({k: 1.0 for k in stages})}
   for _ in range(samples):
     picks = [rng.integers(0, len(a[stages[0]]), len(a[stages[0]]))
              for a in arrays]
     means = {k: np.mean([a[k][p].mean() for a, p in zip(arrays, picks)])
              for k in stages}
-    for name, value in _ratio_targets(means).items():
+    for name, value in ratios(means).items():
       draws[name].append(value)
   return {name: [float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))]
           for name, v in draws.items()}

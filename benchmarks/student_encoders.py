@@ -65,6 +65,22 @@ def encoder_run(base_dir: str, out: str, encoder: str, epochs: int,
   return Run(out, config)
 
 
+def mean_runs(work_dir: str, data: str, seeds, epochs: int) -> list:
+  """The runs of `--encoders=mean --student_epochs=<epochs>`, one per seed
+  (made from the seed's quality.py run when missing); exits with the
+  command to run when a seed's quality.py run has no trained teacher."""
+  runs = []
+  for seed in seeds:
+    base = quality.run_directory(work_dir, data, seed, "mean")
+    if not os.path.isfile(os.path.join(base, "teacher", "metrics.json")):
+      sys.exit(f"error: {base} holds no trained teacher; run "
+               f"`python benchmarks/quality.py --seeds={seed}` first.")
+    runs.append(encoder_run(
+        base, quality.run_directory(work_dir, data, seed, "mean", epochs),
+        "mean", epochs))
+  return runs
+
+
 def rows_for(base_dir: str, out: str, encoder: str, epochs: int,
              teacher_epochs: int = 0) -> dict:
   run = encoder_run(base_dir, out, encoder, epochs, teacher_epochs)

@@ -18,7 +18,6 @@ Writes benchmarks/results/<name>.{json,md} (default teacher_ensemble).
 """
 
 import argparse
-import os
 import sys
 
 import _common  # pylint: disable=import-error
@@ -40,16 +39,9 @@ VARIANTS = {"teacher": "teacher", "alone": "student_alone",
 
 
 def _runs(args) -> list:
-  runs = []
-  epochs = args.student_epochs or quality.DEFAULT_STUDENT_EPOCHS
-  for seed in (int(s) for s in args.seeds.split(",")):
-    base = quality.run_directory(args.work_dir, args.data, seed, "mean")
-    if not os.path.isfile(os.path.join(base, "teacher", "metrics.json")):
-      sys.exit(f"error: {base} holds no trained teacher; run "
-               f"`python benchmarks/quality.py --seeds={seed}` first.")
-    runs.append(student_encoders.encoder_run(
-        base, quality.run_directory(args.work_dir, args.data, seed, "mean",
-                                    epochs), "mean", epochs))
+  runs = student_encoders.mean_runs(
+      args.work_dir, args.data, [int(s) for s in args.seeds.split(",")],
+      args.student_epochs or quality.DEFAULT_STUDENT_EPOCHS)
   if len(runs) < 2:
     sys.exit("error: an ensemble needs the teachers of at least two seeds "
              f"(--seeds={args.seeds}).")

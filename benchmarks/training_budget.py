@@ -87,26 +87,6 @@ def _ratios(teacher: float, alone: float, kd: float) -> dict:
   return {"kd_vs_teacher": kd / teacher, "kd_vs_alone": kd / alone - 1}
 
 
-def paired_intervals(teacher: list, alone: list, kd: list,
-                     samples: int = 2000, seed: int = 0) -> dict:
-  """95% intervals of the two ratios over test users, one epoch.
-
-  Each argument holds one array of per-user NDCG@10 per seed; each sample
-  redraws every seed's users with replacement (the same draw for the three
-  models), averages over users and then seeds, as the headline numbers do.
-  """
-  rng = np.random.default_rng(seed)
-  draws = {name: [] for name in TARGETS}
-  for _ in range(samples):
-    picks = [rng.integers(0, len(t), len(t)) for t in teacher]
-    means = [np.mean([values[p].mean() for values, p in zip(model, picks)])
-             for model in (teacher, alone, kd)]
-    for name, value in _ratios(*means).items():
-      draws[name].append(value)
-  return {name: (float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5)))
-          for name, v in draws.items()}
-
-
 def epoch_rows(curves: list, epochs: int, samples: int) -> list:
   """One row per epoch: mean NDCG@10 over seeds, both ratios on test (with
   intervals) and on validation, and whether both targets hold."""
@@ -124,8 +104,11 @@ def epoch_rows(curves: list, epochs: int, samples: int) -> list:
            for name in ("alone", "kd")}
     ratios = _ratios(teacher_test, test["alone"], test["kd"])
     val_ratios = _ratios(teacher_val, val["alone"], val["kd"])
-    intervals = paired_intervals(teacher, per_model["alone"],
-                                 per_model["kd"], samples)
+    intervals = quality.bootstrap_targets(
+        [{"teacher": t, "alone": a, "kd": k} for t, a, k in
+         zip(teacher, per_model["alone"], per_model["kd"])], samples,
+        ratios=lambda means: _ratios(means["teacher"], means["alone"],
+                                     means["kd"]))
     row = {"epoch": epoch + 1, "teacher_ndcg@10": teacher_test,
            "alone_ndcg@10": test["alone"], "kd_ndcg@10": test["kd"],
            "kd_ndcg@10_std": float(np.std([v.mean()
@@ -153,16 +136,10 @@ def main():
   parser.add_argument("--name", default="training_budget")
   args = parser.parse_args()
   epochs = args.student_epochs
-  curves = []
-  for seed in (int(s) for s in args.seeds.split(",")):
-    base = quality.run_directory(args.work_dir, args.data, seed, "mean")
-    if not os.path.isfile(os.path.join(base, "teacher", "metrics.json")):
-      sys.exit(f"error: {base} holds no trained teacher; run "
-               f"`python benchmarks/quality.py --seeds={seed}` first.")
-    run = student_encoders.encoder_run(
-        base, quality.run_directory(args.work_dir, args.data, seed, "mean",
-                                    epochs), "mean", epochs)
-    curves.append(seed_curves(run, epochs))
+  runs = student_encoders.mean_runs(
+      args.work_dir, args.data, [int(s) for s in args.seeds.split(",")],
+      epochs)
+  curves = [seed_curves(run, epochs) for run in runs]
   rows = epoch_rows(curves, epochs, args.bootstrap_samples)
   met = [r["epoch"] for r in rows if r["both_met"]]
   val_met = [r["epoch"] for r in rows if r["val_both_met"]]
@@ -171,7 +148,7 @@ def main():
        "value": ", ".join(map(str, met)) or "none"},
       {"measure": "epochs at which both targets hold on validation",
        "value": ", ".join(map(str, val_met)) or "none"}]
-  config = run.config
+  config = runs[0].config
   path = _common.write_report(
       args.out, args.name,
       f"Quality against training budget ({args.data}, seeds {args.seeds})",
