@@ -5,12 +5,14 @@ import json
 import os
 import shutil
 
+import numpy as np
 import pytest
 import tf_keras
 
 from cli_runner import assert_user_error
 from cli_runner import last_json
 from cli_runner import run_cli
+from tfdistill.distill import transfer_item_embeddings
 from tfdistill.errors import ConfigError
 from tfdistill.pipeline.config import PipelineConfig
 from tfdistill.pipeline.config import preset
@@ -100,7 +102,8 @@ def test_flagfile_and_help(tmp_path):
   result = run_cli("train-teacher", f"--flagfile={flagfile}",
                    f"--out={tmp_path / 'r'}", "--teacher_epochs=1",
                    "--teacher_learning_rate=0.004",
-                   "--student_learning_rate=0.02")
+                   "--student_learning_rate=0.02",
+                   "--student_init=teacher_items")
   summary = last_json(result)
   assert summary["params"] > 0
   config = json.loads((tmp_path / "r" / "config.json").read_text())
@@ -108,9 +111,38 @@ def test_flagfile_and_help(tmp_path):
   assert config["compress"]["fine_tune_epochs"] == 3
   assert (config["teacher_learning_rate"],
           config["student_learning_rate"]) == (0.004, 0.02)
+  assert config["student_init"] == "teacher_items"
   bad = run_cli("train-teacher", "--preset=tiny", "--student_learning_rate=0",
                 f"--out={tmp_path / 'bad'}")
   assert bad.returncode != 0 and "student_learning_rate" in bad.stderr
+
+
+def test_student_init_from_the_teachers_items(tmp_path):
+  run = Run(str(tmp_path / "r"), preset("tiny", teacher_epochs=1,
+                                        student_init="teacher_items"))
+  teacher = run.teacher()
+  distilled, _ = run.student_trainer(teacher)
+  alone, _ = run.student_trainer()  # the same seeded initial student
+  table = lambda model: model.get_layer("item_embedding").embeddings.numpy()
+  assert not np.allclose(table(distilled), table(alone))
+  transfer_item_embeddings(alone, teacher)
+  np.testing.assert_array_equal(table(distilled), table(alone))
+  with pytest.raises(ConfigError, match="student_init 'pca'"):
+    preset("tiny", student_init="pca")
+
+
+def test_run_directories_of_older_versions_still_resume(tmp_path):
+  out = str(tmp_path / "old")
+  Run(out, preset("tiny"))
+  path = os.path.join(out, "config.json")
+  with open(path) as f:
+    stored = json.load(f)
+  del stored["student_init"]  # written before the field existed
+  with open(path, "w") as f:
+    json.dump(stored, f)
+  Run(out, preset("tiny"))  # the field's default is what that run used
+  with pytest.raises(ConfigError, match="differs in: student_init"):
+    Run(out, preset("tiny", student_init="teacher_items"))
 
 
 def test_interrupted_training_resumes_from_its_checkpoint(tmp_path,

@@ -80,6 +80,10 @@ flags.DEFINE_integer("student_epochs", None, "Student training epochs.")
 flags.DEFINE_float("student_learning_rate", None,
                    "Student's Adam learning rate, alone and distilled, > 0.")
 flags.DEFINE_integer("student_dim", None, "Student embedding size.")
+flags.DEFINE_enum("student_init", None, ["random", "teacher_items"],
+                  "How the distilled student's item table starts: random, or "
+                  "teacher_items (the teacher's item embeddings projected on "
+                  "their top principal directions).")
 flags.DEFINE_enum("student_encoder", None, ["mean", "cnn", "gru"],
                   "Student context encoder.")
 flags.DEFINE_string("distillation_loss", None,
@@ -134,6 +138,7 @@ RUN_FLAGS = DATA_FLAGS + (
     "out", "preset", "force", "context_length", "teacher_epochs",
     "teacher_learning_rate", "teacher_dim", "student_epochs",
     "student_learning_rate", "student_dim", "student_encoder",
+    "student_init",
     "distillation_loss", "alpha", "temperature", "target_sparsity", "qat",
     "low_rank_energy", "clusters", "compress_epochs", "quantize", "top_k",
     "min_agreement")
@@ -172,6 +177,7 @@ def pipeline_config():
                       ("student_epochs", "student_epochs"),
                       ("teacher_learning_rate", "teacher_learning_rate"),
                       ("student_learning_rate", "student_learning_rate"),
+                      ("student_init", "student_init"),
                       ("distillation_loss", "distillation_loss"),
                       ("alpha", "alpha"), ("temperature", "temperature"),
                       ("quantize", "quantize"), ("top_k", "top_k"),

@@ -2,6 +2,7 @@
 
 from tfdistill.distill.distiller import Distiller
 from tfdistill.distill.distiller import StopOnNaN
+from tfdistill.distill.embedding_transfer import transfer_item_embeddings
 from tfdistill.distill.ranking_losses import RankingDistillation
 from tfdistill.distill.ranking_losses import RelaxedRankingDistillation
 from tfdistill.distill.representation_losses import ContrastiveAlignment

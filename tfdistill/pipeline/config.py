@@ -46,6 +46,8 @@ def distillation_losses(spec: str, temperature: float) -> list:
     losses.append(LOSSES[name](temperature))
   return losses
 
+STUDENT_INITS = ("random", "teacher_items")
+
 
 @dataclasses.dataclass(frozen=True)
 class PipelineConfig:
@@ -65,6 +67,10 @@ class PipelineConfig:
   student: StudentConfig = StudentConfig(embedding_dim=16, hidden_dim=64)
   student_epochs: int = 5
   student_learning_rate: float = 1e-2
+  # How the distilled student's item table starts: "random", or
+  # "teacher_items" (the teacher's item embeddings projected on their top
+  # principal directions; tfdistill.distill.transfer_item_embeddings).
+  student_init: str = "random"
   distillation_loss: str = "kl+ranking"
   alpha: float = 0.5
   temperature: float = 2.0
@@ -84,6 +90,9 @@ class PipelineConfig:
     if self.min_agreement is not None and not 0 <= self.min_agreement <= 1:
       raise ConfigError(f"min_agreement must be in [0, 1], got "
                         f"{self.min_agreement}.")
+    if self.student_init not in STUDENT_INITS:
+      raise ConfigError(f"unknown student_init {self.student_init!r}; choose "
+                        f"one of {STUDENT_INITS}.")
     if self.temperature <= 0:
       raise ConfigError(f"temperature must be > 0, got {self.temperature}.")
     for name in ("teacher_learning_rate", "student_learning_rate"):

@@ -31,6 +31,7 @@ from tfdistill.data.prepare import PreparedData
 from tfdistill.data.prepare import prepare
 from tfdistill.data.sources import load_dataset
 from tfdistill.distill.distiller import Distiller
+from tfdistill.distill.embedding_transfer import transfer_item_embeddings
 from tfdistill.distill.teachers import as_teacher_source
 from tfdistill.errors import ConfigError
 from tfdistill.evaluation.callbacks import RankingEvaluation
@@ -68,6 +69,15 @@ def read_json(path: str):
     return json.load(f)
 
 
+def _with_defaults(stored: dict) -> dict:
+  """A stored config.json with the fields added since it was written at
+  their defaults (which is what its run used); unreadable ones as stored."""
+  try:
+    return PipelineConfig.from_json(stored).to_json()
+  except (TypeError, KeyError, ValueError, ConfigError):
+    return stored
+
+
 class Run:
   """The steps of one pipeline run in `out`.
 
@@ -85,7 +95,7 @@ class Run:
     self._done_this_run = set()
     path = os.path.join(out, CONFIG_FILE)
     if os.path.isfile(path):
-      stored = read_json(path)
+      stored = _with_defaults(read_json(path))
       if stored != config.to_json() and not force:
         changed = sorted(k for k in set(stored) | set(config.to_json())
                          if stored.get(k) != config.to_json().get(k))
@@ -216,6 +226,10 @@ class Run:
     student = build_student(self.prepared, config.context_length,
                             config.student)
     optimizer = tf_keras.optimizers.Adam(config.student_learning_rate)
+    if teacher is not None and config.student_init == "teacher_items":
+      kept = transfer_item_embeddings(student, teacher)
+      logging.info("student item table from the teacher's items (%.0f%% of "
+                   "their variance kept)", 100 * kept)
     if teacher is None:
       student.compile(optimizer, loss=tf_keras.losses
                       .SparseCategoricalCrossentropy(from_logits=True))
