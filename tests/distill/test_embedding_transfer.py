@@ -34,17 +34,28 @@ def test_student_table_is_the_teachers_items_projected(tiny_teacher,
   after = table.numpy()
   catalog = np.asarray(tiny_teacher.catalog_embeddings())
   centred = catalog[1:] - catalog[1:].mean(axis=0)
-  # Rows 1.. are a linear image of the teacher's centred items, of rank 4,
-  # spread as the student's initial table; padding keeps its vector.
-  weights, *_ = np.linalg.lstsq(centred, after[1:], rcond=None)
-  np.testing.assert_allclose(centred @ weights, after[1:], atol=1e-5)
+  # Rows 1.. are the teacher's centred items on 4 orthonormal directions
+  # (so at the teacher's scale: their inner products are the projection's);
+  # padding keeps its vector.
+  directions, *_ = np.linalg.lstsq(centred, after[1:], rcond=None)
+  np.testing.assert_allclose(centred @ directions, after[1:], atol=1e-4)
   assert np.linalg.matrix_rank(after[1:], tol=1e-6) == 4
-  assert after[1:].std() == pytest.approx(before[1:].std(), rel=1e-5)
+  np.testing.assert_allclose(after[1:].T @ after[1:],
+                             np.diag(np.diag(after[1:].T @ after[1:])),
+                             atol=1e-3)
+  variance = np.square(np.linalg.svd(centred, compute_uv=False))
+  assert np.square(after[1:]).sum() == pytest.approx(variance[:4].sum(),
+                                                     rel=1e-4)
+  assert kept == pytest.approx(variance[:4].sum() / variance.sum(), rel=1e-6)
   np.testing.assert_array_equal(after[0], before[0])
   # ... and its item-item inner products follow the teacher's.
   ours, theirs = after[1:] @ after[1:].T, centred @ centred.T
   assert np.corrcoef(ours.ravel(), theirs.ravel())[0, 1] > 0.5
   assert 0 < kept <= 1
+  transfer_item_embeddings(student, tiny_teacher, spread=0.1)
+  assert table.numpy()[1:].std() == pytest.approx(0.1, rel=1e-5)
+  with pytest.raises(ModelError, match="spread must be > 0"):
+    transfer_item_embeddings(student, tiny_teacher, spread=0.0)
   # The initialised student distils as any other.
   distiller = Distiller(student=student, teacher=tiny_teacher)
   assert distiller.student is student
