@@ -36,6 +36,7 @@ from tfdistill.distill.teachers import TOP_K_SIGNAL
 from tfdistill.distill.teachers import TeacherSource
 from tfdistill.errors import ConfigError
 from tfdistill.errors import ModelError
+from tfdistill.models.io import check_same_vocabulary
 from tfdistill.models.io import dummy_inputs
 from tfdistill.models.io import input_signature
 from tfdistill.models.io import model_card
@@ -218,13 +219,7 @@ class Distiller(tf_keras.Model):
             f"{t.dtype.name}{t.shape.as_list()}, student "
             f"{s.dtype.name}{s.shape.as_list()}. Build both for the same "
             "context length.")
-    student_card, teacher_card = model_card(self.student), self.teacher.card()
-    a = teacher_card.get("vocabulary_fingerprint")
-    b = student_card.get("vocabulary_fingerprint")
-    if a and b and a != b:
-      raise ModelError(f"teacher and student were built for different item "
-                       f"vocabularies (fingerprints {a} and {b}); build both "
-                       "from the same PreparedData.")
+    check_same_vocabulary(self.teacher.card(), model_card(self.student))
     self.teacher.prepare()
     dummy = dummy_inputs(dict(teacher_spec, **student_spec))
     teacher_signals = self.teacher(dummy)

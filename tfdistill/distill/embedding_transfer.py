@@ -21,6 +21,7 @@ import numpy as np
 import tf_keras
 
 from tfdistill.errors import ModelError
+from tfdistill.models.io import check_same_vocabulary
 from tfdistill.models.io import model_card
 
 ITEM_TABLE = "item_embedding"
@@ -39,15 +40,6 @@ def principal_projection(vectors: np.ndarray, dim: int) -> tuple:
   variance = np.square(singular)
   kept = float(variance[:dim].sum() / max(variance.sum(), 1e-30))
   return centred @ directions[:dim].T, kept
-
-
-def _catalog(teacher) -> np.ndarray:
-  model = getattr(teacher, "model", teacher)  # a TeacherSource or a model
-  if not hasattr(model, "catalog_embeddings"):
-    raise ModelError(f"{type(model).__name__} has no catalog_embeddings(); "
-                     "the item table can be transferred from a tfdistill "
-                     "retrieval teacher only.")
-  return np.asarray(model.catalog_embeddings(training=False))
 
 
 def transfer_item_embeddings(student: tf_keras.Model, teacher,
@@ -85,13 +77,13 @@ def transfer_item_embeddings(student: tf_keras.Model, teacher,
     raise ModelError(f"student layer {layer!r} is a {type(table).__name__}; "
                      "only a full item table (Embedding) can be set from the "
                      "teacher's items.")
-  model = getattr(teacher, "model", teacher)
-  ours = model_card(student).get("vocabulary_fingerprint")
-  theirs = getattr(model, "vocabulary_fingerprint", "")
-  if ours and theirs and ours != theirs:
-    raise ModelError(f"teacher and student were built for different item "
-                     f"vocabularies (fingerprints {theirs} and {ours}).")
-  catalog = _catalog(teacher)
+  model = getattr(teacher, "model", teacher)  # an OnlineTeacher or a model
+  if not hasattr(model, "catalog_embeddings"):
+    raise ModelError(f"{type(model).__name__} has no catalog_embeddings(); "
+                     "the item table can be transferred from a tfdistill "
+                     "retrieval teacher only.")
+  check_same_vocabulary(model_card(model), model_card(student))
+  catalog = np.asarray(model.catalog_embeddings(training=False))
   weights = table.embeddings.numpy()
   if catalog.shape[0] != weights.shape[0]:
     raise ModelError(f"the teacher has {catalog.shape[0]} catalog rows, the "

@@ -83,6 +83,17 @@ def model_card(model) -> dict:
   return card
 
 
+def check_same_vocabulary(teacher_card: dict, student_card: dict) -> None:
+  """Raises ModelError if two model cards name different item vocabularies
+  (a card without a fingerprint matches any)."""
+  a = teacher_card.get("vocabulary_fingerprint")
+  b = student_card.get("vocabulary_fingerprint")
+  if a and b and a != b:
+    raise ModelError(f"teacher and student were built for different item "
+                     f"vocabularies (fingerprints {a} and {b}); build both "
+                     "from the same PreparedData.")
+
+
 def input_signature(model) -> dict:
   """{input name: tf.TensorSpec} for teachers and functional students."""
   if is_functional(model):
