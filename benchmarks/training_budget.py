@@ -57,6 +57,15 @@ class EpochScores(tf_keras.callbacks.Callback):
         evaluate_retrieval(self.student, self.validation)["ndcg@10"]))
 
 
+def fit_curve(run, student, trainer, epochs: int, test, validation) -> dict:
+  """Trains `trainer` on the run's training data for `epochs`; `student`'s
+  {"test": [[ndcg per user] per epoch], "validation": [ndcg per epoch]}."""
+  scores = EpochScores(student, test, validation)
+  trainer.fit(run.train_data(), epochs=epochs, callbacks=[scores],
+              verbose=2 if not sys.stdout.isatty() else 1)
+  return {"test": scores.test_per_user, "validation": scores.validation_ndcg}
+
+
 def seed_curves(run, epochs: int) -> dict:
   """{variant: {"test": [[ndcg per user] per epoch], "validation": [...]},
   "teacher": {...}} for one run; kept in the run directory."""
@@ -71,12 +80,8 @@ def seed_curves(run, epochs: int) -> dict:
         "validation": float(evaluate_retrieval(teacher,
                                                validation)["ndcg@10"])}}
     for name, source in (("alone", None), ("kd", teacher)):
-      student, trainer = run.student_trainer(source)
-      scores = EpochScores(student, test, validation)
-      trainer.fit(run.train_data(), epochs=epochs, callbacks=[scores],
-                  verbose=2 if not sys.stdout.isatty() else 1)
-      curves[name] = {"test": scores.test_per_user,
-                      "validation": scores.validation_ndcg}
+      curves[name] = fit_curve(run, *run.student_trainer(source), epochs,
+                               test, validation)
     return curves
 
   return quality._cached(  # pylint: disable=protected-access

@@ -223,3 +223,45 @@ def test_training_budget_marks_the_epochs_meeting_both_targets(tmp_path):
   row = next(r for r in collect.other_targets(tmp_path)
              if r["source"] == "training_budget")
   assert (row["measured"], row["met"]) == ("2", True)
+
+
+def test_student_init_compares_every_student_with_the_same_baseline():
+  sys.path.insert(0, str(BENCHMARKS))
+  try:
+    import student_init  # pylint: disable=import-outside-toplevel,import-error
+  finally:
+    sys.path.remove(str(BENCHMARKS))
+  # Two epochs. At the last: alone 0.8 of the teacher, kd 0.84, hard labels
+  # with the teacher's table 0.9, distilled with it 1.0.
+  curves = []
+  for _ in range(2):
+    seed = _curves(1.0, (0.5, 0.8), (0.6, 0.84), (0.7, 0.8), (0.7, 0.85))
+    base = np.asarray(seed["teacher"]["test"])
+    for name, last in (("alone_teacher_items", 0.9),
+                       ("kd_teacher_items", 1.0)):
+      seed[name] = {"test": [(base * 0.7).tolist(), (base * last).tolist()],
+                    "validation": [0.8, 1.0], "variance_kept": 0.86}
+    curves.append(seed)
+  rows, per_epoch = student_init.variant_rows(curves, 2, samples=20)
+  by_name = {r["variant"]: r for r in rows}
+  assert list(by_name) == ["teacher", "alone", "kd", "alone_teacher_items",
+                           "kd_teacher_items"]
+  np.testing.assert_allclose(
+      [by_name[n]["vs_teacher"] for n in by_name if n != "teacher"],
+      [0.8, 0.84, 0.9, 1.0])
+  np.testing.assert_allclose(
+      [by_name[n]["vs_alone"] for n in by_name if n != "teacher"],
+      [0.0, 0.05, 0.125, 0.25])
+  assert [by_name[n].get("both_met") for n in by_name] == [
+      None, None, False, False, True]
+  assert by_name["kd_teacher_items"]["vs_alone_ci95"] == "[0.25, 0.25]"
+  # The per-epoch rows are kd_teacher_items's: 0.7 of the teacher at epoch
+  # 1 (+40% over alone's 0.5), both targets only at epoch 2.
+  np.testing.assert_allclose([r["kd_vs_teacher"] for r in per_epoch],
+                             [0.7, 1.0])
+  assert [r["both_met"] for r in per_epoch] == [False, True]
+  assert [r["val_both_met"] for r in per_epoch] == [False, True]
+  seeds = student_init.seed_rows(curves, [0, 1])
+  assert seeds[1]["seed"] == 1 and seeds[1]["variance_kept"] == 0.86
+  np.testing.assert_allclose(seeds[0]["kd_teacher_items"],
+                             np.mean(curves[0]["teacher"]["test"]))
