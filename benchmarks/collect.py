@@ -36,6 +36,9 @@ SECTIONS = (
     ("training_budget",
      "Quality against training budget: the student alone and distilled "
      "after every epoch (latest-small)"),
+    ("student_init",
+     "The student's item table from the teacher's items (latest-small, "
+     "students 10 epochs)"),
     ("teacher_ensemble",
      "Distilling from an ensemble of the three seeds' teachers "
      "(latest-small, students 10 epochs)"),
@@ -100,6 +103,15 @@ def other_targets(results: pathlib.Path) -> list:
         "measured": ", ".join(map(str, met)) or "none",
         "goal": f"any of 1-{len(budget['epochs'])}", "met": bool(met),
         "source": "training_budget"})
+  init = _load(results, "student_init")
+  if init:
+    kd = next(r for r in init["variants"]
+              if r["variant"] == "kd_teacher_items")
+    add("student_kd with the teacher's item table NDCG@10 / teacher NDCG@10 "
+        "(students 10 epochs)", kd["vs_teacher"], ">=", 0.9, "student_init")
+    add("student_kd with the teacher's item table NDCG@10 gain over "
+        "student_alone (students 10 epochs)", kd["vs_alone"], ">=", 0.2,
+        "student_init")
   ensemble = _load(results, "teacher_ensemble")
   if ensemble:
     summary = {row["measure"]: row["value"] for row in ensemble["summary"]}

@@ -225,9 +225,11 @@ def test_training_budget_marks_the_epochs_meeting_both_targets(tmp_path):
   assert (row["measured"], row["met"]) == ("2", True)
 
 
-def test_student_init_compares_every_student_with_the_same_baseline():
+def test_student_init_compares_every_student_with_the_same_baseline(
+    tmp_path):
   sys.path.insert(0, str(BENCHMARKS))
   try:
+    import collect  # pylint: disable=import-outside-toplevel,import-error
     import student_init  # pylint: disable=import-outside-toplevel,import-error
   finally:
     sys.path.remove(str(BENCHMARKS))
@@ -265,3 +267,13 @@ def test_student_init_compares_every_student_with_the_same_baseline():
   assert seeds[1]["seed"] == 1 and seeds[1]["variance_kept"] == 0.86
   np.testing.assert_allclose(seeds[0]["kd_teacher_items"],
                              np.mean(curves[0]["teacher"]["test"]))
+  (tmp_path / "student_init.json").write_text(json.dumps(
+      {"variants": [{k: (bool(v) if isinstance(v, np.bool_) else v)
+                     for k, v in r.items()} for r in rows]}))
+  targets = {r["target"]: (r["measured"], r["met"])
+             for r in collect.other_targets(tmp_path)}
+  assert targets == {
+      "student_kd with the teacher's item table NDCG@10 / teacher NDCG@10 "
+      "(students 10 epochs)": (pytest.approx(1.0), True),
+      "student_kd with the teacher's item table NDCG@10 gain over "
+      "student_alone (students 10 epochs)": (pytest.approx(0.25), True)}

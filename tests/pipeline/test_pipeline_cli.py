@@ -75,6 +75,21 @@ def test_student_path_feeds_export(tiny_run, tmp_path):
   assert_user_error(again, "already exists", "--overwrite")
 
 
+def test_a_copied_run_directory_points_at_its_own_files(tiny_run, tmp_path):
+  out, _, _ = tiny_run
+  stored = json.loads((out / "student_kd" / "metrics.json").read_text())
+  assert stored["path"] == os.path.join("student_kd", "model")
+  copy = tmp_path / "copy"
+  shutil.copytree(out, copy)
+  config = PipelineConfig.from_json(json.loads(
+      (copy / "config.json").read_text()))
+  metrics = Run(str(copy), config).metrics()
+  for stage in STAGES:
+    assert metrics[stage]["path"].startswith(str(copy)), stage
+    assert os.path.exists(metrics[stage]["path"]), stage
+  assert os.path.isdir(metrics["tflite"]["saved_model_path"])
+
+
 def test_cli_user_errors(tiny_run, tmp_path):
   out, _, _ = tiny_run
   assert_user_error(run_cli("pipeline", "--preset=tiny", f"--out={out}",

@@ -53,6 +53,10 @@ STEPS = ("teacher", "student_alone", "student_kd", "compressed", "export",
          "report")
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.json"
+
+#: The fields of a step's metrics.json that name a file of the run: stored
+#: relative to the run directory, so that it can be moved or copied.
+PATH_FIELDS = ("path", "report")
 QUALITY_KEYS = ("ndcg@10", "hr@10", "recall@10", "mrr")
 _REPRESENTATIVE_SIZE = 256
 
@@ -119,10 +123,18 @@ class Run:
     return os.path.isfile(os.path.join(self.step_dir(step), METRICS_FILE))
 
   def step_metrics(self, step: str) -> dict:
-    return read_json(os.path.join(self.step_dir(step), METRICS_FILE))
+    """A finished step's metrics.json, its paths resolved against the run
+    directory's current location."""
+    metrics = read_json(os.path.join(self.step_dir(step), METRICS_FILE))
+    return {k: (os.path.normpath(os.path.join(self.out, v))
+                if k in PATH_FIELDS and isinstance(v, str) else v)
+            for k, v in metrics.items()}
 
   def _finish(self, step: str, metrics: dict) -> dict:
-    write_json(os.path.join(self.step_dir(step), METRICS_FILE), metrics)
+    stored = {k: (os.path.relpath(v, self.out)
+                  if k in PATH_FIELDS and isinstance(v, str) else v)
+              for k, v in metrics.items()}
+    write_json(os.path.join(self.step_dir(step), METRICS_FILE), stored)
     self._done_this_run.add(step)
     logging.info("%s done: %s", step, {k: metrics.get(k) for k in
                                        ("ndcg@10", "params")})
