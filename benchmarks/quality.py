@@ -25,6 +25,7 @@ import argparse
 import dataclasses
 import json
 import os
+import shutil
 import sys
 
 import _common  # pylint: disable=import-error
@@ -48,8 +49,11 @@ from tfdistill.models.io import catalog_size
 from tfdistill.models.io import count_parameters
 from tfdistill.models.io import load_contexts
 from tfdistill.pipeline.config import distillation_losses
+from tfdistill.pipeline.config import PipelineConfig
 from tfdistill.pipeline.config import preset
+from tfdistill.pipeline.config import STUDENT_INITS
 from tfdistill.pipeline.report import plot_pareto
+from tfdistill.pipeline.run import read_json
 from tfdistill.pipeline.run import Run
 
 METRICS = ("ndcg@10", "hr@10", "recall@10", "mrr")
@@ -58,7 +62,8 @@ METRICS = ("ndcg@10", "hr@10", "recall@10", "mrr")
 def _config(args, seed):
   if args.quick:
     return preset("tiny", seed=seed, distillation_loss=args.loss,
-                  quantize=args.quantize, min_agreement=args.min_agreement)
+                  quantize=args.quantize, min_agreement=args.min_agreement,
+                  student_init=args.student_init)
   base = preset("default", seed=seed, teacher_epochs=args.teacher_epochs,
                 teacher_learning_rate=args.teacher_learning_rate,
                 student_epochs=args.student_epochs,
@@ -72,8 +77,9 @@ def _config(args, seed):
                              teacher=dataclasses.replace(
       base.teacher, embedding_dim=args.teacher_dim, num_heads=4,
       ffn_dim=2 * args.teacher_dim))
-  base = dataclasses.replace(base, student=dataclasses.replace(
-      base.student, encoder=args.student_encoder))
+  base = dataclasses.replace(base, student_init=args.student_init,
+                             student=dataclasses.replace(
+                                 base.student, encoder=args.student_encoder))
   if args.data == "latest-small":
     base = dataclasses.replace(base, source=SourceConfig(
         dataset="movielens/latest-small-ratings",
@@ -156,14 +162,32 @@ DEFAULT_TEACHER_EPOCHS = 5
 
 def run_directory(work_dir: str, data: str, seed: int, encoder: str,
                   student_epochs: int = DEFAULT_STUDENT_EPOCHS,
-                  teacher_epochs: int = DEFAULT_TEACHER_EPOCHS) -> str:
+                  teacher_epochs: int = DEFAULT_TEACHER_EPOCHS,
+                  student_init: str = "random") -> str:
   """Where one seed's run lives; quality.py, student_encoders.py and
-  compression.py share the layout
-  <data>_seed<N>_<encoder>[_e<student epochs>][_t<teacher epochs>]."""
+  compression.py share the layout <data>_seed<N>_<encoder>[_e<student
+  epochs>][_t<teacher epochs>][_<student init>]."""
   teacher_tag = ("" if teacher_epochs == DEFAULT_TEACHER_EPOCHS
                  else f"_t{teacher_epochs}")
+  init_tag = "" if student_init == "random" else f"_{student_init}"
   return os.path.join(work_dir, f"{data}_seed{seed}_{encoder}"
-                      f"{epochs_tag(student_epochs)}{teacher_tag}")
+                      f"{epochs_tag(student_epochs)}{teacher_tag}{init_tag}")
+
+
+def shared_run(base_dir: str, out: str, config: PipelineConfig,
+               steps=("data", "teacher")) -> Run:
+  """The run of `config` in `out`, started (when `out` does not exist yet)
+  with copies of the finished `steps` of the run in `base_dir`: for a
+  configuration that differs from the base's only after those steps."""
+  if not os.path.isdir(out):
+    staging = out + ".partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    Run(staging, config)  # creates it with config.json
+    for step in steps:
+      shutil.copytree(os.path.join(base_dir, step),
+                      os.path.join(staging, step))
+    os.rename(staging, out)
+  return Run(out, config)
 
 
 def _student_epochs(args) -> int:
@@ -175,14 +199,32 @@ def result_suffix(args) -> str:
   """Result names of a student encoder other than the headline one (and of
   students trained longer or shorter than the headline ones)."""
   return ("" if args.student_encoder == DEFAULT_ENCODER
-          else f"_{args.student_encoder}") + epochs_tag(_student_epochs(args))
+          else f"_{args.student_encoder}") + epochs_tag(
+              _student_epochs(args)) + (
+                  "" if args.student_init == "random"
+                  else f"_{args.student_init}")
 
 
 def run_for(args, seed: int) -> Run:
-  """The run of one seed; refuses a directory of a changed configuration."""
-  out = run_directory(args.work_dir, "quick" if args.quick else args.data,
-                      seed, args.student_encoder, _student_epochs(args))
-  return Run(out, _config(args, seed))
+  """The run of one seed; refuses a directory of a changed configuration.
+
+  A run of another --student_init starts from the data and trained teacher
+  of the same run with random initialisation, when that run exists.
+  """
+  data = "quick" if args.quick else args.data
+  out = run_directory(args.work_dir, data, seed, args.student_encoder,
+                      _student_epochs(args), student_init=args.student_init)
+  config = _config(args, seed)
+  base = run_directory(args.work_dir, data, seed, args.student_encoder,
+                       _student_epochs(args))
+  if base != out and os.path.isfile(os.path.join(base, "teacher",
+                                                 "metrics.json")):
+    stored = PipelineConfig.from_json(read_json(os.path.join(
+        base, "config.json")))
+    if dataclasses.replace(stored, student_init=config.student_init) == \
+        config:
+      return shared_run(base, out, config)
+  return Run(out, config)
 
 
 def core_rows(args, seed: int) -> list:
@@ -381,6 +423,12 @@ def build_parser() -> argparse.ArgumentParser:
                       "compressed variant (1, the measured runs' setting; "
                       "the pipeline's default is 2, measured by "
                       "compression.py)")
+  parser.add_argument("--student_init", default="random",
+                      choices=list(STUDENT_INITS),
+                      help="student_kd's item table (teacher_items: from "
+                      "the teacher's; student_init.py); a run of another "
+                      "init reuses the random one's teacher, and its result "
+                      "files get a _<init> suffix")
   parser.add_argument("--quick", action="store_true")
   parser.add_argument("--work_dir", default=str(_common.DEFAULT_OUT / "runs"))
   parser.add_argument("--out", default=str(_common.DEFAULT_OUT))
@@ -423,7 +471,8 @@ def main():
         variants, columns),
        ("Targets", checks, ["target", "measured", "goal", "met", "ci95"])],
       notes=f"students: {args.student_encoder} context encoder; student_kd:"
-      f" distillation loss {args.loss!r}; " + (
+      f" distillation loss {args.loss!r}, item table {args.student_init}; "
+      + (
           "tiny preset sizes and epochs" if args.quick else
           f"teacher embedding {args.teacher_dim}, {args.teacher_epochs} "
           f"epochs; students {args.student_epochs} epochs") + ". compressed = 50% "

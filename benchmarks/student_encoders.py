@@ -21,7 +21,6 @@ Writes benchmarks/results/student_encoders.{json,md}.
 import argparse
 import dataclasses
 import os
-import shutil
 import sys
 
 import _common  # pylint: disable=import-error
@@ -52,17 +51,9 @@ def encoder_run(base_dir: str, out: str, encoder: str, epochs: int,
                                teacher_epochs=teacher_epochs,
                                student=dataclasses.replace(
                                    base.student, encoder=encoder))
-  if not os.path.isdir(out):
-    staging = out + ".partial"
-    shutil.rmtree(staging, ignore_errors=True)
-    Run(staging, config)  # creates it with config.json
-    shared = ("data", "teacher") if teacher_epochs == base.teacher_epochs \
-        else ("data",)
-    for step in shared:
-      shutil.copytree(os.path.join(base_dir, step),
-                      os.path.join(staging, step))
-    os.rename(staging, out)
-  return Run(out, config)
+  return quality.shared_run(
+      base_dir, out, config, ("data", "teacher")
+      if teacher_epochs == base.teacher_epochs else ("data",))
 
 
 def mean_runs(work_dir: str, data: str, seeds, epochs: int) -> list:

@@ -6,6 +6,7 @@ figures.
 """
 
 import json
+import os
 import pathlib
 import py_compile
 import sys
@@ -277,3 +278,33 @@ def test_student_init_compares_every_student_with_the_same_baseline(
       "(students 10 epochs)": (pytest.approx(1.0), True),
       "student_kd with the teacher's item table NDCG@10 gain over "
       "student_alone (students 10 epochs)": (pytest.approx(0.25), True)}
+
+
+def test_a_run_of_another_student_init_reuses_the_random_runs_teacher(
+    tmp_path):
+  sys.path.insert(0, str(BENCHMARKS))
+  try:
+    import quality as script  # pylint: disable=import-outside-toplevel,import-error
+  finally:
+    sys.path.remove(str(BENCHMARKS))
+  flags = ["--quick", f"--work_dir={tmp_path}"]
+  base = script.run_for(script.build_parser().parse_args(flags), 0)
+  for step in ("data", "teacher"):
+    (tmp_path / base.out / step).mkdir()
+  (tmp_path / base.out / "teacher" / "metrics.json").write_text("{}")
+  run = script.run_for(script.build_parser().parse_args(
+      flags + ["--student_init=teacher_items"]), 0)
+  assert run.out.endswith("_teacher_items")
+  assert run.config.student_init == "teacher_items"
+  assert run.done("teacher") and os.path.isdir(run.step_dir("data"))
+  # A base of another teacher configuration is not shared.
+  other = script.run_for(script.build_parser().parse_args(
+      ["--quick", f"--work_dir={tmp_path}", "--seeds=1"]), 1)
+  (tmp_path / other.out / "teacher").mkdir()
+  (tmp_path / other.out / "teacher" / "metrics.json").write_text("{}")
+  config = json.loads((tmp_path / other.out / "config.json").read_text())
+  config["teacher_epochs"] += 1
+  (tmp_path / other.out / "config.json").write_text(json.dumps(config))
+  fresh = script.run_for(script.build_parser().parse_args(
+      flags + ["--student_init=teacher_items"]), 1)
+  assert not fresh.done("teacher")
