@@ -308,3 +308,25 @@ def test_a_run_of_another_student_init_reuses_the_random_runs_teacher(
   fresh = script.run_for(script.build_parser().parse_args(
       flags + ["--student_init=teacher_items"]), 1)
   assert not fresh.done("teacher")
+
+
+def test_collect_heads_the_page_with_each_quality_targets_table(tmp_path):
+  sys.path.insert(0, str(BENCHMARKS))
+  try:
+    import collect  # pylint: disable=import-outside-toplevel,import-error
+  finally:
+    sys.path.remove(str(BENCHMARKS))
+  results = tmp_path / "results"
+  results.mkdir()
+  for name, measured in (("quality_latest_small", 0.82),
+                         ("quality_latest_small_e10_teacher_items", 1.07)):
+    (results / f"{name}.json").write_text(json.dumps({"targets": [
+        {"target": "student_kd NDCG@10 / teacher NDCG@10",
+         "measured": measured, "goal": ">= 0.9", "met": measured >= 0.9,
+         "ci95": ""}]}))
+  out = tmp_path / "BENCHMARKS.md"
+  collect.main(results, out)
+  page = out.read_text()
+  first = page.index("## Targets (latest-small, mean over seeds)")
+  second = page.index("## Targets with the teacher's item table")
+  assert first < page.index("0.82") < second < page.index("1.07")
