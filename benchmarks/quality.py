@@ -205,6 +205,13 @@ def result_suffix(args) -> str:
                   else f"_{args.student_init}")
 
 
+#: The configuration fields that only the steps after the teacher read: a
+#: run that differs from another only in these can start from its teacher.
+AFTER_TEACHER = ("student", "student_epochs", "student_learning_rate",
+                 "student_init", "distillation_loss", "alpha", "temperature",
+                 "compress", "quantize", "top_k", "min_agreement")
+
+
 def run_for(args, seed: int) -> Run:
   """The run of one seed; refuses a directory of a changed configuration.
 
@@ -221,8 +228,8 @@ def run_for(args, seed: int) -> Run:
                                                  "metrics.json")):
     stored = PipelineConfig.from_json(read_json(os.path.join(
         base, "config.json")))
-    if dataclasses.replace(stored, student_init=config.student_init) == \
-        config:
+    if dataclasses.replace(stored, **{
+        name: getattr(config, name) for name in AFTER_TEACHER}) == config:
       return shared_run(base, out, config)
   return Run(out, config)
 

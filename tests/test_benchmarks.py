@@ -293,7 +293,7 @@ def test_a_run_of_another_student_init_reuses_the_random_runs_teacher(
     (tmp_path / base.out / step).mkdir()
   (tmp_path / base.out / "teacher" / "metrics.json").write_text("{}")
   run = script.run_for(script.build_parser().parse_args(
-      flags + ["--student_init=teacher_items"]), 0)
+      flags + ["--student_init=teacher_items", "--min_agreement=0.8"]), 0)
   assert run.out.endswith("_teacher_items")
   assert run.config.student_init == "teacher_items"
   assert run.done("teacher") and os.path.isdir(run.step_dir("data"))
