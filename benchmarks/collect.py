@@ -32,6 +32,9 @@ SECTIONS = (
      "(latest-small)"),
     ("compression_latest_small_e10",
      "Cost of compression on the students trained 10 epochs (latest-small)"),
+    ("compression_latest_small_e10_teacher_items",
+     "Cost of compression on the students with the teacher's item table "
+     "(latest-small, students 10 epochs)"),
     ("student_epochs_10",
      "Students trained 10 epochs instead of 5 (latest-small)"),
     ("teacher_epochs_10_seed0",
@@ -57,6 +60,8 @@ SECTIONS = (
      "Export modes of the latest-small compressed (50% pruned + QAT) student"),
     ("speed", "Training-step and serving-latency ratios"),
     ("pipeline_default", "`tfdistill pipeline` with no flags"),
+    ("pipeline_teacher_items",
+     "`tfdistill pipeline --student_init=teacher_items` (synthetic default)"),
 )
 #: quality.py results whose targets table heads BENCHMARKS.md.
 TARGET_TABLES = (
