@@ -137,7 +137,9 @@ def other_targets(results: pathlib.Path) -> list:
       add(f"{measure} ({size}-teacher ensemble)",
           summary[measure], op, goal, "teacher_ensemble")
   for name, label in (("compression_latest_small", "students 5 epochs"),
-                      ("compression_latest_small_e10", "students 10 epochs")):
+                      ("compression_latest_small_e10", "students 10 epochs"),
+                      ("compression_latest_small_e10_teacher_items",
+                       "teacher's item table, students 10 epochs")):
     compression = _load(results, name)
     for row in (compression or {}).get("variants", []):
       if row["variant"].startswith("pruned_50"):
