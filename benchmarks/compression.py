@@ -13,7 +13,9 @@ the same distilled students (the quality runs' `student_kd`, per seed):
   `qat_only_2_epochs`, its control;
 * `pruned_50_2_epochs_lr3e-4`: two epochs per step at a learning rate of
   3e-4 instead of 1e-3 (fine-tuning moves a student that is already above
-  its teacher less).
+  its teacher less);
+* `pruned_50_2_epochs_hard`: two epochs per step on the hard labels only
+  (alpha 1: the teacher's loss weighs nothing).
 
 Each reports float NDCG@10 after the step, its int8 .tflite's NDCG@10 (run
 with LiteRT), the change of both against the float distilled student, and
@@ -45,6 +47,7 @@ VARIANTS = {
     "pruned_50_2_epochs": dict(fine_tune_epochs=2),
     "pruned_50_2_epochs_lr3e-4": dict(fine_tune_epochs=2,
                                       learning_rate=3e-4),
+    "pruned_50_2_epochs_hard": dict(fine_tune_epochs=2, alpha=1.0),
 }
 
 
