@@ -25,3 +25,25 @@ def test_unknown_config_is_rejected():
 def test_missing_manual_dir_is_named(tmp_path):
   with pytest.raises(DataError, match="is not a directory"):
     load_movielens("movielens/100k-ratings", manual_dir=str(tmp_path / "no"))
+
+
+def test_a_build_finished_by_another_process_is_loaded(movielens_dir,
+                                                       tfds_cache,
+                                                       monkeypatch):
+  # Two seeds started together both build the data set; the slower one's
+  # rename fails with FileExistsError, and the finished copy must be read.
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  real_load, calls = tfds.load, []
+
+  def racing_load(*args, **kwargs):
+    calls.append(args[0])
+    if len(calls) == 1:
+      real_load(*args, **kwargs)  # the other process's build
+      raise FileExistsError("Cannot rename incomplete.XYZ: destination exists")
+    return real_load(*args, **kwargs)
+
+  monkeypatch.setattr(tfds, "load", racing_load)
+  data = load_movielens("movielens/latest-small-ratings", data_dir=tfds_cache,
+                        manual_dir=movielens_dir)
+  assert data.num_interactions == 100836
+  assert calls[:2] == ["movielens/latest-small-ratings"] * 2

@@ -28,9 +28,18 @@ def _load_split(name: str, data_dir: Optional[str],
     kwargs["download_and_prepare_kwargs"] = {
         "download_config": tfds.download.DownloadConfig(manual_dir=manual_dir)
     }
+  def load():
+    return tfds.load(name, split="train", data_dir=data_dir, with_info=True,
+                     **kwargs)
   try:
-    dataset, info = tfds.load(name, split="train", data_dir=data_dir,
-                              with_info=True, **kwargs)
+    try:
+      dataset, info = load()
+    except FileExistsError:
+      # Another process (e.g. a second seed started at the same time) built
+      # the same data set first and TFDS could not rename its own copy into
+      # place: the finished one is there now, so read it.
+      logging.info("%s was prepared by another process; loading it", name)
+      dataset, info = load()
   except Exception as error:  # TFDS raises many types for a missing archive.
     hint = (f" Looked for the archive in --manual_dir={manual_dir}."
             if manual_dir else
