@@ -21,6 +21,11 @@ SHARED_MOVIELENS = REPO.parent / "shared" / "data" / "movielens"
 DEFAULT_OUT = REPO / "benchmarks" / "results"
 
 
+def _onednn_enabled() -> bool:
+  from tensorflow.python.util import _pywrap_util_port  # pylint: disable=g-import-not-at-top,import-outside-toplevel
+  return bool(_pywrap_util_port.IsMklEnabled())
+
+
 def machine_info() -> dict:
   """CPU, cores, memory, Python and library versions of this run."""
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
@@ -28,6 +33,9 @@ def machine_info() -> dict:
   info = {"python": platform.python_version(), "platform": platform.platform(),
           "cpu_count": os.cpu_count(), "tensorflow": tf.__version__,
           "tf_keras": tf_keras.__version__,
+          # TensorFlow's oneDNN kernels (off by default since 2026-12-01:
+          # BUILD.md; tables without this field ran with them on).
+          "onednn": _onednn_enabled(),
           "date": datetime.datetime.now().isoformat(timespec="seconds")}
   try:
     with open("/proc/cpuinfo") as f:

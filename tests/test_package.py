@@ -11,7 +11,8 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 
 def _python(code: str, env_extra: dict = None) -> subprocess.CompletedProcess:
   import os
-  env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
+  env = {k: v for k, v in os.environ.items()
+         if k not in ("TF_USE_LEGACY_KERAS", "TF_ENABLE_ONEDNN_OPTS")}
   env.update(env_extra or {})
   env["TF_CPP_MIN_LOG_LEVEL"] = "3"
   return subprocess.run([sys.executable, "-c", code], capture_output=True,
@@ -26,6 +27,22 @@ def test_import_routes_tf_keras_to_keras2():
   flag, module = result.stdout.split()
   assert flag == "1"
   assert module.startswith("tf_keras")
+
+
+_ONEDNN_STATE = ("import os, tfdistill; "
+                 "from tensorflow.python.util import _pywrap_util_port as p; "
+                 "print(os.environ['TF_ENABLE_ONEDNN_OPTS'], p.IsMklEnabled())")
+
+
+def test_import_turns_onednn_kernels_off_unless_asked():
+  # oneDNN kernels corrupted the heap in about one teacher training in eight
+  # on this CPU; the user's own setting wins.
+  result = _python(_ONEDNN_STATE)
+  assert result.returncode == 0, result.stderr
+  assert result.stdout.split() == ["0", "False"]
+  result = _python(_ONEDNN_STATE, {"TF_ENABLE_ONEDNN_OPTS": "1"})
+  assert result.returncode == 0, result.stderr
+  assert result.stdout.split() == ["1", "True"]
 
 
 def test_import_after_plain_tensorflow_import_still_works():

@@ -2,7 +2,9 @@
 
 TFRS 0.7 and TF Model Optimization 0.8 only work with Keras 2 (`tf_keras`), so
 this module routes `tf.keras` to `tf_keras` before TensorFlow is imported and
-refuses to run if TensorFlow has already been bound to Keras 3.
+refuses to run if TensorFlow has already been bound to Keras 3. It also
+turns TensorFlow's oneDNN kernels off unless the environment asks for them
+(they corrupted the heap here; see `_default_to_eigen_kernels`).
 
 The public API is imported lazily so that `import tfdistill` and the command
 line stay fast; `tfdistill.Distiller` and friends load TensorFlow on first use.
@@ -40,7 +42,22 @@ def _route_tf_keras_to_keras2() -> None:
   _os.environ["TF_USE_LEGACY_KERAS"] = "1"
 
 
+def _default_to_eigen_kernels() -> None:
+  """TF_ENABLE_ONEDNN_OPTS=0 unless the environment already sets it.
+
+  With TensorFlow 2.21's oneDNN kernels on, training tfdistill's attention
+  teacher on an x86 CPU without AVX-512 (2-core AMD EPYC) died one run in
+  eight with a corrupted heap ("corrupted size vs. prev_size", a segfault
+  in malloc under MklEinsum): 5 crashes in 41 tiny `train-teacher` runs,
+  none in 48 with oneDNN off (BUILD.md). TensorFlow reads the variable
+  when it loads, so this only applies when tfdistill is imported first;
+  `TF_ENABLE_ONEDNN_OPTS=1` in the environment turns oneDNN back on.
+  """
+  _os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+
+
 _route_tf_keras_to_keras2()
+_default_to_eigen_kernels()
 
 __version__ = "0.1.0"
 
