@@ -14,6 +14,7 @@ from cli_runner import last_json
 from cli_runner import run_cli
 from tfdistill.distill import transfer_item_embeddings
 from tfdistill.errors import ConfigError
+from tfdistill.models.embeddings import EmbeddingConfig
 from tfdistill.pipeline.config import PipelineConfig
 from tfdistill.pipeline.config import preset
 from tfdistill.pipeline.run import Run
@@ -146,6 +147,41 @@ def test_student_init_from_the_teachers_items(tmp_path):
     preset("tiny", student_init="pca")
 
 
+def test_student_init_auto_falls_back_to_random_where_it_cannot_apply(
+    tmp_path):
+  # The default: the teacher's items for a full table, random for a table
+  # the transfer cannot set (here low-rank), and --student_init=teacher_items
+  # on such a table is a configuration error naming the flag.
+  assert PipelineConfig().student_init == "auto"
+  table = lambda model: model.get_layer("item_embedding").embeddings.numpy()
+  full = Run(str(tmp_path / "full"), preset("tiny", teacher_epochs=1))
+  teacher = full.teacher()
+  distilled, _ = full.student_trainer(teacher)
+  assert full.student_init_used == "teacher_items"
+  alone, _ = full.student_trainer()
+  assert full.student_init_used is None
+  transfer_item_embeddings(alone, teacher)
+  np.testing.assert_array_equal(table(distilled), table(alone))
+
+  low_rank = preset("tiny", teacher_epochs=1)
+  low_rank = dataclasses.replace(low_rank, student=dataclasses.replace(
+      low_rank.student, embedding=EmbeddingConfig(kind="low_rank", rank=4)))
+  run = Run(str(tmp_path / "low"), low_rank)
+  shutil.copytree(full.step_dir("teacher"), run.step_dir("teacher"))
+  distilled, _ = run.student_trainer(run.teacher())
+  assert run.student_init_used == "random"
+  alone, _ = run.student_trainer()
+  for mine, same in zip(distilled.get_weights(), alone.get_weights()):
+    np.testing.assert_array_equal(mine, same)  # the seeded initial student
+
+  strict = Run(str(tmp_path / "strict"),
+               dataclasses.replace(low_rank, student_init="teacher_items"))
+  with pytest.raises(ConfigError,
+                     match="--student_init=teacher_items does not apply.*"
+                     "LowRank"):
+    strict.student_trainer(teacher)
+
+
 def test_run_directories_of_older_versions_still_resume(tmp_path):
   out = str(tmp_path / "old")
   Run(out, preset("tiny"))
@@ -155,9 +191,10 @@ def test_run_directories_of_older_versions_still_resume(tmp_path):
   del stored["student_init"]  # written before the field existed
   with open(path, "w") as f:
     json.dump(stored, f)
-  Run(out, preset("tiny"))  # the field's default is what that run used
+  # That run's table was random, the default of the time (today's is auto).
+  Run(out, preset("tiny", student_init="random"))
   with pytest.raises(ConfigError, match="differs in: student_init"):
-    Run(out, preset("tiny", student_init="teacher_items"))
+    Run(out, preset("tiny"))
 
 
 def test_interrupted_training_resumes_from_its_checkpoint(tmp_path,

@@ -80,10 +80,12 @@ flags.DEFINE_integer("student_epochs", None, "Student training epochs.")
 flags.DEFINE_float("student_learning_rate", None,
                    "Student's Adam learning rate, alone and distilled, > 0.")
 flags.DEFINE_integer("student_dim", None, "Student embedding size.")
-flags.DEFINE_enum("student_init", None, ["random", "teacher_items"],
-                  "How the distilled student's item table starts: random, or "
+flags.DEFINE_enum("student_init", None, ["auto", "random", "teacher_items"],
+                  "How the distilled student's item table starts: "
                   "teacher_items (the teacher's item embeddings projected on "
-                  "their top principal directions).")
+                  "their top principal directions), random, or auto (default: "
+                  "teacher_items where it applies, i.e. one retrieval teacher "
+                  "and a full item table, else random).")
 flags.DEFINE_enum("student_encoder", None, ["mean", "cnn", "gru"],
                   "Student context encoder.")
 flags.DEFINE_string("distillation_loss", None,

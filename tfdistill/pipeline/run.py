@@ -34,6 +34,7 @@ from tfdistill.distill.distiller import Distiller
 from tfdistill.distill.embedding_transfer import transfer_item_embeddings
 from tfdistill.distill.teachers import as_teacher_source
 from tfdistill.errors import ConfigError
+from tfdistill.errors import ModelError
 from tfdistill.evaluation.callbacks import RankingEvaluation
 from tfdistill.evaluation.evaluate import evaluate_retrieval
 from tfdistill.evaluation.evaluate import evaluate_tflite
@@ -47,6 +48,7 @@ from tfdistill.models.io import count_parameters
 from tfdistill.models.io import load_model
 from tfdistill.models.io import save_model
 from tfdistill.pipeline.config import distillation_losses
+from tfdistill.pipeline.config import LEGACY_DEFAULTS
 from tfdistill.pipeline.config import PipelineConfig
 
 STEPS = ("teacher", "student_alone", "student_kd", "compressed", "export",
@@ -75,9 +77,10 @@ def read_json(path: str):
 
 def _with_defaults(stored: dict) -> dict:
   """A stored config.json with the fields added since it was written at
-  their defaults (which is what its run used); unreadable ones as stored."""
+  what its run used (the default of the time: LEGACY_DEFAULTS, else today's);
+  unreadable ones as stored."""
   try:
-    return PipelineConfig.from_json(stored).to_json()
+    return PipelineConfig.from_json({**LEGACY_DEFAULTS, **stored}).to_json()
   except (TypeError, KeyError, ValueError, ConfigError):
     return stored
 
@@ -97,6 +100,8 @@ class Run:
     self._prepared = None
     self._models = {}
     self._done_this_run = set()
+    # What the last student_trainer(teacher)'s item table started from.
+    self.student_init_used = None
     path = os.path.join(out, CONFIG_FILE)
     if os.path.isfile(path):
       stored = _with_defaults(read_json(path))
@@ -238,10 +243,9 @@ class Run:
     student = build_student(self.prepared, config.context_length,
                             config.student)
     optimizer = tf_keras.optimizers.Adam(config.student_learning_rate)
-    if teacher is not None and config.student_init == "teacher_items":
-      kept = transfer_item_embeddings(student, teacher)
-      logging.info("student item table from the teacher's items (%.0f%% of "
-                   "their variance kept)", 100 * kept)
+    self.student_init_used = None
+    if teacher is not None:
+      self.student_init_used = self._init_item_table(student, teacher)
     if teacher is None:
       student.compile(optimizer, loss=tf_keras.losses
                       .SparseCategoricalCrossentropy(from_logits=True))
@@ -252,6 +256,24 @@ class Run:
                       distillation_loss=distillation_losses(
                           config.distillation_loss, config.temperature))
     return student, distiller
+
+  def _init_item_table(self, student, teacher) -> str:
+    """Applies config.student_init to a student about to be distilled;
+    returns what its item table starts from ("teacher_items" or "random")."""
+    if self.config.student_init == "random":
+      return "random"
+    try:
+      kept = transfer_item_embeddings(student, teacher)
+    except ModelError as error:
+      if self.config.student_init == "teacher_items":
+        raise ConfigError(f"--student_init=teacher_items does not apply: "
+                          f"{error} Use --student_init=auto or random.") from None
+      logging.info("student item table random (--student_init=auto): %s",
+                   error)
+      return "random"
+    logging.info("student item table from the teacher's items (%.0f%% of "
+                 "their variance kept)", 100 * kept)
+    return "teacher_items"
 
   def _student(self, step: str, teacher=None):
     teacher_params = 0
@@ -268,6 +290,8 @@ class Run:
     self._models[step] = student
     metrics = dict(self._quality(student), params=count_parameters(student),
                    path=path)
+    if teacher is not None:
+      metrics["student_init"] = self.student_init_used
     if teacher_params:
       metrics["params_vs_teacher"] = metrics["params"] / teacher_params
     self._finish(step, metrics)
