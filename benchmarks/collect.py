@@ -59,9 +59,11 @@ SECTIONS = (
     ("export_modes_compressed",
      "Export modes of the latest-small compressed (50% pruned + QAT) student"),
     ("speed", "Training-step and serving-latency ratios"),
-    ("pipeline_default", "`tfdistill pipeline` with no flags"),
+    ("pipeline_default", "`tfdistill pipeline` with no flags (the "
+     "teacher's item table by default since 2026-12-01)"),
     ("pipeline_teacher_items",
-     "`tfdistill pipeline --student_init=teacher_items` (synthetic default)"),
+     "`tfdistill pipeline --student_init=teacher_items` (synthetic default, "
+     "before it was the default)"),
 )
 #: quality.py results whose targets table heads BENCHMARKS.md.
 TARGET_TABLES = (
