@@ -4,6 +4,7 @@ import dataclasses
 import json
 import os
 import shutil
+import threading
 
 import numpy as np
 import pytest
@@ -18,6 +19,7 @@ from tfdistill.models.embeddings import EmbeddingConfig
 from tfdistill.pipeline.config import PipelineConfig
 from tfdistill.pipeline.config import preset
 from tfdistill.pipeline.run import Run
+from tfdistill.pipeline.run import write_json
 
 STAGES = ("teacher", "student_alone", "student_kd", "compressed", "tflite")
 
@@ -277,3 +279,26 @@ def test_a_run_distils_its_student_from_another_teacher(tiny_run, tmp_path):
   assert (out / "student_pair" / "training_log.csv").is_file()
   assert Run(str(out), config).distilled_student(
       "student_pair", teacher).count_params() == student.count_params()
+
+
+def test_concurrent_writers_of_one_json_file_never_collide(tmp_path):
+  # Two benchmark processes opening the same run both write its config.json;
+  # with one shared temporary name, one writer's rename found no file.
+  path = str(tmp_path / "config.json")
+  errors = []
+
+  def write(value):
+    try:
+      for _ in range(200):
+        write_json(path, {"writer": value, "padding": "x" * 4096})
+    except OSError as error:  # pragma: no cover - the failure being pinned
+      errors.append(error)
+
+  threads = [threading.Thread(target=write, args=(i,)) for i in range(4)]
+  for thread in threads:
+    thread.start()
+  for thread in threads:
+    thread.join()
+  assert not errors
+  assert json.loads(open(path).read())["writer"] in range(4)
+  assert os.listdir(tmp_path) == ["config.json"]  # no temporary file left

@@ -19,6 +19,7 @@ import os
 import shutil
 import sys
 from typing import Optional
+import uuid
 
 from absl import logging
 import tf_keras
@@ -64,10 +65,17 @@ _REPRESENTATIVE_SIZE = 256
 
 
 def write_json(path: str, values) -> None:
-  partial = path + ".partial"
-  with open(partial, "w") as f:
-    json.dump(values, f, indent=2, default=float)
-  os.replace(partial, path)
+  """Writes `path` whole or not at all: a temporary file of this writer's
+  own (two processes may open the same run, e.g. benchmarks in parallel),
+  then a rename."""
+  partial = f"{path}.{os.getpid()}-{uuid.uuid4().hex[:8]}.partial"
+  try:
+    with open(partial, "w") as f:
+      json.dump(values, f, indent=2, default=float)
+    os.replace(partial, path)
+  finally:
+    if os.path.exists(partial):
+      os.remove(partial)
 
 
 def read_json(path: str):
