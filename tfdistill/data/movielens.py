@@ -19,6 +19,21 @@ def tfds_names() -> list:
   return [f"movielens/{c}-ratings" for c in TFDS_CONFIGS]
 
 
+def _tfds_load(tfds, name: str, data_dir: Optional[str], kwargs: dict):
+  """tfds.load of the train split, once more if another process (e.g. a
+  second seed started at the same time) finished building the same data set
+  first: TFDS then cannot rename its own copy into place, and the finished
+  one is there to read."""
+  def load():
+    return tfds.load(name, split="train", data_dir=data_dir, with_info=True,
+                     **kwargs)
+  try:
+    return load()
+  except FileExistsError:
+    logging.info("%s was prepared by another process; loading it", name)
+    return load()
+
+
 def _load_split(name: str, data_dir: Optional[str],
                 manual_dir: Optional[str]):
   """tfds.load of one config's train split, offline when manual_dir is set."""
@@ -28,18 +43,8 @@ def _load_split(name: str, data_dir: Optional[str],
     kwargs["download_and_prepare_kwargs"] = {
         "download_config": tfds.download.DownloadConfig(manual_dir=manual_dir)
     }
-  def load():
-    return tfds.load(name, split="train", data_dir=data_dir, with_info=True,
-                     **kwargs)
   try:
-    try:
-      dataset, info = load()
-    except FileExistsError:
-      # Another process (e.g. a second seed started at the same time) built
-      # the same data set first and TFDS could not rename its own copy into
-      # place: the finished one is there now, so read it.
-      logging.info("%s was prepared by another process; loading it", name)
-      dataset, info = load()
+    dataset, info = _tfds_load(tfds, name, data_dir, kwargs)
   except Exception as error:  # TFDS raises many types for a missing archive.
     hint = (f" Looked for the archive in --manual_dir={manual_dir}."
             if manual_dir else

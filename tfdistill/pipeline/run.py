@@ -252,12 +252,11 @@ class Run:
                             config.student)
     optimizer = tf_keras.optimizers.Adam(config.student_learning_rate)
     self.student_init_used = None
-    if teacher is not None:
-      self.student_init_used = self._init_item_table(student, teacher)
     if teacher is None:
       student.compile(optimizer, loss=tf_keras.losses
                       .SparseCategoricalCrossentropy(from_logits=True))
       return student, student
+    self.student_init_used = self._init_item_table(student, teacher)
     distiller = Distiller(student=student, teacher=teacher)
     distiller.compile(optimizer=optimizer, alpha=config.alpha,
                       temperature=config.temperature,
