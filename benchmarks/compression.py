@@ -15,7 +15,14 @@ the same distilled students (the quality runs' `student_kd`, per seed):
   3e-4 instead of 1e-3 (fine-tuning moves a student that is already above
   its teacher less);
 * `pruned_50_2_epochs_hard`: two epochs per step on the hard labels only
-  (alpha 1: the teacher's loss weighs nothing).
+  (alpha 1: the teacher's loss weighs nothing);
+* `pruned_50_fisher` and `pruned_50_2_epochs_fisher` (the pipeline's
+  default since 2026-12-01): the item table pruned once by Fisher saliency
+  instead of gradually by magnitude (`--table_pruning`), one or two
+  fine-tune epochs per step.
+
+The pruned variants before the Fisher ones prune the table by magnitude,
+as the quality runs (`quality.py --table_pruning`, default magnitude) do.
 
 Each reports float NDCG@10 after the step, its int8 .tflite's NDCG@10 (run
 with LiteRT), the change of both against the float distilled student, and
@@ -40,14 +47,19 @@ import numpy as np
 
 from tfdistill.compress.pipeline import compress_student
 
+_MAGNITUDE = dict(table_pruning="magnitude")
 VARIANTS = {
     "qat_only": dict(target_sparsity=0.0),
     "qat_only_2_epochs": dict(target_sparsity=0.0, fine_tune_epochs=2),
     "pruned_50": None,  # the quality run's own compressed step
-    "pruned_50_2_epochs": dict(fine_tune_epochs=2),
+    "pruned_50_2_epochs": dict(fine_tune_epochs=2, **_MAGNITUDE),
     "pruned_50_2_epochs_lr3e-4": dict(fine_tune_epochs=2,
-                                      learning_rate=3e-4),
-    "pruned_50_2_epochs_hard": dict(fine_tune_epochs=2, alpha=1.0),
+                                      learning_rate=3e-4, **_MAGNITUDE),
+    "pruned_50_2_epochs_hard": dict(fine_tune_epochs=2, alpha=1.0,
+                                    **_MAGNITUDE),
+    "pruned_50_fisher": dict(fine_tune_epochs=1, table_pruning="fisher"),
+    "pruned_50_2_epochs_fisher": dict(fine_tune_epochs=2,
+                                      table_pruning="fisher"),
 }
 
 

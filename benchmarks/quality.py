@@ -39,6 +39,7 @@ from tfdistill.distill import Distiller
 from tfdistill.distill import TeacherEnsemble
 from tfdistill.distill.strategies import distill_chain
 from tfdistill.compress.pipeline import EVAL_POOL
+from tfdistill.compress.pruning import TABLE_PRUNING
 from tfdistill.evaluation.evaluate import evaluate_retrieval
 from tfdistill.evaluation.evaluate import evaluate_tflite
 from tfdistill.evaluation.ranking import RankingMetrics
@@ -53,17 +54,19 @@ from tfdistill.pipeline.config import PipelineConfig
 from tfdistill.pipeline.config import preset
 from tfdistill.pipeline.config import STUDENT_INITS
 from tfdistill.pipeline.report import plot_pareto
-from tfdistill.pipeline.run import read_json
 from tfdistill.pipeline.run import Run
+from tfdistill.pipeline.run import stored_config
 
 METRICS = ("ndcg@10", "hr@10", "recall@10", "mrr")
 
 
 def _config(args, seed):
   if args.quick:
-    return preset("tiny", seed=seed, distillation_loss=args.loss,
+    base = preset("tiny", seed=seed, distillation_loss=args.loss,
                   quantize=args.quantize, min_agreement=args.min_agreement,
                   student_init=args.student_init)
+    return dataclasses.replace(base, compress=dataclasses.replace(
+        base.compress, table_pruning=args.table_pruning))
   base = preset("default", seed=seed, teacher_epochs=args.teacher_epochs,
                 teacher_learning_rate=args.teacher_learning_rate,
                 student_epochs=args.student_epochs,
@@ -73,7 +76,8 @@ def _config(args, seed):
                              min_agreement=args.min_agreement,
                              compress=dataclasses.replace(
                                  base.compress,
-                                 fine_tune_epochs=args.compress_epochs),
+                                 fine_tune_epochs=args.compress_epochs,
+                                 table_pruning=args.table_pruning),
                              teacher=dataclasses.replace(
       base.teacher, embedding_dim=args.teacher_dim, num_heads=4,
       ffn_dim=2 * args.teacher_dim))
@@ -226,8 +230,7 @@ def run_for(args, seed: int) -> Run:
                        _student_epochs(args))
   if base != out and os.path.isfile(os.path.join(base, "teacher",
                                                  "metrics.json")):
-    stored = PipelineConfig.from_json(read_json(os.path.join(
-        base, "config.json")))
+    stored = stored_config(base)
     if dataclasses.replace(stored, **{
         name: getattr(config, name) for name in AFTER_TEACHER}) == config:
       return shared_run(base, out, config)
@@ -429,6 +432,12 @@ def build_parser() -> argparse.ArgumentParser:
                       help="fine-tune epochs per compression step of the "
                       "compressed variant (1, the measured runs' setting; "
                       "the pipeline's default is 2, measured by "
+                      "compression.py)")
+  parser.add_argument("--table_pruning", default="magnitude",
+                      choices=list(TABLE_PRUNING),
+                      help="how the compressed variant prunes the item "
+                      "table (magnitude, the measured runs' setting; the "
+                      "pipeline's default is fisher, measured by "
                       "compression.py)")
   parser.add_argument("--student_init", default="random",
                       choices=list(STUDENT_INITS),

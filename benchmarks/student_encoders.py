@@ -28,9 +28,8 @@ import quality  # pylint: disable=import-error
 
 import tfdistill  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow)
 
-from tfdistill.pipeline.config import PipelineConfig
 from tfdistill.pipeline.run import Run
-from tfdistill.pipeline.run import read_json
+from tfdistill.pipeline.run import stored_config
 
 METRICS = ("ndcg@10", "hr@10", "mrr")
 
@@ -41,8 +40,7 @@ def encoder_run(base_dir: str, out: str, encoder: str, epochs: int,
   teacher epochs, in `out`; it shares the base's data, and its teacher
   unless `teacher_epochs` (0: the base's) asks for a teacher trained longer
   or shorter, which is then trained in `out`."""
-  base = PipelineConfig.from_json(read_json(os.path.join(base_dir,
-                                                         "config.json")))
+  base = stored_config(base_dir)
   teacher_epochs = teacher_epochs or base.teacher_epochs
   if (base.student.encoder, base.student_epochs, base.teacher_epochs) == (
       encoder, epochs, teacher_epochs):

@@ -16,13 +16,16 @@ from tfdistill.compress.pipeline import compress_student
 from tfdistill.compress.pipeline import CompressConfig
 from tfdistill.compress.pipeline import report_markdown
 from tfdistill.compress.pruning import layer_sparsity
+from tfdistill.compress.pruning import fisher_saliency
 from tfdistill.compress.pruning import overall_sparsity
+from tfdistill.compress.pruning import prune_mask
 from tfdistill.compress.pruning import prune_student
 from tfdistill.compress.pruning import pruning_callbacks
 from tfdistill.compress.pruning import PruningConfig
 from tfdistill.compress.pruning import strip_pruning
 from tfdistill.compress.quantization import quantize_student
 from tfdistill.data import examples
+from tfdistill.data.prepare import TRAIN
 from tfdistill.distill import Distiller
 from tfdistill.errors import ConfigError
 from tfdistill.errors import ModelError
@@ -85,6 +88,80 @@ def test_pruning_while_distilling(trained_student, tiny_teacher, tiny_train):
   distiller.fit(tiny_train, epochs=3, verbose=0,
                 callbacks=pruning_callbacks())
   assert abs(overall_sparsity(strip_pruning(pruned)) - 0.6) <= 0.01
+
+
+def test_fisher_saliency_is_weight_squared_times_mean_squared_gradient():
+  # logits = E[x] @ W: the hard loss's gradient on row x of E is
+  # W @ (softmax(logits) - onehot(y)) / batch size, and 0 on rows not read.
+  ids = tf_keras.Input(shape=(), dtype="int32")
+  logits = tf_keras.layers.Dense(4, use_bias=False)(
+      tf_keras.layers.Embedding(3, 2)(ids))
+  model = tf_keras.Model(ids, logits)
+  table = np.array([[1.0, -2.0], [0.5, 3.0], [2.0, 1.0]], np.float32)
+  out = np.array([[1.0, 0.0, -1.0, 2.0], [0.5, 1.0, 0.0, -1.0]], np.float32)
+  model.set_weights([table, out])
+  data = tf.data.Dataset.from_tensor_slices(([0, 2, 0], [1, 3, 2])).batch(2)
+
+  def row_gradient(row, label, batch_size):
+    z = table[row] @ out
+    p = np.exp(z - z.max()) / np.exp(z - z.max()).sum()
+    return out @ (p - np.eye(4)[label]) / batch_size
+
+  first = np.zeros_like(table)  # batch ([0, 2], [1, 3])
+  first[0], first[2] = row_gradient(0, 1, 2), row_gradient(2, 3, 2)
+  second = np.zeros_like(table)  # batch ([0], [2])
+  second[0] = row_gradient(0, 2, 1)
+  expected = table ** 2 * (first ** 2 + second ** 2) / 2
+  variables = [model.layers[1].embeddings]
+  [saliency] = fisher_saliency(model, variables, data, 5)
+  np.testing.assert_allclose(saliency, expected, rtol=1e-5, atol=1e-8)
+  assert (saliency[1] == 0).all()  # item 1 is never read nor a label's row
+  # Only the first batch when asked for one.
+  [one] = fisher_saliency(model, variables, data, 1)
+  np.testing.assert_allclose(one, table ** 2 * first ** 2, rtol=1e-5,
+                             atol=1e-8)
+
+
+def test_prune_mask_zeroes_the_lowest_scores():
+  scores = np.array([[3.0, 1.0], [2.0, 0.0], [1.0, 5.0]])
+  np.testing.assert_array_equal(prune_mask(scores, 0.5),
+                                [[1, 0], [1, 0], [0, 1]])
+  np.testing.assert_array_equal(prune_mask(scores, 0.0), np.ones((3, 2)))
+
+
+def test_fisher_table_pruning_keeps_what_frequent_items_need(
+    trained_student, tiny_train, tiny_prepared):
+  steps = int(tiny_train.cardinality())
+  config = PruningConfig(target_sparsity=0.5, end_step=steps * 2,
+                         frequency=5, table_pruning="fisher")
+  with pytest.raises(ConfigError, match="pass data="):
+    prune_student(trained_student, config)
+  pruned = prune_student(trained_student, config, data=tiny_train)
+  # The table comes back pruned to its target, not wrapped for TF-MOT.
+  table = pruned.get_layer("item_embedding")
+  assert type(table).__name__ == "Embedding"
+  zeros = table.embeddings.numpy() == 0
+  assert zeros.sum() == round(0.5 * zeros.size)
+  # Saliency weighs an entry by how often its item is read and scored, so
+  # the frequent items keep more of their rows than magnitude leaves them.
+  original = trained_student.get_layer("item_embedding").embeddings.numpy()
+  counts = np.bincount(tiny_prepared.item[tiny_prepared.split == TRAIN],
+                       minlength=original.shape[0])
+
+  def kept_per_interaction(mask):
+    return (mask.mean(axis=1) * counts).sum() / counts.sum()
+
+  assert kept_per_interaction(~zeros) > kept_per_interaction(
+      prune_mask(np.abs(original), 0.5)) + 0.05
+  # Training holds the table's zeros while TF-MOT prunes the Dense layers.
+  pruned.compile(tf_keras.optimizers.Adam(1e-3), loss=_SCCE)
+  pruned.fit(tiny_train, epochs=3, verbose=0, callbacks=pruning_callbacks())
+  stripped = strip_pruning(pruned)
+  np.testing.assert_array_equal(
+      stripped.get_layer("item_embedding").embeddings.numpy() == 0, zeros)
+  for row in layer_sparsity(stripped):
+    if row["matrix_parameters"]:
+      assert abs(row["sparsity"] - 0.5) <= 0.01, row
 
 
 def test_gzipped_pruned_model_is_smaller(trained_student, tiny_train):
@@ -190,6 +267,10 @@ def test_bad_input():
     PruningConfig(target_sparsity=1.0)
   with pytest.raises(ValueError, match="sparsity"):
     CompressConfig(target_sparsity=-0.1)
+  with pytest.raises(ConfigError, match="table_pruning 'l1'"):
+    CompressConfig(table_pruning="l1")
+  with pytest.raises(ConfigError, match="fisher_batches"):
+    PruningConfig(table_pruning="fisher", fisher_batches=0)
   with pytest.raises(ModelError, match="not a tfdistill student"):
     prune_student(tf_keras.Sequential())
 

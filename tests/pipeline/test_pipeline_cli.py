@@ -19,6 +19,7 @@ from tfdistill.models.embeddings import EmbeddingConfig
 from tfdistill.pipeline.config import PipelineConfig
 from tfdistill.pipeline.config import preset
 from tfdistill.pipeline.run import Run
+from tfdistill.pipeline.run import stored_config
 from tfdistill.pipeline.run import write_json
 
 STAGES = ("teacher", "student_alone", "student_kd", "compressed", "tflite")
@@ -121,12 +122,14 @@ def test_flagfile_and_help(tmp_path):
                    f"--out={tmp_path / 'r'}", "--teacher_epochs=1",
                    "--teacher_learning_rate=0.004",
                    "--student_learning_rate=0.02",
-                   "--student_init=teacher_items")
+                   "--student_init=teacher_items",
+                   "--table_pruning=magnitude")
   summary = last_json(result)
   assert summary["params"] > 0
   config = json.loads((tmp_path / "r" / "config.json").read_text())
   assert config["alpha"] == 0.3 and config["teacher_epochs"] == 1
   assert config["compress"]["fine_tune_epochs"] == 3
+  assert config["compress"]["table_pruning"] == "magnitude"
   assert (config["teacher_learning_rate"],
           config["student_learning_rate"]) == (0.004, 0.02)
   assert config["student_init"] == "teacher_items"
@@ -190,12 +193,19 @@ def test_run_directories_of_older_versions_still_resume(tmp_path):
   path = os.path.join(out, "config.json")
   with open(path) as f:
     stored = json.load(f)
-  del stored["student_init"]  # written before the field existed
+  # Written before the fields existed.
+  del stored["student_init"], stored["compress"]["table_pruning"]
   with open(path, "w") as f:
     json.dump(stored, f)
-  # That run's table was random, the default of the time (today's is auto).
-  Run(out, preset("tiny", student_init="random"))
-  with pytest.raises(ConfigError, match="differs in: student_init"):
+  # That run's table was random and pruned by magnitude, the defaults of the
+  # time (today's are auto and fisher).
+  then = preset("tiny", student_init="random")
+  then = dataclasses.replace(then, compress=dataclasses.replace(
+      then.compress, table_pruning="magnitude"))
+  Run(out, then)
+  assert stored_config(out) == then
+  with pytest.raises(ConfigError, match="differs in: "
+                     "compress.table_pruning, student_init"):
     Run(out, preset("tiny"))
 
 

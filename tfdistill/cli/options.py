@@ -95,6 +95,11 @@ flags.DEFINE_float("alpha", None, "Weight of the hard-label loss, in [0, 1].")
 flags.DEFINE_float("temperature", None, "Softmax temperature, > 0.")
 flags.DEFINE_float("target_sparsity", None,
                    "Pruning target in [0, 1); 0 disables pruning.")
+flags.DEFINE_enum("table_pruning", None, ["fisher", "magnitude"],
+                  "How item tables are pruned: fisher (default: once, keeping "
+                  "the entries whose loss saliency w^2 * F, F estimated on "
+                  "the training data, is largest) or magnitude (TF-MOT's "
+                  "gradual magnitude pruning, like the other layers).")
 flags.DEFINE_boolean("qat", None, "Quantization-aware training.")
 flags.DEFINE_float("low_rank_energy", None,
                    "SVD factorization keeping this spectral energy (0: off).")
@@ -141,7 +146,8 @@ RUN_FLAGS = DATA_FLAGS + (
     "teacher_learning_rate", "teacher_dim", "student_epochs",
     "student_learning_rate", "student_dim", "student_encoder",
     "student_init",
-    "distillation_loss", "alpha", "temperature", "target_sparsity", "qat",
+    "distillation_loss", "alpha", "temperature", "target_sparsity",
+    "table_pruning", "qat",
     "low_rank_energy", "clusters", "compress_epochs", "quantize", "top_k",
     "min_agreement")
 EXPORT_FLAGS = ("model", "out", "tflite", "saved_model", "quantize", "top_k",
@@ -200,7 +206,8 @@ def pipeline_config():
   if student:
     values["student"] = dataclasses.replace(base.student, **student)
   compress = {}
-  for flag in ("target_sparsity", "qat", "low_rank_energy", "clusters"):
+  for flag in ("target_sparsity", "table_pruning", "qat", "low_rank_energy",
+               "clusters"):
     if _present(flag):
       compress[flag] = FLAGS[flag].value
   if _present("compress_epochs"):

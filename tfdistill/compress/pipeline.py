@@ -30,6 +30,7 @@ from tfdistill.compress.pruning import prune_student
 from tfdistill.compress.pruning import pruning_callbacks
 from tfdistill.compress.pruning import PruningConfig
 from tfdistill.compress.pruning import strip_pruning
+from tfdistill.compress.pruning import TABLE_PRUNING
 from tfdistill.compress.quantization import quantize_student
 from tfdistill.distill.distiller import Distiller
 from tfdistill.errors import ConfigError
@@ -51,6 +52,10 @@ class CompressConfig:
       keeping this fraction of spectral energy, then fine-tune.
     target_sparsity: If > 0, magnitude-prune to this sparsity.
     schedule, structured, layer_sparsity: See `PruningConfig`.
+    table_pruning: How item tables are pruned: "fisher" (once, by
+      saliency w^2 * F estimated on the training data, then held while the
+      other layers are pruned gradually) or "magnitude" (TF-MOT's gradual
+      magnitude pruning, like the other layers). See `PruningConfig`.
     clusters: If > 0, cluster Dense kernels to this many values.
     qat: Quantization-aware training (pruning-preserving after pruning).
     quantize: TFLite post-training mode measured in the report.
@@ -64,6 +69,7 @@ class CompressConfig:
   schedule: str = "polynomial"
   structured: str = ""
   layer_sparsity: dict = dataclasses.field(default_factory=dict)
+  table_pruning: str = "fisher"
   clusters: int = 0
   qat: bool = True
   quantize: str = "int8"
@@ -74,6 +80,9 @@ class CompressConfig:
 
   def __post_init__(self):
     check_sparsity(self.target_sparsity)
+    if self.table_pruning not in TABLE_PRUNING:
+      raise ConfigError(f"unknown table_pruning {self.table_pruning!r}; "
+                        f"choose one of {', '.join(TABLE_PRUNING)}.")
     if not 0.0 <= self.low_rank_energy <= 1.0:
       raise ConfigError(f"low_rank_energy must be in [0, 1], got "
                         f"{self.low_rank_energy}.")
@@ -203,7 +212,8 @@ def compress_student(student: tf_keras.Model, train, evaluation,
         target_sparsity=config.target_sparsity, schedule=config.schedule,
         end_step=max(1, int(total * 0.8)), begin_step=0,
         frequency=max(1, total // 20), structured=config.structured,
-        layer_sparsity=dict(config.layer_sparsity)))
+        layer_sparsity=dict(config.layer_sparsity),
+        table_pruning=config.table_pruning), data=train)
     pruned = work.fine_tune(pruned, "pruning", pruning_callbacks(
         os.path.join(log_dir, "pruning_summaries") if log_dir else None))
     model = strip_pruning(pruned)

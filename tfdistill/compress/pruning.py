@@ -1,4 +1,4 @@
-"""Magnitude pruning of a student with TF Model Optimization.
+"""Pruning of a student: TF Model Optimization, and Fisher saliency for tables.
 
     config = PruningConfig(target_sparsity=0.5, end_step=2000)
     pruned = prune_student(student, config)
@@ -7,22 +7,39 @@
     small = strip_pruning(pruned)
 
 Every layer with prunable weights (Dense, Conv1D, Embedding, GRU and the
-tfdistill compressed embeddings) is wrapped; `layer_sparsity` sets targets
-per layer type or name, and `structured="2:4"` prunes Dense kernels in the
-2-out-of-4 pattern that sparse kernels accelerate.
+tfdistill compressed embeddings) is wrapped for TF-MOT's gradual magnitude
+pruning; `layer_sparsity` sets targets per layer type or name, and
+`structured="2:4"` prunes Dense kernels in the 2-out-of-4 pattern that
+sparse kernels accelerate.
+
+Item tables are a poor fit for magnitude: how much an entry matters depends
+on how often its item is scored and read, not only on its size. With
+`table_pruning="fisher"`, `prune_student(..., data=train)` prunes the
+tables once, before the fine-tune, keeping the entries of largest saliency
+w^2 * F (F: the mean squared gradient of the hard-label loss over training
+batches, a diagonal Fisher estimate; Optimal Brain Damage's estimate of
+what zeroing a weight costs), and `pruning_callbacks` holds their zeros
+while the other layers are pruned gradually.
 """
 
 import dataclasses
 from typing import Optional
 
 import numpy as np
+import tensorflow as tf
 import tensorflow_model_optimization as tfmot
 import tf_keras
 
 from tfdistill.errors import ConfigError
 from tfdistill.errors import ModelError
+from tfdistill.models.embeddings import HashEmbedding
+from tfdistill.models.embeddings import LowRankEmbedding
+from tfdistill.models.embeddings import QuotientRemainderEmbedding
 
 SCHEDULES = ("polynomial", "constant")
+TABLE_PRUNING = ("magnitude", "fisher")
+_TABLES = (tf_keras.layers.Embedding, LowRankEmbedding, HashEmbedding,
+           QuotientRemainderEmbedding)
 _sparsity = tfmot.sparsity.keras
 
 
@@ -47,6 +64,11 @@ class PruningConfig:
       or per layer name; they override `target_sparsity`.
     structured: "" or "2:4" (2 of every 4 consecutive weights in Dense
       kernels; other layers keep unstructured pruning).
+    table_pruning: "magnitude" (item tables pruned by TF-MOT like the other
+      layers) or "fisher" (pruned once by saliency before training; needs
+      training data, see `prune_student`).
+    fisher_batches: Training batches over which "fisher" averages squared
+      gradients.
   """
   target_sparsity: float = 0.5
   schedule: str = "polynomial"
@@ -56,6 +78,8 @@ class PruningConfig:
   frequency: int = 25
   layer_sparsity: dict = dataclasses.field(default_factory=dict)
   structured: str = ""
+  table_pruning: str = "magnitude"
+  fisher_batches: int = 200
 
   def __post_init__(self):
     check_sparsity(self.target_sparsity)
@@ -68,6 +92,12 @@ class PruningConfig:
     if self.structured not in ("", "2:4"):
       raise ConfigError(f"structured must be '' or '2:4', got "
                         f"{self.structured!r}.")
+    if self.table_pruning not in TABLE_PRUNING:
+      raise ConfigError(f"unknown table_pruning {self.table_pruning!r}; "
+                        f"choose one of {', '.join(TABLE_PRUNING)}.")
+    if self.fisher_batches < 1:
+      raise ConfigError(f"fisher_batches must be >= 1, got "
+                        f"{self.fisher_batches}.")
     if self.end_step <= self.begin_step:
       raise ConfigError(f"end_step ({self.end_step}) must be after "
                         f"begin_step ({self.begin_step}).")
@@ -106,17 +136,35 @@ def _check_student(model) -> None:
 
 
 def prune_student(model: tf_keras.Model,
-                  config: PruningConfig = PruningConfig()) -> tf_keras.Model:
+                  config: PruningConfig = PruningConfig(),
+                  data=None) -> tf_keras.Model:
   """Wraps every prunable layer of a functional student for pruning.
 
-  Layers whose target is 0 stay as they are. Weights are kept.
+  Layers whose target is 0 stay as they are. Weights are kept, except that
+  with `config.table_pruning == "fisher"` the item tables come back already
+  pruned to their target (by saliency, see `fisher_saliency`) and unwrapped.
+
+  Args:
+    model: A functional student.
+    config: `PruningConfig`.
+    data: Batched training `tf.data` of (context, label, ...) elements;
+      required by "fisher" table pruning.
   """
   _check_student(model)
+  by_fisher = config.table_pruning == "fisher"
+  if by_fisher and data is None:
+    raise ConfigError("table_pruning='fisher' estimates each table entry's "
+                      "saliency from training batches: pass data= to "
+                      "prune_student, or use table_pruning='magnitude'.")
+  tables = []
 
   def wrap(layer):
     clone = layer.__class__.from_config(layer.get_config())
     target = config.target_for(layer)
     if not _prunable(layer) or target == 0.0:
+      return clone
+    if by_fisher and isinstance(layer, _TABLES):
+      tables.append((clone, target))
       return clone
     kwargs = {}
     if config.structured == "2:4" and isinstance(layer,
@@ -127,7 +175,63 @@ def prune_student(model: tf_keras.Model,
 
   pruned = tf_keras.models.clone_model(model, clone_function=wrap)
   pruned.set_weights(_weights_for(pruned, model))
+  if tables:
+    variables, targets = [], []
+    for layer, target in tables:
+      weights = _table_weights(layer)
+      variables += weights
+      targets += [target] * len(weights)
+    saliency = fisher_saliency(pruned, variables, data, config.fisher_batches)
+    for variable, target, scores in zip(variables, targets, saliency):
+      variable.assign(variable * prune_mask(scores, target))
   return pruned
+
+
+def _table_weights(layer) -> list:
+  if isinstance(layer, _sparsity.PrunableLayer):
+    return list(layer.get_prunable_weights())
+  return [layer.embeddings]
+
+
+def fisher_saliency(model: tf_keras.Model, variables: list, data,
+                    batches: int) -> list:
+  """Per variable, w^2 * F: what zeroing each entry costs the loss.
+
+  F is the squared gradient of the hard-label loss (sparse categorical
+  cross-entropy of `model`'s logits) averaged over the first `batches`
+  batches of `data`: a diagonal estimate of the Fisher information, which
+  for an item table grows with how often the item is read and scored.
+  """
+  loss = tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+  @tf.function
+  def squared_gradients(inputs, labels):
+    with tf.GradientTape() as tape:
+      value = loss(labels, model(inputs, training=False))
+    return [tf.zeros_like(v) if g is None else tf.square(
+        tf.convert_to_tensor(g)) for v, g in zip(
+            variables, tape.gradient(value, variables))]
+
+  totals = [np.zeros(v.shape, np.float64) for v in variables]
+  count = 0
+  for batch in data.take(batches):
+    for total, square in zip(totals, squared_gradients(batch[0], batch[1])):
+      total += square.numpy()
+    count += 1
+  if not count:
+    raise ConfigError("the training data has no batches to estimate the "
+                      "tables' Fisher saliency from.")
+  return [np.square(v.numpy()) * total / count
+          for v, total in zip(variables, totals)]
+
+
+def prune_mask(scores: np.ndarray, sparsity: float) -> np.ndarray:
+  """1 for the entries kept, 0 for the round(sparsity * size) lowest scores
+  (ties: the first in row-major order go first)."""
+  pruned = int(round(sparsity * scores.size))
+  mask = np.ones(scores.size, np.float32)
+  mask[np.argsort(scores.ravel(), kind="stable")[:pruned]] = 0.0
+  return mask.reshape(scores.shape)
 
 
 def _weights_for(pruned, original) -> list:
@@ -151,8 +255,10 @@ def _is_prune_wrapper(layer) -> bool:
 
 
 def pruning_callbacks(log_dir: Optional[str] = None) -> list:
-  """`UpdatePruningStep` (required) and, with a log dir, `PruningSummaries`."""
-  callbacks = [_sparsity.UpdatePruningStep()]
+  """`UpdatePruningStep` (required), `KeepSparsity` (holds the zeros of the
+  matrices already sparse when training starts: the tables pruned by Fisher
+  saliency) and, with a log dir, `PruningSummaries`."""
+  callbacks = [_sparsity.UpdatePruningStep(), KeepSparsity()]
   if log_dir:
     callbacks.append(_sparsity.PruningSummaries(log_dir=log_dir))
   return callbacks

@@ -48,7 +48,8 @@ def distillation_losses(spec: str, temperature: float) -> list:
 
 STUDENT_INITS = ("auto", "random", "teacher_items")
 # What a run directory written before a field existed used (its default then).
-LEGACY_DEFAULTS = {"student_init": "random"}
+LEGACY_DEFAULTS = {"student_init": "random",
+                   "compress": {"table_pruning": "magnitude"}}
 
 
 @dataclasses.dataclass(frozen=True)

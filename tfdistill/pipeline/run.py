@@ -87,10 +87,33 @@ def _with_defaults(stored: dict) -> dict:
   """A stored config.json with the fields added since it was written at
   what its run used (the default of the time: LEGACY_DEFAULTS, else today's);
   unreadable ones as stored."""
+  values = {**LEGACY_DEFAULTS, **stored}
+  for key, legacy in LEGACY_DEFAULTS.items():
+    if isinstance(legacy, dict) and isinstance(stored.get(key), dict):
+      values[key] = {**legacy, **stored[key]}
   try:
-    return PipelineConfig.from_json({**LEGACY_DEFAULTS, **stored}).to_json()
+    return PipelineConfig.from_json(values).to_json()
   except (TypeError, KeyError, ValueError, ConfigError):
     return stored
+
+
+def _differences(old: dict, new: dict, prefix: str = "") -> list:
+  """The fields that differ, nested ones as parent.field."""
+  names = []
+  for key in sorted(set(old) | set(new)):
+    a, b = old.get(key), new.get(key)
+    if isinstance(a, dict) and isinstance(b, dict):
+      names += _differences(a, b, f"{prefix}{key}.")
+    elif a != b:
+      names.append(prefix + key)
+  return names
+
+
+def stored_config(out: str) -> PipelineConfig:
+  """The configuration of the run in directory `out`, with the fields added
+  since it was written at what it used."""
+  return PipelineConfig.from_json(_with_defaults(read_json(os.path.join(
+      out, CONFIG_FILE))))
 
 
 class Run:
@@ -114,12 +137,11 @@ class Run:
     if os.path.isfile(path):
       stored = _with_defaults(read_json(path))
       if stored != config.to_json() and not force:
-        changed = sorted(k for k in set(stored) | set(config.to_json())
-                         if stored.get(k) != config.to_json().get(k))
         raise ConfigError(
             f"{out} holds a run with a different configuration (differs in: "
-            f"{', '.join(changed)}); use another --out, or --force to "
-            "recompute it with the new one.")
+            f"{', '.join(_differences(stored, config.to_json()))}); pass the "
+            "flags it was made with (its config.json), use another --out, "
+            "or --force to recompute it with the new one.")
     elif os.path.isdir(out) and os.listdir(out):
       raise ConfigError(f"{out} exists and is not a tfdistill run directory "
                         "(no config.json); choose an empty or new --out.")
