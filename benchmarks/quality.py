@@ -167,15 +167,29 @@ DEFAULT_TEACHER_EPOCHS = 5
 def run_directory(work_dir: str, data: str, seed: int, encoder: str,
                   student_epochs: int = DEFAULT_STUDENT_EPOCHS,
                   teacher_epochs: int = DEFAULT_TEACHER_EPOCHS,
-                  student_init: str = "random") -> str:
+                  student_init: str = "random", compression: str = "") -> str:
   """Where one seed's run lives; quality.py, student_encoders.py and
   compression.py share the layout <data>_seed<N>_<encoder>[_e<student
-  epochs>][_t<teacher epochs>][_<student init>]."""
+  epochs>][_t<teacher epochs>][_<student init>][<compression tag>]."""
   teacher_tag = ("" if teacher_epochs == DEFAULT_TEACHER_EPOCHS
                  else f"_t{teacher_epochs}")
   init_tag = "" if student_init == "random" else f"_{student_init}"
   return os.path.join(work_dir, f"{data}_seed{seed}_{encoder}"
-                      f"{epochs_tag(student_epochs)}{teacher_tag}{init_tag}")
+                      f"{epochs_tag(student_epochs)}{teacher_tag}{init_tag}"
+                      f"{compression}")
+
+
+#: The compression of the measured runs made before 2026-12-01 (fine-tune
+#: epochs per step, table pruning), whose directories and result files have
+#: no compression tag.
+MEASURED_COMPRESSION = (1, "magnitude")
+
+
+def compression_tag(args) -> str:
+  """"" for the measured runs' compression, else _c<epochs>_<tables>."""
+  setting = (args.compress_epochs, args.table_pruning)
+  return ("" if setting == MEASURED_COMPRESSION
+          else f"_c{args.compress_epochs}_{args.table_pruning}")
 
 
 def shared_run(base_dir: str, out: str, config: PipelineConfig,
@@ -206,7 +220,7 @@ def result_suffix(args) -> str:
           else f"_{args.student_encoder}") + epochs_tag(
               _student_epochs(args)) + (
                   "" if args.student_init == "random"
-                  else f"_{args.student_init}")
+                  else f"_{args.student_init}") + compression_tag(args)
 
 
 #: The configuration fields that only the steps after the teacher read: a
@@ -216,24 +230,43 @@ AFTER_TEACHER = ("student", "student_epochs", "student_learning_rate",
                  "compress", "quantize", "top_k", "min_agreement")
 
 
+#: The configuration fields that only compression and export read.
+AFTER_STUDENTS = ("compress", "quantize", "top_k", "min_agreement")
+
+
+def _differs_only_in(base_dir: str, config: PipelineConfig, fields) -> bool:
+  stored = stored_config(base_dir)
+  return dataclasses.replace(stored, **{
+      name: getattr(config, name) for name in fields}) == config
+
+
 def run_for(args, seed: int) -> Run:
   """The run of one seed; refuses a directory of a changed configuration.
 
-  A run of another --student_init starts from the data and trained teacher
-  of the same run with random initialisation, when that run exists.
+  A run of another compression starts from the data, teacher and trained
+  students of the same run with the measured compression, and a run of
+  another --student_init from the data and trained teacher of the same run
+  with random initialisation, when those runs exist.
   """
   data = "quick" if args.quick else args.data
   out = run_directory(args.work_dir, data, seed, args.student_encoder,
-                      _student_epochs(args), student_init=args.student_init)
+                      _student_epochs(args), student_init=args.student_init,
+                      compression=compression_tag(args))
   config = _config(args, seed)
+  students = run_directory(args.work_dir, data, seed, args.student_encoder,
+                           _student_epochs(args),
+                           student_init=args.student_init)
+  if students != out and os.path.isfile(os.path.join(
+      students, "student_kd", "metrics.json")) and _differs_only_in(
+          students, config, AFTER_STUDENTS):
+    return shared_run(students, out, config, steps=(
+        "data", "teacher", "student_alone", "student_kd"))
   base = run_directory(args.work_dir, data, seed, args.student_encoder,
                        _student_epochs(args))
-  if base != out and os.path.isfile(os.path.join(base, "teacher",
-                                                 "metrics.json")):
-    stored = stored_config(base)
-    if dataclasses.replace(stored, **{
-        name: getattr(config, name) for name in AFTER_TEACHER}) == config:
-      return shared_run(base, out, config)
+  if base != out and os.path.isfile(os.path.join(
+      base, "teacher", "metrics.json")) and _differs_only_in(
+          base, config, AFTER_TEACHER):
+    return shared_run(base, out, config)
   return Run(out, config)
 
 
@@ -492,7 +525,9 @@ def main():
           "tiny preset sizes and epochs" if args.quick else
           f"teacher embedding {args.teacher_dim}, {args.teacher_epochs} "
           f"epochs; students {args.student_epochs} epochs") + ". compressed = 50% "
-            "magnitude pruning + pruning-preserving QAT; tflite = its "
+            f"pruning (item table by {args.table_pruning}) + "
+            "pruning-preserving QAT, "
+            f"{args.compress_epochs} fine-tune epoch(s) each; tflite = its "
             f"{args.quantize} .tflite from the export step (parity gate "
             "passed; bytes vs float_bytes: the float32 .tflite of the same "
             "student). ci95: 95% paired bootstrap interval over test users "
