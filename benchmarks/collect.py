@@ -20,6 +20,10 @@ SECTIONS = (
     ("quality_latest_small_e10_teacher_items",
      "Quality with the teacher's item table (latest-small, students 10 "
      "epochs, no multi-teacher or assistant variants)"),
+    ("quality_latest_small_e10_teacher_items_c2_fisher",
+     "Quality with the teacher's item table and the pipeline's compression "
+     "(latest-small, students 10 epochs; two fine-tune epochs per step, "
+     "item table pruned by Fisher saliency)"),
     ("quality_synthetic_e3",
      "Quality on the embedded synthetic default (the pipeline's sizes; "
      "the targets are latest-small's)"),
@@ -70,7 +74,11 @@ TARGET_TABLES = (
     ("quality_latest_small", "Targets (latest-small, mean over seeds)"),
     ("quality_latest_small_e10_teacher_items",
      "Targets with the teacher's item table (latest-small, students 10 "
-     "epochs, `--student_init=teacher_items`)"))
+     "epochs, `--student_init=teacher_items`)"),
+    ("quality_latest_small_e10_teacher_items_c2_fisher",
+     "Targets with the teacher's item table and the pipeline's compression "
+     "(latest-small, students 10 epochs, `--student_init=teacher_items "
+     "--compress_epochs=2 --table_pruning=fisher`)"))
 INTRO = """# Benchmarks
 
 Measured by the scripts in `benchmarks/`; every table below is copied from
