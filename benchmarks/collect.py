@@ -79,6 +79,12 @@ TARGET_TABLES = (
      "Targets with the teacher's item table and the pipeline's compression "
      "(latest-small, students 10 epochs, `--student_init=teacher_items "
      "--compress_epochs=2 --table_pruning=fisher`)"))
+#: quality.py Pareto figures shown under the targets: name -> caption.
+FIGURES = (
+    ("quality_latest_small", "quality against size (random item tables)"),
+    ("quality_latest_small_e10_teacher_items_c2_fisher",
+     "quality against size (the teacher's item table, the pipeline's "
+     "compression)"))
 INTRO = """# Benchmarks
 
 Measured by the scripts in `benchmarks/`; every table below is copied from
@@ -208,10 +214,10 @@ def main(results: pathlib.Path = _common.DEFAULT_OUT,
   if others:
     parts += ["### Other targets", "", markdown_table(
         others, ["target", "measured", "goal", "met", "source"]), ""]
-  figure = results / "quality_latest_small_pareto.png"
-  if figure.is_file():
-    parts += [f"![quality against size]({figure.relative_to(out.parent)})",
-              ""]
+  for name, caption in FIGURES:
+    figure = results / f"{name}_pareto.png"
+    if figure.is_file():
+      parts += [f"![{caption}]({figure.relative_to(out.parent)})", ""]
   notes = _common.REPO / "benchmarks" / "NOTES.md"
   if notes.is_file():  # hand-written reading of the latest results
     parts += [notes.read_text().strip(), ""]
