@@ -68,6 +68,19 @@ def test_every_mode_passes_the_parity_gate(mode, saved_student, tmp_path,
               lite.interpreter.get_tensor_details()
               if t["dtype"] == np.int8 and t["quantization"][0] > 0]
     assert scales and max(scales) < 1.0, max(scales)
+    # The context pooling stays float (selective quantization: int8 rounding
+    # of its masks and divisions moved the top-10 most); the Dense layers
+    # and the catalog scores run in int8.
+    tensors = {t["index"]: t for t in lite.interpreter.get_tensor_details()}
+    types = {"pool": set(), "FULLY_CONNECTED": set()}
+    for op in lite.interpreter._get_ops_details():  # pylint: disable=protected-access
+      for index in op["outputs"]:
+        name = tensors[index]["name"]
+        key = "pool" if "/pool/" in name else op["op_name"]
+        if key in types:
+          types[key].add(np.dtype(tensors[index]["dtype"]).name)
+    assert types["FULLY_CONNECTED"] == {"int8"}, types
+    assert "float32" in types["pool"] and "int8" not in types["pool"], types
 
 
 def test_saved_model_serves_raw_ids(saved_student, tmp_path, tiny_prepared):

@@ -14,6 +14,7 @@ re-rank, so no large sentinel scores are needed (they break int8 graphs).
 
 import contextlib
 import os
+import re
 import shutil
 import tempfile
 from typing import Optional
@@ -24,8 +25,17 @@ import tensorflow as tf
 from tfdistill.data.vocab import NUM_RESERVED
 from tfdistill.errors import ExportError
 from tfdistill.models.io import catalog_size
+from tfdistill.models.layers import MaskedMean
+from tfdistill.models.layers import PositionWeightedMean
 
 QUANTIZATION_MODES = ("none", "float16", "dynamic", "int8")
+#: Layers whose ops stay float in "int8" mode (TFLite selective
+#: quantization): the context pooling. Quantization-aware training leaves
+#: them float, they cost a few hundred operations, and int8 rounding of their
+#: masks, weights, sums and divisions moves the top-10 more than the rest of
+#: the graph does (top-10 agreement with the SavedModel 0.88 with them in
+#: int8, 0.92 without, on latest-small: benchmarks/NOTES.md).
+FLOAT_IN_INT8 = (PositionWeightedMean, MaskedMean)
 SIGNATURE = "recommend"
 INPUT = "context"
 OUTPUT_IDS = "item_indices"
@@ -91,8 +101,9 @@ def convert(student, mode: str = "none", top_k: int = 10,
   Args:
     student: A functional retrieval student (or its QAT version).
     mode: "none" (float32), "float16", "dynamic" (int8 weights) or "int8"
-      (int8 weights and activations, float fallback where an op has no int8
-      kernel; ids and outputs keep their types).
+      (int8 weights and activations, except the context pooling, see
+      `FLOAT_IN_INT8`, and float fallback where an op has no int8 kernel;
+      ids and outputs keep their types).
     top_k: K of the recommend signature.
     representative: int32 contexts [M, L] from the training data; required
       for "int8".
@@ -129,7 +140,10 @@ def convert(student, mode: str = "none", top_k: int = 10,
           yield {INPUT: row[np.newaxis]}
       converter.representative_dataset = samples
     try:
-      return converter.convert()
+      content = converter.convert()
+      if mode == "int8":
+        content = _keep_float(content, student, converter, samples)
+      return content
     except Exception as error:  # the converter raises several types
       message = str(error)
       if "Flex" in message or "Select TF" in message or (
@@ -140,6 +154,25 @@ def convert(student, mode: str = "none", top_k: int = 10,
             f"converter said: {message.strip().splitlines()[0][:300]}"
         ) from error
       raise ExportError(f"TFLite conversion failed: {message[:500]}") from error
+
+
+def _keep_float(content: bytes, student, converter, samples) -> bytes:
+  """Converts again with the ops of `FLOAT_IN_INT8` layers left float (the
+  same model if it has none)."""
+  names = [layer.name for layer in getattr(student, "layers", [])
+           if isinstance(layer, FLOAT_IN_INT8)]
+  if not names:
+    return content
+  pattern = re.compile("(^|/)(" + "|".join(map(re.escape, names)) + ")/")
+  nodes = sorted({detail["name"] for detail in _interpreter(
+      content).get_tensor_details() if pattern.search(detail["name"])})
+  if not nodes:
+    return content
+  debugger = tf.lite.experimental.QuantizationDebugger(
+      converter=converter, debug_dataset=samples,
+      debug_options=tf.lite.experimental.QuantizationDebugOptions(
+          denylisted_nodes=nodes))
+  return debugger.get_nondebug_quantized_model()
 
 
 class LiteRTRecommender:
@@ -173,8 +206,11 @@ class LiteRTRecommender:
     return {"inputs": describe(signature[0]), "outputs": describe(signature[1])}
 
 
+def _interpreter(tflite_bytes: bytes):
+  from ai_edge_litert import interpreter as litert  # pylint: disable=import-outside-toplevel
+  return litert.Interpreter(model_content=tflite_bytes)
+
+
 def op_names(tflite_bytes: bytes) -> set:
   """Builtin/custom operator names used by a .tflite model."""
-  from ai_edge_litert import interpreter as litert  # pylint: disable=import-outside-toplevel
-  interpreter = litert.Interpreter(model_content=tflite_bytes)
-  return {op["op_name"] for op in interpreter._get_ops_details()}  # pylint: disable=protected-access
+  return {op["op_name"] for op in _interpreter(tflite_bytes)._get_ops_details()}  # pylint: disable=protected-access
