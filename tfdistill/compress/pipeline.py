@@ -50,7 +50,8 @@ class CompressConfig:
   Attributes:
     low_rank_energy: If > 0, factorize Dense kernels and Embedding tables
       keeping this fraction of spectral energy, then fine-tune.
-    target_sparsity: If > 0, magnitude-prune to this sparsity.
+    target_sparsity: If > 0, prune to this sparsity (tables as
+      `table_pruning` says, other layers by magnitude).
     schedule, structured, layer_sparsity: See `PruningConfig`.
     table_pruning: How item tables are pruned: "fisher" (once, by
       saliency w^2 * F estimated on the training data, then held while the
