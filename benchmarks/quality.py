@@ -38,6 +38,7 @@ from tfdistill.data.sources import SourceConfig
 from tfdistill.distill import Distiller
 from tfdistill.distill import TeacherEnsemble
 from tfdistill.distill.strategies import distill_chain
+from tfdistill.errors import ConfigError
 from tfdistill.compress.pipeline import EVAL_POOL
 from tfdistill.compress.pruning import TABLE_PRUNING
 from tfdistill.evaluation.evaluate import evaluate_retrieval
@@ -93,7 +94,9 @@ def _config(args, seed):
 
 
 def _extra_variants(run) -> list:
-  """Multi-teacher and teaching-assistant students for one run."""
+  """Multi-teacher and teaching-assistant students for one run; their item
+  tables start as the run's `student_init` says (from the first teacher's
+  items, or random)."""
   config, prepared = run.config, run.prepared
   teacher = run.teacher()
   train, test = run.train_data(), run.evaluation("test")
@@ -114,12 +117,13 @@ def _extra_variants(run) -> list:
 
   tf_keras.utils.set_random_seed(config.seed + 2)
   student = build_student(prepared, config.context_length, config.student)
+  init = run.init_item_table(student, teacher)
   distiller = Distiller(student=student, teacher=TeacherEnsemble(
       [teacher, second], weighting="confidence"))
   distiller.compile(**compile_kwargs())
   distiller.fit(train, epochs=config.student_epochs, verbose=0)
   rows.append(dict(variant="student_multi_teacher",
-                   params=count_parameters(student),
+                   params=count_parameters(student), student_init=init,
                    **evaluate_retrieval(student, test)))
   tf_keras.utils.set_random_seed(config.seed + 2)
   assistant = build_student(prepared, config.context_length, dataclasses
@@ -127,11 +131,20 @@ def _extra_variants(run) -> list:
                                      config.student.embedding_dim),
                             name="assistant")
   student = build_student(prepared, config.context_length, config.student)
+  # --student_init applies to every distilled student: the assistant's and
+  # the student's tables both start from the teacher's items (the
+  # assistant's when the teacher is at least as wide; --quick's is not).
+  try:
+    assistant_init = run.init_item_table(assistant, teacher)
+  except ConfigError:
+    assistant_init = "random"
+  init = run.init_item_table(student, teacher)
   distill_chain([teacher, assistant, student], train,
                 epochs=config.student_epochs, compile_kwargs=compile_kwargs,
                 fit_kwargs={"verbose": 0})
   rows.append(dict(variant="student_teaching_assistant",
-                   params=count_parameters(student),
+                   params=count_parameters(student), student_init=init,
+                   assistant_init=assistant_init,
                    **evaluate_retrieval(student, test)))
   return rows
 

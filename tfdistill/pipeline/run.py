@@ -278,7 +278,7 @@ class Run:
       student.compile(optimizer, loss=tf_keras.losses
                       .SparseCategoricalCrossentropy(from_logits=True))
       return student, student
-    self.student_init_used = self._init_item_table(student, teacher)
+    self.student_init_used = self.init_item_table(student, teacher)
     distiller = Distiller(student=student, teacher=teacher)
     distiller.compile(optimizer=optimizer, alpha=config.alpha,
                       temperature=config.temperature,
@@ -286,9 +286,10 @@ class Run:
                           config.distillation_loss, config.temperature))
     return student, distiller
 
-  def _init_item_table(self, student, teacher) -> str:
-    """Applies config.student_init to a student about to be distilled;
-    returns what its item table starts from ("teacher_items" or "random")."""
+  def init_item_table(self, student, teacher) -> str:
+    """Applies config.student_init to a student about to be distilled from
+    `teacher` (a tfdistill retrieval teacher); returns what its item table
+    starts from ("teacher_items" or "random")."""
     if self.config.student_init == "random":
       return "random"
     try:
