@@ -16,14 +16,17 @@ import _common  # pylint: disable=import-error
 from tfdistill.reporting import markdown_table
 
 SECTIONS = (
-    ("quality_latest_small", "Quality on MovieLens latest-small"),
-    ("quality_latest_small_e10_teacher_items",
-     "Quality with the teacher's item table (latest-small, students 10 "
-     "epochs, no multi-teacher or assistant variants)"),
     ("quality_latest_small_e10_teacher_items_c2_fisher",
-     "Quality with the teacher's item table and the pipeline's compression "
-     "(latest-small, students 10 epochs; two fine-tune epochs per step, "
-     "item table pruned by Fisher saliency)"),
+     "Quality with the pipeline's student and compression (latest-small, "
+     "students 10 epochs from the teacher's item table; two fine-tune epochs "
+     "per compression step, item table pruned by Fisher saliency)"),
+    ("quality_latest_small_e10_teacher_items",
+     "Earlier: quality with the teacher's item table and one-epoch "
+     "magnitude compression (latest-small, students 10 epochs, no "
+     "multi-teacher or assistant variants)"),
+    ("quality_latest_small",
+     "Earlier: quality with random item tables (latest-small, students 5 "
+     "epochs)"),
     ("quality_synthetic_e3",
      "Quality on the embedded synthetic default (the pipeline's sizes; "
      "the targets are latest-small's)"),
@@ -69,22 +72,26 @@ SECTIONS = (
      "`tfdistill pipeline --student_init=teacher_items` (synthetic default, "
      "before it was the default)"),
 )
-#: quality.py results whose targets table heads BENCHMARKS.md.
+#: quality.py results whose targets table heads BENCHMARKS.md, the
+#: configuration the pipeline trains by default first, then the earlier
+#: measured configurations it grew out of.
 TARGET_TABLES = (
-    ("quality_latest_small", "Targets (latest-small, mean over seeds)"),
-    ("quality_latest_small_e10_teacher_items",
-     "Targets with the teacher's item table (latest-small, students 10 "
-     "epochs, `--student_init=teacher_items`)"),
     ("quality_latest_small_e10_teacher_items_c2_fisher",
-     "Targets with the teacher's item table and the pipeline's compression "
-     "(latest-small, students 10 epochs, `--student_init=teacher_items "
-     "--compress_epochs=2 --table_pruning=fisher`)"))
+     "Targets with the pipeline's student and compression (latest-small, "
+     "students 10 epochs, `--student_init=teacher_items --compress_epochs=2 "
+     "--table_pruning=fisher`)"),
+    ("quality_latest_small_e10_teacher_items",
+     "Earlier: the teacher's item table with one-epoch magnitude compression "
+     "(latest-small, students 10 epochs, `--student_init=teacher_items`)"),
+    ("quality_latest_small",
+     "Earlier: random item tables (latest-small, students 5 epochs, "
+     "quality.py's defaults)"))
 #: quality.py Pareto figures shown under the targets: name -> caption.
 FIGURES = (
-    ("quality_latest_small", "quality against size (random item tables)"),
     ("quality_latest_small_e10_teacher_items_c2_fisher",
-     "quality against size (the teacher's item table, the pipeline's "
-     "compression)"))
+     "quality against size (the pipeline's student and compression)"),
+    ("quality_latest_small", "quality against size (earlier: random item "
+     "tables)"))
 INTRO = """# Benchmarks
 
 Measured by the scripts in `benchmarks/`; every table below is copied from

@@ -90,6 +90,37 @@ def test_targets_report_interval_and_verdict(quality):
   assert rows["pruned + quantized TFLite NDCG@10 change vs student_kd"]["met"]
 
 
+def test_best_distilled_student_is_chosen_on_validation(quality):
+  seeds = [{"student_kd": 0.05, "student_multi_teacher": 0.06,
+            "student_teaching_assistant": 0.04},
+           {"student_kd": 0.05, "student_multi_teacher": 0.05,
+            "student_teaching_assistant": 0.065}]
+  # Means 0.05, 0.055 and 0.0525 (seed 1 alone would pick the assistant).
+  assert quality.best_distilled(seeds) == "student_multi_teacher"
+  # A seed without the extra variants is left out of the comparison...
+  assert quality.best_distilled(seeds + [{"student_kd": 0.5}]) == (
+      "student_multi_teacher")
+  # ... unless no seed has them.
+  assert quality.best_distilled([{"student_kd": 0.5}]) == "student_kd"
+
+
+def test_targets_name_a_better_distilled_student_than_student_kd(quality):
+  variants = [
+      {"variant": "teacher", "params": 100, "ndcg@10": 0.1},
+      {"variant": "student_kd", "params": 8, "params_vs_teacher": 0.08,
+       "ndcg_vs_teacher": 0.8, "ndcg_vs_student_alone": 0.1},
+      {"variant": "student_multi_teacher", "params": 8,
+       "ndcg_vs_teacher": 0.95, "ndcg_vs_student_alone": 0.3},
+      {"variant": "tflite", "params": 8, "ndcg_vs_student_kd": 0.0}]
+  assert len(quality.targets(variants)) == 4
+  rows = {r["target"]: r["met"] for r in quality.targets(
+      variants, best="student_multi_teacher")}
+  label = "best distilled student on validation (student_multi_teacher)"
+  assert rows[f"{label} NDCG@10 / teacher NDCG@10"] is True
+  assert rows[f"{label} NDCG@10 gain over student_alone"] is True
+  assert rows["student_kd NDCG@10 / teacher NDCG@10"] is False
+
+
 def test_a_variant_of_fewer_seeds_is_compared_on_its_own_seeds(quality):
   def seed(teacher, alone, kd, extra=None):
     rows = [{"variant": "teacher", "params": 100, "ndcg@10": teacher},
@@ -318,8 +349,10 @@ def test_collect_heads_the_page_with_each_quality_targets_table(tmp_path):
     sys.path.remove(str(BENCHMARKS))
   results = tmp_path / "results"
   results.mkdir()
-  for name, measured in (("quality_latest_small", 0.82),
-                         ("quality_latest_small_e10_teacher_items", 1.07)):
+  for name, measured in (
+      ("quality_latest_small", 0.82),
+      ("quality_latest_small_e10_teacher_items", 1.07),
+      ("quality_latest_small_e10_teacher_items_c2_fisher", 1.05)):
     (results / f"{name}.json").write_text(json.dumps({"targets": [
         {"target": "student_kd NDCG@10 / teacher NDCG@10",
          "measured": measured, "goal": ">= 0.9", "met": measured >= 0.9,
@@ -327,6 +360,9 @@ def test_collect_heads_the_page_with_each_quality_targets_table(tmp_path):
   out = tmp_path / "BENCHMARKS.md"
   collect.main(results, out)
   page = out.read_text()
-  first = page.index("## Targets (latest-small, mean over seeds)")
-  second = page.index("## Targets with the teacher's item table")
-  assert first < page.index("0.82") < second < page.index("1.07")
+  # The pipeline's configuration first, then the earlier ones.
+  first = page.index("## Targets with the pipeline's student and compression")
+  second = page.index("## Earlier: the teacher's item table")
+  third = page.index("## Earlier: random item tables")
+  assert first < page.index("1.05") < second < page.index("1.07") < third
+  assert third < page.index("0.82")
