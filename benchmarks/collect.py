@@ -219,7 +219,7 @@ def main(results: pathlib.Path = _common.DEFAULT_OUT,
                 ""]
   others = other_targets(results)
   if others:
-    parts += ["### Other targets", "", markdown_table(
+    parts += ["## Other targets", "", markdown_table(
         others, ["target", "measured", "goal", "met", "source"]), ""]
   for name, caption in FIGURES:
     figure = results / f"{name}_pareto.png"

@@ -1,0 +1,32 @@
+"""The report's figures: the Pareto front and where its labels go."""
+
+from tfdistill.pipeline.report import label_heights
+from tfdistill.pipeline.report import pareto_front
+from tfdistill.pipeline.report import plot_pareto
+
+
+def test_pareto_front_keeps_the_undominated_points_by_size():
+  points = [(100, 0.5), (10, 0.3), (10, 0.4), (50, 0.2), (200, 0.45)]
+  assert pareto_front(points) == [2, 0]
+
+
+def test_labels_of_one_size_are_pushed_apart():
+  # Three students of one size, two with the same score, and a teacher.
+  points = [(10, 0.049), (10, 0.049), (10, 0.051), (100, 0.047)]
+  heights = label_heights(points, gap=0.001)
+  assert heights[2] == 0.051  # the highest keeps its place
+  assert heights[0] == 0.049
+  assert abs(heights[1] - 0.048) < 1e-12
+  assert heights[3] == 0.047  # alone at its size
+  # Points already apart keep their own heights.
+  assert label_heights([(10, 0.1), (10, 0.05)], gap=0.01) == [0.1, 0.05]
+
+
+def test_pareto_figure_is_written(tmp_path):
+  rows = [{"label": name, "params": size, "ndcg@10": quality}
+          for name, size, quality in (("teacher", 100, 0.047),
+                                      ("student_kd", 10, 0.049),
+                                      ("tflite", 10, 0.049))]
+  path = plot_pareto(rows, str(tmp_path / "pareto.png"))
+  with open(path, "rb") as f:
+    assert f.read(8) == b"\x89PNG\r\n\x1a\n"
