@@ -5,7 +5,11 @@ distilled student, 50% pruned + QAT, int8 TFLite) in a run directory, then
 adds the multi-teacher (teacher + a second teacher, confidence-weighted) and
 teaching-assistant (teacher -> mid-size assistant -> student) variants.
 Evaluation: sequential next-item retrieval, per-user leave-last-out, full
-catalog, seen items excluded (test split).
+catalog, seen items excluded (test split). The best distilled student of the
+student's size (the issue's `student_kd`) is chosen among the three on
+validation NDCG@10, never on the test split: the result names it
+("best_distilled"), and when it is not the pipeline's student_kd the targets
+table gives the distillation targets for it too.
 
 Every student (alone, distilled, assistant) uses the position-weighted mean
 context encoder (`student_encoders.py` compares it with a GRU and a CNN);
@@ -17,6 +21,8 @@ Writes benchmarks/results/quality_<data>.json as
 Markdown table.
 
     python benchmarks/quality.py                       # latest-small, 3 seeds
+    python benchmarks/quality.py --student_epochs=10 --student_init=teacher_items \
+        --compress_epochs=2 --table_pruning=fisher     # the pipeline's setup
     python benchmarks/quality.py --data=synthetic
     python benchmarks/quality.py --quick               # tiny smoke run
 """
