@@ -550,8 +550,9 @@ def build_parser() -> argparse.ArgumentParser:
                       "compression.py)")
   parser.add_argument("--student_init", default="random",
                       choices=list(STUDENT_INITS),
-                      help="student_kd's item table (teacher_items: from "
-                      "the teacher's; student_init.py); a run of another "
+                      help="the distilled students' item tables "
+                      "(student_kd, multi-teacher, assistant; teacher_items: "
+                      "from the teacher's; student_init.py); a run of another "
                       "init reuses the random one's teacher, and its result "
                       "files get a _<init> suffix")
   parser.add_argument("--quick", action="store_true")
