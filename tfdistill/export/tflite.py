@@ -17,6 +17,7 @@ import os
 import re
 import shutil
 import tempfile
+import warnings
 from typing import Optional
 
 import numpy as np
@@ -140,9 +141,15 @@ def convert(student, mode: str = "none", top_k: int = 10,
           yield {INPUT: row[np.newaxis]}
       converter.representative_dataset = samples
     try:
-      content = converter.convert()
-      if mode == "int8":
-        content = _keep_float(content, student, converter, samples)
+      with warnings.catch_warnings():
+        # The int8 calibrator runs tf.lite.Interpreter internally and warns
+        # that it is deprecated; tfdistill runs models with LiteRT.
+        warnings.filterwarnings(
+            "ignore", message=r"\s*Warning: tf.lite.Interpreter is deprecated",
+            category=UserWarning)
+        content = converter.convert()
+        if mode == "int8":
+          content = _keep_float(content, student, converter, samples)
       return content
     except Exception as error:  # the converter raises several types
       message = str(error)
