@@ -119,7 +119,7 @@ def _step_ratios(run, cache: str, losses: list, temperature: float,
 
 
 def seed_rows(args, seed: int) -> list:
-  epochs = args.student_epochs or quality.DEFAULT_STUDENT_EPOCHS
+  epochs = args.student_epochs or quality.BASE_STUDENT_EPOCHS
   teacher_epochs = args.teacher_epochs or quality.DEFAULT_TEACHER_EPOCHS
   base = quality.run_directory(args.work_dir, args.data, seed, "mean")
   out = quality.run_directory(args.work_dir, args.data, seed, "mean", epochs,
@@ -174,10 +174,10 @@ def main():
   parser.add_argument("--seeds", default="0,1,2")
   parser.add_argument("--data", default="latest-small")
   parser.add_argument("--student_epochs", type=int, default=0,
-                      help="student epochs (default: quality.py's)")
+                      help="student epochs (default: the base runs' 5)")
   parser.add_argument("--teacher_epochs", type=int, default=0,
                       help="the teacher of student_encoders.py "
-                      "--teacher_epochs (default: quality.py's)")
+                      "--teacher_epochs (default: the base runs' 5)")
   parser.add_argument("--losses", default="kl,kl_teacher_items",
                       help="distillation losses to train with the cached "
                       "signal, comma-separated (names as --distillation_loss)")

@@ -16,30 +16,31 @@ import _common  # pylint: disable=import-error
 from tfdistill.reporting import markdown_table
 
 SECTIONS = (
-    ("quality_latest_small_e10_teacher_items_c2_fisher",
+    ("quality_latest_small",
      "Quality with the pipeline's student and compression (latest-small, "
      "students 10 epochs from the teacher's item table; two fine-tune epochs "
      "per compression step, item table pruned by Fisher saliency)"),
-    ("quality_latest_small_e10_teacher_items",
+    ("quality_latest_small_c1_magnitude",
      "Earlier: quality with the teacher's item table and one-epoch "
      "magnitude compression (latest-small, students 10 epochs, no "
      "multi-teacher or assistant variants)"),
-    ("quality_latest_small",
+    ("quality_latest_small_e5_random_c1_magnitude",
      "Earlier: quality with random item tables (latest-small, students 5 "
      "epochs)"),
-    ("quality_synthetic_e3",
+    ("quality_synthetic_e3_random_c1_magnitude",
      "Quality on the embedded synthetic default (the pipeline's sizes; "
      "the targets are latest-small's)"),
     ("student_encoders",
      "Student context encoders against one teacher (latest-small)"),
     ("student_encoders_seed0",
      "Student context encoders incl. a CNN (latest-small, seed 0)"),
-    ("compression_latest_small",
+    ("compression_latest_small_e5_random",
      "Cost of each compression step against a no-pruning control "
-     "(latest-small)"),
-    ("compression_latest_small_e10",
-     "Cost of compression on the students trained 10 epochs (latest-small)"),
-    ("compression_latest_small_e10_teacher_items",
+     "(latest-small, students 5 epochs, random item tables)"),
+    ("compression_latest_small_random",
+     "Cost of compression on the students trained 10 epochs (latest-small, "
+     "random item tables)"),
+    ("compression_latest_small",
      "Cost of compression on the students with the teacher's item table "
      "(latest-small, students 10 epochs)"),
     ("student_epochs_10",
@@ -76,22 +77,25 @@ SECTIONS = (
 #: configuration the pipeline trains by default first, then the earlier
 #: measured configurations it grew out of.
 TARGET_TABLES = (
-    ("quality_latest_small_e10_teacher_items_c2_fisher",
-     "Targets with the pipeline's student and compression (latest-small, "
-     "students 10 epochs, `--student_init=teacher_items --compress_epochs=2 "
-     "--table_pruning=fisher`)"),
-    ("quality_latest_small_e10_teacher_items",
-     "Earlier: the teacher's item table with one-epoch magnitude compression "
-     "(latest-small, students 10 epochs, `--student_init=teacher_items`)"),
     ("quality_latest_small",
+     "Targets with the pipeline's student and compression (latest-small, "
+     "quality.py's defaults: students 10 epochs from the teacher's item "
+     "table, two fine-tune epochs per compression step, Fisher table "
+     "pruning)"),
+    ("quality_latest_small_c1_magnitude",
+     "Earlier: the teacher's item table with one-epoch magnitude compression "
+     "(latest-small, students 10 epochs, `--compress_epochs=1 "
+     "--table_pruning=magnitude`)"),
+    ("quality_latest_small_e5_random_c1_magnitude",
      "Earlier: random item tables (latest-small, students 5 epochs, "
-     "quality.py's defaults)"))
+     "`--student_epochs=5 --student_init=random --compress_epochs=1 "
+     "--table_pruning=magnitude`)"))
 #: quality.py Pareto figures shown under the targets: name -> caption.
 FIGURES = (
-    ("quality_latest_small_e10_teacher_items_c2_fisher",
+    ("quality_latest_small",
      "quality against size (the pipeline's student and compression)"),
-    ("quality_latest_small", "quality against size (earlier: random item "
-     "tables)"))
+    ("quality_latest_small_e5_random_c1_magnitude",
+     "quality against size (earlier: random item tables)"))
 INTRO = """# Benchmarks
 
 Measured by the scripts in `benchmarks/`; every table below is copied from
@@ -159,9 +163,11 @@ def other_targets(results: pathlib.Path) -> list:
         ("student_kd_ensemble NDCG@10 gain over student_alone", ">=", 0.2)):
       add(f"{measure} ({size}-teacher ensemble)",
           summary[measure], op, goal, "teacher_ensemble")
-  for name, label in (("compression_latest_small", "students 5 epochs"),
-                      ("compression_latest_small_e10", "students 10 epochs"),
-                      ("compression_latest_small_e10_teacher_items",
+  for name, label in (("compression_latest_small_e5_random",
+                       "students 5 epochs"),
+                      ("compression_latest_small_random",
+                       "students 10 epochs"),
+                      ("compression_latest_small",
                        "teacher's item table, students 10 epochs")):
     compression = _load(results, name)
     for row in (compression or {}).get("variants", []):

@@ -7,8 +7,9 @@ the same distilled students (the quality runs' `student_kd`, per seed):
 
 * `qat_only`: QAT fine-tune, no pruning (the control: what one more epoch
   of distillation through int8 rounding does);
-* `pruned_50`: the pipeline's step (50% polynomial magnitude pruning, one
-  fine-tune epoch, then pruning-preserving QAT; reused from the quality run);
+* `pruned_50`: the run's own compression step, by default the first
+  measured one (50% polynomial magnitude pruning, one fine-tune epoch, then
+  pruning-preserving QAT; `--compress_epochs`, `--table_pruning`);
 * `pruned_50_2_epochs`: the same with two fine-tune epochs per step, and
   `qat_only_2_epochs`, its control;
 * `pruned_50_2_epochs_lr3e-4`: two epochs per step at a learning rate of
@@ -17,25 +18,28 @@ the same distilled students (the quality runs' `student_kd`, per seed):
 * `pruned_50_2_epochs_hard`: two epochs per step on the hard labels only
   (alpha 1: the teacher's loss weighs nothing);
 * `pruned_50_fisher` and `pruned_50_2_epochs_fisher` (the pipeline's
-  default since 2026-12-01): the item table pruned once by Fisher saliency
-  instead of gradually by magnitude (`--table_pruning`), one or two
-  fine-tune epochs per step.
+  default since 2026-12-01, and quality.py's compressed variant): the item
+  table pruned once by Fisher saliency instead of gradually by magnitude,
+  one or two fine-tune epochs per step.
 
-The pruned variants before the Fisher ones prune the table by magnitude,
-as the quality runs (`quality.py --table_pruning`, default magnitude) do.
+The pruned variants before the Fisher ones prune the table by magnitude.
 
 Each reports float NDCG@10 after the step, its int8 .tflite's NDCG@10 (run
 with LiteRT), the change of both against the float distilled student, and
-the int8 bytes. Run quality.py first (it trains the students); pass the same
-run flags (e.g. --min_agreement) so the run directories are found.
+the int8 bytes. It takes quality.py's run flags, with the same defaults
+(students 10 epochs from the teacher's item table) except the compression
+(`COMPRESSION_DEFAULTS`), and reuses the students of the quality run with
+those flags (trained here when missing). Result names tag what differs
+from these defaults.
 
-    python benchmarks/compression.py --min_agreement=0.85
-    python benchmarks/compression.py --min_agreement=0.85 --student_epochs=10 \
-        --variants=qat_only,pruned_50,pruned_50_2_epochs
-        # the students of student_epochs_10
+    python benchmarks/compression.py --min_agreement=0.85 \
+        --variants=qat_only,pruned_50,pruned_50_2_epochs,\
+pruned_50_2_epochs_lr3e-4,pruned_50_2_epochs_hard,pruned_50_fisher,\
+pruned_50_2_epochs_fisher    # compression_latest_small
+    python benchmarks/compression.py --min_agreement=0.85 --student_epochs=5 \
+        --student_init=random    # the first measured students
 """
 
-import argparse
 import dataclasses
 import json
 import os
@@ -47,6 +51,10 @@ import numpy as np
 
 from tfdistill.compress.pipeline import compress_student
 
+#: compression.py's run flags: quality.py's, with the first measured
+#: compression as the run's own step (`pruned_50`).
+COMPRESSION_DEFAULTS = dict(quality.HEADLINE, compress_epochs=1,
+                            table_pruning="magnitude")
 _MAGNITUDE = dict(table_pruning="magnitude")
 VARIANTS = {
     "qat_only": dict(target_sparsity=0.0),
@@ -115,12 +123,13 @@ def summarize(rows: list) -> list:
 
 
 def main():
-  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--variants", default=",".join(VARIANTS))
-  args, rest = parser.parse_known_args()
-  run_args = quality.build_parser().parse_args(rest)
+  parser = quality.build_parser(COMPRESSION_DEFAULTS,
+                                description=__doc__.split("\n")[0])
+  parser.add_argument("--variants", default=",".join(VARIANTS),
+                      help="comma-separated, from " + ", ".join(VARIANTS))
+  run_args = parser.parse_args()
   quality.check_data(run_args)
-  variants = args.variants.split(",")
+  variants = run_args.variants.split(",")
   unknown = sorted(set(variants) - set(VARIANTS))
   if unknown:
     parser.error(f"unknown --variants {unknown}; choose from {list(VARIANTS)}")
@@ -131,7 +140,7 @@ def main():
   table = summarize(rows)
   name = ("compression_quick" if run_args.quick else
           f"compression_{run_args.data.replace('-', '_')}" +
-          quality.result_suffix(run_args))
+          quality.result_suffix(run_args, COMPRESSION_DEFAULTS))
   path = _common.write_report(
       run_args.out, name, f"Cost of each compression step ({run_args.data}, "
       f"seeds {run_args.seeds}, students trained {run_args.student_epochs} "

@@ -16,13 +16,18 @@ context encoder (`student_encoders.py` compares it with a GRU and a CNN);
 `--student_encoder=gru` (or cnn) repeats the benchmark with another one and
 writes quality_<data>_<encoder>.*.
 
-Writes benchmarks/results/quality_<data>.json as
+Its defaults are the pipeline's configuration (`HEADLINE`: students 10
+epochs, their item tables from the teacher's, two fine-tune epochs per
+compression step, the item table pruned by Fisher saliency). It writes
+benchmarks/results/quality_<data>.json as
 {"machine": {...}, "variants": [{"variant", "params", "ndcg@10", ...}]} and a
-Markdown table.
+Markdown table; the results of other settings get a suffix naming what
+differs (e.g. quality_latest_small_e5_random_c1_magnitude, the first
+measured configuration).
 
     python benchmarks/quality.py                       # latest-small, 3 seeds
-    python benchmarks/quality.py --student_epochs=10 --student_init=teacher_items \
-        --compress_epochs=2 --table_pruning=fisher     # the pipeline's setup
+    python benchmarks/quality.py --student_epochs=5 --student_init=random \
+        --compress_epochs=1 --table_pruning=magnitude  # the first runs
     python benchmarks/quality.py --data=synthetic
     python benchmarks/quality.py --quick               # tiny smoke run
 """
@@ -61,6 +66,7 @@ from tfdistill.pipeline.config import PipelineConfig
 from tfdistill.pipeline.config import preset
 from tfdistill.pipeline.config import STUDENT_INITS
 from tfdistill.pipeline.report import plot_pareto
+from tfdistill.pipeline.run import CONFIG_FILE
 from tfdistill.pipeline.run import Run
 from tfdistill.pipeline.run import stored_config
 
@@ -188,43 +194,54 @@ def _cached(path: str, compute) -> list:
 DEFAULT_ENCODER = "mean"
 
 
-DEFAULT_STUDENT_EPOCHS = 5
+#: Run directories are named after the first measured runs (students 5
+#: epochs from random item tables; one fine-tune epoch per compression step,
+#: magnitude table pruning): a directory's name tags what differs from them
+#: (`run_directory`), and the other benchmark scripts reuse those runs'
+#: data and teachers (`<data>_seed<N>_mean`).
+BASE_STUDENT_EPOCHS = 5
+BASE_STUDENT_INIT = "random"
+MEASURED_COMPRESSION = (1, "magnitude")
+
+#: quality.py's defaults: the pipeline's configuration (students 10 epochs
+#: from the teacher's item table, two fine-tune epochs per compression step,
+#: the item table pruned by Fisher saliency). Its results are
+#: quality_<data>.*; the results of other settings tag what differs from it
+#: (`result_suffix`).
+HEADLINE = {"student_epochs": 10, "student_init": "teacher_items",
+            "compress_epochs": 2, "table_pruning": "fisher"}
 
 
-def epochs_tag(student_epochs: int) -> str:
-  """"_e<N>" for students trained other than the headline epochs, else ""."""
-  return ("" if student_epochs == DEFAULT_STUDENT_EPOCHS
-          else f"_e{student_epochs}")
+def epochs_tag(student_epochs: int,
+               reference: int = BASE_STUDENT_EPOCHS) -> str:
+  """"_e<N>" for students trained other than `reference` epochs, else ""."""
+  return "" if student_epochs == reference else f"_e{student_epochs}"
 
 
 DEFAULT_TEACHER_EPOCHS = 5
 
 
 def run_directory(work_dir: str, data: str, seed: int, encoder: str,
-                  student_epochs: int = DEFAULT_STUDENT_EPOCHS,
+                  student_epochs: int = BASE_STUDENT_EPOCHS,
                   teacher_epochs: int = DEFAULT_TEACHER_EPOCHS,
-                  student_init: str = "random", compression: str = "") -> str:
+                  student_init: str = BASE_STUDENT_INIT,
+                  compression: str = "") -> str:
   """Where one seed's run lives; quality.py, student_encoders.py and
   compression.py share the layout <data>_seed<N>_<encoder>[_e<student
   epochs>][_t<teacher epochs>][_<student init>][<compression tag>]."""
   teacher_tag = ("" if teacher_epochs == DEFAULT_TEACHER_EPOCHS
                  else f"_t{teacher_epochs}")
-  init_tag = "" if student_init == "random" else f"_{student_init}"
+  init_tag = "" if student_init == BASE_STUDENT_INIT else f"_{student_init}"
   return os.path.join(work_dir, f"{data}_seed{seed}_{encoder}"
                       f"{epochs_tag(student_epochs)}{teacher_tag}{init_tag}"
                       f"{compression}")
 
 
-#: The compression of the measured runs made before 2026-12-01 (fine-tune
-#: epochs per step, table pruning), whose directories and result files have
-#: no compression tag.
-MEASURED_COMPRESSION = (1, "magnitude")
-
-
-def compression_tag(args) -> str:
-  """"" for the measured runs' compression, else _c<epochs>_<tables>."""
+def compression_tag(args, reference: tuple = MEASURED_COMPRESSION) -> str:
+  """"" for `reference`'s compression (fine-tune epochs, table pruning),
+  else _c<epochs>_<tables>; run directories tag against the measured runs'."""
   setting = (args.compress_epochs, args.table_pruning)
-  return ("" if setting == MEASURED_COMPRESSION
+  return ("" if setting == tuple(reference)
           else f"_c{args.compress_epochs}_{args.table_pruning}")
 
 
@@ -245,18 +262,24 @@ def shared_run(base_dir: str, out: str, config: PipelineConfig,
 
 
 def _student_epochs(args) -> int:
-  """--quick runs keep the headline name whatever their epochs."""
-  return DEFAULT_STUDENT_EPOCHS if args.quick else args.student_epochs
+  """--quick runs keep the base name whatever their epochs."""
+  return BASE_STUDENT_EPOCHS if args.quick else args.student_epochs
 
 
-def result_suffix(args) -> str:
-  """Result names of a student encoder other than the headline one (and of
-  students trained longer or shorter than the headline ones)."""
-  return ("" if args.student_encoder == DEFAULT_ENCODER
-          else f"_{args.student_encoder}") + epochs_tag(
-              _student_epochs(args)) + (
-                  "" if args.student_init == "random"
-                  else f"_{args.student_init}") + compression_tag(args)
+def result_suffix(args, reference: dict = None) -> str:
+  """What a result name tags: the student encoder when not the headline
+  one, and the student epochs, item-table initialisation and compression
+  where they differ from `reference` (default `HEADLINE`, quality.py's
+  defaults; --quick runs are not tagged with their epochs)."""
+  reference = reference or HEADLINE
+  encoder = ("" if args.student_encoder == DEFAULT_ENCODER
+             else f"_{args.student_encoder}")
+  epochs = "" if args.quick else epochs_tag(args.student_epochs,
+                                            reference["student_epochs"])
+  init = ("" if args.student_init == reference["student_init"]
+          else f"_{args.student_init}")
+  return encoder + epochs + init + compression_tag(
+      args, (reference["compress_epochs"], reference["table_pruning"]))
 
 
 #: The configuration fields that only the steps after the teacher read: a
@@ -276,19 +299,32 @@ def _differs_only_in(base_dir: str, config: PipelineConfig, fields) -> bool:
       name: getattr(config, name) for name in fields}) == config
 
 
+def _base_args(args) -> argparse.Namespace:
+  """`args` with the base runs' student epochs, tables and compression."""
+  return argparse.Namespace(**dict(
+      vars(args), student_epochs=BASE_STUDENT_EPOCHS,
+      student_init=BASE_STUDENT_INIT,
+      compress_epochs=MEASURED_COMPRESSION[0],
+      table_pruning=MEASURED_COMPRESSION[1]))
+
+
 def run_for(args, seed: int) -> Run:
   """The run of one seed; refuses a directory of a changed configuration.
 
-  A run of another compression starts from the data, teacher and trained
-  students of the same run with the measured compression, and a run of
-  another --student_init from the data and trained teacher of the same run
-  with random initialisation, when those runs exist.
+  A run that does not exist yet starts from the finished steps of one that
+  differs from it only after them: the same students with the measured
+  compression (data, teacher, students), else the random-table run of the
+  same student epochs (data, teacher), else the seed's base run
+  (`<data>_seed<N>_<encoder>`: data, teacher), whose teacher is trained
+  first when missing, so that the other benchmark scripts find it there.
   """
   data = "quick" if args.quick else args.data
   out = run_directory(args.work_dir, data, seed, args.student_encoder,
                       _student_epochs(args), student_init=args.student_init,
                       compression=compression_tag(args))
   config = _config(args, seed)
+  if os.path.isdir(out):
+    return Run(out, config)
   students = run_directory(args.work_dir, data, seed, args.student_encoder,
                            _student_epochs(args),
                            student_init=args.student_init)
@@ -303,6 +339,16 @@ def run_for(args, seed: int) -> Run:
       base, "teacher", "metrics.json")) and _differs_only_in(
           base, config, AFTER_TEACHER):
     return shared_run(base, out, config)
+  root = run_directory(args.work_dir, data, seed, args.student_encoder)
+  if root != out:
+    if not os.path.exists(root):
+      Run(root, _config(_base_args(args), seed))
+    if os.path.isfile(os.path.join(root, CONFIG_FILE)) and _differs_only_in(
+        root, config, AFTER_TEACHER):
+      run = Run(root, stored_config(root))
+      if not run.done("teacher"):
+        run.teacher()
+      return shared_run(root, out, config)
   return Run(out, config)
 
 
@@ -504,9 +550,14 @@ def targets(variants: list, intervals: dict = None,
           for name, value, op, goal in rows]
 
 
-def build_parser() -> argparse.ArgumentParser:
-  """quality.py's flags (also the run-directory flags of compression.py)."""
-  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def build_parser(defaults: dict = None,
+                 description: str = None) -> argparse.ArgumentParser:
+  """quality.py's flags (also the run-directory flags of compression.py),
+  with `defaults` (default `HEADLINE`) for the student epochs, item-table
+  initialisation and compression; --help shows them."""
+  parser = argparse.ArgumentParser(
+      description=description or __doc__.split("\n")[0],
+      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
   parser.add_argument("--data", choices=["latest-small", "synthetic"],
                       default="latest-small")
   parser.add_argument("--seeds", default="0,1,2")
@@ -517,7 +568,7 @@ def build_parser() -> argparse.ArgumentParser:
   parser.add_argument("--teacher_epochs", type=int,
                       default=DEFAULT_TEACHER_EPOCHS)
   parser.add_argument("--student_epochs", type=int,
-                      default=DEFAULT_STUDENT_EPOCHS)
+                      help="training epochs of every student")
   # The measured runs' learning rates (the pipeline's defaults are now
   # higher, for its short synthetic default run).
   parser.add_argument("--teacher_learning_rate", type=float, default=2e-3)
@@ -527,7 +578,7 @@ def build_parser() -> argparse.ArgumentParser:
   parser.add_argument("--quantize", default="int8",
                       help="TFLite mode of the exported student")
   parser.add_argument("--min_agreement", type=float, default=None,
-                      help="parity gate of the export step (default: the "
+                      help="parity gate of the export step (None: the "
                       "exporter's per mode); the measured agreement is "
                       "reported either way")
   parser.add_argument("--loss", default="kl+hint",
@@ -537,27 +588,24 @@ def build_parser() -> argparse.ArgumentParser:
                       choices=["mean", "cnn", "gru"],
                       help="context encoder of every student (the result "
                       "files of a non-default one get a _<encoder> suffix)")
-  parser.add_argument("--compress_epochs", type=int, default=1,
+  parser.add_argument("--compress_epochs", type=int,
                       help="fine-tune epochs per compression step of the "
-                      "compressed variant (1, the measured runs' setting; "
-                      "the pipeline's default is 2, measured by "
-                      "compression.py)")
-  parser.add_argument("--table_pruning", default="magnitude",
-                      choices=list(TABLE_PRUNING),
+                      "compressed variant (the pipeline's 2; the first "
+                      "measured runs had 1)")
+  parser.add_argument("--table_pruning", choices=list(TABLE_PRUNING),
                       help="how the compressed variant prunes the item "
-                      "table (magnitude, the measured runs' setting; the "
-                      "pipeline's default is fisher, measured by "
-                      "compression.py)")
-  parser.add_argument("--student_init", default="random",
-                      choices=list(STUDENT_INITS),
+                      "table (the pipeline's fisher; the first measured "
+                      "runs pruned it by magnitude)")
+  parser.add_argument("--student_init", choices=list(STUDENT_INITS),
                       help="the distilled students' item tables "
                       "(student_kd, multi-teacher, assistant; teacher_items: "
-                      "from the teacher's; student_init.py); a run of another "
-                      "init reuses the random one's teacher, and its result "
-                      "files get a _<init> suffix")
+                      "from the teacher's; student_init.py); a "
+                      "run reuses the teacher of the random-table run of "
+                      "its seed, trained first when missing")
   parser.add_argument("--quick", action="store_true")
   parser.add_argument("--work_dir", default=str(_common.DEFAULT_OUT / "runs"))
   parser.add_argument("--out", default=str(_common.DEFAULT_OUT))
+  parser.set_defaults(**(defaults or HEADLINE))
   return parser
 
 

@@ -1,13 +1,14 @@
 """Does a sequence-aware student close the gap to the teacher?
 
 The quality benchmark's student pools its recent items without regard to
-order (position-weighted mean). This script keeps everything else of a
-`quality.py` run (data, the trained teacher, sizes, loss, epochs) and swaps
+order (position-weighted mean). This script keeps everything else of the
+seed's base run (`<data>_seed<N>_mean`: data, the trained teacher, sizes,
+loss, epochs; every quality.py run trains its teacher first) and swaps
 the student's context encoder for a 1-D convolution or a GRU, training each
 student alone and distilled, so that the encoders are compared against one
 and the same teacher.
 
-    python benchmarks/quality.py --student_encoder=mean   # the runs it reuses
+    python benchmarks/quality.py                     # trains the teachers it reuses
     python benchmarks/student_encoders.py            # seeds 0,1,2
     python benchmarks/student_encoders.py --seeds=0 --encoders=gru
     python benchmarks/student_encoders.py --encoders=mean --student_epochs=10 \
@@ -111,9 +112,9 @@ def main():
   parser.add_argument("--work_dir", default=str(_common.DEFAULT_OUT / "runs"))
   parser.add_argument("--out", default=str(_common.DEFAULT_OUT))
   parser.add_argument("--student_epochs", type=int, default=0,
-                      help="student epochs (default: the quality run's)")
+                      help="student epochs (default: the base runs' 5)")
   parser.add_argument("--teacher_epochs", type=int, default=0,
-                      help="teacher epochs (default: the quality run's, "
+                      help="teacher epochs (default: the base run's, "
                       "whose teacher is then reused; otherwise a teacher is "
                       "trained for this many epochs in a new run directory)")
   parser.add_argument("--name", default="student_encoders")
@@ -121,7 +122,7 @@ def main():
   seeds = [int(s) for s in args.seeds.split(",")]
   encoders = args.encoders.split(",")
   per_seed = []
-  epochs = args.student_epochs or quality.DEFAULT_STUDENT_EPOCHS
+  epochs = args.student_epochs or quality.BASE_STUDENT_EPOCHS
   for seed in seeds:
     base = quality.run_directory(args.work_dir, args.data, seed,
                                  args.base_encoder)

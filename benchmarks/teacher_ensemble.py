@@ -41,7 +41,7 @@ VARIANTS = {"teacher": "teacher", "alone": "student_alone",
 def _runs(args) -> list:
   runs = student_encoders.mean_runs(
       args.work_dir, args.data, [int(s) for s in args.seeds.split(",")],
-      args.student_epochs or quality.DEFAULT_STUDENT_EPOCHS)
+      args.student_epochs or quality.BASE_STUDENT_EPOCHS)
   if len(runs) < 2:
     sys.exit("error: an ensemble needs the teachers of at least two seeds "
              f"(--seeds={args.seeds}).")
@@ -72,7 +72,7 @@ def main():
   parser.add_argument("--data", default="latest-small")
   parser.add_argument("--student_epochs", type=int, default=0,
                       help="student epochs of the student_encoders.py runs "
-                      "(default: quality.py's)")
+                      "(default: the base runs' 5)")
   parser.add_argument("--work_dir", default=str(_common.DEFAULT_OUT / "runs"))
   parser.add_argument("--out", default=str(_common.DEFAULT_OUT))
   parser.add_argument("--name", default="teacher_ensemble")

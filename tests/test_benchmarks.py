@@ -311,34 +311,67 @@ def test_student_init_compares_every_student_with_the_same_baseline(
       "student_alone (students 10 epochs)": (pytest.approx(0.25), True)}
 
 
-def test_a_run_of_another_student_init_reuses_the_random_runs_teacher(
-    tmp_path):
+def test_result_names_tag_what_differs_from_the_defaults(quality):
+  parse = quality.build_parser().parse_args
+  assert quality.result_suffix(parse([])) == ""
+  first = parse(["--student_epochs=5", "--student_init=random",
+                 "--compress_epochs=1", "--table_pruning=magnitude"])
+  assert quality.result_suffix(first) == "_e5_random_c1_magnitude"
+  assert quality.result_suffix(parse(["--student_encoder=gru"])) == "_gru"
   sys.path.insert(0, str(BENCHMARKS))
   try:
-    import quality as script  # pylint: disable=import-outside-toplevel,import-error
+    import compression  # pylint: disable=import-outside-toplevel,import-error
   finally:
     sys.path.remove(str(BENCHMARKS))
+  defaults = compression.COMPRESSION_DEFAULTS
+  args = quality.build_parser(defaults).parse_args([])
+  assert (args.compress_epochs, args.table_pruning) == (1, "magnitude")
+  assert args.student_init == "teacher_items"
+  assert quality.result_suffix(args, defaults) == ""
+  assert quality.result_suffix(quality.build_parser(defaults).parse_args(
+      ["--student_init=random"]), defaults) == "_random"
+
+
+def test_a_run_starts_from_the_base_runs_teacher(quality, tmp_path,
+                                                 monkeypatch):
+  trained = []
+
+  def fake_teacher(run):  # what Run.teacher leaves behind, without training
+    trained.append(run.out)
+    for step in ("data", "teacher"):
+      os.makedirs(run.step_dir(step), exist_ok=True)
+    pathlib.Path(run.step_dir("teacher"), "metrics.json").write_text("{}")
+
+  monkeypatch.setattr(quality.Run, "teacher", fake_teacher)
   flags = ["--quick", f"--work_dir={tmp_path}"]
-  base = script.run_for(script.build_parser().parse_args(flags), 0)
-  for step in ("data", "teacher"):
-    (tmp_path / base.out / step).mkdir()
-  (tmp_path / base.out / "teacher" / "metrics.json").write_text("{}")
-  run = script.run_for(script.build_parser().parse_args(
-      flags + ["--student_init=teacher_items", "--min_agreement=0.8"]), 0)
-  assert run.out.endswith("_teacher_items")
+  # A fresh run of the defaults trains the seed's base teacher first (the
+  # other scripts reuse it), then starts from a copy of it.
+  run = quality.run_for(quality.build_parser().parse_args(flags), 0)
+  root = quality.run_directory(str(tmp_path), "quick", 0, "mean")
+  assert trained == [root]
+  assert run.out == root + "_teacher_items_c2_fisher"
   assert run.config.student_init == "teacher_items"
+  assert quality.stored_config(root).student_init == "random"
   assert run.done("teacher") and os.path.isdir(run.step_dir("data"))
+  # Another setting of the same seed shares the base teacher as it is.
+  other = quality.run_for(quality.build_parser().parse_args(
+      flags + ["--student_init=random", "--min_agreement=0.8"]), 0)
+  assert trained == [root] and other.done("teacher")
+  assert other.out == root + "_c2_fisher"
+  # The base run itself is the run of the base flags.
+  base = quality.run_for(quality.build_parser().parse_args(
+      flags + ["--student_init=random", "--table_pruning=magnitude",
+               "--compress_epochs=1"]), 0)
+  assert base.out == root
   # A base of another teacher configuration is not shared.
-  other = script.run_for(script.build_parser().parse_args(
-      ["--quick", f"--work_dir={tmp_path}", "--seeds=1"]), 1)
-  (tmp_path / other.out / "teacher").mkdir()
-  (tmp_path / other.out / "teacher" / "metrics.json").write_text("{}")
-  config = json.loads((tmp_path / other.out / "config.json").read_text())
+  seed1 = quality.run_for(quality.build_parser().parse_args(
+      flags + ["--student_init=random",
+               "--table_pruning=magnitude", "--compress_epochs=1"]), 1)
+  config = json.loads((tmp_path / seed1.out / "config.json").read_text())
   config["teacher_epochs"] += 1
-  (tmp_path / other.out / "config.json").write_text(json.dumps(config))
-  fresh = script.run_for(script.build_parser().parse_args(
-      flags + ["--student_init=teacher_items"]), 1)
-  assert not fresh.done("teacher")
+  (tmp_path / seed1.out / "config.json").write_text(json.dumps(config))
+  fresh = quality.run_for(quality.build_parser().parse_args(flags), 1)
+  assert not fresh.done("teacher") and len(trained) == 1
 
 
 def test_collect_heads_the_page_with_each_quality_targets_table(tmp_path):
@@ -350,9 +383,9 @@ def test_collect_heads_the_page_with_each_quality_targets_table(tmp_path):
   results = tmp_path / "results"
   results.mkdir()
   for name, measured in (
-      ("quality_latest_small", 0.82),
-      ("quality_latest_small_e10_teacher_items", 1.07),
-      ("quality_latest_small_e10_teacher_items_c2_fisher", 1.05)):
+      ("quality_latest_small_e5_random_c1_magnitude", 0.82),
+      ("quality_latest_small_c1_magnitude", 1.07),
+      ("quality_latest_small", 1.05)):
     (results / f"{name}.json").write_text(json.dumps({"targets": [
         {"target": "student_kd NDCG@10 / teacher NDCG@10",
          "measured": measured, "goal": ">= 0.9", "met": measured >= 0.9,
