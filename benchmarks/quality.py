@@ -92,7 +92,8 @@ def _config(args, seed):
                                  fine_tune_epochs=args.compress_epochs,
                                  table_pruning=args.table_pruning),
                              teacher=dataclasses.replace(
-      base.teacher, embedding_dim=args.teacher_dim, num_heads=4,
+      base.teacher, embedding_dim=args.teacher_dim,
+      num_heads=args.teacher_heads,
       ffn_dim=2 * args.teacher_dim))
   base = dataclasses.replace(base, student_init=args.student_init,
                              student=dataclasses.replace(
@@ -575,6 +576,9 @@ def build_parser(defaults: dict = None,
   parser.add_argument("--student_learning_rate", type=float, default=2e-3)
   parser.add_argument("--teacher_dim", type=int, default=128,
                       help="teacher embedding size (ffn is twice this)")
+  parser.add_argument("--teacher_heads", type=int, default=4,
+                      help="attention heads of the teacher's blocks (the "
+                      "pipeline's synthetic default has 2)")
   parser.add_argument("--quantize", default="int8",
                       help="TFLite mode of the exported student")
   parser.add_argument("--min_agreement", type=float, default=None,
@@ -658,7 +662,8 @@ def main():
       f" distillation loss {args.loss!r}, item table {args.student_init}; "
       + (
           "tiny preset sizes and epochs" if args.quick else
-          f"teacher embedding {args.teacher_dim}, {args.teacher_epochs} "
+          f"teacher embedding {args.teacher_dim}, {args.teacher_heads} "
+          f"heads, {args.teacher_epochs} "
           f"epochs; students {args.student_epochs} epochs") + ". compressed = 50% "
             f"pruning (item table by {args.table_pruning}) + "
             "pruning-preserving QAT, "
