@@ -27,9 +27,13 @@ SECTIONS = (
     ("quality_latest_small_e5_random_c1_magnitude",
      "Earlier: quality with random item tables (latest-small, students 5 "
      "epochs)"),
+    ("quality_synthetic_e5",
+     "Quality on the embedded synthetic default with the pipeline's own "
+     "settings (the targets are latest-small's)"),
     ("quality_synthetic_e3_random_c1_magnitude",
-     "Quality on the embedded synthetic default (the pipeline's sizes; "
-     "the targets are latest-small's)"),
+     "Earlier: quality on the embedded synthetic default (the pipeline's "
+     "sizes, 3-epoch teacher and students at learning rate 2e-3, random "
+     "item tables)"),
     ("student_encoders",
      "Student context encoders against one teacher (latest-small)"),
     ("student_encoders_seed0",
