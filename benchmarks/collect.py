@@ -47,6 +47,9 @@ SECTIONS = (
     ("compression_latest_small",
      "Cost of compression on the students with the teacher's item table "
      "(latest-small, students 10 epochs)"),
+    ("compression_synthetic_e5_c2_fisher",
+     "Cost of compression on the synthetic default (the pipeline's "
+     "settings)"),
     ("student_epochs_10",
      "Students trained 10 epochs instead of 5 (latest-small)"),
     ("teacher_epochs_10_seed0",

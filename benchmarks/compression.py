@@ -153,9 +153,10 @@ def main():
        ("Per seed", rows, ["seed", "variant", "sparsity", "kd_ndcg@10",
                            "ndcg@10", "tflite_ndcg@10", "int8_bytes"])],
       notes="qat_only: QAT fine-tune without pruning (control); pruned_50: "
-      "the pipeline's compress step (one fine-tune epoch per step); "
-      "*_2_epochs: two fine-tune epochs per step. tflite: the int8 .tflite "
-      "of each, run with LiteRT.")
+      f"the run's own compress step ({run_args.compress_epochs} fine-tune "
+      f"epoch(s) per step, item table pruned by {run_args.table_pruning}); "
+      "*_2_epochs: two fine-tune epochs per step (tables by magnitude unless "
+      "*_fisher). tflite: the int8 .tflite of each, run with LiteRT.")
   print(path.read_text())
 
 
