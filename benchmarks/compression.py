@@ -17,10 +17,11 @@ the same distilled students (the quality runs' `student_kd`, per seed):
   its teacher less);
 * `pruned_50_2_epochs_hard`: two epochs per step on the hard labels only
   (alpha 1: the teacher's loss weighs nothing);
-* `pruned_50_fisher` and `pruned_50_2_epochs_fisher` (the pipeline's
-  default since 2026-12-01, and quality.py's compressed variant): the item
-  table pruned once by Fisher saliency instead of gradually by magnitude,
-  one or two fine-tune epochs per step.
+* `pruned_50_fisher`, `pruned_50_2_epochs_fisher` (the pipeline's
+  default since 2026-12-01, and quality.py's compressed variant) and
+  `pruned_50_4_epochs_fisher`: the item table pruned once by Fisher
+  saliency instead of gradually by magnitude, one, two or four fine-tune
+  epochs per step.
 
 The pruned variants before the Fisher ones prune the table by magnitude.
 
@@ -67,6 +68,8 @@ VARIANTS = {
                                     **_MAGNITUDE),
     "pruned_50_fisher": dict(fine_tune_epochs=1, table_pruning="fisher"),
     "pruned_50_2_epochs_fisher": dict(fine_tune_epochs=2,
+                                      table_pruning="fisher"),
+    "pruned_50_4_epochs_fisher": dict(fine_tune_epochs=4,
                                       table_pruning="fisher"),
 }
 
