@@ -119,7 +119,7 @@ def _step_ratios(run, cache: str, losses: list, temperature: float,
 
 
 def seed_rows(args, seed: int) -> list:
-  epochs = args.student_epochs or quality.BASE_STUDENT_EPOCHS
+  epochs = args.student_epochs or quality.BASE["student_epochs"]
   teacher_epochs = args.teacher_epochs or quality.DEFAULT_TEACHER_EPOCHS
   base = quality.run_directory(args.work_dir, args.data, seed, "mean")
   out = quality.run_directory(args.work_dir, args.data, seed, "mean", epochs,

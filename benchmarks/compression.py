@@ -54,8 +54,9 @@ from tfdistill.compress.pipeline import compress_student
 
 #: compression.py's run flags: quality.py's, with the first measured
 #: compression as the run's own step (`pruned_50`).
-COMPRESSION_DEFAULTS = dict(quality.HEADLINE, compress_epochs=1,
-                            table_pruning="magnitude")
+COMPRESSION_DEFAULTS = dict(
+    quality.HEADLINE, compress_epochs=quality.BASE["compress_epochs"],
+    table_pruning=quality.BASE["table_pruning"])
 _MAGNITUDE = dict(table_pruning="magnitude")
 VARIANTS = {
     "qat_only": dict(target_sparsity=0.0),

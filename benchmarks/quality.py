@@ -200,9 +200,8 @@ DEFAULT_ENCODER = "mean"
 #: magnitude table pruning): a directory's name tags what differs from them
 #: (`run_directory`), and the other benchmark scripts reuse those runs'
 #: data and teachers (`<data>_seed<N>_mean`).
-BASE_STUDENT_EPOCHS = 5
-BASE_STUDENT_INIT = "random"
-MEASURED_COMPRESSION = (1, "magnitude")
+BASE = {"student_epochs": 5, "student_init": "random",
+        "compress_epochs": 1, "table_pruning": "magnitude"}
 
 #: quality.py's defaults: the pipeline's configuration (students 10 epochs
 #: from the teacher's item table, two fine-tune epochs per compression step,
@@ -214,7 +213,7 @@ HEADLINE = {"student_epochs": 10, "student_init": "teacher_items",
 
 
 def epochs_tag(student_epochs: int,
-               reference: int = BASE_STUDENT_EPOCHS) -> str:
+               reference: int = BASE["student_epochs"]) -> str:
   """"_e<N>" for students trained other than `reference` epochs, else ""."""
   return "" if student_epochs == reference else f"_e{student_epochs}"
 
@@ -223,26 +222,29 @@ DEFAULT_TEACHER_EPOCHS = 5
 
 
 def run_directory(work_dir: str, data: str, seed: int, encoder: str,
-                  student_epochs: int = BASE_STUDENT_EPOCHS,
+                  student_epochs: int = BASE["student_epochs"],
                   teacher_epochs: int = DEFAULT_TEACHER_EPOCHS,
-                  student_init: str = BASE_STUDENT_INIT,
+                  student_init: str = BASE["student_init"],
                   compression: str = "") -> str:
   """Where one seed's run lives; quality.py, student_encoders.py and
   compression.py share the layout <data>_seed<N>_<encoder>[_e<student
   epochs>][_t<teacher epochs>][_<student init>][<compression tag>]."""
   teacher_tag = ("" if teacher_epochs == DEFAULT_TEACHER_EPOCHS
                  else f"_t{teacher_epochs}")
-  init_tag = "" if student_init == BASE_STUDENT_INIT else f"_{student_init}"
+  init_tag = ("" if student_init == BASE["student_init"]
+              else f"_{student_init}")
   return os.path.join(work_dir, f"{data}_seed{seed}_{encoder}"
                       f"{epochs_tag(student_epochs)}{teacher_tag}{init_tag}"
                       f"{compression}")
 
 
-def compression_tag(args, reference: tuple = MEASURED_COMPRESSION) -> str:
-  """"" for `reference`'s compression (fine-tune epochs, table pruning),
-  else _c<epochs>_<tables>; run directories tag against the measured runs'."""
-  setting = (args.compress_epochs, args.table_pruning)
-  return ("" if setting == tuple(reference)
+def compression_tag(args, reference: dict = None) -> str:
+  """"" for `reference`'s compression (fine-tune epochs, table pruning;
+  default `BASE`, against which run directories are tagged), else
+  _c<epochs>_<tables>."""
+  reference = reference or BASE
+  return ("" if (args.compress_epochs, args.table_pruning) == (
+      reference["compress_epochs"], reference["table_pruning"])
           else f"_c{args.compress_epochs}_{args.table_pruning}")
 
 
@@ -264,7 +266,7 @@ def shared_run(base_dir: str, out: str, config: PipelineConfig,
 
 def _student_epochs(args) -> int:
   """--quick runs keep the base name whatever their epochs."""
-  return BASE_STUDENT_EPOCHS if args.quick else args.student_epochs
+  return BASE["student_epochs"] if args.quick else args.student_epochs
 
 
 def result_suffix(args, reference: dict = None) -> str:
@@ -279,8 +281,7 @@ def result_suffix(args, reference: dict = None) -> str:
                                             reference["student_epochs"])
   init = ("" if args.student_init == reference["student_init"]
           else f"_{args.student_init}")
-  return encoder + epochs + init + compression_tag(
-      args, (reference["compress_epochs"], reference["table_pruning"]))
+  return encoder + epochs + init + compression_tag(args, reference)
 
 
 #: The configuration fields that only the steps after the teacher read: a
@@ -302,11 +303,7 @@ def _differs_only_in(base_dir: str, config: PipelineConfig, fields) -> bool:
 
 def _base_args(args) -> argparse.Namespace:
   """`args` with the base runs' student epochs, tables and compression."""
-  return argparse.Namespace(**dict(
-      vars(args), student_epochs=BASE_STUDENT_EPOCHS,
-      student_init=BASE_STUDENT_INIT,
-      compress_epochs=MEASURED_COMPRESSION[0],
-      table_pruning=MEASURED_COMPRESSION[1]))
+  return argparse.Namespace(**dict(vars(args), **BASE))
 
 
 def run_for(args, seed: int) -> Run:

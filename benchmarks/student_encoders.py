@@ -122,7 +122,7 @@ def main():
   seeds = [int(s) for s in args.seeds.split(",")]
   encoders = args.encoders.split(",")
   per_seed = []
-  epochs = args.student_epochs or quality.BASE_STUDENT_EPOCHS
+  epochs = args.student_epochs or quality.BASE["student_epochs"]
   for seed in seeds:
     base = quality.run_directory(args.work_dir, args.data, seed,
                                  args.base_encoder)

@@ -41,7 +41,7 @@ VARIANTS = {"teacher": "teacher", "alone": "student_alone",
 def _runs(args) -> list:
   runs = student_encoders.mean_runs(
       args.work_dir, args.data, [int(s) for s in args.seeds.split(",")],
-      args.student_epochs or quality.BASE_STUDENT_EPOCHS)
+      args.student_epochs or quality.BASE["student_epochs"])
   if len(runs) < 2:
     sys.exit("error: an ensemble needs the teachers of at least two seeds "
              f"(--seeds={args.seeds}).")
