@@ -8,6 +8,9 @@ of five rounds), so that machine noise affects both sides alike:
   three losses, `CACHED_LOSSES`) over the same student trained alone, and
   the online teacher's forward pass alone over the same (what an online
   step costs at least);
+* the same online ratios for three teacher sizes (`TEACHER_SIZES`), with
+  the dense teacher signal and its top-K (`ONLINE_TRAINERS`): how the
+  online step follows the teacher's forward pass;
 * TFLite (LiteRT, 1 thread) over SavedModel (1 thread) p50 latency per
   request, batch 1;
 * TFLite p50 latency and bytes at 1k, 10k and 100k catalog items;
@@ -51,6 +54,7 @@ from tfdistill.export.exporter import ExportConfig
 from tfdistill.models.factory import build_sequential_teacher
 from tfdistill.models.factory import build_student
 from tfdistill.models.factory import TeacherConfig
+from tfdistill.models.io import count_parameters
 from tfdistill.models.io import save_model
 from tfdistill.models.students import build_sequential_student
 from tfdistill.models.teachers import SequentialRetrievalTeacher
@@ -131,32 +135,98 @@ TRAINING_RATIOS = (
 )
 
 
-def training_speed(prepared, steps: int, rounds: int, work: str) -> dict:
-  train = examples.sequence_examples(prepared, "train", L, batch_size=BATCH)
-  teacher = build_sequential_teacher(prepared, L, TeacherConfig())
+#: Teachers of the online-step sweep, the default first (the one the ratios
+#: above use): how the online step grows with the teacher's forward pass.
+TEACHER_SIZES = {
+    "default: 128 wide, 2 blocks, 4 heads": TeacherConfig(),
+    "64 wide, 2 blocks, 2 heads": TeacherConfig(embedding_dim=64, num_heads=2,
+                                                ffn_dim=128),
+    "32 wide, 1 block, 1 head": TeacherConfig(embedding_dim=32, num_blocks=1,
+                                              num_heads=1, ffn_dim=64),
+}
+
+#: Online trainers of the sweep: key -> (teacher top-K, losses). Top-K 0 is
+#: the dense signal, what `Distiller(teacher=model)` runs by default.
+ONLINE_TRAINERS = {
+    "online_dense": (0, CACHED_LOSSES["cached"]),
+    "online": (TOP_K, CACHED_LOSSES["cached"]),
+    "online_kl_t1": (TOP_K, CACHED_LOSSES["cached_kl_t1"]),
+}
+
+#: Columns of the sweep's table (ratios to the student-alone step).
+TEACHER_SIZE_COLUMNS = (
+    "teacher", "params", "student_share", "forward_dense_vs_alone",
+    "forward_vs_alone", "online_dense_vs_alone", "online_vs_alone",
+    "online_kl_t1_vs_alone")
+
+
+def _trained_teacher(prepared, train, config: TeacherConfig):
+  teacher = build_sequential_teacher(prepared, L, config)
   teacher.compile(tf_keras.optimizers.Adam(1e-3))
   teacher.fit(train.take(2), verbose=0)  # builds it; weights don't matter
+  return teacher
+
+
+def _forward(source):
+  """A teacher source's forward pass as a function of a batch iterator."""
+  return tf.function(lambda batches: source(next(batches)[0]))
+
+
+def _online_trainers(prepared, teacher, student_config: StudentConfig,
+                     prefix: str) -> dict:
+  """`prefix`<key> -> online Distiller, and the forward passes they run."""
+  trainers = {}
+  for key, (top_k, losses) in ONLINE_TRAINERS.items():
+    distiller = Distiller(student=build_student(prepared, L, student_config),
+                          teacher=OnlineTeacher(teacher, top_k=top_k))
+    distiller.compile(optimizer=tf_keras.optimizers.Adam(1e-3),
+                      distillation_loss=losses())
+    trainers[prefix + key] = distiller
+    if key in ("online_dense", "online"):  # prepared by compile
+      forward = key.replace("online", "teacher_forward")
+      trainers[prefix + forward] = _forward(distiller.teacher)
+  return trainers
+
+
+def _teacher_size_rows(times: dict, params: dict, student_params: int) -> list:
+  alone = times["student_alone"]
+  rows = []
+  for index, name in enumerate(TEACHER_SIZES):
+    ratio = lambda key, i=index: times[f"size{i}_{key}"] / alone  # noqa: E731
+    rows.append({"teacher": name, "params": params[name],
+                 "student_share": student_params / params[name],
+                 "forward_dense_vs_alone": ratio("teacher_forward_dense"),
+                 "forward_vs_alone": ratio("teacher_forward"),
+                 **{f"{key}_vs_alone": ratio(key) for key in ONLINE_TRAINERS}})
+  return rows
+
+
+def training_speed(prepared, steps: int, rounds: int, work: str) -> dict:
+  train = examples.sequence_examples(prepared, "train", L, batch_size=BATCH)
   student_config = StudentConfig(embedding_dim=16, hidden_dim=64)
   alone = build_student(prepared, L, student_config)
   alone.compile(tf_keras.optimizers.Adam(1e-3),
                 loss=tf_keras.losses.SparseCategoricalCrossentropy(
                     from_logits=True))
-  trainers = {}
-  for name, jit_compile in (("online", None), ("online_no_xla", False)):
-    online = Distiller(student=build_student(prepared, L, student_config),
-                       teacher=OnlineTeacher(teacher, top_k=TOP_K,
-                                             jit_compile=jit_compile))
-    online.compile(optimizer=tf_keras.optimizers.Adam(1e-3),
-                   distillation_loss=CACHED_LOSSES["cached"]())
-    trainers[f"distiller_{name}"] = online
-  source = trainers["distiller_online"].teacher  # prepared by compile
-  teacher_forward = tf.function(lambda batches: source(next(batches)[0]))
-  path = cache_teacher_signal(teacher, train.take(steps),
+  trainers, params = {}, {}
+  for index, (name, config) in enumerate(TEACHER_SIZES.items()):
+    teacher = _trained_teacher(prepared, train, config)
+    params[name] = count_parameters(teacher)
+    trainers.update(_online_trainers(prepared, teacher, student_config,
+                                     f"size{index}_"))
+    if not index:
+      default_teacher = teacher
+  no_xla = Distiller(student=build_student(prepared, L, student_config),
+                     teacher=OnlineTeacher(default_teacher, top_k=TOP_K,
+                                           jit_compile=False))
+  no_xla.compile(optimizer=tf_keras.optimizers.Adam(1e-3),
+                 distillation_loss=CACHED_LOSSES["cached"]())
+  trainers["online_no_xla"] = no_xla
+  path = cache_teacher_signal(default_teacher, train.take(steps),
                               f"{work}/cache", top_k=TOP_K)
   cached_data = in_memory(cached_examples(path, batch_size=BATCH), steps)
   train = in_memory(train, steps)
   trainers = {"student_alone": (alone, train),
-              "teacher_forward": (teacher_forward, train),
               **{name: (model, train) for name, model in trainers.items()}}
   for name, loss in CACHED_LOSSES.items():
     distiller = Distiller(student=build_student(prepared, L, student_config),
@@ -167,12 +237,14 @@ def training_speed(prepared, steps: int, rounds: int, work: str) -> dict:
   times = step_times(trainers, steps, rounds)
   alone_time = times["student_alone"]
   return {"seconds_per_step": times,
-          "online_vs_alone": times["distiller_online"] / alone_time,
-          "online_no_xla_vs_alone": (times["distiller_online_no_xla"] /
-                                     alone_time),
-          "teacher_forward_vs_alone": times["teacher_forward"] / alone_time,
+          "online_vs_alone": times["size0_online"] / alone_time,
+          "online_no_xla_vs_alone": times["online_no_xla"] / alone_time,
+          "teacher_forward_vs_alone": times["size0_teacher_forward"] /
+                                      alone_time,
           **{f"{name}_vs_alone": times[f"distiller_{name}"] / alone_time
              for name in CACHED_LOSSES},
+          "teacher_sizes": _teacher_size_rows(times, params,
+                                              count_parameters(alone)),
           "steps": steps, "batch_size": BATCH, "rounds": rounds,
           "teacher_top_k": TOP_K}
 
@@ -282,13 +354,22 @@ def main():
       args.out, "speed_quick" if quick else "speed",
       "Speed: training-step and latency ratios", results,
       [("Ratios (measured in one run)", rows, ["measure", "ratio"]),
+       ("Online step by teacher size (same run; ratios to the student-alone "
+        "step)", results["training"]["teacher_sizes"],
+        list(TEACHER_SIZE_COLUMNS)),
        ("TFLite by catalog size (1 thread, batch 1)",
         results["catalog_scaling"],
         ["catalog", "quantization", "bytes", "p50_ms", "p95_ms", "p99_ms"]),
        ("Peak memory of distillation", [results["peak_memory"]],
         ["catalog", "peak_rss_mib"])],
       notes=f"Synthetic data with {prepared.num_items - 2} items, L={L}, "
-            f"batch {BATCH}; the teacher is the default TeacherConfig.")
+            f"batch {BATCH}; the teacher is the default TeacherConfig except "
+            f"in the teacher-size table. There, student_share is the "
+            f"student's parameters over the teacher's; forward is the online "
+            f"teacher's forward pass alone (dense: the full-catalog logits, "
+            f"what `Distiller(teacher=model)` runs; otherwise its top-{TOP_K}); "
+            f"online_dense and online distil with KL at T=2 + ranking, "
+            f"online_kl_t1 with KL at T=1 from the top-{TOP_K}.")
   print(path.read_text())
 
 
