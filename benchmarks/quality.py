@@ -3,10 +3,12 @@
 For each seed this runs the tfdistill pipeline (teacher, student alone,
 distilled student, 50% pruned + QAT, int8 TFLite) in a run directory, then
 adds the multi-teacher (teacher + a second teacher, confidence-weighted) and
-teaching-assistant (teacher -> mid-size assistant -> student) variants.
+teaching-assistant (teacher -> mid-size assistant -> student) variants, and
+one student per distillation loss alone (`student_kd_<loss>`: the
+pipeline's student_kd step with only the loss changed; --loss_variants).
 Evaluation: sequential next-item retrieval, per-user leave-last-out, full
 catalog, seen items excluded (test split). The best distilled student of the
-student's size (the issue's `student_kd`) is chosen among the three on
+student's size (the issue's `student_kd`) is chosen among all of them on
 validation NDCG@10, never on the test split: the result names it
 ("best_distilled"), and when it is not the pipeline's student_kd the targets
 table gives the distillation targets for it too.
@@ -62,6 +64,7 @@ from tfdistill.models.io import catalog_size
 from tfdistill.models.io import count_parameters
 from tfdistill.models.io import load_contexts
 from tfdistill.pipeline.config import distillation_losses
+from tfdistill.pipeline.config import LOSSES
 from tfdistill.pipeline.config import PipelineConfig
 from tfdistill.pipeline.config import preset
 from tfdistill.pipeline.config import STUDENT_INITS
@@ -390,16 +393,54 @@ def validation_rows(args, seed: int) -> dict:
                          VALIDATION_NDCG]})
 
 
-def best_distilled(per_seed: list) -> str:
-  """The distilled student (of `DISTILLED`) with the best mean validation
+#: --loss_variants' default: every distillation loss of the pipeline alone
+#: ("kl_teacher_items" equals "kl" with the online teacher's dense logits).
+LOSS_VARIANTS = tuple(name for name in LOSSES if name != "kl_teacher_items")
+
+
+def loss_variant_name(loss: str) -> str:
+  return f"student_kd_{loss}"
+
+
+def loss_rows(args, seed: int, losses) -> list:
+  """The run's student_kd step once per distillation loss in `losses`.
+
+  Each loss gets a run directory beside the seed's run (<run>_loss_<loss>),
+  started from its data and teacher: the pipeline's own student_kd step
+  with only the loss changed (same initial student, item table, epochs,
+  alpha and temperature). A loss equal to --loss is the run's student_kd.
+  """
+  run = run_for(args, seed)
+  run.teacher()
+  rows = []
+  for loss in losses:
+    if loss == args.loss:
+      continue
+    out = f"{run.out}_loss_{loss}"
+    loss_run = shared_run(run.out, out, dataclasses.replace(
+        run.config, distillation_loss=loss))
+
+    def compute(loss_run=loss_run, loss=loss):
+      student = loss_run.student_kd()
+      metrics = loss_run.step_metrics("student_kd")
+      return [dict(variant=loss_variant_name(loss), params=metrics["params"],
+                   **{k: metrics[k] for k in METRICS},
+                   **_validation_ndcg(student,
+                                      loss_run.evaluation("validation")))]
+    rows += _cached(os.path.join(out, "quality_rows.json"), compute)
+  return rows
+
+
+def best_distilled(per_seed: list, distilled=DISTILLED) -> str:
+  """The distilled student (of `distilled`) with the best mean validation
   NDCG@10 over the seeds that trained every candidate (ties: the first).
 
   Args:
     per_seed: one {variant: validation NDCG@10} per seed.
   """
   common = [seed for seed in per_seed if all(
-      name in seed for name in DISTILLED)] or per_seed
-  candidates = [name for name in DISTILLED if all(
+      name in seed for name in distilled)] or per_seed
+  candidates = [name for name in distilled if all(
       name in seed for seed in common)]
   return max(candidates, key=lambda name: np.mean(
       [seed[name] for seed in common]))
@@ -563,6 +604,12 @@ def build_parser(defaults: dict = None,
                       help="seeds that also train the multi-teacher and "
                       "teaching-assistant variants (each needs a second "
                       "teacher or an assistant)")
+  parser.add_argument("--loss_variants", default=",".join(LOSS_VARIANTS),
+                      help="distillation losses that each train a student "
+                      "like student_kd's, alone (student_kd_<loss>); empty "
+                      "for none")
+  parser.add_argument("--loss_seeds", default="0,1,2",
+                      help="seeds that train the --loss_variants students")
   parser.add_argument("--teacher_epochs", type=int,
                       default=DEFAULT_TEACHER_EPOCHS)
   parser.add_argument("--student_epochs", type=int,
@@ -604,6 +651,10 @@ def build_parser(defaults: dict = None,
                       "run reuses the teacher of the random-table run of "
                       "its seed, trained first when missing")
   parser.add_argument("--quick", action="store_true")
+  parser.add_argument("--name", default="",
+                      help="result file name (default: quality_<data> and "
+                      "what differs from the defaults); name a run of other "
+                      "seeds here, as the name does not tag them")
   parser.add_argument("--work_dir", default=str(_common.DEFAULT_OUT / "runs"))
   parser.add_argument("--out", default=str(_common.DEFAULT_OUT))
   parser.set_defaults(**(defaults or HEADLINE))
@@ -626,21 +677,31 @@ def main():
   for index, seed in enumerate(seeds):
     if str(seed) in args.extras_seeds.split(","):
       per_seed[index] = per_seed[index] + extra_rows(args, seed)
+  losses = [loss for loss in args.loss_variants.split(",") if loss]
+  unknown = sorted(set(losses) - set(LOSSES))
+  if unknown:
+    sys.exit(f"error: --loss_variants: unknown loss(es) {unknown}; choose "
+             f"from {sorted(LOSSES)}.")
+  for index, seed in enumerate(seeds):
+    if str(seed) in args.loss_seeds.split(","):
+      per_seed[index] = per_seed[index] + loss_rows(args, seed, losses)
   for seed, rows in zip(seeds, per_seed):
     for row in rows:
       if row["variant"] == "student_kd":
         row[VALIDATION_NDCG] = validation_rows(args, seed)["student_kd"]
   best = best_distilled([{row["variant"]: row[VALIDATION_NDCG]
                           for row in rows if VALIDATION_NDCG in row}
-                         for rows in per_seed])
+                         for rows in per_seed], DISTILLED + tuple(
+                             loss_variant_name(loss) for loss in losses
+                             if loss != args.loss))
   variants = aggregate(per_seed)
   for row in variants:
     row["best_distilled"] = row["variant"] == best
   intervals = bootstrap_targets([per_user_rows(args, seed) for seed in seeds])
   checks = targets(variants, intervals, best)
-  name = "quality_quick" if args.quick else (
+  name = args.name or ("quality_quick" if args.quick else (
       "quality_latest_small" if args.data == "latest-small"
-      else "quality_synthetic") + result_suffix(args)
+      else "quality_synthetic") + result_suffix(args))
   columns = ["variant", "seeds", "params", "params_vs_teacher", "ndcg@10",
              "ndcg@10_std", "hr@10", "recall@10", "mrr", "ndcg_vs_teacher",
              "ndcg_vs_student_alone", "ndcg_vs_student_kd", "bytes",

@@ -374,6 +374,56 @@ def test_a_run_starts_from_the_base_runs_teacher(quality, tmp_path,
   assert not fresh.done("teacher") and len(trained) == 1
 
 
+def test_a_loss_variant_is_the_runs_student_kd_with_that_loss_alone(
+    quality, tmp_path, monkeypatch):
+  trained = []
+
+  def fake_teacher(run):
+    for step in ("data", "teacher"):
+      os.makedirs(run.step_dir(step), exist_ok=True)
+    pathlib.Path(run.step_dir("teacher"), "metrics.json").write_text("{}")
+
+  def fake_student_kd(run):  # what Run.student_kd leaves behind
+    trained.append((run.out, run.config.distillation_loss))
+    os.makedirs(run.step_dir("student_kd"), exist_ok=True)
+    pathlib.Path(run.step_dir("student_kd"), "metrics.json").write_text(
+        json.dumps({"params": 8, "ndcg@10": 0.1, "hr@10": 0.2,
+                    "recall@10": 0.2, "mrr": 0.05}))
+
+  monkeypatch.setattr(quality.Run, "teacher", fake_teacher)
+  monkeypatch.setattr(quality.Run, "student_kd", fake_student_kd)
+  monkeypatch.setattr(quality.Run, "evaluation", lambda run, split: None)
+  monkeypatch.setattr(quality, "_validation_ndcg", lambda model, data: {
+      quality.VALIDATION_NDCG: 0.3})
+  args = quality.build_parser().parse_args(
+      ["--quick", f"--work_dir={tmp_path}", "--loss=kl+hint"])
+  run = quality.run_for(args, 0)
+  rows = quality.loss_rows(args, 0, ["kl", "kl+hint", "mse"])
+  # --loss itself is the run's student_kd: not trained again.
+  assert [r["variant"] for r in rows] == ["student_kd_kl", "student_kd_mse"]
+  assert [loss for _, loss in trained] == ["kl", "mse"]
+  assert rows[0]["ndcg@10"] == 0.1 and rows[0][quality.VALIDATION_NDCG] == 0.3
+  for out, loss in trained:
+    assert out == f"{run.out}_loss_{loss}"
+    # The run's configuration with only the loss changed, and its teacher.
+    assert quality.stored_config(out) == quality.dataclasses.replace(
+        run.config, distillation_loss=loss)
+    assert os.path.isfile(os.path.join(out, "teacher", "metrics.json"))
+  # A rerun reads the rows kept in the loss runs.
+  assert quality.loss_rows(args, 0, ["kl", "mse"]) == rows
+  assert len(trained) == 2
+  assert "kl_teacher_items" not in quality.LOSS_VARIANTS
+  assert set(quality.LOSS_VARIANTS) < set(quality.LOSSES)
+
+
+def test_a_loss_variant_can_be_the_best_distilled_student(quality):
+  seeds = [{"student_kd": 0.05, "student_kd_kl": 0.06},
+           {"student_kd": 0.05, "student_kd_kl": 0.055}]
+  assert quality.best_distilled(seeds) == "student_kd"  # not a candidate
+  assert quality.best_distilled(
+      seeds, quality.DISTILLED + ("student_kd_kl",)) == "student_kd_kl"
+
+
 def test_collect_heads_the_page_with_each_quality_targets_table(tmp_path):
   sys.path.insert(0, str(BENCHMARKS))
   try:
