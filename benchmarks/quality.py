@@ -671,17 +671,18 @@ def check_data(args) -> None:
 def main():
   args = build_parser().parse_args()
   check_data(args)
+  losses = [loss for loss in args.loss_variants.split(",") if loss]
+  unknown = sorted({part for loss in losses for part in loss.split("+")} -
+                   set(LOSSES))
+  if unknown:
+    sys.exit(f"error: --loss_variants: unknown loss(es) {unknown}; choose "
+             f"from {sorted(LOSSES)} (or combine them with +).")
   seeds = [int(s) for s in args.seeds.split(",")]
   # Every seed's pipeline first, then the costlier extra variants.
   per_seed = [core_rows(args, seed) for seed in seeds]
   for index, seed in enumerate(seeds):
     if str(seed) in args.extras_seeds.split(","):
       per_seed[index] = per_seed[index] + extra_rows(args, seed)
-  losses = [loss for loss in args.loss_variants.split(",") if loss]
-  unknown = sorted(set(losses) - set(LOSSES))
-  if unknown:
-    sys.exit(f"error: --loss_variants: unknown loss(es) {unknown}; choose "
-             f"from {sorted(LOSSES)}.")
   for index, seed in enumerate(seeds):
     if str(seed) in args.loss_seeds.split(","):
       per_seed[index] = per_seed[index] + loss_rows(args, seed, losses)
