@@ -20,9 +20,10 @@ SECTIONS = (
      "Quality with the pipeline's student and compression (latest-small, "
      "students 10 epochs from the teacher's item table; two fine-tune epochs "
      "per compression step, item table pruned by Fisher saliency)"),
-    ("quality_latest_small_losses_seed0",
+    ("quality_latest_small_losses_seeds01",
      "Each distillation loss alone in the pipeline's student_kd step "
-     "(latest-small, seed 0 rerun on a new machine; student_kd_<loss> rows)"),
+     "(latest-small, seeds 0 and 1 rerun on a new machine; "
+     "student_kd_<loss> rows)"),
     ("quality_latest_small_c1_magnitude",
      "Earlier: quality with the teacher's item table and one-epoch "
      "magnitude compression (latest-small, students 10 epochs, no "
