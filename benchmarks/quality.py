@@ -402,6 +402,12 @@ def loss_variant_name(loss: str) -> str:
   return f"student_kd_{loss}"
 
 
+def trained_losses(args, losses) -> list:
+  """The losses of `losses` that train a student of their own: not --loss,
+  which is the run's student_kd."""
+  return [loss for loss in losses if loss != args.loss]
+
+
 def loss_rows(args, seed: int, losses) -> list:
   """The run's student_kd step once per distillation loss in `losses`.
 
@@ -411,11 +417,10 @@ def loss_rows(args, seed: int, losses) -> list:
   alpha and temperature). A loss equal to --loss is the run's student_kd.
   """
   run = run_for(args, seed)
-  run.teacher()
+  if not run.done("teacher"):
+    run.teacher()
   rows = []
-  for loss in losses:
-    if loss == args.loss:
-      continue
+  for loss in trained_losses(args, losses):
     out = f"{run.out}_loss_{loss}"
     loss_run = shared_run(run.out, out, dataclasses.replace(
         run.config, distillation_loss=loss))
@@ -672,11 +677,11 @@ def main():
   args = build_parser().parse_args()
   check_data(args)
   losses = [loss for loss in args.loss_variants.split(",") if loss]
-  unknown = sorted({part for loss in losses for part in loss.split("+")} -
-                   set(LOSSES))
-  if unknown:
-    sys.exit(f"error: --loss_variants: unknown loss(es) {unknown}; choose "
-             f"from {sorted(LOSSES)} (or combine them with +).")
+  for loss in losses:
+    try:
+      distillation_losses(loss, 1.0)
+    except ConfigError as error:
+      sys.exit(f"error: --loss_variants: {error}")
   seeds = [int(s) for s in args.seeds.split(",")]
   # Every seed's pipeline first, then the costlier extra variants.
   per_seed = [core_rows(args, seed) for seed in seeds]
@@ -693,8 +698,8 @@ def main():
   best = best_distilled([{row["variant"]: row[VALIDATION_NDCG]
                           for row in rows if VALIDATION_NDCG in row}
                          for rows in per_seed], DISTILLED + tuple(
-                             loss_variant_name(loss) for loss in losses
-                             if loss != args.loss))
+                             loss_variant_name(loss)
+                             for loss in trained_losses(args, losses)))
   variants = aggregate(per_seed)
   for row in variants:
     row["best_distilled"] = row["variant"] == best

@@ -153,6 +153,10 @@ ONLINE_TRAINERS = {
     "online_kl_t1": (TOP_K, CACHED_LOSSES["cached_kl_t1"]),
 }
 
+#: The teacher's forward passes timed alone: key -> its top-K (that of the
+#: online trainers above that run it).
+TEACHER_FORWARDS = {"teacher_forward_dense": 0, "teacher_forward": TOP_K}
+
 #: Columns of the sweep's table (ratios to the student-alone step).
 TEACHER_SIZE_COLUMNS = (
     "teacher", "params", "student_share", "forward_dense_vs_alone",
@@ -172,19 +176,26 @@ def _forward(source):
   return tf.function(lambda batches: source(next(batches)[0]))
 
 
+def _distiller(prepared, student_config: StudentConfig, teacher, losses):
+  """A Distiller of a new student, compiled with `losses` (one or a list)."""
+  distiller = Distiller(student=build_student(prepared, L, student_config),
+                        teacher=teacher)
+  distiller.compile(optimizer=tf_keras.optimizers.Adam(1e-3),
+                    distillation_loss=losses)
+  return distiller
+
+
 def _online_trainers(prepared, teacher, student_config: StudentConfig,
                      prefix: str) -> dict:
   """`prefix`<key> -> online Distiller, and the forward passes they run."""
-  trainers = {}
+  trainers, sources = {}, {}
   for key, (top_k, losses) in ONLINE_TRAINERS.items():
-    distiller = Distiller(student=build_student(prepared, L, student_config),
-                          teacher=OnlineTeacher(teacher, top_k=top_k))
-    distiller.compile(optimizer=tf_keras.optimizers.Adam(1e-3),
-                      distillation_loss=losses())
+    distiller = _distiller(prepared, student_config,
+                           OnlineTeacher(teacher, top_k=top_k), losses())
     trainers[prefix + key] = distiller
-    if key in ("online_dense", "online"):  # prepared by compile
-      forward = key.replace("online", "teacher_forward")
-      trainers[prefix + forward] = _forward(distiller.teacher)
+    sources.setdefault(top_k, distiller.teacher)  # prepared by compile
+  for key, top_k in TEACHER_FORWARDS.items():
+    trainers[prefix + key] = _forward(sources[top_k])
   return trainers
 
 
@@ -192,12 +203,14 @@ def _teacher_size_rows(times: dict, params: dict, student_params: int) -> list:
   alone = times["student_alone"]
   rows = []
   for index, name in enumerate(TEACHER_SIZES):
-    ratio = lambda key, i=index: times[f"size{i}_{key}"] / alone  # noqa: E731
+    ratios = {key: times[f"size{index}_{key}"] / alone
+              for key in (*TEACHER_FORWARDS, *ONLINE_TRAINERS)}
     rows.append({"teacher": name, "params": params[name],
                  "student_share": student_params / params[name],
-                 "forward_dense_vs_alone": ratio("teacher_forward_dense"),
-                 "forward_vs_alone": ratio("teacher_forward"),
-                 **{f"{key}_vs_alone": ratio(key) for key in ONLINE_TRAINERS}})
+                 "forward_dense_vs_alone": ratios["teacher_forward_dense"],
+                 "forward_vs_alone": ratios["teacher_forward"],
+                 **{f"{key}_vs_alone": ratios[key]
+                    for key in ONLINE_TRAINERS}})
   return rows
 
 
@@ -208,20 +221,18 @@ def training_speed(prepared, steps: int, rounds: int, work: str) -> dict:
   alone.compile(tf_keras.optimizers.Adam(1e-3),
                 loss=tf_keras.losses.SparseCategoricalCrossentropy(
                     from_logits=True))
-  trainers, params = {}, {}
-  for index, (name, config) in enumerate(TEACHER_SIZES.items()):
-    teacher = _trained_teacher(prepared, train, config)
-    params[name] = count_parameters(teacher)
+  teachers = {name: _trained_teacher(prepared, train, config)
+              for name, config in TEACHER_SIZES.items()}
+  params = {name: count_parameters(t) for name, t in teachers.items()}
+  trainers = {}
+  for index, teacher in enumerate(teachers.values()):
     trainers.update(_online_trainers(prepared, teacher, student_config,
                                      f"size{index}_"))
-    if not index:
-      default_teacher = teacher
-  no_xla = Distiller(student=build_student(prepared, L, student_config),
-                     teacher=OnlineTeacher(default_teacher, top_k=TOP_K,
-                                           jit_compile=False))
-  no_xla.compile(optimizer=tf_keras.optimizers.Adam(1e-3),
-                 distillation_loss=CACHED_LOSSES["cached"]())
-  trainers["online_no_xla"] = no_xla
+  default_teacher = next(iter(teachers.values()))
+  trainers["online_no_xla"] = _distiller(
+      prepared, student_config,
+      OnlineTeacher(default_teacher, top_k=TOP_K, jit_compile=False),
+      CACHED_LOSSES["cached"]())
   path = cache_teacher_signal(default_teacher, train.take(steps),
                               f"{work}/cache", top_k=TOP_K)
   cached_data = in_memory(cached_examples(path, batch_size=BATCH), steps)
@@ -229,11 +240,8 @@ def training_speed(prepared, steps: int, rounds: int, work: str) -> dict:
   trainers = {"student_alone": (alone, train),
               **{name: (model, train) for name, model in trainers.items()}}
   for name, loss in CACHED_LOSSES.items():
-    distiller = Distiller(student=build_student(prepared, L, student_config),
-                          teacher=cached_teacher(path))
-    distiller.compile(optimizer=tf_keras.optimizers.Adam(1e-3),
-                      distillation_loss=loss())
-    trainers[f"distiller_{name}"] = (distiller, cached_data)
+    trainers[f"distiller_{name}"] = (_distiller(
+        prepared, student_config, cached_teacher(path), loss()), cached_data)
   times = step_times(trainers, steps, rounds)
   alone_time = times["student_alone"]
   return {"seconds_per_step": times,
