@@ -19,11 +19,11 @@ SECTIONS = (
     ("quality_latest_small",
      "Quality with the pipeline's student and compression (latest-small, "
      "students 10 epochs from the teacher's item table; two fine-tune epochs "
-     "per compression step, item table pruned by Fisher saliency)"),
-    ("quality_latest_small_losses_seeds01",
-     "Each distillation loss alone in the pipeline's student_kd step "
-     "(latest-small, seeds 0 and 1 rerun on a new machine; "
-     "student_kd_<loss> rows)"),
+     "per compression step, item table pruned by Fisher saliency; "
+     "student_kd_<loss>: each distillation loss alone)"),
+    ("quality_latest_small_onednn_teachers",
+     "Earlier: the same configuration, first run (teachers trained with "
+     "oneDNN on; no per-loss students)"),
     ("quality_latest_small_c1_magnitude",
      "Earlier: quality with the teacher's item table and one-epoch "
      "magnitude compression (latest-small, students 10 epochs, no "
@@ -93,6 +93,9 @@ TARGET_TABLES = (
      "quality.py's defaults: students 10 epochs from the teacher's item "
      "table, two fine-tune epochs per compression step, Fisher table "
      "pruning)"),
+    ("quality_latest_small_onednn_teachers",
+     "Earlier: the same configuration, first run (teachers trained with "
+     "oneDNN on, before it was turned off; `--min_agreement=0.85`)"),
     ("quality_latest_small_c1_magnitude",
      "Earlier: the teacher's item table with one-epoch magnitude compression "
      "(latest-small, students 10 epochs, `--compress_epochs=1 "
