@@ -68,6 +68,8 @@ from tfdistill.pipeline.config import LOSSES
 from tfdistill.pipeline.config import PipelineConfig
 from tfdistill.pipeline.config import preset
 from tfdistill.pipeline.config import STUDENT_INITS
+from tfdistill.pipeline.report import BYTES_LABEL
+from tfdistill.pipeline.report import model_bytes
 from tfdistill.pipeline.report import plot_pareto
 from tfdistill.pipeline.run import CONFIG_FILE
 from tfdistill.pipeline.run import Run
@@ -738,9 +740,11 @@ def main():
             "(users redrawn per seed, 2000 samples). Best distilled student "
             f"of student_alone's size on validation NDCG@10 (mean over "
             f"seeds; chosen without the test split): {best}.")
-  figure = plot_pareto([dict(v, label=v["variant"]) for v in variants],
+  figure = plot_pareto([dict(v, label=v["variant"], model_bytes=model_bytes(v))
+                        for v in variants],
                        str(path.with_name(f"{name}_pareto.png")),
-                       title=f"NDCG@10 against parameters ({label})")
+                       size_key="model_bytes", xlabel=BYTES_LABEL,
+                       title=f"NDCG@10 against size ({label})")
   print(path.read_text())
   print(f"figure: {figure}")
 

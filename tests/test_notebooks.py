@@ -1,6 +1,5 @@
 """The notebooks run top to bottom (tiny settings) and are stored clean."""
 
-import os
 import pathlib
 
 import nbformat

@@ -1,6 +1,7 @@
 """The report's figures: the Pareto front and where its labels go."""
 
 from tfdistill.pipeline.report import label_heights
+from tfdistill.pipeline.report import model_bytes
 from tfdistill.pipeline.report import pareto_front
 from tfdistill.pipeline.report import plot_pareto
 
@@ -30,3 +31,9 @@ def test_pareto_figure_is_written(tmp_path):
   path = plot_pareto(rows, str(tmp_path / "pareto.png"))
   with open(path, "rb") as f:
     assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_model_bytes_is_the_file_when_there_is_one_else_float32_weights():
+  assert model_bytes({"params": 1000, "bytes": 1700}) == 1700  # .tflite
+  assert model_bytes({"params": 1000, "bytes": None}) == 4000
+  assert model_bytes({"params": 1000}) == 4000

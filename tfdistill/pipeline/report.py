@@ -2,8 +2,9 @@
 
 Figures (matplotlib, PNG, embedded in the HTML as data URIs):
 
-* quality against size: NDCG@10 of every stage against its parameters, with
-  the Pareto front drawn through the stages no other stage beats on both;
+* quality against size: NDCG@10 of every stage against the bytes it ships
+  as (`model_bytes`), with the Pareto front drawn through the stages no
+  other stage beats on both;
 * training curves: loss and validation NDCG@10 per epoch of every training;
 * latency: p50/p95/p99 per request of the TFLite model and the SavedModel.
 """
@@ -16,9 +17,18 @@ import os
 from tfdistill.pipeline.run import write_json
 from tfdistill.reporting import markdown_table
 
+#: The x axis of quality against `model_bytes`.
+BYTES_LABEL = "bytes (the .tflite file; float32 weights of the others)"
 STAGE_LABELS = {"teacher": "Teacher", "student_alone": "Student alone",
                 "student_kd": "Student distilled", "compressed":
                 "Compressed (pruned + QAT)", "tflite": "TFLite"}
+
+
+def model_bytes(row: dict) -> int:
+  """The bytes a stage ships as: its file's ("bytes", the .tflite), else
+  its weights in float32 (4 bytes a parameter; a pruned Keras model is
+  stored dense)."""
+  return row.get("bytes") or 4 * row["params"]
 
 
 def pareto_front(points: list) -> list:
@@ -52,8 +62,10 @@ def _plt():
 
 
 def plot_pareto(rows: list, path: str, size_key: str = "params",
-                title: str = "Quality against size") -> str:
-  """rows: dicts with "label", size_key and "ndcg@10"."""
+                title: str = "Quality against size",
+                xlabel: str = None) -> str:
+  """rows: dicts with "label", size_key and "ndcg@10"; xlabel defaults to
+  size_key."""
   plt = _plt()
   fig, ax = plt.subplots(figsize=(6.5, 4))
   points = [(r[size_key], r["ndcg@10"]) for r in rows]
@@ -71,7 +83,12 @@ def plot_pareto(rows: list, path: str, size_key: str = "params",
   ax.plot([points[i][0] for i in front], [points[i][1] for i in front],
           "--", color="grey", linewidth=1, label="Pareto front")
   ax.set_xscale("log")
-  ax.set_xlabel(size_key.replace("_", " "))
+  # Labels at 1, 2 and 5 of each decade ("200 k", "1 M"), none between.
+  from matplotlib import ticker  # pylint: disable=import-outside-toplevel
+  ax.xaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+  ax.xaxis.set_major_formatter(ticker.EngFormatter())
+  ax.xaxis.set_minor_formatter(ticker.NullFormatter())
+  ax.set_xlabel(xlabel or size_key.replace("_", " "))
   ax.set_ylabel("NDCG@10 (test)")
   ax.set_title(title)
   ax.legend(loc="lower right", fontsize=8)
@@ -184,7 +201,10 @@ def write_run_report(run) -> str:
   os.makedirs(figures, exist_ok=True)
   metrics = run.metrics()
   rows = _stage_rows(metrics)
-  paths = [plot_pareto(rows, os.path.join(figures, "pareto.png")),
+  paths = [plot_pareto([dict(row, model_bytes=model_bytes(row))
+                        for row in rows], os.path.join(figures, "pareto.png"),
+                       size_key="model_bytes", xlabel=BYTES_LABEL,
+                       title="NDCG@10 against size"),
            plot_training(run, os.path.join(figures, "training.png")),
            plot_latency(metrics, os.path.join(figures, "latency.png"))]
   columns = ["stage", "ndcg@10", "hr@10", "recall@10", "params",

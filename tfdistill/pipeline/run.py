@@ -18,7 +18,6 @@ import json
 import os
 import shutil
 import sys
-from typing import Optional
 import uuid
 
 from absl import logging
