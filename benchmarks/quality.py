@@ -68,9 +68,7 @@ from tfdistill.pipeline.config import LOSSES
 from tfdistill.pipeline.config import PipelineConfig
 from tfdistill.pipeline.config import preset
 from tfdistill.pipeline.config import STUDENT_INITS
-from tfdistill.pipeline.report import BYTES_LABEL
-from tfdistill.pipeline.report import model_bytes
-from tfdistill.pipeline.report import plot_pareto
+from tfdistill.pipeline.report import plot_quality_against_bytes
 from tfdistill.pipeline.run import CONFIG_FILE
 from tfdistill.pipeline.run import Run
 from tfdistill.pipeline.run import stored_config
@@ -740,11 +738,10 @@ def main():
             "(users redrawn per seed, 2000 samples). Best distilled student "
             f"of student_alone's size on validation NDCG@10 (mean over "
             f"seeds; chosen without the test split): {best}.")
-  figure = plot_pareto([dict(v, label=v["variant"], model_bytes=model_bytes(v))
-                        for v in variants],
-                       str(path.with_name(f"{name}_pareto.png")),
-                       size_key="model_bytes", xlabel=BYTES_LABEL,
-                       title=f"NDCG@10 against size ({label})")
+  figure = plot_quality_against_bytes(
+      [dict(v, label=v["variant"]) for v in variants],
+      str(path.with_name(f"{name}_pareto.png")),
+      title=f"NDCG@10 against size ({label})")
   print(path.read_text())
   print(f"figure: {figure}")
 

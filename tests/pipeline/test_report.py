@@ -4,6 +4,7 @@ from tfdistill.pipeline.report import label_heights
 from tfdistill.pipeline.report import model_bytes
 from tfdistill.pipeline.report import pareto_front
 from tfdistill.pipeline.report import plot_pareto
+from tfdistill.pipeline.report import plot_quality_against_bytes
 
 
 def test_pareto_front_keeps_the_undominated_points_by_size():
@@ -28,9 +29,10 @@ def test_pareto_figure_is_written(tmp_path):
           for name, size, quality in (("teacher", 100, 0.047),
                                       ("student_kd", 10, 0.049),
                                       ("tflite", 10, 0.049))]
-  path = plot_pareto(rows, str(tmp_path / "pareto.png"))
-  with open(path, "rb") as f:
-    assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+  for path in (plot_pareto(rows, str(tmp_path / "pareto.png")),
+               plot_quality_against_bytes(rows, str(tmp_path / "bytes.png"))):
+    with open(path, "rb") as f:
+      assert f.read(8) == b"\x89PNG\r\n\x1a\n"
 
 
 def test_model_bytes_is_the_file_when_there_is_one_else_float32_weights():

@@ -17,8 +17,6 @@ import os
 from tfdistill.pipeline.run import write_json
 from tfdistill.reporting import markdown_table
 
-#: The x axis of quality against `model_bytes`.
-BYTES_LABEL = "bytes (the .tflite file; float32 weights of the others)"
 STAGE_LABELS = {"teacher": "Teacher", "student_alone": "Student alone",
                 "student_kd": "Student distilled", "compressed":
                 "Compressed (pruned + QAT)", "tflite": "TFLite"}
@@ -96,6 +94,16 @@ def plot_pareto(rows: list, path: str, size_key: str = "params",
   fig.savefig(path, dpi=110)
   plt.close(fig)
   return path
+
+
+def plot_quality_against_bytes(rows: list, path: str,
+                               title: str = "NDCG@10 against size") -> str:
+  """`plot_pareto` of rows ("label", "params", "ndcg@10", "bytes" of a
+  file where there is one) against `model_bytes`."""
+  return plot_pareto([dict(row, model_bytes=model_bytes(row))
+                      for row in rows], path, size_key="model_bytes",
+                     title=title, xlabel="bytes (the .tflite file; float32 "
+                     "weights of the others)")
 
 
 def _read_log(path: str) -> dict:
@@ -201,10 +209,8 @@ def write_run_report(run) -> str:
   os.makedirs(figures, exist_ok=True)
   metrics = run.metrics()
   rows = _stage_rows(metrics)
-  paths = [plot_pareto([dict(row, model_bytes=model_bytes(row))
-                        for row in rows], os.path.join(figures, "pareto.png"),
-                       size_key="model_bytes", xlabel=BYTES_LABEL,
-                       title="NDCG@10 against size"),
+  paths = [plot_quality_against_bytes(rows,
+                                      os.path.join(figures, "pareto.png")),
            plot_training(run, os.path.join(figures, "training.png")),
            plot_latency(metrics, os.path.join(figures, "latency.png"))]
   columns = ["stage", "ndcg@10", "hr@10", "recall@10", "params",
