@@ -72,6 +72,7 @@ from tfdistill.pipeline.report import plot_quality_against_bytes
 from tfdistill.pipeline.run import CONFIG_FILE
 from tfdistill.pipeline.run import Run
 from tfdistill.pipeline.run import stored_config
+from tfdistill.reporting import fit_verbosity
 
 METRICS = ("ndcg@10", "hr@10", "recall@10", "mrr")
 
@@ -119,11 +120,13 @@ def _extra_variants(run) -> list:
   validation = run.evaluation("validation")
   rows = []
   tf_keras.utils.set_random_seed(config.seed + 10)
+  print(f"{run.out}: second teacher (1 block), {config.teacher_epochs} "
+        "epochs", flush=True)
   second = build_sequential_teacher(prepared, config.context_length,
                                     dataclasses.replace(
                                         config.teacher, num_blocks=1))
   second.compile(tf_keras.optimizers.Adam(config.teacher_learning_rate))
-  second.fit(train, epochs=config.teacher_epochs, verbose=0)
+  second.fit(train, epochs=config.teacher_epochs, verbose=fit_verbosity())
 
   def compile_kwargs():
     return dict(optimizer=tf_keras.optimizers.Adam(
@@ -138,7 +141,10 @@ def _extra_variants(run) -> list:
   distiller = Distiller(student=student, teacher=TeacherEnsemble(
       [teacher, second], weighting="confidence"))
   distiller.compile(**compile_kwargs())
-  distiller.fit(train, epochs=config.student_epochs, verbose=0)
+  print(f"{run.out}: student_multi_teacher, {config.student_epochs} epochs",
+        flush=True)
+  distiller.fit(train, epochs=config.student_epochs,
+                verbose=fit_verbosity())
   rows.append(dict(variant="student_multi_teacher",
                    params=count_parameters(student), student_init=init,
                    **_validation_ndcg(student, validation),
@@ -157,9 +163,11 @@ def _extra_variants(run) -> list:
   except ConfigError:
     assistant_init = "random"
   init = run.init_item_table(student, teacher)
+  print(f"{run.out}: student_teaching_assistant (teacher, assistant, "
+        f"student), {config.student_epochs} epochs per link", flush=True)
   distill_chain([teacher, assistant, student], train,
                 epochs=config.student_epochs, compile_kwargs=compile_kwargs,
-                fit_kwargs={"verbose": 0})
+                fit_kwargs={"verbose": fit_verbosity()})
   rows.append(dict(variant="student_teaching_assistant",
                    params=count_parameters(student), student_init=init,
                    assistant_init=assistant_init,

@@ -24,7 +24,6 @@ Writes benchmarks/results/<name>.{json,md} (default training_budget).
 
 import argparse
 import os
-import sys
 
 import _common  # pylint: disable=import-error
 import numpy as np
@@ -36,6 +35,7 @@ import tf_keras
 
 from tfdistill.evaluation.evaluate import evaluate_retrieval
 from tfdistill.evaluation.ranking import RankingMetrics
+from tfdistill.reporting import fit_verbosity
 
 #: The issue's relative targets: (name, goal), both ">=".
 TARGETS = {"kd_vs_teacher": 0.90, "kd_vs_alone": 0.20}
@@ -62,7 +62,7 @@ def fit_curve(run, student, trainer, epochs: int, test, validation) -> dict:
   {"test": [[ndcg per user] per epoch], "validation": [ndcg per epoch]}."""
   scores = EpochScores(student, test, validation)
   trainer.fit(run.train_data(), epochs=epochs, callbacks=[scores],
-              verbose=2 if not sys.stdout.isatty() else 1)
+              verbose=fit_verbosity())
   return {"test": scores.test_per_user, "validation": scores.validation_ndcg}
 
 

@@ -1,5 +1,14 @@
 """Small report helpers shared by the CLI, compression and benchmarks."""
 
+import sys
+
+
+def fit_verbosity() -> int:
+  """`verbose=` for a long `fit`: the progress bar on a terminal, one line
+  per epoch when the output goes to a file or a pipe (where a bar's
+  carriage returns would pile up as one unreadable line)."""
+  return 1 if sys.stdout.isatty() else 2
+
 
 def format_cell(value) -> str:
   if isinstance(value, float):

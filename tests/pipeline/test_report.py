@@ -1,10 +1,15 @@
-"""The report's figures: the Pareto front and where its labels go."""
+"""The report's figures: the Pareto front and where its labels go; how long
+fits report progress."""
+
+import io
+import sys
 
 from tfdistill.pipeline.report import label_heights
 from tfdistill.pipeline.report import model_bytes
 from tfdistill.pipeline.report import pareto_front
 from tfdistill.pipeline.report import plot_pareto
 from tfdistill.pipeline.report import plot_quality_against_bytes
+from tfdistill.reporting import fit_verbosity
 
 
 def test_pareto_front_keeps_the_undominated_points_by_size():
@@ -39,3 +44,16 @@ def test_model_bytes_is_the_file_when_there_is_one_else_float32_weights():
   assert model_bytes({"params": 1000, "bytes": 1700}) == 1700  # .tflite
   assert model_bytes({"params": 1000, "bytes": None}) == 4000
   assert model_bytes({"params": 1000}) == 4000
+
+
+class _Terminal(io.StringIO):
+
+  def isatty(self):
+    return True
+
+
+def test_fits_show_a_bar_on_a_terminal_and_epoch_lines_in_a_log(monkeypatch):
+  monkeypatch.setattr(sys, "stdout", _Terminal())
+  assert fit_verbosity() == 1
+  monkeypatch.setattr(sys, "stdout", io.StringIO())  # a file or a pipe
+  assert fit_verbosity() == 2

@@ -17,7 +17,6 @@ an interrupted training resumes from `<step>/checkpoints` (Keras
 import json
 import os
 import shutil
-import sys
 import uuid
 
 from absl import logging
@@ -50,6 +49,7 @@ from tfdistill.models.io import save_model
 from tfdistill.pipeline.config import distillation_losses
 from tfdistill.pipeline.config import LEGACY_DEFAULTS
 from tfdistill.pipeline.config import PipelineConfig
+from tfdistill.reporting import fit_verbosity
 
 STEPS = ("teacher", "student_alone", "student_kd", "compressed", "export",
          "report")
@@ -231,7 +231,7 @@ class Run:
       # model; a subclassed teacher is built by calling it once.
       trainer(next(iter(data.take(1)))[0], training=False)
     trainer.fit(data, epochs=epochs, callbacks=callbacks,
-                verbose=1 if sys.stdout.isatty() else 2)
+                verbose=fit_verbosity())
 
   def _quality(self, model) -> dict:
     result = evaluate_retrieval(model, self.evaluation("test"))
