@@ -48,9 +48,12 @@ SECTIONS = (
     ("compression_latest_small_random",
      "Cost of compression on the students trained 10 epochs (latest-small, "
      "random item tables)"),
+    ("compression_latest_small_c2_fisher",
+     "Cost of compression on the quality run's students (latest-small, "
+     "quality_latest_small's students and settings)"),
     ("compression_latest_small",
      "Cost of compression on the students with the teacher's item table "
-     "(latest-small, students 10 epochs)"),
+     "(latest-small, students 10 epochs, the earlier teachers)"),
     ("compression_synthetic_e5_c2_fisher",
      "Cost of compression on the synthetic default (the pipeline's "
      "settings)"),
@@ -182,7 +185,9 @@ def other_targets(results: pathlib.Path) -> list:
                       ("compression_latest_small_random",
                        "students 10 epochs"),
                       ("compression_latest_small",
-                       "teacher's item table, students 10 epochs")):
+                       "teacher's item table, students 10 epochs"),
+                      ("compression_latest_small_c2_fisher",
+                       "the quality run's students")):
     compression = _load(results, name)
     for row in (compression or {}).get("variants", []):
       if row["variant"].startswith("pruned_50"):

@@ -39,6 +39,12 @@ pruned_50_2_epochs_lr3e-4,pruned_50_2_epochs_hard,pruned_50_fisher,\
 pruned_50_2_epochs_fisher    # compression_latest_small
     python benchmarks/compression.py --min_agreement=0.85 --student_epochs=5 \
         --student_init=random    # the first measured students
+    python benchmarks/compression.py --compress_epochs=2 \
+        --table_pruning=fisher --variants=pruned_50,qat_only,\
+qat_only_2_epochs,pruned_50_2_epochs,pruned_50_2_epochs_lr3e-4,\
+pruned_50_2_epochs_hard,pruned_50_fisher,pruned_50_2_epochs_fisher,\
+pruned_50_4_epochs_fisher    # compression_latest_small_c2_fisher: the
+                             # students of quality_latest_small
 """
 
 import dataclasses
@@ -59,7 +65,8 @@ COMPRESSION_DEFAULTS = dict(
     table_pruning=quality.BASE["table_pruning"])
 _MAGNITUDE = dict(table_pruning="magnitude")
 VARIANTS = {
-    "qat_only": dict(target_sparsity=0.0),
+    # One fine-tune epoch whatever --compress_epochs says (the name's own).
+    "qat_only": dict(target_sparsity=0.0, fine_tune_epochs=1),
     "qat_only_2_epochs": dict(target_sparsity=0.0, fine_tune_epochs=2),
     "pruned_50": None,  # the quality run's own compressed step
     "pruned_50_2_epochs": dict(fine_tune_epochs=2, **_MAGNITUDE),
@@ -159,8 +166,9 @@ def main():
       notes="qat_only: QAT fine-tune without pruning (control); pruned_50: "
       f"the run's own compress step ({run_args.compress_epochs} fine-tune "
       f"epoch(s) per step, item table pruned by {run_args.table_pruning}); "
-      "*_2_epochs: two fine-tune epochs per step (tables by magnitude unless "
-      "*_fisher). tflite: the int8 .tflite of each, run with LiteRT.")
+      "qat_only is one fine-tune epoch; *_2_epochs, *_4_epochs: two or four "
+      "fine-tune epochs per step (tables by magnitude unless *_fisher). "
+      "tflite: the int8 .tflite of each, run with LiteRT.")
   print(path.read_text())
 
 
