@@ -39,6 +39,8 @@ from tfdistill.evaluation.evaluate import evaluate_tflite
 from tfdistill.export import tflite
 from tfdistill.models.io import catalog_size
 from tfdistill.models.io import count_parameters
+from tfdistill.reporting import fit_verbosity
+from tfdistill.reporting import markdown_table
 
 EVAL_POOL = 200  # top-K of the TFLite model used for evaluation
 
@@ -136,7 +138,7 @@ class _Compressor:
       trainer.compile(optimizer, loss=tf_keras.losses
                       .SparseCategoricalCrossentropy(from_logits=True))
     trainer.fit(self.train, epochs=self.config.fine_tune_epochs,
-                callbacks=callbacks, verbose=2)
+                callbacks=callbacks, verbose=fit_verbosity())
     return model
 
   def measure(self, step: str, model, sparse_model=None) -> dict:
@@ -254,7 +256,6 @@ def compress_student(student: tf_keras.Model, train, evaluation,
 
 def report_markdown(report: dict) -> str:
   """The compression report as Markdown tables."""
-  from tfdistill.reporting import markdown_table  # pylint: disable=import-outside-toplevel
   mode = report["config"]["quantize"]
   columns = ["step", "ndcg@10", "hr@10", "params", "nonzeros", "sparsity",
              "saved_model_bytes", "tflite_float32_bytes",

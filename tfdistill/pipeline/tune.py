@@ -22,6 +22,7 @@ from tfdistill.models.io import count_parameters
 from tfdistill.models.students import StudentConfig
 from tfdistill.pipeline.config import distillation_losses
 from tfdistill.pipeline.report import plot_pareto
+from tfdistill.reporting import fit_verbosity
 
 OBJECTIVE = "val_ndcg@10"
 EMBEDDING_DIMS = (8, 16, 32, 64)
@@ -69,7 +70,8 @@ class DistillationHyperModel(kt.HyperModel):
              > self.max_tflite_bytes))
     score = 0.0
     if not over:
-      model.fit(self.run.train_data(), epochs=self.epochs, verbose=0,
+      model.fit(self.run.train_data(), epochs=self.epochs,
+                verbose=fit_verbosity(),
                 callbacks=kwargs.get("callbacks", []))
       score = evaluate_retrieval(model.student,
                                  self.run.evaluation("validation"))[
