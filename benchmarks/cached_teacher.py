@@ -41,6 +41,7 @@ from tfdistill.distill.cache import cached_teacher
 from tfdistill.evaluation.evaluate import evaluate_retrieval
 from tfdistill.models.factory import build_student
 from tfdistill.pipeline.config import distillation_losses
+from tfdistill.reporting import fit_verbosity
 
 METRICS = ("ndcg@10", "hr@10", "mrr")
 
@@ -95,7 +96,7 @@ def _quality(run, cache: str, loss: str, temperature: float) -> dict:
   distiller = _distiller(run, cache, loss, temperature)
   distiller.fit(cached_examples(cache, batch_size=config.batch_size,
                                 shuffle=True, seed=config.seed),
-                epochs=config.student_epochs, verbose=2)
+                epochs=config.student_epochs, verbose=fit_verbosity())
   result = evaluate_retrieval(distiller.student, run.evaluation("test"))
   values = {k: float(result[k]) for k in METRICS}
   with open(path, "w") as f:

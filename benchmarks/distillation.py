@@ -45,6 +45,7 @@ from tfdistill.models.io import count_parameters
 from tfdistill.models.io import load_model
 from tfdistill.models.io import save_model
 from tfdistill.models.students import StudentConfig
+from tfdistill.reporting import fit_verbosity
 
 LOSSES = {
     "soft_target_kl": lambda: [SoftTargetKL(temperature=2.0)],
@@ -101,7 +102,7 @@ def _teacher(args, prepared, train):
   teacher = build_sequential_teacher(prepared, args.context_length, config)
   teacher.compile(tf_keras.optimizers.Adam(1e-3))
   start = time.time()
-  teacher.fit(train, epochs=args.teacher_epochs, verbose=2)
+  teacher.fit(train, epochs=args.teacher_epochs, verbose=fit_verbosity())
   if path:
     save_model(teacher, path)
   return teacher, time.time() - start
@@ -138,7 +139,7 @@ def main(argv=None):
                    loss=tf_keras.losses.SparseCategoricalCrossentropy(
                        from_logits=True))
   start = time.time()
-  baseline.fit(train, epochs=args.epochs, verbose=2)
+  baseline.fit(train, epochs=args.epochs, verbose=fit_verbosity())
   rows.append(student_row("none (no teacher)", baseline, time.time() - start))
   for name in args.losses.split(","):
     if name not in LOSSES:
@@ -150,7 +151,7 @@ def main(argv=None):
     distiller.compile(optimizer=tf_keras.optimizers.Adam(2e-3), alpha=0.5,
                       distillation_loss=LOSSES[name]())
     start = time.time()
-    distiller.fit(train, epochs=args.epochs, verbose=2)
+    distiller.fit(train, epochs=args.epochs, verbose=fit_verbosity())
     rows.append(student_row(name, distiller.student, time.time() - start))
   base = rows[1]["ndcg@10"]
   for row in rows[1:]:
