@@ -312,3 +312,34 @@ def test_concurrent_writers_of_one_json_file_never_collide(tmp_path):
   assert not errors
   assert json.loads(open(path).read())["writer"] in range(4)
   assert os.listdir(tmp_path) == ["config.json"]  # no temporary file left
+
+
+def test_tune_searches_under_the_size_budget_and_writes_a_flagfile(
+    tiny_run, tmp_path):
+  from absl import flags  # pylint: disable=import-outside-toplevel
+  from tfdistill.cli import options  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
+  out, _, _ = tiny_run
+  run = tmp_path / "run"
+  shutil.copytree(out, run)
+  result = run_cli("tune", "--preset=tiny", f"--out={run}", "--seed=3",
+                   "--max_trials=3", "--tune_epochs=1")
+  assert last_json(result)["trials"] == 3
+  assert "teacher done" not in result.stderr  # the run's teacher is reused
+  record = json.loads((run / "tune" / "trials.json").read_text())
+  scores = [trial["val_ndcg@10"] for trial in record["trials"]]
+  assert len(scores) == 3 and all(0 < score <= 1 for score in scores)
+  best = record["trials"][int(np.argmax(scores))]
+  assert record["best"] == {name: best[name] for name in record["best"]}
+  assert (run / "tune" / "pareto.png").is_file()
+  lines = (run / "tune" / "best.flags").read_text().split()
+  assert f"--student_dim={best['embedding_dim']}" in lines
+  assert f"--distillation_loss={best['distillation_loss']}" in lines
+  for line in lines:  # every line is a flag of the command line
+    assert line[2:].split("=")[0] in flags.FLAGS, line
+  # Under a budget no student meets, no trial trains and each scores 0.
+  result = run_cli("tune", "--preset=tiny", f"--out={run}", "--seed=3",
+                   "--max_trials=2", "--max_params=1")
+  trials = json.loads((run / "tune" / "trials.json").read_text())["trials"]
+  assert [(t["over_budget"], t["val_ndcg@10"]) for t in trials] == [
+      (True, 0.0)] * 2
+  assert "student_loss" not in result.stdout

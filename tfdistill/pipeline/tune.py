@@ -71,7 +71,7 @@ class DistillationHyperModel(kt.HyperModel):
     score = 0.0
     if not over:
       model.fit(self.run.train_data(), epochs=self.epochs,
-                verbose=fit_verbosity(),
+                verbose=kwargs.get("verbose", fit_verbosity()),
                 callbacks=kwargs.get("callbacks", []))
       score = evaluate_retrieval(model.student,
                                  self.run.evaluation("validation"))[
@@ -79,6 +79,20 @@ class DistillationHyperModel(kt.HyperModel):
     self.trials.append(dict(hp.values, **size, over_budget=bool(over),
                             **{OBJECTIVE: score}))
     return {OBJECTIVE: score}
+
+
+class _DistillerSearch(kt.RandomSearch):
+  """Random search whose trials build and fit the hypermodel's Distiller.
+
+  keras-tuner's own trial (`Tuner.run_trial`) accepts only a model of the
+  Keras it imports, which is Keras 3 when the `keras` package is installed;
+  a Distiller is a tf_keras model. A `run_trial` that does not call the
+  parent's is keras-tuner's documented way to tune anything else."""
+
+  def run_trial(self, trial, *args, **kwargs):
+    hp = trial.hyperparameters
+    return self.hypermodel.fit(hp, self.hypermodel.build(hp), *args,
+                               **kwargs)
 
 
 def tune(run, max_trials: int = 8, max_params=None, max_tflite_bytes=None,
@@ -89,11 +103,11 @@ def tune(run, max_trials: int = 8, max_params=None, max_tflite_bytes=None,
   directory = run.step_dir("tune")
   hypermodel = DistillationHyperModel(run, max_params, max_tflite_bytes,
                                       epochs)
-  tuner = kt.RandomSearch(hypermodel, objective=kt.Objective(OBJECTIVE,
-                                                             "max"),
-                          max_trials=max_trials, seed=run.config.seed,
-                          directory=directory, project_name="search",
-                          overwrite=True)
+  tuner = _DistillerSearch(hypermodel,
+                           objective=kt.Objective(OBJECTIVE, "max"),
+                           max_trials=max_trials, seed=run.config.seed,
+                           directory=directory, project_name="search",
+                           overwrite=True)
   tuner.search()
   best = tuner.get_best_hyperparameters(1)[0].values
   os.makedirs(directory, exist_ok=True)
