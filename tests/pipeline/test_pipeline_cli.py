@@ -343,3 +343,15 @@ def test_tune_searches_under_the_size_budget_and_writes_a_flagfile(
   assert [(t["over_budget"], t["val_ndcg@10"]) for t in trials] == [
       (True, 0.0)] * 2
   assert "student_loss" not in result.stdout
+
+
+def test_evaluate_scores_a_run_model_on_the_runs_own_data(tiny_run):
+  out, metrics, _ = tiny_run
+  model = out / "student_kd" / "model"
+  result = last_json(run_cli("evaluate", f"--model={model}"))
+  assert result["split"] == "test"
+  assert result["ndcg@10"] == metrics["student_kd"]["ndcg@10"]
+  # Data flags choose another data set, whose vocabulary is not the model's.
+  assert_user_error(run_cli("evaluate", f"--model={model}",
+                            "--dataset=synthetic"), "another item vocabulary",
+                    "--dataset")

@@ -150,18 +150,29 @@ def export() -> int:
 
 
 def evaluate() -> int:
-  """Evaluate a saved retrieval model (--model) on a data set's split."""
+  """Evaluate a saved retrieval model (--model) on a data set's split: by
+  default, for a model of a pipeline run, the run's own data set."""
   from tfdistill.data import examples  # pylint: disable=import-outside-toplevel
   from tfdistill.errors import ConfigError  # pylint: disable=import-outside-toplevel
   from tfdistill.evaluation.evaluate import evaluate_retrieval  # pylint: disable=import-outside-toplevel
   from tfdistill.models.io import load_model  # pylint: disable=import-outside-toplevel
   from tfdistill.models.io import read_model_card  # pylint: disable=import-outside-toplevel
+  from tfdistill.pipeline.run import CONFIG_FILE  # pylint: disable=import-outside-toplevel
+  from tfdistill.pipeline.run import stored_config  # pylint: disable=import-outside-toplevel
   if not FLAGS.model:
     raise ConfigError("--model=PATH is required.")
   card = read_model_card(FLAGS.model)
   model = load_model(FLAGS.model)
-  prepared = prepare(load_dataset(options.source_config()),
-                     options.prepare_config())
+  # A model of a run (<run>/<step>/model) is evaluated on the run's data
+  # unless data flags say otherwise.
+  run_dir = os.path.dirname(os.path.dirname(os.path.abspath(FLAGS.model)))
+  if not options.data_flags_given() and os.path.isfile(
+      os.path.join(run_dir, CONFIG_FILE)):
+    config = stored_config(run_dir)
+    source, prepare_with = config.source, config.prepare
+  else:
+    source, prepare_with = options.source_config(), options.prepare_config()
+  prepared = prepare(load_dataset(source), prepare_with)
   if card.get("vocabulary_fingerprint") not in (
       None, "", prepared.items.fingerprint):
     raise ConfigError(f"{FLAGS.model} was trained on another item vocabulary "

@@ -159,6 +159,11 @@ def _present(name: str) -> bool:
   return FLAGS[name].present
 
 
+def data_flags_given() -> list:
+  """The data flags (`DATA_FLAGS`) given on the command line."""
+  return [name for name in DATA_FLAGS if _present(name)]
+
+
 def pipeline_config():
   """The preset, with every flag given on the command line applied."""
   import dataclasses  # pylint: disable=import-outside-toplevel
@@ -166,7 +171,7 @@ def pipeline_config():
   from tfdistill.pipeline.config import preset  # pylint: disable=import-outside-toplevel
   base = preset(FLAGS.preset)
   values = {}
-  data_given = [f for f in DATA_FLAGS if f != "seed" and _present(f)]
+  data_given = [f for f in data_flags_given() if f != "seed"]
   if data_given:
     source = source_config()
     if FLAGS.dataset == "synthetic" and not any(
