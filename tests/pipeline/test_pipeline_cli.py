@@ -355,3 +355,19 @@ def test_evaluate_scores_a_run_model_on_the_runs_own_data(tiny_run):
   assert_user_error(run_cli("evaluate", f"--model={model}",
                             "--dataset=synthetic"), "another item vocabulary",
                     "--dataset")
+
+
+def test_step_commands_compress_and_report_reuse_a_finished_run(tiny_run,
+                                                                  tmp_path):
+  out, metrics, _ = tiny_run
+  run = tmp_path / "run"
+  shutil.copytree(out, run)
+  shutil.rmtree(run / "report")
+  flags = ("--preset=tiny", f"--out={run}", "--seed=3")
+  compressed = run_cli("compress", *flags)
+  assert "compressed done" not in compressed.stderr  # not recomputed
+  assert last_json(compressed)["ndcg@10"] == metrics["compressed"]["ndcg@10"]
+  report = run_cli("report", *flags)
+  assert (run / "report" / "report.html").is_file()
+  assert last_json(report)["student_kd"]["ndcg@10"] == (
+      metrics["student_kd"]["ndcg@10"])
