@@ -96,6 +96,14 @@ TARGET_TABLES = (
      "quality.py's defaults: students 10 epochs from the teacher's item "
      "table, two fine-tune epochs per compression step, Fisher table "
      "pruning)"),
+    ("quality_latest_small_b1_hint",
+     "Targets with a one-block teacher and the hint loss, the configuration "
+     "whose online step is within 1.5x (latest-small, `--teacher_blocks=1 "
+     "--loss=hint`)"),
+    ("quality_latest_small_b1",
+     "A one-block teacher with the pipeline's KL + hint, and the hint and "
+     "contrastive losses alone (latest-small, `--teacher_blocks=1 "
+     "--loss_variants=hint,contrastive`)"),
     ("quality_latest_small_onednn_teachers",
      "Earlier: the same configuration, first run (teachers trained with "
      "oneDNN on, before it was turned off; `--min_agreement=0.85`)"),
@@ -205,6 +213,14 @@ def other_targets(results: pathlib.Path) -> list:
       add("the online teacher's forward pass alone / student-alone step "
           "(the least an online step adds)",
           speed["training"]["teacher_forward_vs_alone"], "<=", 0.5, "speed")
+    for key, teacher in (("online_hint_vs_alone", "online teacher, hint "
+                          "only: no catalog scores"),
+                         ("online_hint_1_block_vs_alone", "online teacher "
+                          "of 1 block, hint only; quality in "
+                          "quality_latest_small_b1_hint")):
+      if key in speed["training"]:
+        add(f"Distiller step / student-alone step ({teacher})",
+            speed["training"][key], "<=", 1.5, "speed")
     add("Distiller step / student-alone step (cached teacher top-K, KL at "
         "T=2 + ranking)",
         speed["training"]["cached_vs_alone"], "<=", 1.15, "speed")

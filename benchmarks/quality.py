@@ -97,7 +97,7 @@ def _config(args, seed):
                                  table_pruning=args.table_pruning),
                              teacher=dataclasses.replace(
       base.teacher, embedding_dim=args.teacher_dim,
-      num_heads=args.teacher_heads,
+      num_heads=args.teacher_heads, num_blocks=args.teacher_blocks,
       ffn_dim=2 * args.teacher_dim))
   base = dataclasses.replace(base, student_init=args.student_init,
                              student=dataclasses.replace(
@@ -230,22 +230,33 @@ def epochs_tag(student_epochs: int,
 
 
 DEFAULT_TEACHER_EPOCHS = 5
+#: The teacher's transformer blocks in the measured runs (`TeacherConfig`'s).
+DEFAULT_TEACHER_BLOCKS = 2
+
+
+def blocks_tag(teacher_blocks: int) -> str:
+  """"_b<N>" for a teacher of other than `DEFAULT_TEACHER_BLOCKS` blocks."""
+  return ("" if teacher_blocks == DEFAULT_TEACHER_BLOCKS
+          else f"_b{teacher_blocks}")
 
 
 def run_directory(work_dir: str, data: str, seed: int, encoder: str,
                   student_epochs: int = BASE["student_epochs"],
                   teacher_epochs: int = DEFAULT_TEACHER_EPOCHS,
                   student_init: str = BASE["student_init"],
-                  compression: str = "") -> str:
+                  compression: str = "",
+                  teacher_blocks: int = DEFAULT_TEACHER_BLOCKS) -> str:
   """Where one seed's run lives; quality.py, student_encoders.py and
   compression.py share the layout <data>_seed<N>_<encoder>[_e<student
-  epochs>][_t<teacher epochs>][_<student init>][<compression tag>]."""
+  epochs>][_t<teacher epochs>][_b<teacher blocks>][_<student init>]
+  [<compression tag>]."""
   teacher_tag = ("" if teacher_epochs == DEFAULT_TEACHER_EPOCHS
                  else f"_t{teacher_epochs}")
   init_tag = ("" if student_init == BASE["student_init"]
               else f"_{student_init}")
   return os.path.join(work_dir, f"{data}_seed{seed}_{encoder}"
-                      f"{epochs_tag(student_epochs)}{teacher_tag}{init_tag}"
+                      f"{epochs_tag(student_epochs)}{teacher_tag}"
+                      f"{blocks_tag(teacher_blocks)}{init_tag}"
                       f"{compression}")
 
 
@@ -292,7 +303,8 @@ def result_suffix(args, reference: dict = None) -> str:
                                             reference["student_epochs"])
   init = ("" if args.student_init == reference["student_init"]
           else f"_{args.student_init}")
-  return encoder + epochs + init + compression_tag(args, reference)
+  return (encoder + epochs + blocks_tag(args.teacher_blocks) + init
+          + compression_tag(args, reference))
 
 
 #: The configuration fields that only the steps after the teacher read: a
@@ -328,27 +340,29 @@ def run_for(args, seed: int) -> Run:
   first when missing, so that the other benchmark scripts find it there.
   """
   data = "quick" if args.quick else args.data
+  blocks = dict(teacher_blocks=args.teacher_blocks)
   out = run_directory(args.work_dir, data, seed, args.student_encoder,
                       _student_epochs(args), student_init=args.student_init,
-                      compression=compression_tag(args))
+                      compression=compression_tag(args), **blocks)
   config = _config(args, seed)
   if os.path.isdir(out):
     return Run(out, config)
   students = run_directory(args.work_dir, data, seed, args.student_encoder,
                            _student_epochs(args),
-                           student_init=args.student_init)
+                           student_init=args.student_init, **blocks)
   if students != out and os.path.isfile(os.path.join(
       students, "student_kd", "metrics.json")) and _differs_only_in(
           students, config, AFTER_STUDENTS):
     return shared_run(students, out, config, steps=(
         "data", "teacher", "student_alone", "student_kd"))
   base = run_directory(args.work_dir, data, seed, args.student_encoder,
-                       _student_epochs(args))
+                       _student_epochs(args), **blocks)
   if base != out and os.path.isfile(os.path.join(
       base, "teacher", "metrics.json")) and _differs_only_in(
           base, config, AFTER_TEACHER):
     return shared_run(base, out, config)
-  root = run_directory(args.work_dir, data, seed, args.student_encoder)
+  root = run_directory(args.work_dir, data, seed, args.student_encoder,
+                       **blocks)
   if root != out:
     if not os.path.exists(root):
       Run(root, _config(_base_args(args), seed))
@@ -633,6 +647,11 @@ def build_parser(defaults: dict = None,
   parser.add_argument("--student_learning_rate", type=float, default=2e-3)
   parser.add_argument("--teacher_dim", type=int, default=128,
                       help="teacher embedding size (ffn is twice this)")
+  parser.add_argument("--teacher_blocks", type=int,
+                      default=DEFAULT_TEACHER_BLOCKS,
+                      help="transformer blocks of the teacher (the run "
+                      "directories and result files of another number get "
+                      "a _b<N> suffix)")
   parser.add_argument("--teacher_heads", type=int, default=4,
                       help="attention heads of the teacher's blocks (the "
                       "pipeline's synthetic default has 2)")
@@ -734,8 +753,9 @@ def main():
       f" distillation loss {args.loss!r}, item table {args.student_init}; "
       + (
           "tiny preset sizes and epochs" if args.quick else
-          f"teacher embedding {args.teacher_dim}, {args.teacher_heads} "
-          f"heads, {args.teacher_epochs} "
+          f"teacher embedding {args.teacher_dim}, {args.teacher_blocks} "
+          f"block{'s' if args.teacher_blocks != 1 else ''}, "
+          f"{args.teacher_heads} heads, {args.teacher_epochs} "
           f"epochs; students {args.student_epochs} epochs") + ". compressed = 50% "
             f"pruning (item table by {args.table_pruning}) + "
             "pruning-preserving QAT, "

@@ -8,8 +8,9 @@ of five rounds), so that machine noise affects both sides alike:
   three losses, `CACHED_LOSSES`) over the same student trained alone, and
   the online teacher's forward pass alone over the same (what an online
   step costs at least);
-* the same online ratios for three teacher sizes (`TEACHER_SIZES`), with
-  the dense teacher signal and its top-K (`ONLINE_TRAINERS`): how the
+* the same online ratios for four teacher sizes (`TEACHER_SIZES`), with
+  the dense teacher signal, its top-K and its hidden layer alone (a hint,
+  which spares the teacher its catalog scores; `ONLINE_TRAINERS`): how the
   online step follows the teacher's forward pass;
 * TFLite (LiteRT, 1 thread) over SavedModel (1 thread) p50 latency per
   request, batch 1;
@@ -41,12 +42,14 @@ from tfdistill.data.sources import load_dataset
 from tfdistill.data.sources import SourceConfig
 from tfdistill.data.synthetic import SyntheticConfig
 from tfdistill.distill import Distiller
+from tfdistill.distill import HintDistillation
 from tfdistill.distill import OnlineTeacher
 from tfdistill.distill import RankingDistillation
 from tfdistill.distill import SoftTargetKL
 from tfdistill.distill.cache import cache_teacher_signal
 from tfdistill.distill.cache import cached_examples
 from tfdistill.distill.cache import cached_teacher
+from tfdistill.distill.teachers import TOP_K_SIGNAL
 from tfdistill.export import latency
 from tfdistill.export import tflite
 from tfdistill.export.exporter import export_student
@@ -124,6 +127,12 @@ TRAINING_RATIOS = (
      "not compiled with XLA)"),
     ("teacher_forward_vs_alone",
      "online teacher's forward pass alone / student-alone step"),
+    ("online_hint_vs_alone",
+     "Distiller step / student-alone step (online teacher, hint only: no "
+     "catalog scores)"),
+    ("online_hint_1_block_vs_alone",
+     "Distiller step / student-alone step (online teacher of 1 block, hint "
+     "only)"),
     ("cached_vs_alone",
      "Distiller step / student-alone step (cached top-K, KL at T=2 + "
      "ranking)"),
@@ -135,10 +144,15 @@ TRAINING_RATIOS = (
 )
 
 
+#: The default teacher with one block: the query pass a hint alone needs
+#: costs about a third of the default's.
+ONE_BLOCK = "128 wide, 1 block, 4 heads"
+
 #: Teachers of the online-step sweep, the default first (the one the ratios
 #: above use): how the online step grows with the teacher's forward pass.
 TEACHER_SIZES = {
     "default: 128 wide, 2 blocks, 4 heads": TeacherConfig(),
+    ONE_BLOCK: TeacherConfig(num_blocks=1),
     "64 wide, 2 blocks, 2 heads": TeacherConfig(embedding_dim=64, num_heads=2,
                                                 ffn_dim=128),
     "32 wide, 1 block, 1 head": TeacherConfig(embedding_dim=32, num_blocks=1,
@@ -146,22 +160,26 @@ TEACHER_SIZES = {
 }
 
 #: Online trainers of the sweep: key -> (teacher top-K, losses). Top-K 0 is
-#: the dense signal, what `Distiller(teacher=model)` runs by default.
+#: the dense signal, what `Distiller(teacher=model)` runs by default; the
+#: hint reads the teacher's hidden layer alone, so its top-K is moot.
 ONLINE_TRAINERS = {
     "online_dense": (0, CACHED_LOSSES["cached"]),
     "online": (TOP_K, CACHED_LOSSES["cached"]),
     "online_kl_t1": (TOP_K, CACHED_LOSSES["cached_kl_t1"]),
+    "online_hint": (0, HintDistillation),
 }
 
-#: The teacher's forward passes timed alone: key -> its top-K (that of the
-#: online trainers above that run it).
-TEACHER_FORWARDS = {"teacher_forward_dense": 0, "teacher_forward": TOP_K}
+#: The teacher's forward passes timed alone: key -> (its top-K, the signal
+#: read): what the online trainers above ask of the teacher.
+TEACHER_FORWARDS = {"teacher_forward_dense": (0, "logits"),
+                    "teacher_forward": (TOP_K, TOP_K_SIGNAL),
+                    "teacher_forward_hidden": (0, "hidden")}
 
 #: Columns of the sweep's table (ratios to the student-alone step).
 TEACHER_SIZE_COLUMNS = (
     "teacher", "params", "student_share", "forward_dense_vs_alone",
-    "forward_vs_alone", "online_dense_vs_alone", "online_vs_alone",
-    "online_kl_t1_vs_alone")
+    "forward_vs_alone", "forward_hidden_vs_alone", "online_dense_vs_alone",
+    "online_vs_alone", "online_kl_t1_vs_alone", "online_hint_vs_alone")
 
 
 def _trained_teacher(prepared, train, config: TeacherConfig):
@@ -171,9 +189,13 @@ def _trained_teacher(prepared, train, config: TeacherConfig):
   return teacher
 
 
-def _forward(source):
-  """A teacher source's forward pass as a function of a batch iterator."""
-  return tf.function(lambda batches: source(next(batches)[0]))
+def _forward(source, signal: str):
+  """A teacher source's forward pass as a function of a batch iterator:
+  what a step that reads `signal` asks of it (a top-K's sparse ids and
+  scores, not their dense scatter, which no sparse loss reads)."""
+  asked = "logits" if signal == TOP_K_SIGNAL else signal
+  return tf.function(
+      lambda batches: source(next(batches)[0], signals=[asked])[signal])
 
 
 def _distiller(prepared, student_config: StudentConfig, teacher, losses):
@@ -194,8 +216,8 @@ def _online_trainers(prepared, teacher, student_config: StudentConfig,
                            OnlineTeacher(teacher, top_k=top_k), losses())
     trainers[prefix + key] = distiller
     sources.setdefault(top_k, distiller.teacher)  # prepared by compile
-  for key, top_k in TEACHER_FORWARDS.items():
-    trainers[prefix + key] = _forward(sources[top_k])
+  for key, (top_k, signal) in TEACHER_FORWARDS.items():
+    trainers[prefix + key] = _forward(sources[top_k], signal)
   return trainers
 
 
@@ -209,6 +231,7 @@ def _teacher_size_rows(times: dict, params: dict, student_params: int) -> list:
                  "student_share": student_params / params[name],
                  "forward_dense_vs_alone": ratios["teacher_forward_dense"],
                  "forward_vs_alone": ratios["teacher_forward"],
+                 "forward_hidden_vs_alone": ratios["teacher_forward_hidden"],
                  **{f"{key}_vs_alone": ratios[key]
                     for key in ONLINE_TRAINERS}})
   return rows
@@ -249,6 +272,10 @@ def training_speed(prepared, steps: int, rounds: int, work: str) -> dict:
           "online_no_xla_vs_alone": times["online_no_xla"] / alone_time,
           "teacher_forward_vs_alone": times["size0_teacher_forward"] /
                                       alone_time,
+          "online_hint_vs_alone": times["size0_online_hint"] / alone_time,
+          "online_hint_1_block_vs_alone": times[
+              f"size{list(TEACHER_SIZES).index(ONE_BLOCK)}_online_hint"] /
+                                          alone_time,
           **{f"{name}_vs_alone": times[f"distiller_{name}"] / alone_time
              for name in CACHED_LOSSES},
           "teacher_sizes": _teacher_size_rows(times, params,
@@ -377,7 +404,9 @@ def main():
             f"teacher's forward pass alone (dense: the full-catalog logits, "
             f"what `Distiller(teacher=model)` runs; otherwise its top-{TOP_K}); "
             f"online_dense and online distil with KL at T=2 + ranking, "
-            f"online_kl_t1 with KL at T=1 from the top-{TOP_K}.")
+            f"online_kl_t1 with KL at T=1 from the top-{TOP_K}, online_hint "
+            f"with the hint alone (forward_hidden: the teacher's pass up to "
+            f"its hidden layer, all a hint asks of it).")
   print(path.read_text())
 
 

@@ -189,7 +189,9 @@ def test_collect_lists_the_targets_outside_the_quality_table(tmp_path):
   (tmp_path / "speed.json").write_text(json.dumps({
       "training": {"online_vs_alone": 1.4, "cached_vs_alone": 1.2,
                    "cached_kl_t1_vs_alone": 1.1,
-                   "teacher_forward_vs_alone": 0.6},
+                   "teacher_forward_vs_alone": 0.6,
+                   "online_hint_vs_alone": 1.9,
+                   "online_hint_1_block_vs_alone": 1.2},
       "catalog_scaling": [{"catalog": 10000, "quantization": "int8",
                            "p50_ms": 1.5},
                           {"catalog": 1000, "quantization": "int8",
@@ -213,6 +215,10 @@ def test_collect_lists_the_targets_outside_the_quality_table(tmp_path):
       "least an online step adds)": False,
       "TFLite top-10 p50 ms, 10k items (int8)": False,
       "Distiller step / student-alone step (online teacher)": True,
+      "Distiller step / student-alone step (online teacher, hint only: no "
+      "catalog scores)": False,
+      "Distiller step / student-alone step (online teacher of 1 block, hint "
+      "only; quality in quality_latest_small_b1_hint)": True,
       "Distiller step / student-alone step (cached teacher top-K, KL at "
       "T=2 + ranking)": False,
       "Distiller step / student-alone step (cached top-K, KL at T=1: the "
@@ -318,6 +324,14 @@ def test_result_names_tag_what_differs_from_the_defaults(quality):
                  "--compress_epochs=1", "--table_pruning=magnitude"])
   assert quality.result_suffix(first) == "_e5_random_c1_magnitude"
   assert quality.result_suffix(parse(["--student_encoder=gru"])) == "_gru"
+  one_block = parse(["--teacher_blocks=1", "--seeds=0"])
+  assert quality.result_suffix(one_block) == "_b1"
+  # A teacher of another size has runs of its own, whose teacher is not the
+  # base run's.
+  assert quality.run_directory("w", "latest-small", 0, "mean",
+                               teacher_blocks=1) == os.path.join(
+                                   "w", "latest-small_seed0_mean_b1")
+  assert quality._config(one_block, 0).teacher.num_blocks == 1
   sys.path.insert(0, str(BENCHMARKS))
   try:
     import compression  # pylint: disable=import-outside-toplevel,import-error

@@ -18,6 +18,7 @@ from tfdistill.distill import RankingDistillation
 from tfdistill.distill import SoftTargetKL
 from tfdistill.distill import StopOnNaN
 from tfdistill.distill.teachers import model_inputs
+from tfdistill.distill.teachers import TOP_K_SIGNAL
 from tfdistill.errors import ConfigError
 from tfdistill.errors import ModelError
 from tfdistill.models.factory import build_sequential_teacher
@@ -132,6 +133,63 @@ def test_online_teacher_xla_forward_equals_the_plain_one(
         lambda a, b, name=name: np.testing.assert_allclose(
             a.numpy(), b.numpy(), rtol=1e-5, atol=1e-5, err_msg=name),
         value, signals[1][name])
+
+
+def test_online_teacher_computes_the_signals_asked_for(tiny_teacher,
+                                                      tiny_prepared):
+  source = OnlineTeacher(tiny_teacher, top_k=8)
+  source.prepare()
+  x, _ = next(iter(examples.sequence_examples(tiny_prepared, "validation", 6,
+                                              batch_size=16)))
+  every = source(x)
+  assert {"logits", TOP_K_SIGNAL, "hidden", "query_embedding"} <= set(every)
+  hidden = source(x, signals=["hidden"])
+  assert set(hidden) == {"hidden"}
+  np.testing.assert_allclose(hidden["hidden"].numpy(),
+                             every["hidden"].numpy(), rtol=1e-6)
+  scores = source(x, signals=("logits",))
+  assert set(scores) == {"logits", TOP_K_SIGNAL}
+  np.testing.assert_array_equal(scores[TOP_K_SIGNAL][0].numpy(),
+                                every[TOP_K_SIGNAL][0].numpy())
+
+
+class _EverySignal(OnlineTeacher):
+  """An online teacher that computes every signal whatever it is asked."""
+
+  def __init__(self, *args, **kwargs):
+    super().__init__(*args, **kwargs)
+    self.asked = []
+
+  def __call__(self, inputs, labels=None, signals=None):
+    self.asked.append(signals)
+    return super().__call__(inputs, labels)
+
+
+@pytest.mark.parametrize("losses,reads", [
+    ([HintDistillation()], ("hidden",)),
+    ([ContrastiveAlignment(), HintDistillation()],
+     ("hidden", "query_embedding")),
+    ([SoftTargetKL(), HintDistillation()], ("hidden", "logits"))])
+def test_the_steps_ask_the_teacher_for_what_the_losses_read(
+    tiny_teacher, tiny_prepared, student_factory, losses, reads):
+  # A hint alone spares an online teacher its catalog scores and top-K; the
+  # student trains exactly as with a teacher that computes everything.
+  batches = examples.sequence_examples(tiny_prepared, "train", 6,
+                                       batch_size=64).take(3)
+  weights = []
+  for source_type in (OnlineTeacher, _EverySignal):
+    tf_keras.utils.set_random_seed(5)
+    student = student_factory()
+    source = source_type(tiny_teacher, top_k=8)
+    distiller = _distiller(student, source, distillation_loss=[
+        type(loss).from_config(loss.get_config()) for loss in losses])
+    distiller.fit(batches, epochs=1, verbose=0)
+    weights.append(student.get_weights())
+  # The first call is compile's dry run, which checks every signal.
+  assert source.asked[0] is None and len(source.asked) > 1
+  assert all(tuple(sorted(asked)) == reads for asked in source.asked[1:])
+  for a, b in zip(*weights):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
 def test_distilled_student_is_a_standalone_model(tiny_teacher, tiny_prepared,

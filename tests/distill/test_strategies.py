@@ -28,6 +28,7 @@ from tfdistill.distill.cache import cached_teacher
 from tfdistill.distill.strategies import continual_distill
 from tfdistill.distill.strategies import distill_chain
 from tfdistill.distill.strategies import FusedRecommender
+from tfdistill.distill.teachers import TeacherSource
 from tfdistill.errors import ConfigError
 from tfdistill.evaluation.evaluate import evaluate_retrieval
 from tfdistill.models.factory import build_ranking_teacher
@@ -115,6 +116,52 @@ def test_confidence_weights_favour_the_teacher_that_knows_the_target():
   pa, pb = 1 / (1 + math.e), math.exp(2) / (1 + math.exp(2))
   np.testing.assert_allclose(weights.numpy()[0], [pa / (pa + pb),
                                                   pb / (pa + pb)], rtol=1e-5)
+
+
+class _Recorder(TeacherSource):
+  """Fixed signals; records what each call asks for."""
+
+  def __init__(self, **signals):
+    self.values = {k: tf.constant(v, tf.float32) for k, v in signals.items()}
+    self.signal_names = tuple(signals)
+    self.asked = []
+
+  def __call__(self, inputs, labels=None, signals=None):
+    self.asked.append(None if signals is None else set(signals))
+    return {k: v for k, v in self.values.items()
+            if signals is None or k in signals}
+
+
+def _recorders():
+  return (_Recorder(logits=[[0.0, 0.0, 1.0, 2.0]], hidden=[[1.0, 2.0]],
+                    rating=[[4.0]]),
+          _Recorder(logits=[[0.0, 0.0, 2.0, 0.0]], hidden=[[3.0, 4.0]],
+                    rating=[[2.0]]))
+
+
+def test_ensemble_asks_its_teachers_for_the_signals_asked_for():
+  inputs, labels = {"context": tf.zeros([1, 2], tf.int32)}, tf.constant([2])
+  a, b = _recorders()
+  hidden = TeacherEnsemble([a, b])(inputs, labels, signals=["hidden"])
+  assert set(hidden) == {"hidden"} and a.asked == b.asked == [{"hidden"}]
+  np.testing.assert_array_equal(hidden["hidden"].numpy(), [[1, 2, 3, 4]])
+  # Confidence weights come from the logits: a rating needs them too, and
+  # is weighted as when every signal is computed.
+  a, b = _recorders()
+  ensemble = TeacherEnsemble([a, b], weighting="confidence")
+  rating = ensemble(inputs, labels, signals=["rating"])["rating"]
+  assert a.asked == b.asked == [{"rating", "logits"}]
+  np.testing.assert_allclose(rating.numpy(),
+                             ensemble(inputs, labels)["rating"].numpy())
+  assert not np.allclose(rating.numpy(), [[3.0]])  # not the fixed weights
+
+
+def test_task_teachers_run_only_the_tasks_asked_for():
+  a, b = _recorders()
+  tasks = TaskTeachers({"logits": a, "rating": b})
+  signals = tasks({"context": tf.zeros([1, 2], tf.int32)}, signals=["rating"])
+  assert set(signals) == {"rating"}
+  assert a.asked == [] and b.asked == [{"rating"}]
 
 
 def test_ensemble_needs_two_teachers(tiny_teacher):

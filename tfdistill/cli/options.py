@@ -74,6 +74,10 @@ flags.DEFINE_integer("context_length", None,
                      "Recent items per example (L); default from --preset.")
 flags.DEFINE_integer("teacher_epochs", None, "Teacher training epochs.")
 flags.DEFINE_integer("teacher_dim", None, "Teacher embedding size.")
+flags.DEFINE_integer("teacher_blocks", None,
+                     "Teacher transformer blocks, >= 1. One block makes the "
+                     "online teacher's pass to its hidden layer (all a hint "
+                     "needs) about a third of two blocks' (BENCHMARKS.md).")
 flags.DEFINE_float("teacher_learning_rate", None,
                    "Teacher's Adam learning rate, > 0.")
 flags.DEFINE_integer("student_epochs", None, "Student training epochs.")
@@ -143,7 +147,8 @@ flags.DEFINE_integer("tune_epochs", 2, "Epochs per tuning trial.")
 
 RUN_FLAGS = DATA_FLAGS + (
     "out", "preset", "force", "context_length", "teacher_epochs",
-    "teacher_learning_rate", "teacher_dim", "student_epochs",
+    "teacher_learning_rate", "teacher_dim", "teacher_blocks",
+    "student_epochs",
     "student_learning_rate", "student_dim", "student_encoder",
     "student_init",
     "distillation_loss", "alpha", "temperature", "target_sparsity",
@@ -198,11 +203,16 @@ def pipeline_config():
                       ("seed", "seed")):
     if _present(flag):
       values[field] = FLAGS[flag].value
+  teacher = {}
   if _present("teacher_dim"):
     dim = FLAGS.teacher_dim
-    heads = base.teacher.num_heads if dim % base.teacher.num_heads == 0 else 1
-    values["teacher"] = dataclasses.replace(base.teacher, embedding_dim=dim,
-                                            num_heads=heads)
+    teacher["embedding_dim"] = dim
+    teacher["num_heads"] = (base.teacher.num_heads
+                            if dim % base.teacher.num_heads == 0 else 1)
+  if _present("teacher_blocks"):
+    teacher["num_blocks"] = FLAGS.teacher_blocks
+  if teacher:
+    values["teacher"] = dataclasses.replace(base.teacher, **teacher)
   student = {}
   if _present("student_dim"):
     student["embedding_dim"] = FLAGS.student_dim

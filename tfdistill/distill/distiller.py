@@ -244,6 +244,10 @@ class Distiller(tf_keras.Model):
                          self._student_scores(None, student_signals, None))
       layers.extend(loss.trainable_layers)
     self.projections = layers  # Tracked: trained and checkpointed.
+    # What the steps ask of the teacher: the signals the losses compare
+    # (e.g. a hint alone spares an online teacher its catalog scores).
+    self._teacher_reads = tuple(sorted(
+        {loss.signal for loss in self.distillation_losses}))
     self._per_loss_trackers = [
         tf_keras.metrics.Mean(name=l.name) for l in self.distillation_losses
     ] if len(self.distillation_losses) > 1 else []
@@ -329,7 +333,7 @@ class Distiller(tf_keras.Model):
 
   def train_step(self, data):
     x, y, sample_weight = tf_keras.utils.unpack_x_y_sample_weight(data)
-    teacher_signals = self.teacher(x, y)
+    teacher_signals = self.teacher(x, y, signals=self._teacher_reads)
     with tf.GradientTape() as tape:
       student_signals = self._student_signals(model_inputs(self.student, x),
                                               training=True)
@@ -345,7 +349,7 @@ class Distiller(tf_keras.Model):
 
   def test_step(self, data):
     x, y, sample_weight = tf_keras.utils.unpack_x_y_sample_weight(data)
-    teacher_signals = self.teacher(x, y)
+    teacher_signals = self.teacher(x, y, signals=self._teacher_reads)
     student_signals = self._student_signals(model_inputs(self.student, x),
                                             training=False)
     losses = self._compute_losses(y, sample_weight, teacher_signals,

@@ -121,7 +121,18 @@ class TeacherSource:
     """num_items / vocabulary_fingerprint, for compatibility checks."""
     return {}
 
-  def __call__(self, inputs: dict, labels=None) -> dict:
+  def __call__(self, inputs: dict, labels=None,
+               signals: Optional[Sequence[str]] = None) -> dict:
+    """The teacher's signals for a batch.
+
+    Args:
+      inputs: The batch's features.
+      labels: Its labels (used by confidence-weighted ensembles).
+      signals: The signals the caller reads (`Distiller` passes those of its
+        losses); None for all. A source may then skip work no caller reads,
+        e.g. a retrieval teacher's catalog scores and top-K when only its
+        hidden layer is distilled.
+    """
     raise NotImplementedError
 
 
@@ -175,13 +186,20 @@ class OnlineTeacher(TeacherSource):
   def card(self) -> dict:
     return model_card(self.model)
 
-  def _teacher_signals(self, features: dict, catalog) -> dict:
-    """The model's signals, the logits as (ids, scores) if top_k."""
+  def _teacher_signals(self, features: dict, catalog,
+                       wanted: Optional[tuple] = None) -> dict:
+    """The model's signals, the logits as (ids, scores) if top_k.
+
+    With `wanted`, only those signals: the work that feeds no other one (the
+    catalog scores and their top-K, when "logits" is not wanted) is then
+    pruned from the traced function (XLA or not).
+    """
     if catalog is not None:
       signals = self._signals(features, training=False, catalog=catalog)
     else:
       signals = self._signals(features, training=False)
-    signals = {k: tf.stop_gradient(v) for k, v in signals.items()}
+    signals = {k: tf.stop_gradient(v) for k, v in signals.items()
+               if wanted is None or k in wanted}
     if "logits" in signals:
       signals["logits"] = mask_reserved(signals["logits"])
       if self.top_k:
@@ -189,8 +207,11 @@ class OnlineTeacher(TeacherSource):
         signals[TOP_K_SIGNAL] = (ids, scores)
     return signals
 
-  def __call__(self, inputs: dict, labels=None) -> dict:
-    signals = self._forward(model_inputs(self.model, inputs), self._catalog)
+  def __call__(self, inputs: dict, labels=None,
+               signals: Optional[Sequence[str]] = None) -> dict:
+    wanted = None if signals is None else tuple(sorted(set(signals)))
+    signals = self._forward(model_inputs(self.model, inputs), self._catalog,
+                            wanted)
     if TOP_K_SIGNAL in signals:
       ids, scores = signals.pop(TOP_K_SIGNAL)
       signals.update(top_k_signals(ids, scores, self._num_items))
@@ -218,7 +239,8 @@ class CachedTeacher(TeacherSource):
     return {"num_items": self.num_items,
             "vocabulary_fingerprint": self.vocabulary_fingerprint}
 
-  def __call__(self, inputs: dict, labels=None) -> dict:
+  def __call__(self, inputs: dict, labels=None,
+               signals: Optional[Sequence[str]] = None) -> dict:
     for key in (TOP_IDS, TOP_SCORES):
       if key not in inputs:
         raise ConfigError(f"CachedTeacher needs the feature {key!r}; read the "
@@ -291,11 +313,24 @@ class TeacherEnsemble(TeacherSource):
         tf.math.log(fixed) + target_log_probs / self.confidence_temperature,
         axis=-1)
 
-  def __call__(self, inputs: dict, labels=None) -> dict:
-    outputs = [teacher(inputs, labels) for teacher in self.teachers]
+  def _wanted(self, signals: Optional[Sequence[str]]) -> Optional[set]:
+    """What the members must compute for `signals` (None: everything)."""
+    if signals is None:
+      return None
+    wanted = set(signals) & set(self.signal_names)
+    if ("rating" in wanted and self.weighting == "confidence"
+        and "logits" in self.signal_names):
+      wanted.add("logits")  # The per-example weights come from the logits.
+    return wanted
+
+  def __call__(self, inputs: dict, labels=None,
+               signals: Optional[Sequence[str]] = None) -> dict:
+    wanted = self._wanted(signals)
+    outputs = [teacher(inputs, labels, signals=wanted)
+               for teacher in self.teachers]
     signals = {}
     weights = tf.constant(self.weights, tf.float32)[tf.newaxis]
-    if "logits" in self.signal_names:
+    if "logits" in self.signal_names and (wanted is None or "logits" in wanted):
       log_probs = [tf.nn.log_softmax(o["logits"], -1) for o in outputs]
       weights = self._example_weights(log_probs, labels)
       mixed = tf.add_n([weights[:, i:i + 1] * lp
@@ -304,9 +339,9 @@ class TeacherEnsemble(TeacherSource):
                                       for o in outputs]), axis=0)
       signals["logits"] = tf.where(known, mixed, MASKED_LOGIT)
     for name in ("query_embedding", "hidden"):
-      if name in self.signal_names:
+      if name in self.signal_names and (wanted is None or name in wanted):
         signals[name] = tf.concat([o[name] for o in outputs], axis=-1)
-    if "rating" in self.signal_names:
+    if "rating" in self.signal_names and (wanted is None or "rating" in wanted):
       signals["rating"] = tf.add_n([weights[:, i:i + 1] * o["rating"]
                                     for i, o in enumerate(outputs)])
     return signals
@@ -343,11 +378,15 @@ class TaskTeachers(TeacherSource):
     retrieval = self.teachers.get("logits")
     return retrieval.card() if retrieval else {}
 
-  def __call__(self, inputs: dict, labels=None) -> dict:
+  def __call__(self, inputs: dict, labels=None,
+               signals: Optional[Sequence[str]] = None) -> dict:
+    wanted = signals
     signals = {}
     for name, teacher in self.teachers.items():
+      if wanted is not None and name not in wanted:
+        continue
       task_labels = labels.get(name) if isinstance(labels, dict) else labels
-      outputs = teacher(inputs, task_labels)
+      outputs = teacher(inputs, task_labels, signals=(name,))
       signals[name] = outputs[name]
       if name == "logits" and TOP_K_SIGNAL in outputs:
         signals[TOP_K_SIGNAL] = outputs[TOP_K_SIGNAL]

@@ -36,6 +36,11 @@ class TeacherConfig:
   temperature: float = 1.0
 
   def __post_init__(self):
+    if self.num_blocks < 1 or self.num_heads < 1:
+      raise ConfigError(
+          f"the teacher needs at least one block and one head "
+          f"(--teacher_blocks), got num_blocks={self.num_blocks}, "
+          f"num_heads={self.num_heads}.")
     if self.negatives not in NEGATIVES:
       raise ConfigError(f"unknown negatives {self.negatives!r}; choose one of "
                         f"{NEGATIVES}.")
