@@ -51,6 +51,10 @@ SECTIONS = (
     ("compression_latest_small_c2_fisher",
      "Cost of compression on the quality run's students (latest-small, "
      "quality_latest_small's students and settings)"),
+    ("compression_latest_small_b1_hint",
+     "Cost of compression on the one-block teacher's hint students "
+     "(latest-small, quality_latest_small_b1_hint's students; diagnostics "
+     "beside its pipeline step)"),
     ("compression_latest_small",
      "Cost of compression on the students with the teacher's item table "
      "(latest-small, students 10 epochs, the earlier teachers)"),
@@ -195,7 +199,9 @@ def other_targets(results: pathlib.Path) -> list:
                       ("compression_latest_small",
                        "teacher's item table, students 10 epochs"),
                       ("compression_latest_small_c2_fisher",
-                       "the quality run's students")):
+                       "the quality run's students"),
+                      ("compression_latest_small_b1_hint",
+                       "the one-block teacher's hint students")):
     compression = _load(results, name)
     for row in (compression or {}).get("variants", []):
       if row["variant"].startswith("pruned_50"):

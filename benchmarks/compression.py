@@ -149,7 +149,7 @@ def main():
     run = quality.run_for(run_args, seed)
     rows += [row(seed, v, _report(run, v)) for v in variants]
   table = summarize(rows)
-  name = ("compression_quick" if run_args.quick else
+  name = run_args.name or ("compression_quick" if run_args.quick else
           f"compression_{run_args.data.replace('-', '_')}" +
           quality.result_suffix(run_args, COMPRESSION_DEFAULTS))
   path = _common.write_report(
