@@ -60,6 +60,7 @@ from tfdistill.evaluation.ranking import RankingMetrics
 from tfdistill.export import tflite
 from tfdistill.models.factory import build_sequential_teacher
 from tfdistill.models.factory import build_student
+from tfdistill.models.factory import TeacherConfig
 from tfdistill.models.io import catalog_size
 from tfdistill.models.io import count_parameters
 from tfdistill.models.io import load_contexts
@@ -231,7 +232,7 @@ def epochs_tag(student_epochs: int,
 
 DEFAULT_TEACHER_EPOCHS = 5
 #: The teacher's transformer blocks in the measured runs (`TeacherConfig`'s).
-DEFAULT_TEACHER_BLOCKS = 2
+DEFAULT_TEACHER_BLOCKS = TeacherConfig.num_blocks
 
 
 def blocks_tag(teacher_blocks: int) -> str:

@@ -244,10 +244,6 @@ class Distiller(tf_keras.Model):
                          self._student_scores(None, student_signals, None))
       layers.extend(loss.trainable_layers)
     self.projections = layers  # Tracked: trained and checkpointed.
-    # What the steps ask of the teacher: the signals the losses compare
-    # (e.g. a hint alone spares an online teacher its catalog scores).
-    self._teacher_reads = tuple(sorted(
-        {loss.signal for loss in self.distillation_losses}))
     self._per_loss_trackers = [
         tf_keras.metrics.Mean(name=l.name) for l in self.distillation_losses
     ] if len(self.distillation_losses) > 1 else []
@@ -330,6 +326,12 @@ class Distiller(tf_keras.Model):
     self.compiled_metrics.update_state(
         y, self._student_outputs(student_signals), sample_weight)
     return {m.name: m.result() for m in self.metrics}
+
+  @property
+  def _teacher_reads(self) -> tuple:
+    """What the steps ask of the teacher: the signals the losses compare
+    (e.g. a hint alone spares an online teacher its catalog scores)."""
+    return tuple(sorted({loss.signal for loss in self.distillation_losses}))
 
   def train_step(self, data):
     x, y, sample_weight = tf_keras.utils.unpack_x_y_sample_weight(data)

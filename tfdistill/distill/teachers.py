@@ -313,24 +313,25 @@ class TeacherEnsemble(TeacherSource):
         tf.math.log(fixed) + target_log_probs / self.confidence_temperature,
         axis=-1)
 
-  def _wanted(self, signals: Optional[Sequence[str]]) -> Optional[set]:
-    """What the members must compute for `signals` (None: everything)."""
+  def _wanted(self, signals: Optional[Sequence[str]]) -> set:
+    """The signals to combine, and so to ask the members for."""
+    wanted = set(self.signal_names)
     if signals is None:
-      return None
-    wanted = set(signals) & set(self.signal_names)
-    if ("rating" in wanted and self.weighting == "confidence"
-        and "logits" in self.signal_names):
-      wanted.add("logits")  # The per-example weights come from the logits.
-    return wanted
+      return wanted
+    if ("rating" in signals and self.weighting == "confidence"
+        and "logits" in wanted):
+      signals = {*signals, "logits"}  # The per-example weights need them.
+    return wanted & set(signals)
 
   def __call__(self, inputs: dict, labels=None,
                signals: Optional[Sequence[str]] = None) -> dict:
     wanted = self._wanted(signals)
-    outputs = [teacher(inputs, labels, signals=wanted)
+    outputs = [teacher(inputs, labels,
+                       signals=None if signals is None else wanted)
                for teacher in self.teachers]
     signals = {}
     weights = tf.constant(self.weights, tf.float32)[tf.newaxis]
-    if "logits" in self.signal_names and (wanted is None or "logits" in wanted):
+    if "logits" in wanted:
       log_probs = [tf.nn.log_softmax(o["logits"], -1) for o in outputs]
       weights = self._example_weights(log_probs, labels)
       mixed = tf.add_n([weights[:, i:i + 1] * lp
@@ -339,9 +340,9 @@ class TeacherEnsemble(TeacherSource):
                                       for o in outputs]), axis=0)
       signals["logits"] = tf.where(known, mixed, MASKED_LOGIT)
     for name in ("query_embedding", "hidden"):
-      if name in self.signal_names and (wanted is None or name in wanted):
+      if name in wanted:
         signals[name] = tf.concat([o[name] for o in outputs], axis=-1)
-    if "rating" in self.signal_names and (wanted is None or "rating" in wanted):
+    if "rating" in wanted:
       signals["rating"] = tf.add_n([weights[:, i:i + 1] * o["rating"]
                                     for i, o in enumerate(outputs)])
     return signals
@@ -380,17 +381,16 @@ class TaskTeachers(TeacherSource):
 
   def __call__(self, inputs: dict, labels=None,
                signals: Optional[Sequence[str]] = None) -> dict:
-    wanted = signals
-    signals = {}
+    combined = {}
     for name, teacher in self.teachers.items():
-      if wanted is not None and name not in wanted:
+      if signals is not None and name not in signals:
         continue
       task_labels = labels.get(name) if isinstance(labels, dict) else labels
       outputs = teacher(inputs, task_labels, signals=(name,))
-      signals[name] = outputs[name]
+      combined[name] = outputs[name]
       if name == "logits" and TOP_K_SIGNAL in outputs:
-        signals[TOP_K_SIGNAL] = outputs[TOP_K_SIGNAL]
-    return signals
+        combined[TOP_K_SIGNAL] = outputs[TOP_K_SIGNAL]
+    return combined
 
 
 def as_teacher_source(teacher) -> TeacherSource:
