@@ -56,7 +56,6 @@ import quality  # pylint: disable=import-error
 
 import numpy as np
 
-from tfdistill.compress.pipeline import compress_student
 
 #: compression.py's run flags: quality.py's, with the first measured
 #: compression as the run's own step (`pruned_50`).
@@ -93,12 +92,8 @@ def _report(run, variant: str) -> dict:
   if os.path.isfile(path):
     with open(path) as f:
       return json.load(f)
-  config = dataclasses.replace(run.config.compress, **VARIANTS[variant])
-  student, teacher = run.student_kd(), run.teacher()
-  run._seed(3)  # pylint: disable=protected-access  (as the pipeline's step)
-  _, report, _ = compress_student(
-      student, run.train_data(), run.evaluation("test"), config,
-      teacher=teacher, representative=run.save_extras()["representative"])
+  _, report, _ = run.compress(dataclasses.replace(run.config.compress,
+                                                  **VARIANTS[variant]))
   with open(path, "w") as f:
     json.dump(report, f, indent=1, default=float)
   return report

@@ -141,6 +141,8 @@ TRAINING_RATIOS = (
     ("cached_teacher_items_vs_alone",
      "Distiller step / student-alone step (cached top-K, KL over the "
      "teacher's items only)"),
+    ("cached_hint_vs_alone",
+     "Distiller step / student-alone step (cached hidden layer, hint only)"),
 )
 
 
@@ -259,12 +261,21 @@ def training_speed(prepared, steps: int, rounds: int, work: str) -> dict:
   path = cache_teacher_signal(default_teacher, train.take(steps),
                               f"{work}/cache", top_k=TOP_K)
   cached_data = in_memory(cached_examples(path, batch_size=BATCH), steps)
+  # The hint's cache holds the teacher's hidden layer alone.
+  hidden_path = cache_teacher_signal(default_teacher, train.take(steps),
+                                     f"{work}/cache_hidden",
+                                     signals=("hidden",))
+  hidden_data = in_memory(cached_examples(hidden_path, batch_size=BATCH),
+                          steps)
   train = in_memory(train, steps)
   trainers = {"student_alone": (alone, train),
               **{name: (model, train) for name, model in trainers.items()}}
   for name, loss in CACHED_LOSSES.items():
     trainers[f"distiller_{name}"] = (_distiller(
         prepared, student_config, cached_teacher(path), loss()), cached_data)
+  trainers["distiller_cached_hint"] = (_distiller(
+      prepared, student_config, cached_teacher(hidden_path),
+      HintDistillation()), hidden_data)
   times = step_times(trainers, steps, rounds)
   alone_time = times["student_alone"]
   return {"seconds_per_step": times,
@@ -277,7 +288,7 @@ def training_speed(prepared, steps: int, rounds: int, work: str) -> dict:
               f"size{list(TEACHER_SIZES).index(ONE_BLOCK)}_online_hint"] /
                                           alone_time,
           **{f"{name}_vs_alone": times[f"distiller_{name}"] / alone_time
-             for name in CACHED_LOSSES},
+             for name in (*CACHED_LOSSES, "cached_hint")},
           "teacher_sizes": _teacher_size_rows(times, params,
                                               count_parameters(alone)),
           "steps": steps, "batch_size": BATCH, "rounds": rounds,

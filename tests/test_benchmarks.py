@@ -191,7 +191,8 @@ def test_collect_lists_the_targets_outside_the_quality_table(tmp_path):
                    "cached_kl_t1_vs_alone": 1.1,
                    "teacher_forward_vs_alone": 0.6,
                    "online_hint_vs_alone": 1.9,
-                   "online_hint_1_block_vs_alone": 1.2},
+                   "online_hint_1_block_vs_alone": 1.2,
+                   "cached_hint_vs_alone": 1.05},
       "catalog_scaling": [{"catalog": 10000, "quantization": "int8",
                            "p50_ms": 1.5},
                           {"catalog": 1000, "quantization": "int8",
@@ -222,7 +223,9 @@ def test_collect_lists_the_targets_outside_the_quality_table(tmp_path):
       "Distiller step / student-alone step (cached teacher top-K, KL at "
       "T=2 + ranking)": False,
       "Distiller step / student-alone step (cached top-K, KL at T=1: the "
-      "hard loss's normaliser; quality in cached_teacher_t1)": True}
+      "hard loss's normaliser; quality in cached_teacher_t1)": True,
+      "Distiller step / student-alone step (cached hidden layer, hint only; "
+      "quality in quality_latest_small_b1_hint)": True}
 
 
 def _curves(teacher, alone, kd, val_alone, val_kd):

@@ -12,6 +12,7 @@ from tfdistill.compress.clustering import strip_clustering
 from tfdistill.compress.lowrank import choose_rank
 from tfdistill.compress.lowrank import factorize_student
 from tfdistill.compress.lowrank import truncated_svd
+from tfdistill.compress import pipeline
 from tfdistill.compress.pipeline import compress_student
 from tfdistill.compress.pipeline import CompressConfig
 from tfdistill.compress.pipeline import report_markdown
@@ -27,6 +28,7 @@ from tfdistill.compress.quantization import quantize_student
 from tfdistill.data import examples
 from tfdistill.data.prepare import TRAIN
 from tfdistill.distill import Distiller
+from tfdistill.distill import HintDistillation
 from tfdistill.errors import ConfigError
 from tfdistill.errors import ModelError
 from tfdistill.export import tflite
@@ -294,3 +296,35 @@ def test_compress_step_reports_every_stage(trained_student, tiny_train,
   with pytest.raises(ConfigError, match="not a trained tfdistill"):
     compress_student(tiny_teacher, tiny_train, evaluation)
   assert model is not trained_student
+
+
+def test_fine_tunes_distil_with_the_given_losses(
+    trained_student, tiny_train, tiny_prepared, tiny_teacher, monkeypatch):
+  """A hint loss reaches the hidden layer through the pruning and QAT
+  wrappers; its projection is learned once and carried from step to step."""
+  evaluation = examples.evaluation_set(tiny_prepared, "validation", L)
+  hint = HintDistillation()
+  projections = []
+  compressor = pipeline._Compressor  # pylint: disable=protected-access
+  fine_tune = compressor.fine_tune
+
+  def watched(self, model, name, callbacks=()):
+    result = fine_tune(self, model, name, callbacks)
+    projections.append((name, hint.projection,
+                        hint.projection.kernel.numpy().copy()))
+    return result
+  monkeypatch.setattr(compressor, "fine_tune", watched)
+  _, report, _ = compress_student(
+      trained_student, tiny_train, evaluation,
+      CompressConfig(fine_tune_epochs=1, quantize="dynamic"),
+      teacher=tiny_teacher, distillation_loss=[hint])
+  assert report["distillation_loss"] == ["hint_distillation"]
+  assert "distilled with hint_distillation" in report_markdown(report)
+  (first, layer, before), (second, same, after) = projections
+  assert (first, second) == ("pruning", "qat") and layer is same
+  assert not np.allclose(before, after)  # the QAT fine-tune trained it
+  _, default, _ = compress_student(
+      trained_student, tiny_train, evaluation,
+      CompressConfig(target_sparsity=0.0, fine_tune_epochs=1,
+                     quantize="dynamic"), teacher=tiny_teacher)
+  assert default["distillation_loss"] == ["soft_target_kl"]

@@ -55,3 +55,23 @@ def test_pair_examples_carry_item_features(tiny_prepared):
   np.testing.assert_array_equal(rating.numpy(), features["rating"].numpy())
   assert set(features) == {"user", "item", "rating", "timestamp",
                            "item_genres", "item_title", "context"}
+
+
+def test_calibration_contexts_sample_every_user_alike(tiny_prepared):
+  train = examples.sequence_arrays(tiny_prepared, "train", 4)
+  sample = examples.calibration_contexts(tiny_prepared, 4, size=60, seed=1)
+  # Rows of the training contexts (a context may occur more than once).
+  lookup = {row.tobytes(): i for i, row in enumerate(train.contexts)}
+  rows = [lookup[row.tobytes()] for row in sample]
+  assert len(sample) == 60
+  np.testing.assert_array_equal(
+      sample, examples.calibration_contexts(tiny_prepared, 4, 60, seed=1))
+  assert not np.array_equal(
+      sample, examples.calibration_contexts(tiny_prepared, 4, 60, seed=2))
+  # Drawn from the whole training set: about half from the first half of
+  # its rows' users (the last 60 rows come from the last users only).
+  early = train.users[rows] < np.median(train.users)
+  assert 0.25 < early.mean() < 0.75
+  assert not (train.users[-60:] < np.median(train.users)).any()
+  everything = examples.calibration_contexts(tiny_prepared, 4, size=10**6)
+  assert len(everything) == len(train)

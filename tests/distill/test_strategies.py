@@ -15,6 +15,7 @@ from tfdistill.data import examples
 from tfdistill.data.prepare import time_window
 from tfdistill.distill import CachedTeacher
 from tfdistill.distill import Distiller
+from tfdistill.distill import HintDistillation
 from tfdistill.distill import MASKED_LOGIT
 from tfdistill.distill import OnlineTeacher
 from tfdistill.distill import PointwiseScoreDistillation
@@ -52,31 +53,82 @@ def _constant_teacher(logits, name):
   return tf_keras.Model({"context": context}, out, name=name)
 
 
+def _assert_online_and_cached_train_alike(online, ordered, path,
+                                          student_factory, losses):
+  """The same student from `online` over `ordered` batches and from the
+  cache at `path` (written from those batches), distilled with `losses()`."""
+  results = []
+  for teacher, data in ((online, ordered),
+                        (cached_teacher(path), cached_examples(
+                            path, batch_size=64))):
+    tf_keras.utils.set_random_seed(11)
+    distiller = Distiller(student=student_factory(), teacher=teacher)
+    distiller.compile(distillation_loss=losses(), **_compile_args())
+    history = distiller.fit(data, epochs=2, verbose=0).history
+    results.append((distiller.student.get_weights(), history["loss"]))
+  (online_weights, online_loss), (cached_weights, cached_loss) = results
+  # The cache is written eagerly and the online teacher runs in a graph, so
+  # its signals differ in the last float bits; Adam amplifies that a little
+  # over 36 steps. A different signal (say all logits instead of the top 5)
+  # moves the loss by far more than this tolerance.
+  np.testing.assert_allclose(online_loss, cached_loss, rtol=2e-3)
+  for a, b in zip(online_weights, cached_weights):
+    np.testing.assert_allclose(a, b, atol=2e-2)
+
+
 def test_cached_and_online_teacher_train_the_same_student(
     tiny_teacher, tiny_prepared, student_factory, tmp_path):
   arrays = examples.sequence_arrays(tiny_prepared, "train", 6)
   ordered = examples.sequence_dataset(arrays, batch_size=64)
   path = cache_teacher_signal(tiny_teacher, ordered, str(tmp_path / "top"),
                               top_k=5)
-  results = []
-  for teacher, data in ((OnlineTeacher(tiny_teacher, top_k=5), ordered),
-                        (cached_teacher(path), cached_examples(
-                            path, batch_size=64))):
-    tf_keras.utils.set_random_seed(11)
-    distiller = Distiller(student=student_factory(), teacher=teacher)
-    distiller.compile(distillation_loss=[SoftTargetKL(),
-                                         RankingDistillation(top_k=5)],
-                      **_compile_args())
-    history = distiller.fit(data, epochs=2, verbose=0).history
-    results.append((distiller.student.get_weights(), history["loss"]))
-  (online_weights, online_loss), (cached_weights, cached_loss) = results
-  # The cache is written eagerly and the online teacher runs in a graph, so
-  # the top-K scores differ in the last float bits; Adam amplifies that a
-  # little over 36 steps. A different signal (say all logits instead of the
-  # top 5) moves the loss by far more than this tolerance.
-  np.testing.assert_allclose(online_loss, cached_loss, rtol=2e-3)
-  for a, b in zip(online_weights, cached_weights):
-    np.testing.assert_allclose(a, b, atol=2e-2)
+  _assert_online_and_cached_train_alike(
+      OnlineTeacher(tiny_teacher, top_k=5), ordered, path, student_factory,
+      lambda: [SoftTargetKL(), RankingDistillation(top_k=5)])
+
+
+def test_a_cached_hidden_layer_trains_the_same_hint_student(
+    tiny_teacher, tiny_prepared, student_factory, tmp_path):
+  arrays = examples.sequence_arrays(tiny_prepared, "train", 6)
+  ordered = examples.sequence_dataset(arrays, batch_size=64)
+  path = cache_teacher_signal(tiny_teacher, ordered, str(tmp_path / "hidden"),
+                              signals=("hidden",))
+  cached = cached_teacher(path)
+  assert cached.signal_names == ("hidden",) and cached.top_k == 0
+  _assert_online_and_cached_train_alike(
+      OnlineTeacher(tiny_teacher), ordered, path, student_factory,
+      HintDistillation)
+
+
+def test_a_cache_of_several_signals_gives_what_is_asked(
+    tiny_teacher, tiny_prepared, tmp_path):
+  data = examples.sequence_examples(tiny_prepared, "validation", 6,
+                                    batch_size=64)
+  path = cache_teacher_signal(tiny_teacher, data, str(tmp_path / "both"), 3,
+                              signals=("logits", "hidden", "query_embedding"))
+  teacher = cached_teacher(path)
+  assert teacher.signal_names == ("logits", "hidden", "query_embedding")
+  features, _ = next(iter(cached_examples(path, batch_size=8)))
+  online = OnlineTeacher(tiny_teacher)(features)
+  hidden = teacher(features, signals=["hidden"])
+  assert set(hidden) == {"hidden"}
+  np.testing.assert_allclose(hidden["hidden"], online["hidden"], atol=1e-5)
+  every = teacher(features)
+  assert {"logits", "hidden", "query_embedding"} <= set(every)
+  top = tf.math.top_k(online["logits"], k=3).values
+  np.testing.assert_allclose(tf.sort(every["logits"], direction="DESCENDING")
+                             [:, :3], top, atol=1e-5)
+  no_hidden = _constant_teacher([0.0, 0.0, 1.0, 2.0], "flat")
+  context = {"context": tf.zeros([4, 2], tf.int32)}
+  flat = tf.data.Dataset.from_tensors((context, tf.zeros([4], tf.int32)))
+  with pytest.raises(ConfigError, match="no \\['hidden'\\] signal.*logits"):
+    cache_teacher_signal(no_hidden, flat, str(tmp_path / "x"),
+                         signals=("hidden",))
+  with pytest.raises(ConfigError, match="cannot cache the signals"):
+    cache_teacher_signal(tiny_teacher, data, str(tmp_path / "y"),
+                         signals=("rating",))
+  with pytest.raises(ConfigError, match="cached top-K .top_k > 0. or a cached"):
+    CachedTeacher(5, 0)
 
 
 def test_cache_refuses_to_overwrite(tiny_teacher, tiny_prepared, tmp_path):

@@ -13,9 +13,12 @@ import tf_keras
 from cli_runner import assert_user_error
 from cli_runner import last_json
 from cli_runner import run_cli
+from tfdistill.data import examples
 from tfdistill.distill import transfer_item_embeddings
 from tfdistill.errors import ConfigError
 from tfdistill.models.embeddings import EmbeddingConfig
+from tfdistill.models.io import load_contexts
+from tfdistill.pipeline.config import distillation_losses
 from tfdistill.pipeline.config import PipelineConfig
 from tfdistill.pipeline.config import preset
 from tfdistill.pipeline.run import Run
@@ -376,3 +379,22 @@ def test_step_commands_compress_and_report_reuse_a_finished_run(tiny_run,
   assert (run / "report" / "report.html").is_file()
   assert last_json(report)["student_kd"]["ndcg@10"] == (
       metrics["student_kd"]["ndcg@10"])
+
+
+def test_compression_and_int8_calibration_follow_the_run(tiny_run):
+  out, _, _ = tiny_run
+  config = stored_config(str(out))
+  report = json.loads((out / "compressed" /
+                       "compression_report.json").read_text())
+  assert report["distillation_loss"] == [
+      loss.name for loss in distillation_losses(config.distillation_loss,
+                                                config.temperature)]
+  assert len(report["distillation_loss"]) == 2  # "kl+ranking", not KL alone
+  run = Run(str(out), config)
+  train = examples.sequence_arrays(run.prepared, "train",
+                                   config.context_length).contexts
+  saved = load_contexts(str(out / "student_kd" / "model"))
+  np.testing.assert_array_equal(saved, run.save_extras()["representative"])
+  # A sample of the whole training set, not its last rows (the last users).
+  assert not np.array_equal(saved, train[-len(saved):])
+  assert abs((saved == 0).mean() - (train == 0).mean()) < 0.05

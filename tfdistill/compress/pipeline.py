@@ -1,8 +1,9 @@
 """One compression step: low-rank -> prune -> cluster -> QAT -> TFLite.
 
 `compress_student` runs the steps a `CompressConfig` asks for, fine-tunes
-after each (distilling from the teacher when one is given, so pruning and
-QAT also happen *while distilling*), and measures after each step what it
+after each (distilling from the teacher when one is given, with the losses
+the student was distilled with, so pruning and QAT also happen *while
+distilling*), and measures after each step what it
 cost in quality and gained in bytes. The report (JSON and Markdown) has one
 row per step and a per-layer table of the final model.
 """
@@ -13,7 +14,7 @@ import json
 import os
 import shutil
 import tempfile
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -33,6 +34,7 @@ from tfdistill.compress.pruning import strip_pruning
 from tfdistill.compress.pruning import TABLE_PRUNING
 from tfdistill.compress.quantization import quantize_student
 from tfdistill.distill.distiller import Distiller
+from tfdistill.distill.soft_targets import SoftTargetKL
 from tfdistill.errors import ConfigError
 from tfdistill.evaluation.evaluate import evaluate_retrieval
 from tfdistill.evaluation.evaluate import evaluate_tflite
@@ -116,10 +118,13 @@ def _saved_model_bytes(model) -> int:
 class _Compressor:
   """Holds the data and settings shared by the steps."""
 
-  def __init__(self, train, evaluation, config, teacher, representative,
-               log_dir):
+  def __init__(self, train, evaluation, config, teacher, distillation_loss,
+               representative, log_dir):
     self.train, self.evaluation = train, evaluation
     self.config, self.teacher = config, teacher
+    # One set of loss objects for every fine-tune: a loss's learned
+    # projection carries over from one step to the next.
+    self.distillation_loss = distillation_loss
     self.representative, self.log_dir = representative, log_dir
     self.steps = []
 
@@ -132,7 +137,8 @@ class _Compressor:
     if self.teacher is not None:
       trainer = Distiller(student=model, teacher=self.teacher)
       trainer.compile(optimizer=optimizer, alpha=self.config.alpha,
-                      temperature=self.config.temperature)
+                      temperature=self.config.temperature,
+                      distillation_loss=self.distillation_loss)
     else:
       trainer = model
       trainer.compile(optimizer, loss=tf_keras.losses
@@ -169,7 +175,8 @@ class _Compressor:
 def compress_student(student: tf_keras.Model, train, evaluation,
                      config: CompressConfig = CompressConfig(),
                      teacher=None, representative: Optional[np.ndarray] = None,
-                     log_dir: Optional[str] = None):
+                     log_dir: Optional[str] = None,
+                     distillation_loss: Optional[Sequence] = None):
   """Compresses a trained student; returns (compressed model, report).
 
   Args:
@@ -182,11 +189,15 @@ def compress_student(student: tf_keras.Model, train, evaluation,
     representative: Training contexts (int8 calibration); required when
       `config.quantize == "int8"`.
     log_dir: TensorBoard logs per step (incl. pruning summaries).
+    distillation_loss: The `DistillationLoss`es of the fine-tunes with a
+      teacher: those the student was distilled with (a pipeline run passes
+      its own). Default `SoftTargetKL`. The same objects serve every step.
 
   Returns:
     (model, report, sparse_model): the final Keras model (QAT applied if
-    asked), the report {"config", "steps", "layers", "low_rank", "tflite",
-    "summary"}, and the float model before QAT (pruning stripped).
+    asked), the report {"config", "distillation_loss" (the fine-tunes'
+    loss names), "steps", "layers", "low_rank", "tflite", "summary"}, and
+    the float model before QAT (pruning stripped).
   """
   if not getattr(student, "_is_graph_network", False) or "logits" not in [
       layer.name for layer in student.layers]:
@@ -195,9 +206,13 @@ def compress_student(student: tf_keras.Model, train, evaluation,
                       "output of distillation (e.g. <run>/student_kd/model).")
   if config.quantize == "int8" and representative is None:
     raise ConfigError("int8 needs representative training contexts.")
-  work = _Compressor(train, evaluation, config, teacher, representative,
-                     log_dir)
-  report = {"config": config.to_json(), "low_rank": []}
+  if teacher is not None:
+    distillation_loss = list(distillation_loss or [SoftTargetKL()])
+  work = _Compressor(train, evaluation, config, teacher, distillation_loss,
+                     representative, log_dir)
+  report = {"config": config.to_json(), "low_rank": [],
+            "distillation_loss": [loss.name for loss in distillation_loss]
+                                 if teacher is not None else []}
   model = student
   work.measure("distilled (float)", model)
   if config.low_rank_energy:
@@ -267,6 +282,10 @@ def report_markdown(report: dict) -> str:
            f"TFLite ({mode}, run with LiteRT): ndcg@10="
            f"{report['tflite']['ndcg@10']:.4f}, hr@10="
            f"{report['tflite']['hr@10']:.4f}.", "",
+           "Fine-tunes: " + (
+               "distilled with " + " + ".join(report["distillation_loss"])
+               if report.get("distillation_loss") else "hard labels only")
+           + ".", "",
            "## Final model per layer", "",
            markdown_table(report["layers"], ["layer", "type", "parameters",
                                              "nonzeros", "sparsity"])]

@@ -1,18 +1,21 @@
-"""Precompute a frozen teacher's top-K once, so distillation skips its forward.
+"""Precompute a frozen teacher's signals once: distillation skips its forward.
 
     path = cache_teacher_signal(teacher, train_batches, "run/teacher_top50",
                                 top_k=50)
     distiller = Distiller(student, cached_teacher(path))
     distiller.fit(cached_examples(path, batch_size=256, shuffle=True))
 
-The cache is a TFRecord file (one record per batch of examples, every tensor
-serialized as is) and a JSON spec beside it. `OnlineTeacher(model, top_k=K)`
-computes exactly the signal that is cached, so both paths train the same.
+The cache holds the teacher's top-K ("logits") and, with `signals=`, its
+hidden layer or query embedding per example, e.g. `signals=("hidden",)` for
+a `HintDistillation` from the cache. It is a TFRecord file (one record per
+batch of examples, every tensor serialized as is) and a JSON spec beside it.
+`OnlineTeacher(model, top_k=K)` computes exactly the signals that are
+cached, so both paths train the same.
 """
 
 import json
 import os
-from typing import Optional
+from typing import Optional, Sequence
 
 from absl import logging
 import tensorflow as tf
@@ -20,7 +23,9 @@ from tqdm import tqdm
 
 from tfdistill.data.examples import finish_dataset
 from tfdistill.distill.teachers import CachedTeacher
+from tfdistill.distill.teachers import cached_feature
 from tfdistill.distill.teachers import OnlineTeacher
+from tfdistill.distill.teachers import SIGNAL_LAYERS
 from tfdistill.distill.teachers import TOP_IDS
 from tfdistill.distill.teachers import TOP_SCORES
 from tfdistill.errors import ConfigError
@@ -38,38 +43,58 @@ def _entry(value) -> dict:
 
 
 def cache_teacher_signal(teacher, dataset, path: str, top_k: int = 50,
-                         overwrite: bool = False) -> str:
-  """Runs the teacher once over `dataset` and writes features + top-K.
+                         overwrite: bool = False,
+                         signals: Sequence[str] = ("logits",)) -> str:
+  """Runs the teacher once over `dataset` and writes features + signals.
 
   Args:
     teacher: A frozen teacher model (or `OnlineTeacher`).
     dataset: Batched `tf.data` of (feature dict, labels), not shuffled if the
       cache should follow the data order.
     path: Output TFRecord path; `path + ".spec.json"` describes it.
-    top_k: How many of the teacher's best items to keep per example.
+    top_k: How many of the teacher's best items to keep per example (when
+      "logits" are cached).
     overwrite: Replace an existing cache.
+    signals: The teacher's signals to cache: "logits" (as its top-K),
+      "hidden", "query_embedding".
 
   Returns:
     `path`.
   """
-  if top_k < 1:
+  signals = tuple(dict.fromkeys(signals))
+  unknown = [name for name in signals
+             if name != "logits" and name not in SIGNAL_LAYERS]
+  if unknown or not signals:
+    raise ConfigError(f"cannot cache the signals {list(signals)}; choose from "
+                      f"logits, {', '.join(SIGNAL_LAYERS)}.")
+  with_logits = "logits" in signals
+  if with_logits and top_k < 1:
     raise ConfigError(f"top_k must be >= 1, got {top_k}.")
   if os.path.exists(path) and not overwrite:
     raise ConfigError(f"{path} already exists; pass overwrite=True.")
   source = teacher if isinstance(teacher, OnlineTeacher) else OnlineTeacher(
       teacher)
+  missing = [name for name in signals if name not in source.signal_names]
+  if missing:
+    raise ConfigError(f"the teacher has no {missing} signal to cache; it "
+                      f"provides {', '.join(source.signal_names)}.")
+  representations = [name for name in signals if name != "logits"]
   source.prepare()
   spec = None
   partial = path + ".partial"
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   with tf.io.TFRecordWriter(partial) as writer:
-    for features, labels in tqdm(dataset, desc="caching teacher top-K",
+    for features, labels in tqdm(dataset, desc="caching teacher signals",
                                  unit="batch", leave=False):
       if isinstance(labels, dict):
         raise ConfigError("cache_teacher_signal supports single labels only.")
-      scores, ids = tf.math.top_k(source(features)["logits"], k=top_k)
-      record = dict(features, **{_LABEL: labels, TOP_IDS: ids,
-                                 TOP_SCORES: scores})
+      outputs = source(features, signals=signals)
+      record = dict(features, **{_LABEL: labels})
+      if with_logits:
+        scores, ids = tf.math.top_k(outputs["logits"], k=top_k)
+        record.update({TOP_IDS: ids, TOP_SCORES: scores})
+      for name in representations:
+        record[cached_feature(name)] = tf.cast(outputs[name], tf.float32)
       if spec is None:
         spec = {name: _entry(value) for name, value in record.items()}
       example = tf.train.Example(features=tf.train.Features(feature={
@@ -81,14 +106,16 @@ def cache_teacher_signal(teacher, dataset, path: str, top_k: int = 50,
     os.remove(partial)
     raise DataError("the dataset given to cache_teacher_signal is empty.")
   card = source.card()
-  meta = {"tensors": spec, "top_k": top_k,
+  meta = {"tensors": spec, "top_k": top_k if with_logits else 0,
+          "representations": {name: spec[cached_feature(name)]["shape"][-1]
+                              for name in representations},
           "num_items": card.get("num_items"),
           "vocabulary_fingerprint": card.get("vocabulary_fingerprint", "")}
   with open(_spec_path(partial), "w") as f:
     json.dump(meta, f, indent=2)
   os.replace(_spec_path(partial), _spec_path(path))
   os.replace(partial, path)
-  logging.info("cached teacher top-%d to %s", top_k, path)
+  logging.info("cached the teacher's %s to %s", ", ".join(signals), path)
   return path
 
 
@@ -105,13 +132,14 @@ def cached_teacher(path: str) -> CachedTeacher:
   """The `CachedTeacher` that reads the cache at `path`."""
   spec = _read_spec(path)
   return CachedTeacher(spec["num_items"], spec["top_k"],
-                       spec["vocabulary_fingerprint"])
+                       spec["vocabulary_fingerprint"],
+                       spec.get("representations"))
 
 
 def cached_examples(path: str, batch_size: int = 0, shuffle: bool = False,
                     seed: int = 0, repeat: bool = False,
                     shuffle_buffer: Optional[int] = None):
-  """Reads a teacher cache as (features + top-K, labels) examples."""
+  """Reads a teacher cache as (features + cached signals, labels) examples."""
   tensors = _read_spec(path)["tensors"]
   keys = {name: tf.io.FixedLenFeature([], tf.string) for name in tensors}
 

@@ -8,8 +8,9 @@ Every teacher source returns a dict of signals for a batch ("logits",
 * `TeacherEnsemble`: several teachers, with fixed or per-example
   confidence weights;
 * `TaskTeachers`: one teacher per signal (multi-task distillation);
-* `CachedTeacher`: reads precomputed top-K ids and scores from the batch
-  (see `tfdistill.distill.cache`), so no teacher runs during distillation.
+* `CachedTeacher`: reads precomputed top-K ids and scores, and/or hidden
+  layers or query embeddings, from the batch (see
+  `tfdistill.distill.cache`), so no teacher runs during distillation.
 
 Reserved columns (padding, OOV) and columns outside a top-K signal are set to
 `MASKED_LOGIT`.
@@ -56,6 +57,10 @@ def signal_model(model: tf_keras.Model,
                  with_catalog: bool = False) -> tf_keras.Model:
   """A functional model's outputs plus its named signal layers.
 
+  A signal layer wrapped for pruning or quantization-aware training
+  (TF-MOT wrappers, which keep the layer as `.layer`) still gives its
+  signal, so that compression fine-tunes distil with the same losses.
+
   Shares all layers (and so all weights) with `model`; training it trains
   `model`. With `with_catalog`, a model whose "logits" come from
   `CatalogScores` also gives that layer's inputs (`CATALOG_QUERIES`
@@ -68,11 +73,11 @@ def signal_model(model: tf_keras.Model,
   outputs = model.output if isinstance(model.output, dict) else {
       ("rating" if model.output.shape[-1] == 1 else "logits"): model.output}
   outputs = dict(outputs)
-  for name in SIGNAL_LAYERS:
-    try:
-      outputs[name] = model.get_layer(name).output
-    except ValueError:
-      continue
+  for layer in model.layers:
+    # A pruning or quantization-aware wrapper gives its layer's signal.
+    name = getattr(layer, "layer", layer).name
+    if name in SIGNAL_LAYERS:
+      outputs[name] = layer.output
   factors = (_catalog_factors(model, outputs["logits"])
              if with_catalog and "logits" in outputs else None)
   if factors:
@@ -218,22 +223,51 @@ class OnlineTeacher(TeacherSource):
     return signals
 
 
-class CachedTeacher(TeacherSource):
-  """Reads the teacher's top-K ids and scores from the batch features.
+def cached_feature(signal: str) -> str:
+  """The feature of a cached batch that holds a representation signal."""
+  return f"teacher_{signal}"
 
-  Use with `tfdistill.distill.cache.cached_examples`. Provides "logits" only.
+
+class CachedTeacher(TeacherSource):
+  """Reads the teacher's signals from the batch features.
+
+  Use with `tfdistill.distill.cache.cached_examples`, whose batches carry
+  what `cache_teacher_signal` stored: the teacher's top-K ids and scores
+  ("logits") and/or representation signals ("hidden", "query_embedding")
+  as features `cached_feature(signal)`.
+
+  Args:
+    num_items: Catalog size of the teacher (top-K ids index it).
+    top_k: K of the cached top-K; 0 when no "logits" were cached.
+    vocabulary_fingerprint: The teacher's, for compatibility checks.
+    representations: {signal: width} of the cached representation signals.
   """
-  signal_names = ("logits",)
 
   def __init__(self, num_items: int, top_k: int,
-               vocabulary_fingerprint: str = ""):
+               vocabulary_fingerprint: str = "",
+               representations: Optional[dict] = None):
     self.num_items = num_items
     self.top_k = top_k
     self.vocabulary_fingerprint = vocabulary_fingerprint
+    self.representations = dict(representations or {})
+    unknown = sorted(set(self.representations) - set(SIGNAL_LAYERS))
+    if unknown:
+      raise ConfigError(f"cannot cache {unknown}: representation signals are "
+                        f"{', '.join(SIGNAL_LAYERS)}.")
+    self.signal_names = (("logits",) if top_k else ()) + tuple(
+        self.representations)
+    if not self.signal_names:
+      raise ConfigError("a CachedTeacher needs a cached top-K (top_k > 0) or "
+                        "a cached representation signal.")
 
   def input_signature(self) -> dict:
-    return {TOP_IDS: tf.TensorSpec([None, self.top_k], tf.int32),
-            TOP_SCORES: tf.TensorSpec([None, self.top_k], tf.float32)}
+    spec = {}
+    if self.top_k:
+      spec[TOP_IDS] = tf.TensorSpec([None, self.top_k], tf.int32)
+      spec[TOP_SCORES] = tf.TensorSpec([None, self.top_k], tf.float32)
+    for name, width in self.representations.items():
+      spec[cached_feature(name)] = tf.TensorSpec([None, width], tf.float32)
+    return spec
 
   def card(self) -> dict:
     return {"num_items": self.num_items,
@@ -241,11 +275,21 @@ class CachedTeacher(TeacherSource):
 
   def __call__(self, inputs: dict, labels=None,
                signals: Optional[Sequence[str]] = None) -> dict:
-    for key in (TOP_IDS, TOP_SCORES):
-      if key not in inputs:
-        raise ConfigError(f"CachedTeacher needs the feature {key!r}; read the "
-                          "data with tfdistill.distill.cache.cached_examples.")
-    return top_k_signals(inputs[TOP_IDS], inputs[TOP_SCORES], self.num_items)
+    wanted = [name for name in self.signal_names
+              if signals is None or name in signals]
+    missing = [key for key in self.input_signature() if key not in inputs]
+    if missing:
+      raise ConfigError(f"CachedTeacher needs the features {missing}; read "
+                        "the data with tfdistill.distill.cache."
+                        "cached_examples.")
+    out = {}
+    if "logits" in wanted:
+      out.update(top_k_signals(inputs[TOP_IDS], inputs[TOP_SCORES],
+                               self.num_items))
+    for name in wanted:
+      if name in self.representations:
+        out[name] = tf.cast(inputs[cached_feature(name)], tf.float32)
+    return out
 
 
 class TeacherEnsemble(TeacherSource):

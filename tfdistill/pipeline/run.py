@@ -200,11 +200,11 @@ class Run:
   def save_extras(self) -> dict:
     """What saved students carry for export (computed once per run)."""
     if not hasattr(self, "_extras"):
-      train = examples.sequence_arrays(self.prepared, "train",
-                                       self.config.context_length)
       self._extras = dict(
           vocabulary=self.prepared.items,
-          representative=train.contexts[-_REPRESENTATIVE_SIZE:],
+          representative=examples.calibration_contexts(
+              self.prepared, self.config.context_length,
+              _REPRESENTATIVE_SIZE, self.config.seed),
           holdout=self.evaluation("validation").contexts[
               :_REPRESENTATIVE_SIZE])
     return self._extras
@@ -348,18 +348,25 @@ class Run:
       return self._load(step)
     return self._student(step, teacher)
 
+  def compress(self, config, log_dir=None) -> tuple:
+    """`compress_student` on the run's distilled student as `config` says,
+    its fine-tunes distilling from the run's teacher with the run's losses;
+    returns (model, report, sparse_model)."""
+    student, teacher = self.student_kd(), self.teacher()
+    self._seed(3)
+    return compress_student(
+        student, self.train_data(), self.evaluation("test"), config,
+        teacher=teacher, representative=self.save_extras()["representative"],
+        log_dir=log_dir, distillation_loss=distillation_losses(
+            self.config.distillation_loss, self.config.temperature))
+
   def compressed(self):
     if self.done("compressed"):
       return self._load("compressed")
-    student, teacher = self.student_kd(), self.teacher()
-    self._seed(3)
     directory = self.step_dir("compressed")
     extras = self.save_extras()
-    model, report, _ = compress_student(
-        student, self.train_data(), self.evaluation("test"),
-        self.config.compress, teacher=teacher,
-        representative=extras["representative"],
-        log_dir=os.path.join(directory, "logs"))
+    model, report, _ = self.compress(self.config.compress,
+                                     os.path.join(directory, "logs"))
     write_compression(report, directory)
     path = save_model(model, os.path.join(directory, "model"),
                       overwrite=True, **extras)
