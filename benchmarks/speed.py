@@ -261,7 +261,8 @@ def training_speed(prepared, steps: int, rounds: int, work: str) -> dict:
   path = cache_teacher_signal(default_teacher, train.take(steps),
                               f"{work}/cache", top_k=TOP_K)
   cached_data = in_memory(cached_examples(path, batch_size=BATCH), steps)
-  # The hint's cache holds the teacher's hidden layer alone.
+  # The hint's cache holds the teacher's hidden layer alone, so that the
+  # KL trainers' batches stay as they were.
   hidden_path = cache_teacher_signal(default_teacher, train.take(steps),
                                      f"{work}/cache_hidden",
                                      signals=("hidden",))

@@ -328,3 +328,7 @@ def test_fine_tunes_distil_with_the_given_losses(
       CompressConfig(target_sparsity=0.0, fine_tune_epochs=1,
                      quantize="dynamic"), teacher=tiny_teacher)
   assert default["distillation_loss"] == ["soft_target_kl"]
+  with pytest.raises(ConfigError, match="needs a teacher"):
+    compress_student(trained_student, tiny_train, evaluation,
+                     CompressConfig(quantize="dynamic"),
+                     distillation_loss=[hint])

@@ -129,6 +129,8 @@ def test_a_cache_of_several_signals_gives_what_is_asked(
                          signals=("rating",))
   with pytest.raises(ConfigError, match="cached top-K .top_k > 0. or a cached"):
     CachedTeacher(5, 0)
+  with pytest.raises(ConfigError, match="cannot cache the signals"):
+    CachedTeacher(5, 0, representations={"rating": 1})
 
 
 def test_cache_refuses_to_overwrite(tiny_teacher, tiny_prepared, tmp_path):

@@ -206,6 +206,9 @@ def compress_student(student: tf_keras.Model, train, evaluation,
                       "output of distillation (e.g. <run>/student_kd/model).")
   if config.quantize == "int8" and representative is None:
     raise ConfigError("int8 needs representative training contexts.")
+  if teacher is None and distillation_loss:
+    raise ConfigError("distillation_loss= needs a teacher= to distil from; "
+                      "without one the fine-tunes train on the hard labels.")
   if teacher is not None:
     distillation_loss = list(distillation_loss or [SoftTargetKL()])
   work = _Compressor(train, evaluation, config, teacher, distillation_loss,

@@ -24,8 +24,8 @@ from tqdm import tqdm
 from tfdistill.data.examples import finish_dataset
 from tfdistill.distill.teachers import CachedTeacher
 from tfdistill.distill.teachers import cached_feature
+from tfdistill.distill.teachers import check_cacheable
 from tfdistill.distill.teachers import OnlineTeacher
-from tfdistill.distill.teachers import SIGNAL_LAYERS
 from tfdistill.distill.teachers import TOP_IDS
 from tfdistill.distill.teachers import TOP_SCORES
 from tfdistill.errors import ConfigError
@@ -62,11 +62,7 @@ def cache_teacher_signal(teacher, dataset, path: str, top_k: int = 50,
     `path`.
   """
   signals = tuple(dict.fromkeys(signals))
-  unknown = [name for name in signals
-             if name != "logits" and name not in SIGNAL_LAYERS]
-  if unknown or not signals:
-    raise ConfigError(f"cannot cache the signals {list(signals)}; choose from "
-                      f"logits, {', '.join(SIGNAL_LAYERS)}.")
+  check_cacheable(signals)
   with_logits = "logits" in signals
   if with_logits and top_k < 1:
     raise ConfigError(f"top_k must be >= 1, got {top_k}.")

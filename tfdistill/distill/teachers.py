@@ -228,6 +228,15 @@ def cached_feature(signal: str) -> str:
   return f"teacher_{signal}"
 
 
+def check_cacheable(signals) -> None:
+  """Raises unless `signals` are a teacher cache's: "logits" (its top-K)
+  and/or the representation signals `SIGNAL_LAYERS`."""
+  if not signals or any(name != "logits" and name not in SIGNAL_LAYERS
+                        for name in signals):
+    raise ConfigError(f"cannot cache the signals {list(signals)}; choose from "
+                      f"logits, {', '.join(SIGNAL_LAYERS)}.")
+
+
 class CachedTeacher(TeacherSource):
   """Reads the teacher's signals from the batch features.
 
@@ -250,15 +259,15 @@ class CachedTeacher(TeacherSource):
     self.top_k = top_k
     self.vocabulary_fingerprint = vocabulary_fingerprint
     self.representations = dict(representations or {})
-    unknown = sorted(set(self.representations) - set(SIGNAL_LAYERS))
-    if unknown:
-      raise ConfigError(f"cannot cache {unknown}: representation signals are "
-                        f"{', '.join(SIGNAL_LAYERS)}.")
     self.signal_names = (("logits",) if top_k else ()) + tuple(
         self.representations)
+    if "logits" in self.representations:
+      raise ConfigError("the logits are cached as a top-K (top_k), not as a "
+                        "representation.")
     if not self.signal_names:
       raise ConfigError("a CachedTeacher needs a cached top-K (top_k > 0) or "
                         "a cached representation signal.")
+    check_cacheable(self.signal_names)
 
   def input_signature(self) -> dict:
     spec = {}

@@ -281,9 +281,13 @@ class Run:
     distiller = Distiller(student=student, teacher=teacher)
     distiller.compile(optimizer=optimizer, alpha=config.alpha,
                       temperature=config.temperature,
-                      distillation_loss=distillation_losses(
-                          config.distillation_loss, config.temperature))
+                      distillation_loss=self.distillation_loss())
     return student, distiller
+
+  def distillation_loss(self) -> list:
+    """New objects of the run's distillation losses (config's names)."""
+    return distillation_losses(self.config.distillation_loss,
+                               self.config.temperature)
 
   def init_item_table(self, student, teacher) -> str:
     """Applies config.student_init to a student about to be distilled from
@@ -357,8 +361,7 @@ class Run:
     return compress_student(
         student, self.train_data(), self.evaluation("test"), config,
         teacher=teacher, representative=self.save_extras()["representative"],
-        log_dir=log_dir, distillation_loss=distillation_losses(
-            self.config.distillation_loss, self.config.temperature))
+        log_dir=log_dir, distillation_loss=self.distillation_loss())
 
   def compressed(self):
     if self.done("compressed"):
