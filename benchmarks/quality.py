@@ -279,7 +279,7 @@ def shared_run(base_dir: str, out: str, config: PipelineConfig,
   if not os.path.isdir(out):
     staging = out + ".partial"
     shutil.rmtree(staging, ignore_errors=True)
-    Run(staging, config)  # creates it with config.json
+    Run(staging, config).claim()  # creates it with config.json
     for step in steps:
       shutil.copytree(os.path.join(base_dir, step),
                       os.path.join(staging, step))
@@ -366,7 +366,7 @@ def run_for(args, seed: int) -> Run:
                        **blocks)
   if root != out:
     if not os.path.exists(root):
-      Run(root, _config(_base_args(args), seed))
+      Run(root, _config(_base_args(args), seed)).claim()
     if os.path.isfile(os.path.join(root, CONFIG_FILE)) and _differs_only_in(
         root, config, AFTER_TEACHER):
       run = Run(root, stored_config(root))

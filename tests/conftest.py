@@ -93,3 +93,15 @@ def make_student(prepared, **overrides):
 @pytest.fixture()
 def student_factory(tiny_prepared):
   return lambda **overrides: make_student(tiny_prepared, **overrides)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+  """(run directory, printed metrics, process) of `tfdistill pipeline
+  --preset=tiny --seed=3`, run once per session; tests that change a run
+  copy it first."""
+  from cli_runner import last_json  # pylint: disable=import-outside-toplevel
+  from cli_runner import run_cli  # pylint: disable=import-outside-toplevel
+  out = tmp_path_factory.mktemp("runs") / "tiny"
+  result = run_cli("pipeline", "--preset=tiny", f"--out={out}", "--seed=3")
+  return out, last_json(result), result

@@ -357,6 +357,9 @@ def test_a_run_starts_from_the_base_runs_teacher(quality, tmp_path,
     trained.append(run.out)
     for step in ("data", "teacher"):
       os.makedirs(run.step_dir(step), exist_ok=True)
+    os.makedirs(os.path.join(run.step_dir("teacher"), "model"))
+    pathlib.Path(run.step_dir("teacher"), "model",
+                 "tfdistill_model.json").write_text("{}")
     pathlib.Path(run.step_dir("teacher"), "metrics.json").write_text("{}")
 
   monkeypatch.setattr(quality.Run, "teacher", fake_teacher)
@@ -384,6 +387,7 @@ def test_a_run_starts_from_the_base_runs_teacher(quality, tmp_path,
   seed1 = quality.run_for(quality.build_parser().parse_args(
       flags + ["--student_init=random",
                "--table_pruning=magnitude", "--compress_epochs=1"]), 1)
+  seed1.claim()  # what its first step writes
   config = json.loads((tmp_path / seed1.out / "config.json").read_text())
   config["teacher_epochs"] += 1
   (tmp_path / seed1.out / "config.json").write_text(json.dumps(config))

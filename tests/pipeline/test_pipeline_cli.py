@@ -28,13 +28,6 @@ from tfdistill.pipeline.run import write_json
 STAGES = ("teacher", "student_alone", "student_kd", "compressed", "tflite")
 
 
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-  out = tmp_path_factory.mktemp("runs") / "tiny"
-  result = run_cli("pipeline", "--preset=tiny", f"--out={out}", "--seed=3")
-  return out, last_json(result), result
-
-
 def test_pipeline_writes_metrics_report_and_exports(tiny_run):
   out, printed, _ = tiny_run
   metrics = json.loads((out / "report" / "metrics.json").read_text())
@@ -197,7 +190,7 @@ def test_student_init_auto_falls_back_to_random_where_it_cannot_apply(
 
 def test_run_directories_of_older_versions_still_resume(tmp_path):
   out = str(tmp_path / "old")
-  Run(out, preset("tiny"))
+  Run(out, preset("tiny")).claim()
   path = os.path.join(out, "config.json")
   with open(path) as f:
     stored = json.load(f)

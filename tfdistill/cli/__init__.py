@@ -7,6 +7,7 @@ flags of one command. User errors print one line and exit with status 2.
 import inspect
 import os
 import sys
+import traceback
 from typing import Optional
 
 # Keep TensorFlow's C++ start-up chatter out of the command line's output.
@@ -18,6 +19,7 @@ from absl import flags  # pylint: disable=g-import-not-at-top
 from absl import logging  # pylint: disable=g-import-not-at-top
 
 from tfdistill.cli import commands  # pylint: disable=g-import-not-at-top
+from tfdistill.cli import faults  # pylint: disable=g-import-not-at-top
 from tfdistill.errors import TfdistillError  # pylint: disable=g-import-not-at-top
 
 FLAGS = flags.FLAGS
@@ -102,6 +104,17 @@ def _main(argv: list) -> int:
     sys.stderr.write(f"{_PROG} {name}: interrupted; rerun the same command "
                      "to resume from the last checkpoint.\n")
     return 130
+  except Exception as error:  # pylint: disable=broad-except
+    message = faults.describe(error)
+    if message is not None:
+      _fail(message, name)
+    # Not the user's input and not the machine: a bug. Keep its traceback.
+    traceback.print_exc()
+    sys.stderr.write(
+        f"{_PROG} {name}: internal error ({type(error).__name__}): this is a "
+        "bug in tfdistill, not a problem with your input; please report it "
+        "with the command line and the traceback above.\n")
+    return 1
 
 
 def run(argv: Optional[list] = None) -> None:

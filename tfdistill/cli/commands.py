@@ -36,6 +36,17 @@ def data() -> int:
   filtering), the counts kept and the split sizes.
   """
   source = options.source_config()
+  if FLAGS.out and os.path.exists(FLAGS.out):
+    # Checked before any work, naming the flag.
+    from tfdistill.data.prepare import PREPARED_MARKER  # pylint: disable=import-outside-toplevel
+    from tfdistill.errors import DataError  # pylint: disable=import-outside-toplevel
+    from tfdistill.fileio import check_replaceable  # pylint: disable=import-outside-toplevel
+    if FLAGS.overwrite or not os.path.isdir(FLAGS.out):
+      check_replaceable(FLAGS.out, [PREPARED_MARKER], DataError,
+                        what=f"--out={FLAGS.out}")
+    else:
+      raise DataError(f"--out={FLAGS.out} already exists; choose another "
+                      "folder or pass --overwrite.")
   prepared = prepare(load_dataset(source), options.prepare_config())
   if FLAGS.out:
     prepared.save(FLAGS.out, overwrite=FLAGS.overwrite)

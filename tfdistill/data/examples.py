@@ -158,17 +158,64 @@ def finish_dataset(dataset, batch_size: int = 0, shuffle: bool = False,
   return dataset.prefetch(tf.data.AUTOTUNE)
 
 
+def epoch_keyed_dataset(tensors, batch_size: int, seed: int, epoch):
+  """Batches of `tensors` in an order that is a function of (seed, epoch).
+
+  Each iterator reads `epoch` (an int64 variable, see
+  `tfdistill.resume.RepeatableEpochs`) when it starts, and yields that
+  epoch's permutation of the examples (`tf.random.experimental.
+  index_shuffle`, stateless): epoch k has the same order in a training
+  resumed at k as in one that ran from epoch 0.
+
+  Args:
+    tensors: A nested structure of arrays with the same first dimension.
+    batch_size: Examples per batch (the last batch may be smaller).
+    seed: The run's seed.
+    epoch: int64 `tf.Variable`.
+  """
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  size = len(tf.nest.flatten(tensors)[0])
+  if size == 0:
+    raise ConfigError("no training examples to shuffle.")
+  batch_size = batch_size or size
+  tensors = tf.nest.map_structure(tf.convert_to_tensor, tensors)
+
+  def one_epoch(current):
+    key = tf.stack([tf.constant(seed, tf.int64), current])
+
+    def take(positions):
+      rows = tf.random.experimental.index_shuffle(positions, key, size - 1)
+      return tf.nest.map_structure(lambda t: tf.gather(t, rows), tensors)
+
+    return tf.data.Dataset.range(size).batch(batch_size).map(take)
+
+  batches = -(-size // batch_size)
+  dataset = tf.data.Dataset.from_tensors(tf.constant(0, tf.int64)).map(
+      lambda _: epoch.read_value()).flat_map(one_epoch)
+  return dataset.apply(tf.data.experimental.assert_cardinality(
+      batches)).prefetch(tf.data.AUTOTUNE)
+
+
 def sequence_dataset(arrays: SequenceArrays, batch_size: int = 0,
                      shuffle: bool = False, seed: int = 0,
-                     repeat: bool = False, with_ratings: bool = False):
+                     repeat: bool = False, with_ratings: bool = False,
+                     epoch=None):
   """`tf.data` of ({"context": [L]}, target) from `SequenceArrays`.
 
   With `with_ratings`, labels are {"item": target, "rating": rating} (for
-  models that retrieve and rate).
+  models that retrieve and rate). With `shuffle` and `epoch` (a
+  `RepeatableEpochs.epoch`), each epoch's order is a function of (seed,
+  epoch), so that a resumed training sees the uninterrupted one's data.
   """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   labels = ({"item": arrays.targets, "rating": arrays.ratings}
             if with_ratings else arrays.targets)
+  if shuffle and epoch is not None:
+    if repeat:
+      raise ConfigError("an epoch-keyed data set is not repeated; fit "
+                        "iterates it once per epoch.")
+    return epoch_keyed_dataset(({CONTEXT: arrays.contexts}, labels),
+                               batch_size, seed, epoch)
   dataset = tf.data.Dataset.from_tensor_slices(({CONTEXT: arrays.contexts},
                                                 labels))
   return finish_dataset(dataset, batch_size, shuffle, seed, repeat)
@@ -178,7 +225,7 @@ def sequence_examples(prepared: PreparedData, split: str = "train",
                       context_length: int = DEFAULT_CONTEXT_LENGTH,
                       batch_size: int = 0, shuffle: bool = False,
                       seed: int = 0, repeat: bool = False,
-                      with_ratings: bool = False):
+                      with_ratings: bool = False, epoch=None):
   """`tf.data` of next-item examples ({"context": int32 [L]}, target int32).
 
   Args:
@@ -190,6 +237,9 @@ def sequence_examples(prepared: PreparedData, split: str = "train",
     seed: Shuffle seed.
     repeat: Repeat forever.
     with_ratings: Labels become {"item": target, "rating": rating}.
+    epoch: With `shuffle`, an int64 variable (`tfdistill.resume.
+      RepeatableEpochs.epoch`) that makes each epoch's order a function of
+      (seed, epoch), repeatable across an interrupted and resumed `fit`.
 
   Returns:
     A `tf.data.Dataset` ready for `Model.fit`.
@@ -200,7 +250,7 @@ def sequence_examples(prepared: PreparedData, split: str = "train",
   """
   return sequence_dataset(
       sequence_arrays(prepared, split, context_length), batch_size, shuffle,
-      seed, repeat, with_ratings)
+      seed, repeat, with_ratings, epoch)
 
 
 def pair_arrays(prepared: PreparedData, split: str = "train",

@@ -1,5 +1,6 @@
 """Local files: GroupLens raw archives and generic CSV/Parquet tables."""
 
+import codecs
 import dataclasses
 import io
 import os
@@ -46,6 +47,44 @@ def _read_text(path: str) -> str:
     return raw.decode("latin-1")
 
 
+def _check_text(path: str, sample_bytes: int = 1 << 20) -> None:
+  """Raises DataError unless the start of `path` is UTF-8 text."""
+  with open(path, "rb") as f:
+    sample = f.read(sample_bytes)
+  if b"\0" in sample:
+    raise DataError(f"{path}: contains NUL bytes; is it a binary file? Pass "
+                    "a UTF-8 text table (or .parquet).")
+  try:
+    codecs.getincrementaldecoder("utf-8")().decode(sample, final=False)
+  except UnicodeDecodeError as error:
+    byte = error.object[error.start:error.start + 1]
+    raise DataError(f"{path}: not UTF-8 text (byte {byte!r} at offset "
+                    f"{error.start}); is it a binary file? Save the table as "
+                    "UTF-8 CSV.") from None
+
+
+_SEPARATORS = ("::", "\t", ",", ";", "|")
+
+
+def _check_separator(path: str, text: str, separator: str,
+                     num_fields: int) -> None:
+  """Raises when the first line is not `num_fields` fields separated by
+  `separator`, naming the separator it does use and the accepted ones."""
+  first = text.split("\n", 1)[0].rstrip("\r")
+  if len(first.split(separator)) == num_fields:
+    return
+  found = [s for s in _SEPARATORS if len(first.split(s)) >= num_fields]
+  name = os.path.basename(path)
+  accepted = ", ".join(f"{n} {f.separator!r}" for n, f in _GROUPLENS.items())
+  raise DataError(
+      f"{path}:1: expected {num_fields} fields separated by {separator!r} "
+      f"(the format of {name}), but the line "
+      + (f"is separated by {found[0]!r}" if found else
+         f"has no such separator ({first[:60]!r})")
+      + f". GroupLens files use: {accepted}; for another table use "
+      "--dataset=csv --columns=...")
+
+
 def _read_delimited(path: str, separator: str, names: list, header: bool,
                     text: Optional[str] = None) -> pd.DataFrame:
   """Reads a delimited file strictly: every line must have len(names) fields.
@@ -56,10 +95,8 @@ def _read_delimited(path: str, separator: str, names: list, header: bool,
   text = (_read_text(path) if text is None else text).rstrip("\r\n")
   if not text:
     raise DataError(f"{path}: file is empty.")
+  _check_separator(path, text, separator, len(names))
   if len(separator) > 1:
-    if "\t" in text:
-      raise DataError(f"{path}: contains tab characters; expected fields "
-                      f"separated by {separator!r}.")
     text, separator = text.replace(separator, "\t"), "\t"
   first_line = 2 if header else 1
   try:
@@ -170,6 +207,10 @@ class ColumnMapping:
       if not sep or key not in fields:
         raise DataError(f"--columns: {part!r} is not <field>=<column> with "
                         f"field in {sorted(fields)}.")
+      if not value and key in ("user_id", "item_id", "genre_separator"):
+        raise DataError(f"--columns: {key} needs a column name, e.g. "
+                        f"{key}=my_column (only timestamp, rating, title and "
+                        "genres may be left empty).")
       values[key] = value or None
     return cls(**values)
 
@@ -181,7 +222,7 @@ def _timestamps(frame: pd.DataFrame, column: Optional[str], path: str,
   values = frame[column]
   numeric = pd.to_numeric(values, errors="coerce")
   if numeric.notna().all():
-    return numeric
+    return values  # converted (and range-checked) by make_interaction_data
   parsed = pd.to_datetime(values, errors="coerce", utc=True, format="ISO8601")
   if parsed.notna().all():
     # Independent of the datetime resolution pandas picks (s, ms, us or ns).
@@ -214,13 +255,26 @@ def load_table(path: str, columns: ColumnMapping = ColumnMapping()
       raise DataError(f"{path}: cannot read Parquet: {error}") from error
     line_offset = None
   elif suffix in (".csv", ".tsv", ".txt"):
+    _check_text(path)
     try:
       frame = pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",",
-                          dtype=str, keep_default_na=False, na_values=[""])
+                          dtype=str, keep_default_na=False, na_values=[""],
+                          encoding="utf-8")
+    except pd.errors.EmptyDataError as error:
+      raise DataError(f"{path}: file is empty; expected a header line and "
+                      "one line per interaction.") from error
+    except UnicodeDecodeError as error:
+      byte = error.object[error.start:error.start + 1]
+      raise DataError(f"{path}: not UTF-8 text (byte {byte!r} at offset "
+                      f"{error.start}); is it a binary file? Save the table "
+                      "as UTF-8 CSV.") from error
     except pd.errors.ParserError as error:
       match = _PANDAS_FIELDS.search(str(error))
-      where = f"{path}:{match.group(2)}" if match else path
-      raise DataError(f"{where}: malformed line: {error}") from error
+      if match:
+        expected, line, saw = match.groups()
+        raise DataError(f"{path}:{line}: expected {expected} fields like the "
+                        f"header line, found {saw}.") from error
+      raise DataError(f"{path}: malformed table: {error}") from error
     line_offset = 2
   else:
     raise DataError(f"{path}: unsupported file type {suffix!r}; use .csv, "

@@ -51,6 +51,11 @@ class InteractionData:
     }
 
 
+def _where(source: str, row: int, line_offset: Optional[int]) -> str:
+  return (f"{source}:{row + line_offset}" if line_offset is not None else
+          f"{source} (row {row})")
+
+
 def _numeric_column(frame: pd.DataFrame, column: str, source: str,
                     line_offset: Optional[int]) -> pd.Series:
   """Converts a column to numbers, naming the first value that is not one."""
@@ -58,11 +63,29 @@ def _numeric_column(frame: pd.DataFrame, column: str, source: str,
   bad = values.isna().to_numpy()
   if bad.any():
     row = int(np.flatnonzero(bad)[0])
-    where = (f"{source}:{row + line_offset}" if line_offset is not None else
-             f"{source} (row {row})")
-    raise DataError(f"{where}: {column} {frame[column].iloc[row]!r} is not a "
-                    "number.")
+    raise DataError(f"{_where(source, row, line_offset)}: {column} "
+                    f"{frame[column].iloc[row]!r} is not a number.")
   return values
+
+
+def _int64_column(frame: pd.DataFrame, column: str, source: str,
+                  line_offset: Optional[int]) -> np.ndarray:
+  """A numeric column as int64, refusing values that int64 cannot hold
+  (they would wrap around and reorder a user's history)."""
+  values = _numeric_column(frame, column, source, line_offset)
+  if pd.api.types.is_signed_integer_dtype(values.dtype):
+    return values.to_numpy(np.int64)
+  floats = values.to_numpy(np.float64)
+  bad = ~np.isfinite(floats) | (np.abs(floats) >= 2.0 ** 63)
+  if not bad.any():
+    # Exact for integers (object or uint64 columns), truncated for floats.
+    return np.array([int(v) for v in values], dtype=np.int64) if (
+        values.dtype == object or pd.api.types.is_unsigned_integer_dtype(
+            values.dtype)) else floats.astype(np.int64)
+  row = int(np.flatnonzero(bad)[0])
+  raise DataError(f"{_where(source, row, line_offset)}: {column} "
+                  f"{frame[column].iloc[row]!r} is out of the int64 range; "
+                  "use Unix seconds (or milliseconds).")
 
 
 def make_interaction_data(name: str,
@@ -103,14 +126,13 @@ def make_interaction_data(name: str,
     empty = interactions[column].isna().to_numpy()
     if empty.any():
       row = int(np.flatnonzero(empty)[0])
-      where = (f"{source}:{row + line_offset}"
-               if line_offset is not None else f"{source} (row {row})")
-      raise DataError(f"{where}: {column} is empty.")
+      raise DataError(f"{_where(source, row, line_offset)}: {column} is "
+                      "empty.")
   table = pd.DataFrame({
       "user_id": interactions["user_id"].astype(str).to_numpy(),
       "item_id": interactions["item_id"].astype(str).to_numpy(),
-      "timestamp": _numeric_column(interactions, "timestamp", source,
-                                   line_offset).astype(np.int64).to_numpy(),
+      "timestamp": _int64_column(interactions, "timestamp", source,
+                                 line_offset),
       "rating": _numeric_column(interactions, "rating", source,
                                 line_offset).astype(np.float32).to_numpy(),
   })

@@ -16,10 +16,14 @@ from tfdistill.data.vocab import Vocabulary
 from tfdistill.errors import ConfigError
 from tfdistill.errors import DataError
 from tfdistill.fileio import atomic_directory
+from tfdistill.fileio import Marker
 
 TRAIN, VALIDATION, TEST = 0, 1, 2
 SPLIT_NAMES = {"train": TRAIN, "validation": VALIDATION, "test": TEST}
 _FORMAT_VERSION = 1
+#: What identifies a prepared-data folder that tfdistill wrote.
+PREPARED_MARKER = Marker("meta.json", ("format_version", "name",
+                                       "item_vocabulary_fingerprint"))
 _TOKEN = re.compile(r"[a-z0-9]+")
 
 
@@ -124,7 +128,8 @@ class PreparedData:
     with atomic_directory(
         directory, overwrite, DataError,
         f"{directory} already exists; choose another folder or pass "
-        "overwrite=True (--overwrite).", prefix=".prepared-") as staging:
+        "overwrite=True (--overwrite).", markers=[PREPARED_MARKER],
+        prefix=".prepared-") as staging:
       self.items.save(os.path.join(staging, "items.txt"))
       self.users.save(os.path.join(staging, "users.txt"))
       self.genres.save(os.path.join(staging, "genres.txt"))
@@ -230,6 +235,8 @@ def prepare(data: InteractionData,
             config: PrepareConfig = PrepareConfig()) -> PreparedData:
   """Filters, indexes and splits interactions (per-user leave-last-out).
 
+  Exact duplicates (the same user, item, timestamp and rating as an earlier
+  row) are dropped first, with their count in the log and in `stats`.
   Each user's interactions are ordered by time (ties keep source order); the
   last one is the test target, the one before it the validation target and
   the rest are training data, so no test interaction is earlier than that
@@ -251,6 +258,14 @@ def prepare(data: InteractionData,
     True
   """
   frame = data.interactions.assign(source_order=np.arange(data.num_interactions))
+  # The same (user, item, timestamp, rating) twice is one interaction
+  # recorded twice: kept, it could be a user's validation and test target.
+  duplicates = data.interactions.duplicated(keep="first").to_numpy()
+  if duplicates.any():
+    logging.warning("%s: dropped %d exact duplicate interaction(s) (same "
+                    "user, item, timestamp and rating as an earlier row)",
+                    data.name, int(duplicates.sum()))
+    frame = frame[~duplicates]
   kept = filter_min_interactions(frame, config)
   if kept.empty:
     raise DataError(
@@ -268,7 +283,9 @@ def prepare(data: InteractionData,
   user = user[order]
   genres, tokens, item_genres, item_title, item_titles = _content_features(
       data, items, config)
-  stats = dict(data.summary(), num_interactions_kept=len(kept),
+  stats = dict(data.summary(),
+               num_duplicates_dropped=int(duplicates.sum()),
+               num_interactions_kept=len(kept),
                num_users_kept=len(users) - NUM_RESERVED,
                num_items_kept=len(items) - NUM_RESERVED)
   logging.info("prepared %s: %s", data.name, stats)

@@ -11,6 +11,7 @@ from tfdistill.data.synthetic import SyntheticConfig
 from tfdistill.errors import DataError
 
 _FILE_SOURCES = ("grouplens", "csv", "parquet")
+_TABLE_SOURCES = ("csv", "parquet")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,6 +35,27 @@ class SourceConfig:
   manual_dir: Optional[str] = None
   columns: Optional[str] = None
   synthetic: SyntheticConfig = SyntheticConfig()
+
+  def __post_init__(self):
+    if self.dataset not in dataset_names():
+      raise DataError(f"unknown data set {self.dataset!r} (--dataset); choose "
+                      f"one of {', '.join(dataset_names())}.")
+    if self.dataset in _FILE_SOURCES:
+      if not self.path:
+        raise DataError(f"--dataset={self.dataset} reads a local file; pass "
+                        "--path=FILE.")
+    elif self.path:
+      raise DataError(
+          f"--path={self.path} is only read by --dataset="
+          f"{', '.join(_FILE_SOURCES)}, but --dataset={self.dataset}; add "
+          "the --dataset the file is (e.g. --dataset=csv), or drop --path.")
+    if self.columns and self.dataset not in _TABLE_SOURCES:
+      raise DataError(f"--columns is only read by --dataset=csv or parquet, "
+                      f"but --dataset={self.dataset}; drop --columns.")
+    if self.manual_dir and not self.dataset.startswith("movielens/"):
+      raise DataError(f"--manual_dir is only read by the TFDS MovieLens data "
+                      f"sets, but --dataset={self.dataset}; drop "
+                      "--manual_dir.")
 
   def to_json(self) -> dict:
     return dataclasses.asdict(self)
@@ -69,16 +91,15 @@ def load_dataset(source: Union[str, SourceConfig] = "synthetic",
     ...                     manual_dir="../shared/data/movielens")
   """
   if isinstance(source, str):
-    source = SourceConfig(dataset=source)
-  source = dataclasses.replace(source, **overrides)
+    source = SourceConfig(dataset=source, **overrides)
+  elif overrides:
+    source = dataclasses.replace(source, **overrides)
   name = source.dataset
   if name == "synthetic":
     return generate_synthetic(source.synthetic)
   if name.startswith("movielens/"):
     return movielens.load_movielens(name, source.data_dir, source.manual_dir)
   if name in _FILE_SOURCES:
-    if not source.path:
-      raise DataError(f"--dataset={name} reads a local file; pass --path=FILE.")
     if name == "grouplens":
       return files.load_grouplens(source.path)
     mapping = (files.ColumnMapping.parse(source.columns)

@@ -41,6 +41,12 @@ _RECENT_WINDOW = 16
 _SECONDS_PER_DAY = 86_400
 
 
+def check_seed(seed: int) -> None:
+  """Raises unless `seed` is a valid --seed (an integer in [0, 2**32))."""
+  if not 0 <= seed < 2 ** 32:
+    raise ConfigError(f"--seed must be an integer in [0, 2**32), got {seed}.")
+
+
 @dataclasses.dataclass(frozen=True)
 class SyntheticConfig:
   """Size and structure of the synthetic data set.
@@ -76,6 +82,7 @@ class SyntheticConfig:
   seed: int = 0
 
   def __post_init__(self):
+    check_seed(self.seed)
     if self.num_users < 1 or self.num_items < 10:
       raise ConfigError("synthetic data needs num_users >= 1 and num_items >= "
                         f"10, got {self.num_users} and {self.num_items}.")

@@ -131,6 +131,10 @@ class RelaxedRankingDistillation(DistillationLoss):
     self.num_reserved = num_reserved
     self.seed = seed
 
+  def build(self, teacher_shape, student_shape) -> None:
+    if self.num_uninteresting:
+      self.random_generators(create=True)  # eagerly, before any trace
+
   def call(self, y_true, y_pred):
     valid = _valid_columns(y_true, self.num_reserved)
     teacher = tf.where(valid, tf.cast(y_true, tf.float32), y_true.dtype.min)
@@ -144,7 +148,7 @@ class RelaxedRankingDistillation(DistillationLoss):
     candidates = tf.logical_and(valid, tf.logical_not(in_top))
     uninteresting = tf.where(candidates, student, student.dtype.min)
     if self.num_uninteresting:
-      draw = tf.random.uniform([tf.shape(student)[-1]], seed=self.seed)
+      draw = self.random_uniform([tf.shape(student)[-1]])
       _, columns = tf.math.top_k(draw, k=tf.minimum(
           self.num_uninteresting, tf.shape(student)[-1]))
       uninteresting = tf.gather(uninteresting, columns, axis=-1)

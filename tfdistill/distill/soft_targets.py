@@ -62,6 +62,22 @@ class DistillationLoss(tf_keras.losses.Loss):
   def trainable_layers(self) -> list:
     return []
 
+  def random_uniform(self, shape) -> tf.Tensor:
+    """Uniform [0, 1) draws from this loss's own `tf.random.Generator`
+    (seeded by its `seed`), which `tfdistill.resume.RepeatableEpochs`
+    reseeds at each epoch so that a resumed training draws what the
+    uninterrupted one drew."""
+    return self.random_generators(create=True)[0].uniform(shape)
+
+  def random_generators(self, create: bool = False) -> list:
+    """The loss's random generator ([] if it never drew, unless create)."""
+    generator = self.__dict__.get("_generator")
+    if generator is None and create:
+      with tf.init_scope():  # a variable, made once and outside any trace
+        generator = tf.random.Generator.from_seed(getattr(self, "seed", 0))
+      self.__dict__["_generator"] = generator
+    return [generator] if generator is not None else []
+
   def call_top_k(self, top_ids: tf.Tensor, top_scores: tf.Tensor,
                  y_pred) -> tf.Tensor:
     """The loss when the teacher gives only its top-K ids and scores.
@@ -206,9 +222,13 @@ class ListwiseDistillation(DistillationLoss):
     self.num_reserved = num_reserved
     self.seed = seed
 
+  def build(self, teacher_shape, student_shape) -> None:
+    if self.num_candidates:
+      self.random_generators(create=True)  # eagerly, before any trace
+
   def _columns(self, num_items):
     """Uniform sample (without replacement) of non-reserved columns."""
-    scores = tf.random.uniform([num_items - self.num_reserved], seed=self.seed)
+    scores = self.random_uniform([num_items - self.num_reserved])
     _, picked = tf.math.top_k(
         scores, k=tf.minimum(self.num_candidates,
                              num_items - self.num_reserved))

@@ -23,8 +23,12 @@ from typing import Optional
 import numpy as np
 import tensorflow as tf
 
+from tfdistill.data.vocab import NUM_RESERVED
 from tfdistill.data.vocab import Vocabulary
 from tfdistill.errors import ExportError
+from tfdistill.fileio import check_replaceable
+from tfdistill.fileio import Marker
+from tfdistill.fileio import replace_directory
 from tfdistill.export import saved_model as serving
 from tfdistill.export import tflite
 from tfdistill.models.io import catalog_size
@@ -37,6 +41,11 @@ from tfdistill.models.io import model_card
 TFLITE_FILE = "model.tflite"
 VOCABULARY_FILE = "vocabulary.txt"
 MANIFEST_FILE = "manifest.json"
+SERVING_MANIFEST = os.path.join("assets.extra", "tfdistill_manifest.json")
+#: What identifies the tflite/ folder and a serving version folder that
+#: tfdistill wrote (the only ones `overwrite` replaces).
+TFLITE_MARKER = Marker(MANIFEST_FILE, ("format_version", "top_k"))
+SERVING_MARKER = Marker(SERVING_MANIFEST, ("format_version", "top_k"))
 # Default parity thresholds: least mean top-K agreement per mode. float32
 # must also match exactly up to ties.
 DEFAULT_MIN_AGREEMENT = {"none": 1.0, "float16": 0.95, "dynamic": 0.9,
@@ -75,10 +84,22 @@ class ExportConfig:
       raise ExportError(f"unknown quantization {self.quantize!r}; choose one "
                         f"of {', '.join(tflite.QUANTIZATION_MODES)}.")
     if self.top_k < 1:
-      raise ExportError(f"top_k must be >= 1, got {self.top_k}.")
+      raise ExportError(f"--top_k must be >= 1, got {self.top_k}.")
+    if self.version < 0:
+      raise ExportError(f"--version must be a positive integer (TF Serving "
+                        f"only loads numeric version folders >= 1), got "
+                        f"{self.version}; leave it out for the next free "
+                        "one.")
     if self.min_agreement is not None and not 0 <= self.min_agreement <= 1:
       raise ExportError(f"min_agreement must be in [0, 1], got "
                         f"{self.min_agreement}.")
+
+
+def check_top_k(top_k: int, num_items: int) -> None:
+  """Raises unless a top-K fits a catalog of `num_items` real items."""
+  if top_k > num_items:
+    raise ExportError(f"--top_k={top_k} is larger than the catalog "
+                      f"({num_items} items); choose --top_k <= {num_items}.")
 
 
 def parity(lite: "tflite.LiteRTRecommender", serving_dir: str,
@@ -215,6 +236,7 @@ def export_student(model, out: str, config: ExportConfig = ExportConfig(),
   if len(vocabulary) != catalog_size(model):
     raise ExportError(f"the vocabulary has {len(vocabulary)} entries but the "
                       f"model scores {catalog_size(model)} items.")
+  check_top_k(config.top_k, catalog_size(model) - NUM_RESERVED)
   if config.quantize == "int8" and representative is None:
     raise ExportError("int8 quantization needs a representative data set "
                       "(training contexts); pass --representative_data="
@@ -229,11 +251,17 @@ def export_student(model, out: str, config: ExportConfig = ExportConfig(),
   model_dir = os.path.join(out, "serving", name)
   version = config.version or serving.next_version(model_dir)
   version_dir = os.path.join(model_dir, str(version))
-  for path, wanted in ((tflite_dir, config.tflite),
-                       (version_dir, config.saved_model)):
-    if wanted and os.path.exists(path) and not config.overwrite:
-      raise ExportError(f"{path} already exists; pass --overwrite to replace "
-                        "it (or a new --version for TF Serving).")
+  for path, wanted, marker in ((tflite_dir, config.tflite, TFLITE_MARKER),
+                               (version_dir, config.saved_model,
+                                SERVING_MARKER)):
+    if wanted and os.path.exists(path):
+      if not config.overwrite:
+        raise ExportError(f"{path} already exists; pass --overwrite to "
+                          "replace it (or a new --version for TF Serving).")
+      check_replaceable(path, [marker], ExportError)
+  if os.path.exists(out) and not os.path.isdir(out):
+    raise ExportError(f"--out={out} is a file, not a folder; choose a folder "
+                      "path.")
   os.makedirs(out, exist_ok=True)
   staging = tempfile.mkdtemp(prefix=".export-", dir=out)
   try:
@@ -246,10 +274,8 @@ def export_student(model, out: str, config: ExportConfig = ExportConfig(),
     if config.saved_model:
       moves.append((os.path.join(staging, "serving"), version_dir))
     for src, dst in moves:
-      if os.path.exists(dst):
-        shutil.rmtree(dst)
       os.makedirs(os.path.dirname(dst), exist_ok=True)
-      os.replace(src, dst)
+      replace_directory(src, dst)
   finally:
     shutil.rmtree(staging, ignore_errors=True)
   return manifest
@@ -309,7 +335,6 @@ def _build(model, staging, config, vocabulary, representative, contexts,
   with open(os.path.join(lite_dir, MANIFEST_FILE), "w") as f:
     json.dump(manifest, f, indent=2)
   if config.saved_model:
-    extra = os.path.join(serving_dir, "assets.extra")
-    with open(os.path.join(extra, "tfdistill_manifest.json"), "w") as f:
+    with open(os.path.join(serving_dir, SERVING_MANIFEST), "w") as f:
       json.dump(manifest, f, indent=2)
   return manifest

@@ -8,9 +8,11 @@ into place, so an interrupted save never leaves a half-written model.
 """
 
 import contextlib
+import errno
 import json
 import os
 import warnings
+import zipfile
 from typing import Optional
 
 import numpy as np
@@ -20,6 +22,7 @@ import tf_keras
 
 from tfdistill.errors import ModelError
 from tfdistill.fileio import atomic_directory
+from tfdistill.fileio import Marker
 # Imported for their Keras registrations, needed when loading.
 from tfdistill.models import embeddings  # pylint: disable=unused-import
 from tfdistill.models import layers  # pylint: disable=unused-import
@@ -28,6 +31,8 @@ from tfdistill.models import students  # pylint: disable=unused-import
 from tfdistill.models import teachers  # pylint: disable=unused-import
 
 MODEL_FILE = "tfdistill_model.json"
+#: What identifies a model folder that tfdistill wrote.
+MODEL_MARKER = Marker(MODEL_FILE)
 _KERAS_FILE = "model.keras"
 # TF-MOT's quantization wrappers do not load from the .keras format (their
 # variables are created in a different order); they round-trip through H5.
@@ -150,7 +155,8 @@ def save_model(model, directory: str, overwrite: bool = False,
   with atomic_directory(
       directory, overwrite, ModelError,
       f"{directory} already exists; pass overwrite=True (--overwrite or "
-      "--force) to replace it.", prefix=".model-") as staging:
+      "--force) to replace it.", markers=[MODEL_MARKER],
+      prefix=".model-") as staging:
     card = dict(model_card(model), **(metadata or {}))
     if is_functional(model) and _has_quantize_wrappers(model):
       card["format"] = "h5"
@@ -184,8 +190,35 @@ def read_model_card(directory: str) -> dict:
     raise ModelError(f"{directory} holds no tfdistill model (no {MODEL_FILE});"
                      " pass a folder written by save_model or by a tfdistill "
                      "command (e.g. <run>/student_kd/model).")
-  with open(path) as f:
-    return json.load(f)
+  try:
+    with open(path) as f:
+      card = json.load(f)
+    if not isinstance(card, dict) or "format" not in card:
+      raise ValueError("not a model card")
+  except ValueError as error:
+    raise _corrupt(path, error) from None
+  return card
+
+
+def _machine_fault(error: BaseException) -> bool:
+  """An OSError of the machine (permissions, I/O), not of a damaged or
+  missing file."""
+  return isinstance(error, OSError) and error.errno not in (None,
+                                                            errno.ENOENT)
+
+
+def _corrupt(path: str, error: BaseException) -> ModelError:
+  first = (str(error).strip().splitlines() or [""])[0][:200]
+  return ModelError(f"{path}: cannot read the model, the file is truncated "
+                    f"or corrupt ({type(error).__name__}: {first}); rerun the "
+                    "step that wrote it with --force, or save it again.")
+
+
+#: What reading a damaged model file raises (h5py raises OSError without an
+#: errno, the .keras zip reader BadZipFile, TensorFlow's checkpoint reader
+#: OpError, the deserialisers ValueError, KeyError or IndexError).
+_CORRUPT_FILE_ERRORS = (OSError, ValueError, KeyError, IndexError,
+                        zipfile.BadZipFile, tf.errors.OpError)
 
 
 def load_vocabulary(directory: str):
@@ -211,18 +244,29 @@ def load_model(directory: str):
   """
   card = read_model_card(directory)
   if card["format"] in ("keras", "h5"):
-    name = _KERAS_FILE if card["format"] == "keras" else _H5_FILE
-    with _tfmot_scopes():
-      return tf_keras.models.load_model(os.path.join(directory, name),
-                                        compile=False)
+    path = os.path.join(directory, _KERAS_FILE if card["format"] == "keras"
+                        else _H5_FILE)
+    try:
+      with _tfmot_scopes():
+        return tf_keras.models.load_model(path, compile=False)
+    except _CORRUPT_FILE_ERRORS as error:
+      if _machine_fault(error):
+        raise  # reported by tfdistill.cli.faults
+      raise _corrupt(path, error) from None
   cls = tf_keras.saving.get_registered_object(card["registered_name"])
   if cls is None:
     raise ModelError(f"{directory}: unknown model class "
                      f"{card['registered_name']!r}.")
-  with open(os.path.join(directory, _CONFIG_FILE)) as f:
-    model = cls.from_config(json.load(f))
-  model(dummy_inputs(model.input_signature), training=False)
-  status = model.load_weights(os.path.join(directory, _WEIGHTS))
-  status.assert_existing_objects_matched()
+  path = os.path.join(directory, _WEIGHTS)
+  try:
+    with open(os.path.join(directory, _CONFIG_FILE)) as f:
+      model = cls.from_config(json.load(f))
+    model(dummy_inputs(model.input_signature), training=False)
+    status = model.load_weights(path)
+    status.assert_existing_objects_matched()
+  except _CORRUPT_FILE_ERRORS + (AssertionError,) as error:
+    if _machine_fault(error):
+      raise
+    raise _corrupt(path, error) from None
   status.expect_partial()  # the training optimizer's state is not loaded
   return model

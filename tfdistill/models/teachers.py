@@ -93,6 +93,18 @@ class RetrievalTeacher(tfrs.Model):
         temperature=temperature, remove_accidental_hits=True,
         name="retrieval")
 
+  def random_generators(self) -> list:
+    """The sampler of "mixed" negatives ([] for other negatives); kept out
+    of checkpoints, like Keras's own random layers, and reseeded each epoch
+    by `tfdistill.resume.RepeatableEpochs`."""
+    if self.negatives != "mixed":
+      return []
+    if "_negative_sampler" not in self.__dict__:
+      with tf.init_scope():
+        self.__dict__["_negative_sampler"] = tf.random.Generator.from_seed(
+            0)
+    return [self.__dict__["_negative_sampler"]]
+
   def set_item_data(self, item_genres: np.ndarray, item_title: np.ndarray,
                     item_counts: np.ndarray) -> None:
     """Loads item content features and training popularity (for logQ)."""
@@ -155,8 +167,9 @@ class RetrievalTeacher(tfrs.Model):
     probability = tf.gather(self.item_probability, targets) * tf.cast(
         batch, tf.float32)
     if self.negatives == "mixed" and self.num_extra_negatives:
-      extra = tf.random.uniform([self.num_extra_negatives], NUM_RESERVED,
-                                self.num_items, dtype=tf.int32)
+      extra = self.random_generators()[0].uniform(
+          [self.num_extra_negatives], NUM_RESERVED, self.num_items,
+          dtype=tf.int32)
       candidates = tf.concat([candidates, self.item_encoder(
           extra, training=training)], 0)
       ids = tf.concat([ids, extra], 0)

@@ -7,6 +7,7 @@ from typing import Optional
 from tfdistill.compress.pipeline import CompressConfig
 from tfdistill.data.prepare import PrepareConfig
 from tfdistill.data.sources import SourceConfig
+from tfdistill.data.synthetic import check_seed
 from tfdistill.data.synthetic import SyntheticConfig
 from tfdistill.distill import ContrastiveAlignment
 from tfdistill.distill import HintDistillation
@@ -92,6 +93,7 @@ class PipelineConfig:
   seed: int = 0
 
   def __post_init__(self):
+    check_seed(self.seed)
     distillation_losses(self.distillation_loss, self.temperature)
     if not 0.0 <= self.alpha <= 1.0:
       raise ConfigError(f"alpha must be in [0, 1], got {self.alpha}.")
@@ -107,7 +109,7 @@ class PipelineConfig:
       if not getattr(self, name) > 0:
         raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}.")
     for name in ("teacher_epochs", "student_epochs", "context_length",
-                 "batch_size"):
+                 "batch_size", "top_k"):
       if getattr(self, name) < 1:
         raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}.")
 

@@ -29,6 +29,7 @@ from tfdistill.data import examples
 from tfdistill.data.prepare import PreparedData
 from tfdistill.data.prepare import prepare
 from tfdistill.data.sources import load_dataset
+from tfdistill.data.vocab import NUM_RESERVED
 from tfdistill.distill.distiller import Distiller
 from tfdistill.distill.embedding_transfer import transfer_item_embeddings
 from tfdistill.distill.teachers import as_teacher_source
@@ -45,14 +46,21 @@ from tfdistill.models.factory import build_student
 from tfdistill.models.io import catalog_size
 from tfdistill.models.io import count_parameters
 from tfdistill.models.io import load_model
+from tfdistill.models.io import MODEL_FILE
 from tfdistill.models.io import save_model
 from tfdistill.pipeline.config import distillation_losses
 from tfdistill.pipeline.config import LEGACY_DEFAULTS
 from tfdistill.pipeline.config import PipelineConfig
 from tfdistill.reporting import fit_verbosity
+from tfdistill.resume import enable_repeatable_randomness
+from tfdistill.resume import RepeatableEpochs
 
 STEPS = ("teacher", "student_alone", "student_kd", "compressed", "export",
          "report")
+#: The file without which a finished step is redone.
+STEP_OUTPUTS = {step: ("model", MODEL_FILE) for step in
+                ("teacher", "student_alone", "student_kd", "compressed")}
+STEP_OUTPUTS["export"] = ("tflite", "manifest.json")
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.json"
 
@@ -108,11 +116,60 @@ def _differences(old: dict, new: dict, prefix: str = "") -> list:
   return names
 
 
+def _nearest_preset(values: dict) -> tuple:
+  """(name, differing fields) of the preset closest to a stored config."""
+  from tfdistill.pipeline.config import PRESETS  # pylint: disable=import-outside-toplevel
+  from tfdistill.pipeline.config import preset  # pylint: disable=import-outside-toplevel
+  return min(((name, _differences(values, preset(name).to_json()))
+              for name in PRESETS), key=lambda entry: len(entry[1]))
+
+
+def _mismatch_message(out: str, stored: dict, wanted: dict) -> str:
+  """Why a run directory refuses a configuration, naming its preset when
+  the two were made from different presets."""
+  differences = _differences(stored, wanted)
+  (made, _), (asked, _) = _nearest_preset(stored), _nearest_preset(wanted)
+  if made != asked:
+    return (f"{out} holds a run made with --preset={made} (this command "
+            f"asks for --preset={asked}); pass --preset={made} with the "
+            "flags it was made with (its config.json), use another --out, "
+            "or --force to recompute it.")
+  shown = ", ".join(differences[:8]) + (
+      f" and {len(differences) - 8} more" if len(differences) > 8 else "")
+  return (f"{out} holds a run with a different configuration (differs in: "
+          f"{shown}); pass the flags it was made with (its config.json), "
+          "use another --out, or --force to recompute it with the new one.")
+
+
 def stored_config(out: str) -> PipelineConfig:
   """The configuration of the run in directory `out`, with the fields added
   since it was written at what it used."""
   return PipelineConfig.from_json(_with_defaults(read_json(os.path.join(
       out, CONFIG_FILE))))
+
+
+def check_checkpoint(directory: str) -> None:
+  """Raises ModelError naming the folder unless the latest checkpoint of
+  `BackupAndRestore` in it can be read whole."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  latest = None
+  for root, _, names in os.walk(directory):
+    if "checkpoint" in names:
+      latest = tf.train.latest_checkpoint(root) or latest
+  try:
+    if latest is None:
+      raise ValueError("no checkpoint index")
+    reader = tf.train.load_checkpoint(latest)
+    for name in reader.get_variable_to_shape_map():
+      reader.get_tensor(name)
+  except (tf.errors.OpError, ValueError, IndexError) as error:
+    # IndexError: TensorFlow's reader of a truncated file ("Read less bytes
+    # than requested").
+    first = str(error).strip().splitlines()[0][:200]
+    raise ModelError(
+        f"{directory}: the checkpoint of an interrupted training cannot be "
+        f"read ({first}); rerun with --force to restart this step from "
+        "scratch.") from None
 
 
 class Run:
@@ -130,31 +187,50 @@ class Run:
     self._prepared = None
     self._models = {}
     self._done_this_run = set()
+    self._claimed = False
     # What the last student_trainer(teacher)'s item table started from.
     self.student_init_used = None
+    if os.path.exists(out) and not os.path.isdir(out):
+      raise ConfigError(f"--out={out} is a file, not a folder; choose a "
+                        "folder for the run.")
     path = os.path.join(out, CONFIG_FILE)
     if os.path.isfile(path):
       stored = _with_defaults(read_json(path))
       if stored != config.to_json() and not force:
-        raise ConfigError(
-            f"{out} holds a run with a different configuration (differs in: "
-            f"{', '.join(_differences(stored, config.to_json()))}); pass the "
-            "flags it was made with (its config.json), use another --out, "
-            "or --force to recompute it with the new one.")
+        raise ConfigError(_mismatch_message(out, stored, config.to_json()))
     elif os.path.isdir(out) and os.listdir(out):
       raise ConfigError(f"{out} exists and is not a tfdistill run directory "
                         "(no config.json); choose an empty or new --out.")
-    os.makedirs(out, exist_ok=True)
-    write_json(path, config.to_json())
+    # Nothing is written until a step starts (`claim`): a run that fails
+    # its checks leaves no state that would refuse the corrected command.
+
+  def claim(self) -> None:
+    """Creates the run directory and writes its config.json (once).
+
+    The steps call it when they first write; call it to start a run
+    directory that other files are copied into (e.g. a finished teacher).
+    """
+    if not self._claimed:
+      os.makedirs(self.out, exist_ok=True)
+      write_json(os.path.join(self.out, CONFIG_FILE), self.config.to_json())
+      self._claimed = True
 
   # ------------------------------------------------------------ helpers
   def step_dir(self, step: str) -> str:
     return os.path.join(self.out, step)
 
   def done(self, step: str) -> bool:
+    """Whether a step is finished: its metrics.json and its model (or
+    export) are there. A finished step whose model was deleted is redone."""
     if self.force and step not in self._done_this_run:
       return False
-    return os.path.isfile(os.path.join(self.step_dir(step), METRICS_FILE))
+    if not os.path.isfile(os.path.join(self.step_dir(step), METRICS_FILE)):
+      return False
+    output = os.path.join(self.step_dir(step), *STEP_OUTPUTS.get(step, ()))
+    if step in STEP_OUTPUTS and not os.path.isfile(output):
+      logging.warning("%s is missing: redoing the %s step", output, step)
+      return False
+    return True
 
   def step_metrics(self, step: str) -> dict:
     """A finished step's metrics.json, its paths resolved against the run
@@ -165,6 +241,7 @@ class Run:
             for k, v in metrics.items()}
 
   def _finish(self, step: str, metrics: dict) -> dict:
+    self.claim()
     stored = {k: (os.path.relpath(v, self.out)
                   if k in PATH_FIELDS and isinstance(v, str) else v)
               for k, v in metrics.items()}
@@ -182,16 +259,30 @@ class Run:
                                       self._done_this_run):
         self._prepared = PreparedData.load(path)
       else:
-        self._prepared = prepare(load_dataset(self.config.source),
-                                 self.config.prepare)
-        self._prepared.save(path, overwrite=True)
+        prepared = prepare(load_dataset(self.config.source),
+                           self.config.prepare)
+        self._check_fits(prepared)
+        self.claim()
+        prepared.save(path, overwrite=True)
+        self._prepared = prepared
         self._done_this_run.add("data")
     return self._prepared
 
-  def train_data(self):
+  def _check_fits(self, prepared: PreparedData) -> None:
+    """Checks, before any training, what the data decides."""
+    num_items = prepared.num_items - NUM_RESERVED
+    if self.config.top_k > num_items:
+      raise ConfigError(f"--top_k={self.config.top_k} is larger than the "
+                        f"catalog of {prepared.name} ({num_items} items "
+                        f"kept); choose --top_k <= {num_items}.")
+
+  def train_data(self, epoch=None):
+    """The training examples, shuffled; with `epoch` (a `RepeatableEpochs`
+    variable) in an order that is a function of (seed, epoch)."""
     return examples.sequence_examples(
         self.prepared, "train", self.config.context_length,
-        batch_size=self.config.batch_size, shuffle=True, seed=self.config.seed)
+        batch_size=self.config.batch_size, shuffle=True, seed=self.config.seed,
+        epoch=epoch)
 
   def evaluation(self, split: str = "test"):
     return examples.evaluation_set(self.prepared, split,
@@ -211,21 +302,31 @@ class Run:
 
   def _fit(self, step: str, trainer, epochs: int, evaluate_model=None):
     """fit with checkpoint resume, TensorBoard and validation NDCG."""
+    self.claim()
     directory = self.step_dir(step)
     os.makedirs(directory, exist_ok=True)
     log = os.path.join(directory, "training_log.csv")
     checkpoints = os.path.join(directory, "checkpoints")
+    if self.force and os.path.isdir(checkpoints):
+      # --force recomputes: an interrupted training's checkpoint (which this
+      # step wrote) is not resumed.
+      shutil.rmtree(checkpoints)
     if os.path.isdir(checkpoints) and os.listdir(checkpoints):
+      check_checkpoint(checkpoints)
       logging.info("%s: resuming from %s", step, checkpoints)
     elif os.path.exists(log):
       os.remove(log)  # a fresh start, not a resume
+    # After BackupAndRestore: epoch k's data order and dropout are the
+    # same whether this process trained epochs 0..k-1 or restored them.
+    repeatable = RepeatableEpochs(self.config.seed)
     callbacks = [
         RankingEvaluation(self.evaluation("validation"),
                           model_attribute=evaluate_model or ""),
         tf_keras.callbacks.BackupAndRestore(checkpoints),
+        repeatable,
         tf_keras.callbacks.TensorBoard(os.path.join(directory, "logs")),
         tf_keras.callbacks.CSVLogger(log, append=True)]
-    data = self.train_data()
+    data = self.train_data(epoch=repeatable.epoch)
     if not trainer.built:
       # BackupAndRestore restores the optimizer's slots only into a built
       # model; a subclassed teacher is built by calling it once.
@@ -244,6 +345,9 @@ class Run:
     return self._models[step]
 
   def _seed(self, offset: int) -> None:
+    """Seeds the models about to be built; their random layers draw from
+    generators that `RepeatableEpochs` reseeds at every epoch."""
+    enable_repeatable_randomness()
     tf_keras.utils.set_random_seed(self.config.seed + offset)
 
   # -------------------------------------------------------------- steps
@@ -389,14 +493,15 @@ class Run:
       return self.step_metrics("export")
     self.compressed()
     out = self.step_dir("export")
-    if os.path.isdir(out):
-      shutil.rmtree(out)  # an unfinished export from an interrupted run
+    # overwrite: an unfinished export of an interrupted run (only folders
+    # the exporter wrote are replaced).
     manifest = export_student(
         os.path.join(self.step_dir("compressed"), "model"), out,
         ExportConfig(tflite=True, saved_model=True,
                      quantize=self.config.quantize, top_k=self.config.top_k,
                      min_agreement=self.config.min_agreement,
-                     model_name="tfdistill_student", version=1))
+                     model_name="tfdistill_student", version=1,
+                     overwrite=True))
     quality = self.step_metrics("compressed")["tflite_eval"]
     if quality["quantization"] != self.config.quantize:
       # The compression report measured another mode: measure this one.

@@ -1,0 +1,136 @@
+"""An interrupted training, resumed, ends where the uninterrupted one does.
+
+The same `tfdistill train-teacher` (dropout on, shuffled data) runs once
+uninterrupted and once interrupted in the middle of an epoch: by SIGINT,
+then, on the second attempt, by SIGKILL. The resumed run's metrics must
+equal the uninterrupted run's exactly.
+"""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+from cli_runner import assert_user_error
+from cli_runner import last_json
+from cli_runner import run_cli
+
+# About 0.5 s per epoch on 2 cores, so that a signal lands inside an epoch.
+ARGS = ("train-teacher", "--preset=tiny", "--synthetic_users=1200",
+        "--teacher_epochs=5", "--seed=4")
+
+
+def _rows(out) -> int:
+  path = os.path.join(out, "teacher", "training_log.csv")
+  if not os.path.isfile(path):
+    return 0
+  with open(path) as f:
+    return max(0, len(f.read().strip().splitlines()) - 1)
+
+
+def _interrupt(out, after_epochs: int, sig) -> subprocess.CompletedProcess:
+  """Starts the training and sends `sig` a little into the epoch after
+  `after_epochs` finished epochs (counted in its training log)."""
+  command = [sys.executable, "-m", "tfdistill", *ARGS, f"--out={out}"]
+  process = subprocess.Popen(command, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True,
+                             env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+  deadline = time.time() + 300
+  seen = {}
+  while _rows(out) < after_epochs and process.poll() is None:
+    seen.setdefault(_rows(out), time.time())
+    assert time.time() < deadline, "the training did not progress"
+    time.sleep(0.01)
+  seen.setdefault(_rows(out), time.time())
+  epoch = (seen[after_epochs] - seen[after_epochs - 1]
+           if after_epochs - 1 in seen and after_epochs > 1 else 0.5)
+  time.sleep(0.3 * epoch)  # inside the next epoch
+  process.send_signal(sig)
+  stdout, stderr = process.communicate(timeout=300)
+  return subprocess.CompletedProcess(command, process.returncode, stdout,
+                                     stderr)
+
+
+def test_sigint_then_sigkill_mid_epoch_resume_to_the_uninterrupted_result(
+    tmp_path):
+  reference = last_json(run_cli(*ARGS, f"--out={tmp_path / 'a'}"))
+  out = str(tmp_path / "b")
+  first = _interrupt(out, 2, signal.SIGINT)
+  assert first.returncode == 130, (first.returncode, first.stderr[-2000:])
+  assert "interrupted; rerun the same command" in first.stderr
+  assert not os.path.exists(os.path.join(out, "teacher", "metrics.json"))
+  second = _interrupt(out, 3, signal.SIGKILL)
+  assert second.returncode == -signal.SIGKILL
+  assert not os.path.exists(os.path.join(out, "teacher", "metrics.json"))
+  # Kept for the next test of a damaged checkpoint.
+  shutil.copytree(out, tmp_path / "c")
+  resumed = run_cli(*ARGS, f"--out={out}")
+  assert "resuming from" in resumed.stderr
+  assert last_json(resumed) == {**reference, "path": last_json(resumed)[
+      "path"]}
+
+  # A checkpoint damaged on disk: one line naming --force, then --force
+  # trains from scratch, to the same result.
+  damaged = str(tmp_path / "c")
+  checkpoints = os.path.join(damaged, "teacher", "checkpoints")
+  data = [os.path.join(root, name) for root, _, names in os.walk(checkpoints)
+          for name in names if ".data-" in name]
+  assert data, os.listdir(checkpoints)
+  for path in data:
+    with open(path, "r+b") as f:
+      f.truncate(os.path.getsize(path) // 2)
+  assert_user_error(run_cli(*ARGS, f"--out={damaged}"), "checkpoints",
+                    "cannot be read", "--force")
+  forced = last_json(run_cli(*ARGS, f"--out={damaged}", "--force"))
+  assert forced["ndcg@10"] == reference["ndcg@10"]
+
+
+class _StopAfterEpoch(object):
+  """Makes the run's CSVLogger raise KeyboardInterrupt after epoch 1."""
+
+  def __init__(self, monkeypatch):
+    import tf_keras  # pylint: disable=import-outside-toplevel
+    original = tf_keras.callbacks.CSVLogger
+
+    class Stopping(original):
+
+      def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch, logs)
+        if epoch == 1:
+          raise KeyboardInterrupt
+
+    self.patch = lambda: monkeypatch.setattr(tf_keras.callbacks, "CSVLogger",
+                                             Stopping)
+    self.undo = lambda: monkeypatch.setattr(tf_keras.callbacks, "CSVLogger",
+                                            original)
+
+
+def test_every_random_draw_resumes_mixed_negatives_and_sampled_losses(
+    tmp_path, monkeypatch):
+  """Dropout, "mixed" negatives (uniform samples) and the losses that
+  sample columns (listwise, relaxed ranking) draw the same after a resume."""
+  import dataclasses  # pylint: disable=import-outside-toplevel
+  from tfdistill.pipeline.config import preset  # pylint: disable=import-outside-toplevel
+  from tfdistill.pipeline.run import Run  # pylint: disable=import-outside-toplevel
+  base = preset("tiny", teacher_epochs=3, student_epochs=3,
+                distillation_loss="listwise+relaxed_ranking")
+  config = dataclasses.replace(base, teacher=dataclasses.replace(
+      base.teacher, negatives="mixed", num_extra_negatives=32))
+  whole = Run(str(tmp_path / "a"), config)
+  whole.student_kd()
+  stop = _StopAfterEpoch(monkeypatch)
+  for step in ("teacher", "student_kd"):
+    stop.patch()
+    try:
+      getattr(Run(str(tmp_path / "b"), config), step)()
+      raise AssertionError(f"{step} was not interrupted")
+    except KeyboardInterrupt:
+      pass
+    stop.undo()
+    getattr(Run(str(tmp_path / "b"), config), step)()
+  resumed = Run(str(tmp_path / "b"), config)
+  for step in ("teacher", "student_kd"):
+    assert resumed.step_metrics(step)["ndcg@10"] == whole.step_metrics(
+        step)["ndcg@10"], step
