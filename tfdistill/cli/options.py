@@ -72,6 +72,22 @@ flags.DEFINE_boolean("force", False,
                      "configuration in --out).")
 flags.DEFINE_integer("context_length", None,
                      "Recent items per example (L); default from --preset.")
+flags.DEFINE_string("teacher", None,
+                    "A teacher of your own instead of training one: a "
+                    "SavedModel folder (e.g. a TF Serving export or a saved "
+                    "tfrs factorized_top_k index) or a tfdistill model "
+                    "folder. The teacher step then measures it.")
+flags.DEFINE_string("teacher_signature", None,
+                    "The SavedModel signature to call (serving_default).")
+flags.DEFINE_string("teacher_inputs", None,
+                    "How the data's features feed the teacher's inputs "
+                    "where names and shapes do not tell, e.g. "
+                    "context=movie_history,user=user_id.")
+flags.DEFINE_enum("teacher_item_key", None, ["id", "title"],
+                  "The key by which --teacher knows items (default id).")
+flags.DEFINE_boolean("strict_vocabulary", None,
+                     "Refuse a --teacher that does not know every item of "
+                     "the catalog (default: report and mask them).")
 flags.DEFINE_integer("teacher_epochs", None, "Teacher training epochs.")
 flags.DEFINE_integer("teacher_dim", None, "Teacher embedding size.")
 flags.DEFINE_integer("teacher_blocks", None,
@@ -146,7 +162,9 @@ flags.DEFINE_integer("max_tflite_bytes", None,
 flags.DEFINE_integer("tune_epochs", 2, "Epochs per tuning trial.")
 
 RUN_FLAGS = DATA_FLAGS + (
-    "out", "preset", "force", "context_length", "teacher_epochs",
+    "out", "preset", "force", "context_length", "teacher",
+    "teacher_signature", "teacher_inputs", "teacher_item_key",
+    "strict_vocabulary", "teacher_epochs",
     "teacher_learning_rate", "teacher_dim", "teacher_blocks",
     "student_epochs",
     "student_learning_rate", "student_dim", "student_encoder",
@@ -200,7 +218,11 @@ def pipeline_config():
                       ("alpha", "alpha"), ("temperature", "temperature"),
                       ("quantize", "quantize"), ("top_k", "top_k"),
                       ("min_agreement", "min_agreement"),
-                      ("seed", "seed")):
+                      ("seed", "seed"), ("teacher", "teacher_path"),
+                      ("teacher_signature", "teacher_signature"),
+                      ("teacher_inputs", "teacher_inputs"),
+                      ("teacher_item_key", "teacher_item_key"),
+                      ("strict_vocabulary", "strict_vocabulary")):
     if _present(flag):
       values[field] = FLAGS[flag].value
   teacher = {}

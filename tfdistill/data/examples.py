@@ -199,7 +199,7 @@ def epoch_keyed_dataset(tensors, batch_size: int, seed: int, epoch):
 def sequence_dataset(arrays: SequenceArrays, batch_size: int = 0,
                      shuffle: bool = False, seed: int = 0,
                      repeat: bool = False, with_ratings: bool = False,
-                     epoch=None):
+                     epoch=None, with_users: bool = False):
   """`tf.data` of ({"context": [L]}, target) from `SequenceArrays`.
 
   With `with_ratings`, labels are {"item": target, "rating": rating} (for
@@ -210,14 +210,15 @@ def sequence_dataset(arrays: SequenceArrays, batch_size: int = 0,
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   labels = ({"item": arrays.targets, "rating": arrays.ratings}
             if with_ratings else arrays.targets)
+  features = {CONTEXT: arrays.contexts}
+  if with_users:
+    features["user"] = arrays.users
   if shuffle and epoch is not None:
     if repeat:
       raise ConfigError("an epoch-keyed data set is not repeated; fit "
                         "iterates it once per epoch.")
-    return epoch_keyed_dataset(({CONTEXT: arrays.contexts}, labels),
-                               batch_size, seed, epoch)
-  dataset = tf.data.Dataset.from_tensor_slices(({CONTEXT: arrays.contexts},
-                                                labels))
+    return epoch_keyed_dataset((features, labels), batch_size, seed, epoch)
+  dataset = tf.data.Dataset.from_tensor_slices((features, labels))
   return finish_dataset(dataset, batch_size, shuffle, seed, repeat)
 
 
@@ -225,7 +226,8 @@ def sequence_examples(prepared: PreparedData, split: str = "train",
                       context_length: int = DEFAULT_CONTEXT_LENGTH,
                       batch_size: int = 0, shuffle: bool = False,
                       seed: int = 0, repeat: bool = False,
-                      with_ratings: bool = False, epoch=None):
+                      with_ratings: bool = False, epoch=None,
+                      with_users: bool = False):
   """`tf.data` of next-item examples ({"context": int32 [L]}, target int32).
 
   Args:
@@ -237,6 +239,8 @@ def sequence_examples(prepared: PreparedData, split: str = "train",
     seed: Shuffle seed.
     repeat: Repeat forever.
     with_ratings: Labels become {"item": target, "rating": rating}.
+    with_users: Features also hold "user" (int32 user index), for teachers
+      that read the user (e.g. a TFRS two-tower model on user ids).
     epoch: With `shuffle`, an int64 variable (`tfdistill.resume.
       RepeatableEpochs.epoch`) that makes each epoch's order a function of
       (seed, epoch), repeatable across an interrupted and resumed `fit`.
@@ -250,7 +254,7 @@ def sequence_examples(prepared: PreparedData, split: str = "train",
   """
   return sequence_dataset(
       sequence_arrays(prepared, split, context_length), batch_size, shuffle,
-      seed, repeat, with_ratings, epoch)
+      seed, repeat, with_ratings, epoch, with_users)
 
 
 def pair_arrays(prepared: PreparedData, split: str = "train",

@@ -18,3 +18,8 @@ from tfdistill.distill.teachers import OnlineTeacher
 from tfdistill.distill.teachers import TaskTeachers
 from tfdistill.distill.teachers import TeacherEnsemble
 from tfdistill.distill.teachers import TeacherSource
+from tfdistill.distill.external import IndexTeacher
+from tfdistill.distill.external import ItemAlignment
+from tfdistill.distill.external import RatingTeacher
+from tfdistill.distill.external import SavedModelTeacher
+from tfdistill.distill.external import TowerTeacher

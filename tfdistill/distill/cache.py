@@ -25,7 +25,8 @@ from tfdistill.data.examples import finish_dataset
 from tfdistill.distill.teachers import CachedTeacher
 from tfdistill.distill.teachers import cached_feature
 from tfdistill.distill.teachers import check_cacheable
-from tfdistill.distill.teachers import OnlineTeacher
+from tfdistill.distill.teachers import as_teacher_source
+from tfdistill.distill.teachers import TOP_K_SIGNAL
 from tfdistill.distill.teachers import TOP_IDS
 from tfdistill.distill.teachers import TOP_SCORES
 from tfdistill.errors import ConfigError
@@ -48,7 +49,8 @@ def cache_teacher_signal(teacher, dataset, path: str, top_k: int = 50,
   """Runs the teacher once over `dataset` and writes features + signals.
 
   Args:
-    teacher: A frozen teacher model (or `OnlineTeacher`).
+    teacher: A frozen teacher model or any teacher source (`OnlineTeacher`,
+      a user's model through `tfdistill.distill.external`, ...).
     dataset: Batched `tf.data` of (feature dict, labels), not shuffled if the
       cache should follow the data order.
     path: Output TFRecord path; `path + ".spec.json"` describes it.
@@ -68,8 +70,7 @@ def cache_teacher_signal(teacher, dataset, path: str, top_k: int = 50,
     raise ConfigError(f"top_k must be >= 1, got {top_k}.")
   if os.path.exists(path) and not overwrite:
     raise ConfigError(f"{path} already exists; pass overwrite=True.")
-  source = teacher if isinstance(teacher, OnlineTeacher) else OnlineTeacher(
-      teacher)
+  source = as_teacher_source(teacher)
   missing = [name for name in signals if name not in source.signal_names]
   if missing:
     raise ConfigError(f"the teacher has no {missing} signal to cache; it "
@@ -87,7 +88,15 @@ def cache_teacher_signal(teacher, dataset, path: str, top_k: int = 50,
       outputs = source(features, signals=signals)
       record = dict(features, **{_LABEL: labels})
       if with_logits:
-        scores, ids = tf.math.top_k(outputs["logits"], k=top_k)
+        if TOP_K_SIGNAL in outputs:  # a top-K teacher: its own list
+          ids, scores = outputs[TOP_K_SIGNAL]
+          if ids.shape[-1] < top_k:
+            raise ConfigError(f"the teacher gives its top-{ids.shape[-1]} "
+                              f"only; cache top_k <= {ids.shape[-1]}.")
+          scores, order = tf.math.top_k(scores, k=top_k)
+          ids = tf.gather(ids, order, batch_dims=1)
+        else:
+          scores, ids = tf.math.top_k(outputs["logits"], k=top_k)
         record.update({TOP_IDS: ids, TOP_SCORES: scores})
       for name in representations:
         record[cached_feature(name)] = tf.cast(outputs[name], tf.float32)

@@ -24,6 +24,20 @@ def score_function(model) -> ScoreFn:
   return scores
 
 
+def teacher_score_function(teacher) -> Callable:
+  """Wraps a `TeacherSource` as a batch of `SequenceArrays` -> scores: its
+  "logits" (a top-K teacher's scores outside its top-K are masked)."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  teacher.prepare()
+
+  def scores(batch: SequenceArrays) -> np.ndarray:
+    features = {CONTEXT: tf.constant(batch.contexts),
+                "user": tf.constant(batch.users),
+                "item": tf.constant(batch.targets)}
+    return np.asarray(teacher(features, signals=("logits",))["logits"])
+  return scores
+
+
 def evaluate_retrieval(model: Union[ScoreFn, object],
                        examples: SequenceArrays,
                        ks: Sequence[int] = (10,),
@@ -34,7 +48,8 @@ def evaluate_retrieval(model: Union[ScoreFn, object],
 
   Args:
     model: A Keras model taking {"context": [B, L]} and returning logits over
-      the catalog, or a function from contexts to scores.
+      the catalog, a function from contexts to scores, or a teacher source
+      (`tfdistill.distill.TeacherSource`, e.g. a user's TFRS model).
     examples: `evaluation_set(prepared, "test")` or "validation".
     ks: Cut-offs for HR, Recall, NDCG and coverage.
     batch_size: Rows scored at once; memory is O(batch_size x catalog).
@@ -49,11 +64,15 @@ def evaluate_retrieval(model: Union[ScoreFn, object],
   Example:
     >>> evaluate_retrieval(student, evaluation_set(prepared, "test"))["ndcg@10"]
   """
-  score = model if not hasattr(model, "predict_on_batch") else score_function(
-      model)
+  if hasattr(model, "signal_names"):  # a TeacherSource (reads the users too)
+    score = teacher_score_function(model)
+  else:
+    score = model if not hasattr(model, "predict_on_batch") else (
+        score_function(model))
   for lo in range(0, len(examples), batch_size):
     batch = examples.take(slice(lo, lo + batch_size))
-    scores = score(batch.contexts)
+    scores = score(batch) if hasattr(model, "signal_names") else score(
+        batch.contexts)
     if metrics is None:
       metrics = RankingMetrics(ks, num_items=scores.shape[1])
     exclude = ([batch.seen(i) for i in range(len(batch))]

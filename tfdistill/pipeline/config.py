@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import os
 from typing import Optional
 
 from tfdistill.compress.pipeline import CompressConfig
@@ -16,6 +17,7 @@ from tfdistill.distill import RankingDistillation
 from tfdistill.distill import RelaxedRankingDistillation
 from tfdistill.distill import SoftTargetKL
 from tfdistill.distill import SoftTargetMSE
+from tfdistill.distill.external import parse_inputs
 from tfdistill.errors import ConfigError
 from tfdistill.models.embeddings import EmbeddingConfig
 from tfdistill.models.factory import TeacherConfig
@@ -48,6 +50,7 @@ def distillation_losses(spec: str, temperature: float) -> list:
   return losses
 
 STUDENT_INITS = ("auto", "random", "teacher_items")
+TEACHER_ITEM_KEYS = ("id", "title")
 # What a run directory written before a field existed used (its default then).
 LEGACY_DEFAULTS = {"student_init": "random",
                    "compress": {"table_pruning": "magnitude"}}
@@ -91,6 +94,15 @@ class PipelineConfig:
   # Parity gate of the export step (None: the exporter's default per mode).
   min_agreement: Optional[float] = None
   seed: int = 0
+  # A teacher of the user's own instead of one the run trains: a SavedModel
+  # folder or a tfdistill model folder (tfdistill.distill.external).
+  teacher_path: str = ""
+  teacher_signature: str = "serving_default"
+  # "feature=teacher_input,..." where the mapping cannot be inferred.
+  teacher_inputs: str = ""
+  # The key by which the teacher knows items: "id" or "title".
+  teacher_item_key: str = "id"
+  strict_vocabulary: bool = False
 
   def __post_init__(self):
     check_seed(self.seed)
@@ -103,6 +115,14 @@ class PipelineConfig:
     if self.student_init not in STUDENT_INITS:
       raise ConfigError(f"unknown student_init {self.student_init!r}; choose "
                         f"one of {STUDENT_INITS}.")
+    if self.teacher_item_key not in TEACHER_ITEM_KEYS:
+      raise ConfigError(f"--teacher_item_key must be one of "
+                        f"{TEACHER_ITEM_KEYS}, got {self.teacher_item_key!r}.")
+    if self.teacher_path and not os.path.isdir(self.teacher_path):
+      raise ConfigError(f"--teacher={self.teacher_path} is not a folder; pass "
+                        "a SavedModel folder (with saved_model.pb) or a "
+                        "tfdistill model folder.")
+    parse_inputs(self.teacher_inputs)
     if self.temperature <= 0:
       raise ConfigError(f"temperature must be > 0, got {self.temperature}.")
     for name in ("teacher_learning_rate", "student_learning_rate"):

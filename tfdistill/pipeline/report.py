@@ -175,9 +175,11 @@ def _stage_rows(metrics: dict) -> list:
 def _headline(metrics: dict) -> list:
   t, a, kd = (metrics[k] for k in ("teacher", "student_alone", "student_kd"))
   lite = metrics["tflite"]
+  share = (f"{kd['params'] / t['params']:.1%} of the teacher's"
+           if t.get("params") else "the teacher's are not known")
   lines = [
       f"- The distilled student has {kd['params']:,} parameters "
-      f"({kd['params'] / t['params']:.1%} of the teacher's) and reaches "
+      f"({share}) and reaches "
       f"{kd['ndcg@10'] / t['ndcg@10']:.0%} of the teacher's NDCG@10 "
       f"({kd['ndcg@10'] / a['ndcg@10'] - 1:+.0%} against the same student "
       "trained without a teacher).",
@@ -188,6 +190,13 @@ def _headline(metrics: dict) -> list:
       "of the float32 .tflite.",
       f"- Parity with the SavedModel: top-{lite['parity']['top_k']} "
       f"agreement {lite['parity']['agreement']:.3f}."]
+  origin = t.get("origin")
+  if origin:
+    joined = origin.get("vocabulary") or {}
+    lines.insert(0, f"- The teacher is the user's own: {origin['origin']}"
+                 + (f"; {joined['unknown_to_teacher']} of "
+                    f"{joined['student_items']} catalog items unknown to it"
+                    if joined else "") + ".")
   p50, saved = (lite.get("latency_ms", {}).get("p50_ms"),
                 lite.get("saved_model_latency_ms", {}).get("p50_ms"))
   if p50 and saved:

@@ -19,6 +19,8 @@ import os
 import shutil
 import uuid
 
+import numpy as np
+
 from absl import logging
 import tf_keras
 
@@ -148,6 +150,23 @@ def stored_config(out: str) -> PipelineConfig:
       out, CONFIG_FILE))))
 
 
+def teacher_parameters(teacher) -> int:
+  """Parameters of a teacher source: of its Keras models, else of the
+  variables of the SavedModel behind it (0 when unknown)."""
+  counted = sum(count_parameters(model) for model in teacher.models())
+  loaded = getattr(teacher, "saved_model", None)
+  if not counted and loaded is not None:
+    counted = int(sum(np.prod(v.shape) for v in getattr(
+        loaded, "trainable_variables", getattr(loaded, "variables", []))))
+  return counted
+
+
+def reads_users(teacher) -> bool:
+  """Whether a teacher source reads the batch's user index."""
+  return teacher is not None and "user" in as_teacher_source(
+      teacher).input_signature()
+
+
 def check_checkpoint(directory: str) -> None:
   """Raises ModelError naming the folder unless the latest checkpoint of
   `BackupAndRestore` in it can be read whole."""
@@ -227,6 +246,8 @@ class Run:
     if not os.path.isfile(os.path.join(self.step_dir(step), METRICS_FILE)):
       return False
     output = os.path.join(self.step_dir(step), *STEP_OUTPUTS.get(step, ()))
+    if step == "teacher" and self.config.teacher_path:
+      return True  # the user's teacher: nothing saved
     if step in STEP_OUTPUTS and not os.path.isfile(output):
       logging.warning("%s is missing: redoing the %s step", output, step)
       return False
@@ -242,6 +263,7 @@ class Run:
 
   def _finish(self, step: str, metrics: dict) -> dict:
     self.claim()
+    os.makedirs(self.step_dir(step), exist_ok=True)
     stored = {k: (os.path.relpath(v, self.out)
                   if k in PATH_FIELDS and isinstance(v, str) else v)
               for k, v in metrics.items()}
@@ -276,13 +298,14 @@ class Run:
                         f"catalog of {prepared.name} ({num_items} items "
                         f"kept); choose --top_k <= {num_items}.")
 
-  def train_data(self, epoch=None):
+  def train_data(self, epoch=None, with_users: bool = False):
     """The training examples, shuffled; with `epoch` (a `RepeatableEpochs`
-    variable) in an order that is a function of (seed, epoch)."""
+    variable) in an order that is a function of (seed, epoch); with
+    `with_users`, their user index too (for teachers that read it)."""
     return examples.sequence_examples(
         self.prepared, "train", self.config.context_length,
         batch_size=self.config.batch_size, shuffle=True, seed=self.config.seed,
-        epoch=epoch)
+        epoch=epoch, with_users=with_users)
 
   def evaluation(self, split: str = "test"):
     return examples.evaluation_set(self.prepared, split,
@@ -300,7 +323,8 @@ class Run:
               :_REPRESENTATIVE_SIZE])
     return self._extras
 
-  def _fit(self, step: str, trainer, epochs: int, evaluate_model=None):
+  def _fit(self, step: str, trainer, epochs: int, evaluate_model=None,
+           with_users: bool = False):
     """fit with checkpoint resume, TensorBoard and validation NDCG."""
     self.claim()
     directory = self.step_dir(step)
@@ -326,7 +350,7 @@ class Run:
         repeatable,
         tf_keras.callbacks.TensorBoard(os.path.join(directory, "logs")),
         tf_keras.callbacks.CSVLogger(log, append=True)]
-    data = self.train_data(epoch=repeatable.epoch)
+    data = self.train_data(epoch=repeatable.epoch, with_users=with_users)
     if not trainer.built:
       # BackupAndRestore restores the optimizer's slots only into a built
       # model; a subclassed teacher is built by calling it once.
@@ -351,7 +375,39 @@ class Run:
     tf_keras.utils.set_random_seed(self.config.seed + offset)
 
   # -------------------------------------------------------------- steps
+  def external_teacher(self):
+    """The user's own teacher (config.teacher_path) as a teacher source,
+    its signals in the run's item numbering."""
+    if "teacher" not in self._models:
+      from tfdistill.distill.external import as_external_teacher  # pylint: disable=import-outside-toplevel
+      from tfdistill.distill.external import parse_inputs  # pylint: disable=import-outside-toplevel
+      config, prepared = self.config, self.prepared
+      self._models["teacher"] = as_external_teacher(
+          config.teacher_path, prepared.items,
+          signature=config.teacher_signature,
+          item_keys=(prepared.item_titles if config.teacher_item_key ==
+                     "title" else None),
+          user_keys=prepared.users.tokens,
+          context_length=config.context_length,
+          inputs=parse_inputs(config.teacher_inputs),
+          strict_vocabulary=config.strict_vocabulary)
+    return self._models["teacher"]
+
+  def _external_teacher_step(self):
+    """The teacher step of a run given a teacher: measured, not trained."""
+    teacher = self.external_teacher()
+    if not self.done("teacher"):
+      metrics = dict(self._quality(teacher),
+                     params=teacher_parameters(teacher),
+                     path=os.path.abspath(self.config.teacher_path))
+      if hasattr(teacher, "describe"):
+        metrics["origin"] = teacher.describe()
+      self._finish("teacher", metrics)
+    return teacher
+
   def teacher(self):
+    if self.config.teacher_path:
+      return self._external_teacher_step()
     if self.done("teacher"):
       return self._load("teacher")
     config = self.config
@@ -418,10 +474,10 @@ class Run:
       teacher = as_teacher_source(teacher)
       # Counted before the Distiller freezes the teacher's weights (a
       # teacher frozen by an earlier Distiller counts 0 and is not compared).
-      teacher_params = sum(count_parameters(model)
-                           for model in teacher.models())
+      teacher_params = teacher_parameters(teacher)
     student, trainer = self.student_trainer(teacher)
-    self._fit(step, trainer, self.config.student_epochs)
+    self._fit(step, trainer, self.config.student_epochs,
+              with_users=reads_users(teacher))
     path = save_model(student, os.path.join(self.step_dir(step), "model"),
                       overwrite=True, **self.save_extras())
     self._models[step] = student
@@ -463,7 +519,8 @@ class Run:
     student, teacher = self.student_kd(), self.teacher()
     self._seed(3)
     return compress_student(
-        student, self.train_data(), self.evaluation("test"), config,
+        student, self.train_data(with_users=reads_users(teacher)),
+        self.evaluation("test"), config,
         teacher=teacher, representative=self.save_extras()["representative"],
         log_dir=log_dir, distillation_loss=self.distillation_loss())
 
