@@ -10,10 +10,10 @@ NOTEBOOKS = sorted((pathlib.Path(__file__).resolve().parents[1] /
                     "notebooks").glob("*.ipynb"))
 
 
-def test_there_are_three_notebooks():
+def test_there_are_four_notebooks():
   assert [p.stem for p in NOTEBOOKS] == [
       "01_quickstart", "02_ranking_and_multitask",
-      "03_compress_and_export_tflite"]
+      "03_compress_and_export_tflite", "04_distil_your_own_tfrs_model"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)

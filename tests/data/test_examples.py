@@ -75,3 +75,18 @@ def test_calibration_contexts_sample_every_user_alike(tiny_prepared):
   assert not (train.users[-60:] < np.median(train.users)).any()
   everything = examples.calibration_contexts(tiny_prepared, 4, size=10**6)
   assert len(everything) == len(train)
+
+
+def test_an_epoch_keyed_order_is_a_permutation_fixed_by_seed_and_epoch():
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  epoch = tf.Variable(0, dtype=tf.int64)
+  data = examples.epoch_keyed_dataset((np.arange(50),), 8, 3, epoch)
+  order = lambda: np.concatenate([b[0].numpy() for b in data])
+  first = order()
+  assert sorted(first) == list(range(50)) and list(first) != list(range(50))
+  assert int(data.cardinality()) == 7
+  epoch.assign(1)
+  second = order()
+  assert sorted(second) == list(range(50)) and list(second) != list(first)
+  epoch.assign(0)
+  np.testing.assert_array_equal(order(), first)  # epoch 0 again, as resumed

@@ -284,19 +284,186 @@ def test_bad_teachers_are_one_clear_error(gru, gru_saved, tiny_prepared,
     TowerTeacher(gru.query_model, gru.candidate_model, tiny_prepared.items)
 
 
-def test_cli_distils_from_a_saved_teacher(gru_saved, tmp_path):
+def test_cli_pipeline_distils_from_a_saved_teacher(gru_saved, tmp_path):
   out = tmp_path / "run"
-  result = run_cli("distill", "--preset=tiny", "--seed=7", f"--out={out}",
+  result = run_cli("pipeline", "--preset=tiny", "--seed=7", f"--out={out}",
                    f"--teacher={gru_saved}", "--teacher_inputs=context=input_1",
                    "--synthetic_users=120", "--synthetic_items=80",
                    "--synthetic_interactions_per_user=12",
                    "--min_user_interactions=5", "--context_length=6")
-  summary = last_json(result)
-  assert summary["ndcg@10"] > 0
+  metrics = last_json(result)
+  assert metrics["student_kd"]["ndcg@10"] > 0
   teacher = json.loads((out / "teacher" / "metrics.json").read_text())
   assert teacher["origin"]["origin"].startswith("SavedModel")
   assert teacher["origin"]["vocabulary"]["unknown_to_teacher"] == 0
+  assert teacher["ndcg@10"] == metrics["teacher"]["ndcg@10"] > 0
   assert not (out / "teacher" / "model").exists()  # nothing trained
+  report = (out / "report" / "report.md").read_text()
+  assert "The teacher is the user's own: SavedModel" in report
   assert_user_error(run_cli("distill", "--preset=tiny", f"--out={tmp_path}/x",
                             f"--teacher={tmp_path}/missing"), "--teacher=")
   assert not os.path.exists(tmp_path / "x")
+
+
+def test_a_streaming_index_gives_the_brute_force_answer(gru, tiny_prepared):
+  import tensorflow_recommenders as tfrs  # pylint: disable=import-outside-toplevel
+  movie_ids = tutorials.ids(tiny_prepared.items)
+  streaming = tfrs.layers.factorized_top_k.Streaming(gru.query_model, k=10)
+  movies = tf.data.Dataset.from_tensor_slices(movie_ids).batch(16)
+  streaming.index_from_dataset(movies.map(
+      lambda m: (m, gru.candidate_model(m))))
+  features = {"context": tf.constant(examples.evaluation_set(
+      tiny_prepared, "test", L).contexts[:6])}
+  exact = IndexTeacher(tutorials.brute_force(
+      gru.query_model, gru.candidate_model, movie_ids), tiny_prepared.items,
+                       context_length=L)(features)["logits_top_k"][0]
+  streamed = IndexTeacher(streaming, tiny_prepared.items, context_length=L)
+  assert streamed.describe()["vocabulary"]["teacher_items"] == len(movie_ids)
+  np.testing.assert_array_equal(streamed(features)["logits_top_k"][0][:, :5],
+                                exact[:, :5])
+
+
+class _EmbeddingExport(tf.Module):
+  """A SavedModel with a query signature and a candidate signature."""
+
+  def __init__(self, query_model, candidate_model):
+    super().__init__()
+    self.query_model, self.candidate_model = query_model, candidate_model
+
+  @tf.function(input_signature=[tf.TensorSpec([None, L], tf.string,
+                                              name="history")])
+  def query(self, history):
+    return {"embedding": self.query_model(history)}
+
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.string,
+                                              name="movie_id")])
+  def candidates(self, movie_id):
+    return {"embedding": self.candidate_model(movie_id)}
+
+
+def test_query_and_candidate_signatures_give_the_towers_scores(
+    gru, tiny_prepared, tmp_path):
+  module = _EmbeddingExport(gru.query_model, gru.candidate_model)
+  tf.saved_model.save(module, str(tmp_path / "towers"), signatures={
+      "serving_default": module.query, "candidates": module.candidates})
+  saved = SavedModelTeacher(str(tmp_path / "towers"), tiny_prepared.items,
+                            candidate_signature="candidates",
+                            context_length=L)
+  assert isinstance(saved, TowerTeacher)
+  # The candidate signature is found when it is the only one that fits.
+  found = SavedModelTeacher(str(tmp_path / "towers"), tiny_prepared.items,
+                            context_length=L)
+  assert isinstance(found, TowerTeacher)
+  module.extra = module.candidates
+  tf.saved_model.save(module, str(tmp_path / "two"), signatures={
+      "serving_default": module.query, "candidates": module.candidates,
+      "items": module.extra})
+  with pytest.raises(ConfigError, match="candidate_signature"):
+    SavedModelTeacher(str(tmp_path / "two"), tiny_prepared.items,
+                      context_length=L)
+  memory = TowerTeacher.from_tfrs_model(gru, tiny_prepared.items,
+                                        context_length=L)
+  features = {"context": tf.constant(examples.evaluation_set(
+      tiny_prepared, "test", L).contexts[:6])}
+  np.testing.assert_allclose(saved(features)["logits"],
+                             memory(features)["logits"], rtol=1e-5,
+                             atol=1e-5)
+
+
+def test_tfdistills_own_export_teaches_by_top_k_and_by_scores(tiny_run):
+  from tfdistill.data.prepare import PreparedData  # pylint: disable=import-outside-toplevel
+  out = tiny_run[0]
+  prepared = PreparedData.load(str(out / "data"))
+  export = str(out / "export" / "serving" / "tfdistill_student" / "1")
+  length = json.loads((out / "config.json").read_text())["context_length"]
+  top_k = SavedModelTeacher(export, prepared.items, context_length=length)
+  scores = SavedModelTeacher(export, prepared.items, signature="score",
+                             context_length=length)
+  features = {"context": tf.constant(examples.evaluation_set(
+      prepared, "test", length).contexts[:6])}
+  ids, _ = top_k(features)["logits_top_k"]
+  dense = scores(features)["logits"].numpy()
+  assert top_k.describe()["vocabulary"]["unknown_to_teacher"] == 0
+  # The export leaves out the context's own items; so does the best of
+  # the scores once those are masked.
+  for row, context in enumerate(features["context"].numpy()):
+    dense[row, context] = -np.inf
+  np.testing.assert_array_equal(ids.numpy()[:, 0], np.argmax(dense, 1))
+
+
+def test_a_ranking_teacher_teaches_a_listwise_student_its_candidate_order(
+    tiny_prepared):
+  """The ranking teacher scores each example's candidates; the listwise and
+  ranking losses distil that order into a student of the same lists."""
+  from tfdistill.distill import RankingDistillation  # pylint: disable=import-outside-toplevel
+  from tfdistill.models.students import build_listwise_ranking_student  # pylint: disable=import-outside-toplevel
+  dcn = tutorials.train(tutorials.DCN({
+      "user_id": tutorials.ids(tiny_prepared.users),
+      "movie_id": tutorials.ids(tiny_prepared.items)}),
+                        tutorials.pairs(tiny_prepared), epochs=4)
+  teacher = RatingTeacher(dcn, tiny_prepared.items, candidates=True,
+                          user_keys=tiny_prepared.users.tokens)
+  train = examples.candidate_examples(tiny_prepared, "train", 10,
+                                      batch_size=64, shuffle=True, seed=1)
+  features, _ = examples.candidate_arrays(tiny_prepared, "test", 10, seed=2)
+  wanted = teacher(features)["logits"].numpy()
+  agreement = []
+  for distil in (True, False):
+    tf_keras.utils.set_random_seed(3)
+    student = build_listwise_ranking_student(
+        tiny_prepared.num_users, tiny_prepared.num_items, 16, 16)
+    if distil:
+      trainer = Distiller(student=student, teacher=teacher)
+      trainer.compile(tf_keras.optimizers.Adam(1e-2), alpha=0.2,
+                      distillation_loss=[SoftTargetKL(),
+                                         RankingDistillation(
+                                             top_k=3, num_reserved=0)])
+    else:
+      trainer = student
+      trainer.compile(tf_keras.optimizers.Adam(1e-2),
+                      loss=tf_keras.losses.SparseCategoricalCrossentropy(
+                          from_logits=True))
+    trainer.fit(train, epochs=6, verbose=0)
+    scores = student.predict_on_batch(features)
+    agreement.append(top_k_overlap(scores, wanted, k=3, num_reserved=0))
+  distilled, alone = agreement
+  assert distilled > alone + 0.1, (distilled, alone)
+
+
+def test_a_teacher_of_integer_ids_through_integer_lookup(tiny_prepared):
+  """A teacher that numbers items by integers of its own (IntegerLookup):
+  the student's items are joined by key, the best key is the same."""
+  own = [1000 + i for i in range(tiny_prepared.num_items - 2)]
+  item_keys = ["[PAD]", "[OOV]"] + [str(k) for k in own]
+  tf.keras.utils.set_random_seed(0)
+  query = tf.keras.Sequential([
+      tf.keras.layers.IntegerLookup(vocabulary=own, mask_token=None),
+      tf.keras.layers.Embedding(len(own) + 1, 8),
+      tf.keras.layers.GlobalAveragePooling1D()])
+  candidate = tf.keras.Sequential([
+      tf.keras.layers.IntegerLookup(vocabulary=own, mask_token=None),
+      tf.keras.layers.Embedding(len(own) + 1, 8)])
+  query(tf.constant([[1000] * L], tf.int64))
+  candidate(tf.constant([1000], tf.int64))
+  teacher = TowerTeacher(query, candidate, tiny_prepared.items,
+                         item_keys=item_keys, context_length=L)
+  assert teacher.describe()["vocabulary"]["unknown_to_teacher"] == 0
+  contexts = examples.evaluation_set(tiny_prepared, "test", L).contexts[:5]
+  as_ints = np.where(contexts > 0, contexts + 998, 0)  # index i -> 1000+i-2
+  scores = query(tf.constant(as_ints, tf.int64)) @ tf.transpose(
+      candidate(tf.constant(own, tf.int64)))
+  best = np.asarray(own)[np.argmax(scores, 1)]
+  logits = teacher({"context": tf.constant(contexts)})["logits"].numpy()
+  assert [int(item_keys[i]) for i in np.argmax(logits, 1)] == list(best)
+
+
+def test_cli_takes_a_tfdistill_model_folder_as_teacher(tiny_run, tmp_path):
+  out, metrics, _ = tiny_run
+  result = run_cli("distill", "--preset=tiny", "--seed=3",
+                   f"--out={tmp_path / 'r'}",
+                   f"--teacher={out / 'teacher' / 'model'}")
+  assert last_json(result)["ndcg@10"] > 0
+  teacher = json.loads((tmp_path / "r" / "teacher" / "metrics.json")
+                       .read_text())
+  assert teacher["ndcg@10"] == pytest.approx(metrics["teacher"]["ndcg@10"])
+  assert teacher["params"] == metrics["teacher"]["params"]

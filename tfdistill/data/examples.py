@@ -14,6 +14,7 @@ import numpy as np
 
 from tfdistill.data.prepare import PreparedData
 from tfdistill.data.prepare import SPLIT_NAMES
+from tfdistill.data.vocab import NUM_RESERVED
 from tfdistill.errors import ConfigError
 
 CONTEXT = "context"
@@ -180,9 +181,12 @@ def epoch_keyed_dataset(tensors, batch_size: int, seed: int, epoch):
   batch_size = batch_size or size
   tensors = tf.nest.map_structure(tf.convert_to_tensor, tensors)
 
+  # Plain TensorFlow ops, nothing for AutoGraph to convert.
+  @tf.autograph.experimental.do_not_convert
   def one_epoch(current):
     key = tf.stack([tf.constant(seed, tf.int64), current])
 
+    @tf.autograph.experimental.do_not_convert
     def take(positions):
       rows = tf.random.experimental.index_shuffle(positions, key, size - 1)
       return tf.nest.map_structure(lambda t: tf.gather(t, rows), tensors)
@@ -296,3 +300,47 @@ def pair_examples(prepared: PreparedData, split: str = "train",
     dataset = tf.data.Dataset.from_tensor_slices(features)
   return finish_dataset(dataset, batch_size, shuffle, seed, repeat)
 
+
+
+CANDIDATES = "candidates"
+
+
+def candidate_arrays(prepared: PreparedData, split: str = "train",
+                     num_candidates: int = 20, seed: int = 0) -> tuple:
+  """Listwise ranking examples: each interaction's item among
+  `num_candidates - 1` other items drawn uniformly from the catalog.
+
+  Returns:
+    ({"user": int32 [n], "candidates": int32 [n, C]}, label int32 [n]): the
+    position of the interaction's item in its candidate list.
+  """
+  if num_candidates < 2:
+    raise ConfigError(f"num_candidates must be >= 2, got {num_candidates}.")
+  if num_candidates > prepared.num_items - NUM_RESERVED:
+    raise ConfigError(f"num_candidates={num_candidates} is larger than the "
+                      f"catalog ({prepared.num_items - NUM_RESERVED} items).")
+  positions = np.flatnonzero(prepared.split == _split_code(split))
+  items = prepared.item[positions].astype(np.int32)
+  rng = np.random.default_rng(seed)
+  # Others: uniform over the catalog without the interaction's own item.
+  others = rng.integers(NUM_RESERVED, prepared.num_items - 1,
+                        size=(len(items), num_candidates - 1)).astype(np.int32)
+  others += others >= items[:, None]
+  labels = rng.integers(0, num_candidates, size=len(items)).astype(np.int32)
+  candidates = np.insert(others, 0, items, axis=1)
+  order = np.argsort(rng.random((len(items), num_candidates)), axis=1)
+  candidates = np.take_along_axis(candidates, order, axis=1)
+  labels = np.argmax(order == 0, axis=1).astype(np.int32)
+  return ({"user": prepared.user[positions].astype(np.int32),
+           CANDIDATES: candidates}, labels)
+
+
+def candidate_examples(prepared: PreparedData, split: str = "train",
+                       num_candidates: int = 20, batch_size: int = 0,
+                       shuffle: bool = False, seed: int = 0):
+  """`tf.data` of `candidate_arrays`: ({"user", "candidates"}, position),
+  for listwise ranking students and teachers that score each candidate."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  features, labels = candidate_arrays(prepared, split, num_candidates, seed)
+  return finish_dataset(tf.data.Dataset.from_tensor_slices(
+      (features, labels)), batch_size, shuffle, seed)

@@ -31,6 +31,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
+from tfdistill.data.examples import CANDIDATES
 from tfdistill.data.examples import CONTEXT
 from tfdistill.data.vocab import NUM_RESERVED
 from tfdistill.distill.soft_targets import MASKED_LOGIT
@@ -621,7 +622,7 @@ class IndexTeacher(ExternalTeacher):
     self.mapping = self._mapping(specs, getattr(query_model, "name",
                                                 "the query tower"))
     if identifiers is None:
-      identifiers = getattr(index, "_identifiers", None)
+      identifiers = _index_identifiers(index)
     if identifiers is None:
       raise ConfigError(f"cannot read the identifiers of the "
                         f"{type(index).__name__} index; pass identifiers= "
@@ -650,6 +651,20 @@ class IndexTeacher(ExternalTeacher):
     return out
 
 
+def _index_identifiers(index) -> Optional[list]:
+  """The item keys a factorized_top_k index returns: BruteForce (and ScaNN)
+  keep them in `_identifiers`; Streaming reads its candidates dataset of
+  (identifier, embedding) pairs at every query."""
+  identifiers = getattr(index, "_identifiers", None)
+  if identifiers is not None:
+    return _keys(identifiers)
+  candidates = getattr(index, "_candidates", None)
+  if isinstance(candidates, tf.data.Dataset) and isinstance(
+      candidates.element_spec, tuple):
+    return [k for ids, _ in candidates for k in _keys(ids)]
+  return None
+
+
 def _to_student(table, ids, scores) -> tuple:
   """Teacher item keys [B, K] -> student ids; unknown ones masked."""
   if ids.dtype != tf.string:
@@ -660,7 +675,13 @@ def _to_student(table, ids, scores) -> tuple:
 
 
 class RatingTeacher(ExternalTeacher):
-  """A ranking model that scores (query, item) pairs: its "rating".
+  """A ranking model that scores (query, item) pairs.
+
+  Its "rating" is the score of each example's item. With `candidates`, it
+  also scores every item of the batch's "candidates" feature [B, C]
+  (`examples.candidate_examples`): "logits" [B, C], which the listwise and
+  ranking losses distil into a listwise student
+  (`build_listwise_ranking_student`; `RankingDistillation(num_reserved=0)`).
 
   Args:
     model: Keras model (or SavedModel signature) from the pair's features
@@ -668,29 +689,61 @@ class RatingTeacher(ExternalTeacher):
     vocabulary: See `ExternalTeacher`.
     output: The output to read when the model returns a dict or a tuple
       (a key, or a position).
+    candidates: Score the batch's candidate lists ("logits").
     **kwargs: See `ExternalTeacher` (`user_keys` for a user feature).
   """
 
-  signal_names = ("rating",)
-
-  def __init__(self, model, vocabulary, output=None, **kwargs):
+  def __init__(self, model, vocabulary, output=None, candidates: bool = False,
+               **kwargs):
     kwargs.setdefault("origin", f"ranking model "
                       f"{getattr(model, 'name', type(model).__name__)}")
     super().__init__(vocabulary, **kwargs)
     self.model = model
     self.output = output
+    self.candidates = candidates
+    self.signal_names = ("logits", "rating") if candidates else ("rating",)
     specs, self._style = input_specs(model)
     self.mapping = self._mapping(specs, getattr(model, "name",
                                                 "the ranking model"),
                                  query=False)
+    if candidates and "item" not in self.mapping.mapping.values():
+      raise ConfigError("candidates=True scores each candidate as the "
+                        "model's item input, but no input reads 'item' "
+                        f"({self.mapping.mapping}); map it with inputs=.")
 
   def models(self) -> list:
     return [self.model] if isinstance(self.model, tf_keras.Model) else []
 
+  def input_signature(self) -> dict:
+    signature = dict(self.mapping.features)
+    if self.candidates:
+      signature.pop("item", None)
+      signature[CANDIDATES] = tf.TensorSpec([None, None], tf.int32)
+    return signature
+
+  def _candidate_scores(self, inputs: dict) -> tf.Tensor:
+    """[B, C]: every candidate scored as the example's item."""
+    candidates = tf.cast(inputs[CANDIDATES], tf.int32)
+    count = tf.shape(candidates)[1]
+    pairs = {name: tf.repeat(value, count, axis=0)
+             for name, value in inputs.items() if name != CANDIDATES
+             and name in self.mapping.features}
+    pairs["item"] = tf.reshape(candidates, [-1])
+    scores = self._rating(pairs)
+    return tf.reshape(scores, tf.shape(candidates))
+
   def __call__(self, inputs: dict, labels=None,
                signals: Optional[Sequence[str]] = None) -> dict:
-    if signals is not None and "rating" not in signals:
-      return {}
+    out = {}
+    if self.candidates and (signals is None or "logits" in signals):
+      out["logits"] = tf.stop_gradient(self._candidate_scores(inputs))
+    if (signals is None or "rating" in signals) and "item" in inputs:
+      out["rating"] = tf.stop_gradient(tf.reshape(self._rating(inputs),
+                                                  [-1, 1]))
+    return out
+
+  def _rating(self, inputs: dict) -> tf.Tensor:
+    """[B] scores of the pairs in `inputs`."""
     result = _call(self.model, self._style, self.mapping(inputs))
     if isinstance(result, dict):
       if self.output is None and len(result) != 1:
@@ -700,8 +753,7 @@ class RatingTeacher(ExternalTeacher):
           iter(result.values()))
     elif isinstance(result, (list, tuple)):
       result = result[self.output if self.output is not None else -1]
-    rating = tf.reshape(tf.cast(result, tf.float32), [-1, 1])
-    return {"rating": tf.stop_gradient(rating)}
+    return tf.reshape(tf.cast(result, tf.float32), [-1])
 
 
 class _Signature:
@@ -728,9 +780,11 @@ def SavedModelTeacher(path: str, vocabulary, signature: str = "serving_default",
                       candidates: Optional[Sequence] = None, **kwargs):  # pylint: disable=invalid-name
   """A teacher from a SavedModel on disk (no Python class needed).
 
-  What it becomes depends on the signature's outputs:
+  What it becomes depends on the signature:
 
-  * item ids and scores [B, K] (the TF Serving retrieval export, a saved
+  * an input of candidate ids [B, C] and float scores out (tfdistill's own
+    `score` signature, a ranking export): scored over the whole catalog;
+  * item ids and scores [B, K] out (the TF Serving retrieval export, a saved
     `tfrs.layers.factorized_top_k` index, tfdistill's own
     `serving_default`): a top-K teacher;
   * one float [B, d] (a query embedding) with `candidate_signature`, which
@@ -764,16 +818,22 @@ def SavedModelTeacher(path: str, vocabulary, signature: str = "serving_default",
   outputs = function.outputs
   ids = [n for n, s in outputs.items() if _is_ids(s) and s.dtype != tf.float32]
   floats = [n for n, s in outputs.items() if s.dtype.is_floating]
-  if ids and floats:
+  candidate_input = _candidate_input(function)
+  if candidate_input and floats:
+    teacher = _SavedCandidateScores(function, vocabulary, candidate_input,
+                                    floats[0], loaded, **kwargs)
+  elif ids and floats:
     teacher = _SavedTopK(function, vocabulary, ids[0], floats[0], loaded,
                          **kwargs)
   elif len(floats) == 1 and outputs[floats[0]].shape.rank == 2 and (
       outputs[floats[0]].shape[-1] or 2) > 1:
     if not candidate_signature:
+      candidate_signature = _embedding_signature(loaded, signature)
+    if not candidate_signature:
       raise ConfigError(
           f"{path}:{signature} returns an embedding ({floats[0]}); name the "
           f"signature that embeds the items with candidate_signature= (it "
-          f"has {available}).")
+          f"has {available}; none other takes item ids [N] alone).")
     if candidate_signature not in loaded.signatures:
       raise ModelError(f"{path} has no signature {candidate_signature!r}; "
                        f"it has {available}.")
@@ -792,6 +852,77 @@ def SavedModelTeacher(path: str, vocabulary, signature: str = "serving_default",
         "signature returns item ids and scores [B, K], a query embedding "
         "[B, d] (with candidate_signature=), or a score [B].")
   return teacher
+
+
+def _embedding_signature(loaded, query_signature: str) -> str:
+  """The one other signature that maps item ids [N] to vectors [N, d]
+  (the candidate tower of a two-signature export), or ""."""
+  found = []
+  for name, function in loaded.signatures.items():
+    _, inputs = function.structured_input_signature
+    outputs = list(function.structured_outputs.values())
+    if name != query_signature and len(inputs) == 1 and len(outputs) == 1:
+      (spec,) = inputs.values()
+      if (spec.shape.rank == 1 and (spec.dtype == tf.string or
+                                    spec.dtype.is_integer)
+          and outputs[0].dtype.is_floating and outputs[0].shape.rank == 2):
+        found.append(name)
+  return found[0] if len(found) == 1 else ""
+
+
+def _candidate_input(function: _Signature) -> Optional[str]:
+  """The input of a signature that takes the candidates to score (an id
+  matrix [B, C] named like candidates or items), or None."""
+  _, inputs = function.structured_input_signature
+  for name, spec in inputs.items():
+    if _is_ids(spec) and any(w in name.lower() for w in (
+        "candidate", "items", "movies", "products")):
+      return name
+  return None
+
+
+class _SavedCandidateScores(ExternalTeacher):
+  """A SavedModel signature that scores the candidates it is given (e.g.
+  tfdistill's own `score`, or a ranking export): fed the whole catalog, in
+  chunks of `chunk` columns, it gives dense "logits". Costly per step: cache
+  its top-K once (`cache_teacher_signal`) for long distillations."""
+
+  signal_names = ("logits",)
+
+  def __init__(self, function: _Signature, vocabulary, candidate_input: str,
+               scores: str, loaded, chunk: int = 512, **kwargs):
+    super().__init__(vocabulary, **kwargs)
+    self.saved_model = loaded
+    self.function = function
+    self._candidates, self._scores = candidate_input, scores
+    self.chunk = chunk
+    specs, _ = input_specs(function)
+    self._candidate_dtype = specs.pop(candidate_input).dtype
+    self.mapping = self._mapping(specs, function.name)
+    self._align(self.item_keys[NUM_RESERVED:], function.name)
+    known = self.alignment.student_to_teacher >= 0
+    self._known = tf.constant(known)
+    keys = np.asarray(self.item_keys, dtype=object).astype(str)
+    keys[~known] = ""
+    self._keys = (tf.constant(keys) if self._candidate_dtype == tf.string
+                  else tf.constant([int(k) if k.lstrip("-").isdigit() else 0
+                                    for k in keys], self._candidate_dtype))
+
+  def __call__(self, inputs: dict, labels=None,
+               signals: Optional[Sequence[str]] = None) -> dict:
+    if signals is not None and "logits" not in signals:
+      return {}
+    features = self.mapping(inputs)
+    batch = tf.shape(next(iter(features.values())))[0]
+    columns = []
+    for start in range(0, len(self.vocabulary), self.chunk):
+      chunk = self._keys[start:start + self.chunk]
+      candidates = tf.tile(chunk[tf.newaxis], [batch, 1])
+      scores = self.function(dict(features, **{self._candidates: candidates}))
+      columns.append(tf.cast(scores[self._scores], tf.float32))
+    logits = tf.concat(columns, axis=1)
+    return {"logits": tf.stop_gradient(
+        tf.where(self._known[tf.newaxis], logits, MASKED_LOGIT))}
 
 
 class _single_output:  # pylint: disable=invalid-name

@@ -64,15 +64,16 @@ def evaluate_retrieval(model: Union[ScoreFn, object],
   Example:
     >>> evaluate_retrieval(student, evaluation_set(prepared, "test"))["ndcg@10"]
   """
-  if hasattr(model, "signal_names"):  # a TeacherSource (reads the users too)
+  from tfdistill.distill.teachers import TeacherSource  # pylint: disable=import-outside-toplevel
+  source = isinstance(model, TeacherSource)  # it reads the users too
+  if source:
     score = teacher_score_function(model)
   else:
     score = model if not hasattr(model, "predict_on_batch") else (
         score_function(model))
   for lo in range(0, len(examples), batch_size):
     batch = examples.take(slice(lo, lo + batch_size))
-    scores = score(batch) if hasattr(model, "signal_names") else score(
-        batch.contexts)
+    scores = score(batch) if source else score(batch.contexts)
     if metrics is None:
       metrics = RankingMetrics(ks, num_items=scores.shape[1])
     exclude = ([batch.seen(i) for i in range(len(batch))]

@@ -111,9 +111,14 @@ def input_signature(model) -> dict:
   return signature
 
 
-def dummy_inputs(signature: dict, batch_size: int = 2) -> dict:
-  """Zeros (padding ids) of the right shapes and dtypes."""
-  return {name: tf.zeros([batch_size] + spec.shape.as_list()[1:], spec.dtype)
+def dummy_inputs(signature: dict, batch_size: int = 2,
+                 unknown_size: int = 32) -> dict:
+  """Zeros (padding ids) of the right shapes and dtypes; a dimension of
+  unknown size (e.g. a candidate list's) gets `unknown_size`, enough for
+  the top-K of the ranking losses."""
+  return {name: tf.zeros([batch_size] + [d or unknown_size for d in
+                                         spec.shape.as_list()[1:]],
+                         spec.dtype)
           for name, spec in signature.items()}
 
 

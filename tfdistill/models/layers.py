@@ -203,3 +203,14 @@ class MaskedBag(tf_keras.layers.Layer):
   def get_config(self):
     return dict(super().get_config(), vocabulary_size=self.vocabulary_size,
                 embedding_dim=self.embedding_dim)
+
+
+@_register
+class PairWithEach(tf_keras.layers.Layer):
+  """[query [B, d], items [B, C, e]] -> [B, C, d + e]: the query beside each
+  item (a listwise ranking model scores every pair)."""
+
+  def call(self, inputs):
+    query, items = inputs
+    tiled = tf.repeat(query[:, tf.newaxis], tf.shape(items)[1], axis=1)
+    return tf.concat([tiled, tf.cast(items, tiled.dtype)], axis=-1)

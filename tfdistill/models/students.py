@@ -24,6 +24,7 @@ from tfdistill.models.embeddings import EmbeddingConfig
 from tfdistill.models.embeddings import item_embedding
 from tfdistill.models.layers import CatalogScores
 from tfdistill.models.layers import ContextAndCatalogIds
+from tfdistill.models.layers import PairWithEach
 from tfdistill.models.layers import PositionWeightedMean
 from tfdistill.models.layers import SplitContextAndCatalog
 
@@ -176,6 +177,33 @@ def build_ranking_student(num_users: int, num_items: int,
                                  name="hidden")(vectors)
   rating = tf_keras.layers.Dense(1, name="rating")(hidden)
   return tf_keras.Model({"user": user, "item": item}, rating, name=name)
+
+
+def build_listwise_ranking_student(num_users: int, num_items: int,
+                                   embedding_dim: int = 16,
+                                   hidden_dim: int = 32,
+                                   name: str = "listwise_ranking_student"
+                                  ) -> tf_keras.Model:
+  """A ranking MLP scoring each of an example's candidates.
+
+  Inputs {"user": [B], "candidates": [B, C]} (item indices); output
+  "logits" [B, C], the score of each candidate (C may vary by batch), to
+  train with softmax cross-entropy on the position of the true item and to
+  distil with the listwise and ranking losses over the candidates.
+  """
+  user = tf_keras.Input((), dtype=tf.int32, name="user")
+  candidates = tf_keras.Input((None,), dtype=tf.int32, name="candidates")
+  user_vector = tf_keras.layers.Embedding(num_users, embedding_dim,
+                                          name="user_embedding")(user)
+  item_vectors = tf_keras.layers.Embedding(num_items, embedding_dim,
+                                           name="item_embedding")(candidates)
+  pairs = PairWithEach(name="user_and_candidate")([user_vector, item_vectors])
+  hidden = tf_keras.layers.Dense(hidden_dim, activation="relu",
+                                 name="hidden")(pairs)
+  scores = tf_keras.layers.Dense(1, name="score")(hidden)
+  logits = tf_keras.layers.Reshape((-1,), name="logits")(scores)
+  return tf_keras.Model({"user": user, "candidates": candidates}, logits,
+                        name=name)
 
 
 def build_multitask_student(num_items: int, context_length: int,

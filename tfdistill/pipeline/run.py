@@ -156,8 +156,10 @@ def teacher_parameters(teacher) -> int:
   counted = sum(count_parameters(model) for model in teacher.models())
   loaded = getattr(teacher, "saved_model", None)
   if not counted and loaded is not None:
-    counted = int(sum(np.prod(v.shape) for v in getattr(
-        loaded, "trainable_variables", getattr(loaded, "variables", []))))
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    variables = {id(v): v for v in tf.train.TrackableView(
+        loaded).descendants() if isinstance(v, tf.Variable) and v.trainable}
+    counted = int(sum(np.prod(v.shape) for v in variables.values()))
   return counted
 
 
