@@ -79,3 +79,25 @@ def test_console_script_is_installed():
   script = shutil.which("tfdistill") or str(
       pathlib.Path(sys.executable).parent / "tfdistill")
   assert pathlib.Path(script).exists()
+
+
+START_UP_LINES = ("absl::InitializeLog", "cudart_stub", "cuda_platform",
+                  "cpu_feature_guard", "I0000 ", "E0000 ", "W0000 ")
+
+
+def test_commands_print_no_tensorflow_start_up_lines(tiny_run):
+  """TensorFlow's native start-up logs ignore TF_CPP_MIN_LOG_LEVEL; the CLI
+  starts TensorFlow with them silenced (unless --verbosity asks)."""
+  quiet = {"TF_CPP_MIN_LOG_LEVEL": "0"}
+  failed = run_cli("export", "--model=/nonexistent", "--out=/tmp/never",
+                   "--tflite", env=quiet)
+  assert failed.returncode == 2
+  assert failed.stderr.strip().count("\n") == 0, failed.stderr
+  evaluated = run_cli("evaluate",
+                      f"--model={tiny_run[0]}/student_kd/model", env=quiet)
+  assert evaluated.returncode == 0, evaluated.stderr[-2000:]
+  for line in (evaluated.stdout + evaluated.stderr).splitlines():
+    assert not any(p in line for p in START_UP_LINES), line
+  loud = run_cli("export", "--model=/nonexistent", "--out=/tmp/never",
+                 "--tflite", "--verbosity=0", env=quiet)
+  assert any(p in loud.stderr for p in START_UP_LINES)

@@ -40,6 +40,23 @@ def _fail(message: str, command: Optional[str] = None) -> None:
   sys.exit(2)
 
 
+def _start_tensorflow_quietly() -> None:
+  """Imports TensorFlow and enumerates its devices with file descriptor 2
+  on /dev/null: their native start-up lines (absl's InitializeLog warning,
+  CUDA probes on a machine without a GPU) ignore TF_CPP_MIN_LOG_LEVEL since
+  TensorFlow 2.19. `--verbosity=...` keeps them."""
+  sys.stderr.flush()
+  saved = os.dup(2)
+  try:
+    with open(os.devnull, "w") as null:
+      os.dup2(null.fileno(), 2)
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    tf.config.list_physical_devices()
+  finally:
+    os.dup2(saved, 2)
+    os.close(saved)
+
+
 def _usage() -> str:
   lines = [f"usage: {_PROG} <command> [--flags]   ({_PROG} <command> --help)",
            "", "commands:"]
@@ -96,6 +113,8 @@ def _main(argv: list) -> int:
           f"not apply to `{name}`; see `{_PROG} {name} --help`.", name)
   if not FLAGS["verbosity"].present:
     logging.set_verbosity(logging.INFO)
+    if name != "data" or FLAGS.dataset.startswith("movielens/"):
+      _start_tensorflow_quietly()
   try:
     return command.function() or 0
   except TfdistillError as error:
