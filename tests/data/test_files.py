@@ -7,6 +7,7 @@ from tfdistill.data.files import ColumnMapping
 from tfdistill.data.files import load_grouplens
 from tfdistill.data.files import load_table
 from tfdistill.data.sources import load_dataset
+from conftest import REPO
 from tfdistill.errors import DataError
 
 
@@ -130,3 +131,54 @@ def test_bad_timestamp_names_line(tmp_path):
                 "a,x,5,1\na,y,yesterday,1\n")
   with pytest.raises(DataError, match=r"events\.csv:3: timestamp 'yesterday'"):
     load_table(path)
+
+
+SHARED_SASREC = REPO.parent / "shared" / "data" / "ml-1m-sasrec"
+
+
+def test_sequence_file_in_file_order(tmp_path):
+  path = _write(tmp_path / "seq.txt", "1 10\n1 11\n2 10\n1 12\n2 13\n")
+  data = load_dataset("sequences", path=path)
+  assert data.name == "sequences:seq.txt"
+  frame = data.interactions
+  assert list(frame["item_id"][frame["user_id"] == "1"]) == ["10", "11", "12"]
+  assert list(frame["timestamp"]) == [0, 1, 2, 3, 4]  # the line order
+  assert set(frame["rating"]) == {1.0}
+
+
+def test_sequence_file_items_joined_to_movies_dat(tmp_path):
+  path = _write(tmp_path / "seq.txt", "1 1\n1 2\n")
+  _write(tmp_path / "movies.dat", "7::Seven (1995)::Crime|Thriller\n"
+         "9::Nine (2009)::Animation\n")
+  _write(tmp_path / "sas_to_original_items.txt", "1 9\n2 7\n")
+  data = load_dataset("sequences", path=path,
+                      item_features=str(tmp_path / "movies.dat"))
+  items = data.items.set_index("item_id")
+  assert items.loc["1", "title"] == "Nine (2009)"
+  assert items.loc["2", "genres"] == ("Crime", "Thriller")
+
+
+@pytest.mark.parametrize("text,line,shown", [
+    ("1 1\n1 2 3\n", 2, "'1 2 3'"),
+    ("1 1\n1 x\n", 2, "'1 x'"),
+    ("1 1\n\n1 2\n", 2, "''"),
+    ("1,1\n", 1, "'1,1'"),
+])
+def test_sequence_file_bad_line_names_file_line_and_text(tmp_path, text, line,
+                                                          shown):
+  path = _write(tmp_path / "seq.txt", text)
+  with pytest.raises(DataError) as error:
+    load_dataset("sequences", path=path)
+  message = str(error.value)
+  assert f"seq.txt:{line}:" in message and shown in message, message
+
+
+def test_the_sasrec_movielens_1m_file(tmp_path):
+  if not (SHARED_SASREC / "ml-1m.txt").is_file():
+    pytest.skip(f"{SHARED_SASREC} not found (only on the project's machines)")
+  data = load_dataset("sequences", path=str(SHARED_SASREC / "ml-1m.txt"),
+                      item_features=str(SHARED_SASREC / "movies.dat"))
+  assert (data.num_interactions, data.num_users, data.num_items) == (
+      999_611, 6_040, 3_416)
+  assert data.items.set_index("item_id").loc["1", "title"] == (
+      "Raiders of the Lost Ark (1981)")

@@ -161,3 +161,44 @@ def test_evaluate_retrieval_batches_and_excludes_history():
   assert r["mrr"] == pytest.approx(0.5)
   without = evaluate_retrieval(scores, examples, ks=(1,), exclude_seen=False)
   assert without["mrr"] == pytest.approx((1 / 3 + 1 / 4) / 2)
+
+
+def test_precision_and_f1_at_k():
+  # Relevant 3 and 6 at ranks 1 and 4: top 2 holds one of them.
+  scores = np.array([[0.0, 0.0, 0.9, 0.8, 0.7, 0.6, 0.5]])
+  r = _result(scores, [np.array([3, 6])], ks=(2, 5))
+  assert r["precision@2"] == pytest.approx(1 / 2)
+  assert r["f1@2"] == pytest.approx(2 * 0.5 * 0.5 / (0.5 + 0.5))
+  # Top 5 holds both: precision 2/5, recall 1, F1 = 2 * 0.4 * 1 / 1.4.
+  assert r["precision@5"] == pytest.approx(0.4)
+  assert r["f1@5"] == pytest.approx(0.8 / 1.4)
+  # One target (leave-last-out): precision@K = HR@K / K.
+  one = _result(SCORES, np.array([4]), ks=(3,))
+  assert one["precision@3"] == pytest.approx(1 / 3)
+  assert one["f1@3"] == pytest.approx(2 * (1 / 3) * 1 / (1 / 3 + 1))
+  missed = _result(SCORES, np.array([4]), ks=(1,))
+  assert missed["precision@1"] == 0.0 and missed["f1@1"] == 0.0
+
+
+def test_binary_and_rating_metrics():
+  from tfdistill.evaluation.rating import binary_metrics  # pylint: disable=import-outside-toplevel
+  from tfdistill.evaluation.rating import rating_metrics  # pylint: disable=import-outside-toplevel
+  labels = [1, 1, 0, 0, 1]
+  scores = [0.9, 0.4, 0.6, 0.1, 0.8]
+  # Threshold 0.5: predicted 1, 0, 1, 0, 1 -> TP 2, FP 1, FN 1, TN 1.
+  r = binary_metrics(labels, scores, 0.5)
+  assert r["accuracy"] == pytest.approx(3 / 5)
+  assert r["precision"] == pytest.approx(2 / 3)
+  assert r["recall"] == pytest.approx(2 / 3)
+  assert r["f1"] == pytest.approx(2 / 3)
+  # Positive/negative pairs ordered right: (0.9,0.6) (0.9,0.1) (0.4,0.1)
+  # (0.8,0.6) (0.8,0.1) of 6 -> 5/6.
+  assert r["auc"] == pytest.approx(5 / 6)
+  assert binary_metrics([1, 0], [0.1, 0.2], 0.5)["precision"] == 0.0
+  assert "auc" not in binary_metrics([1, 1], [0.1, 0.2], 0.5)
+  ratings = rating_metrics([5, 3, 4, 2], [4.5, 4.1, 3.0, 2.0])
+  # rating >= 4: labels 1, 0, 1, 0; predicted 1, 1, 0, 0.
+  assert ratings["accuracy"] == pytest.approx(0.5)
+  assert ratings["precision"] == pytest.approx(0.5)
+  assert ratings["rmse"] == pytest.approx(
+      math.sqrt((0.25 + 1.21 + 1.0 + 0.0) / 4))

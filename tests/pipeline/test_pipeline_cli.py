@@ -391,3 +391,29 @@ def test_compression_and_int8_calibration_follow_the_run(tiny_run):
   # A sample of the whole training set, not its last rows (the last users).
   assert not np.array_equal(saved, train[-len(saved):])
   assert abs((saved == 0).mean() - (train == 0).mean()) < 0.05
+
+
+def test_evaluate_gives_classification_metrics_for_a_ranking_model(
+    tiny_run, tmp_path):
+  from tfdistill.data.prepare import PreparedData  # pylint: disable=import-outside-toplevel
+  from tfdistill.evaluation.rating import rating_metrics  # pylint: disable=import-outside-toplevel
+  from tfdistill.models.io import save_model  # pylint: disable=import-outside-toplevel
+  from tfdistill.models.students import build_ranking_student  # pylint: disable=import-outside-toplevel
+  out = tiny_run[0]
+  prepared = PreparedData.load(str(out / "data"))
+  model = build_ranking_student(prepared.num_users, prepared.num_items)
+  path = save_model(model, str(out.parent / "ranker" / "ranking" / "model"),
+                    overwrite=True)
+  config = json.loads((out / "config.json").read_text())
+  (out.parent / "ranker" / "config.json").write_text(json.dumps(config))
+  result = last_json(run_cli("evaluate", f"--model={path}",
+                             "--positive_rating=3.5"))
+  pairs = examples.pair_arrays(prepared, "test", config["context_length"])
+  wanted = rating_metrics(pairs["rating"], model.predict(
+      {"user": pairs["user"], "item": pairs["item"]}, verbose=0), 3.5)
+  for key in ("accuracy", "precision", "recall", "f1", "rmse"):
+    assert result[key] == pytest.approx(wanted[key], abs=1e-6), key
+  retrieval = last_json(run_cli("evaluate",
+                                f"--model={out}/student_kd/model"))
+  assert {"precision@10", "f1@10"} <= set(retrieval)
+  assert retrieval["precision@10"] == pytest.approx(retrieval["hr@10"] / 10)

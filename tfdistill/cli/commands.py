@@ -68,8 +68,9 @@ def _run():
 
 def _stage_summary(run, step: str) -> None:
   metrics = run.step_metrics(step)
-  _print_json({k: metrics.get(k) for k in ("ndcg@10", "hr@10", "recall@10",
-                                           "params", "path")})
+  from tfdistill.evaluation.ranking import STAGE_METRICS  # pylint: disable=import-outside-toplevel
+  _print_json({k: metrics.get(k) for k in STAGE_METRICS + ("params",
+                                                           "path")})
 
 
 def pipeline() -> int:
@@ -161,8 +162,11 @@ def export() -> int:
 
 
 def evaluate() -> int:
-  """Evaluate a saved retrieval model (--model) on a data set's split: by
-  default, for a model of a pipeline run, the run's own data set."""
+  """Evaluate a saved model (--model) on a data set's split: a retrieval
+  model by its ranking metrics (HR, recall, precision, F1, NDCG@10, MRR), a
+  ranking model by RMSE and, for "rating >= --positive_rating", accuracy,
+  precision, recall, F1 and AUC. By default, for a model of a pipeline run,
+  on the run's own data set."""
   from tfdistill.data import examples  # pylint: disable=import-outside-toplevel
   from tfdistill.errors import ConfigError  # pylint: disable=import-outside-toplevel
   from tfdistill.evaluation.evaluate import evaluate_retrieval  # pylint: disable=import-outside-toplevel
@@ -190,8 +194,20 @@ def evaluate() -> int:
                       "than this data set's; pass the same --dataset flags "
                       "as for training.")
   length = FLAGS.context_length or card.get("context_length") or 20
-  result = evaluate_retrieval(model, examples.evaluation_set(
-      prepared, FLAGS.split, length))
+  inputs = set(card.get("inputs") or {})
+  if {"user", "item"} <= inputs and "context" not in inputs:
+    # A ranking model: its predicted ratings on the split's pairs.
+    from tfdistill.evaluation.rating import rating_metrics  # pylint: disable=import-outside-toplevel
+    pairs = examples.pair_arrays(prepared, FLAGS.split, length)
+    predicted = model.predict({"user": pairs["user"], "item": pairs["item"]},
+                              batch_size=1024, verbose=0)
+    result = dict(rating_metrics(pairs["rating"], predicted,
+                                 FLAGS.positive_rating),
+                  positive_rating=FLAGS.positive_rating,
+                  num_examples=len(pairs["rating"]))
+  else:
+    result = evaluate_retrieval(model, examples.evaluation_set(
+        prepared, FLAGS.split, length))
   _print_json(dict(result, split=FLAGS.split, model=FLAGS.model))
   return 0
 
@@ -221,7 +237,8 @@ COMMANDS = {
         Command("export", export, "export a student (SavedModel, TFLite)",
                 options.EXPORT_FLAGS),
         Command("evaluate", evaluate, "evaluate a saved model",
-                options.DATA_FLAGS + ("model", "split", "context_length")),
+                options.DATA_FLAGS + ("model", "split", "context_length",
+                                      "positive_rating")),
         Command("report", report, "write the report of a run",
                 options.RUN_FLAGS),
         Command("tune", tune, "search distillation settings (keras-tuner)",

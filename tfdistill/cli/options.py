@@ -15,10 +15,18 @@ flags.DEFINE_string(
     f"Data source: {', '.join(dataset_names())}.")
 flags.DEFINE_string("path", None,
                     "File for --dataset=grouplens (u.data, ratings.dat, "
-                    "ratings.csv), csv or parquet.")
+                    "ratings.csv), csv, parquet or sequences (user item "
+                    "lines in time order, e.g. ml-1m.txt).")
 flags.DEFINE_string("columns", None,
                     "Column mapping for csv/parquet, e.g. "
                     "user_id=uid,item_id=iid,timestamp=ts,rating=")
+flags.DEFINE_string("item_features", None,
+                    "Item titles and genres for --dataset=sequences: a "
+                    "GroupLens movies.dat (joined through "
+                    "sas_to_original_items.txt beside it, or --item_id_map).")
+flags.DEFINE_string("item_id_map", None,
+                    "For --dataset=sequences: lines 'sequence_id original_id' "
+                    "joining the file's items to --item_features.")
 flags.DEFINE_string("data_dir", None, "TFDS cache directory.")
 flags.DEFINE_string("manual_dir", None,
                     "Folder holding the GroupLens zip, for offline TFDS "
@@ -43,7 +51,8 @@ flags.DEFINE_string("out", None, "Output directory.")
 flags.DEFINE_boolean("overwrite", False,
                      "Replace an existing output instead of refusing.")
 
-DATA_FLAGS = ("dataset", "path", "columns", "data_dir", "manual_dir",
+DATA_FLAGS = ("dataset", "path", "columns", "item_features", "item_id_map",
+              "data_dir", "manual_dir",
               "synthetic_users", "synthetic_items",
               "synthetic_interactions_per_user", "min_user_interactions",
               "min_item_interactions", "seed")
@@ -53,6 +62,7 @@ def source_config() -> SourceConfig:
   return SourceConfig(
       dataset=FLAGS.dataset, path=FLAGS.path, data_dir=FLAGS.data_dir,
       manual_dir=FLAGS.manual_dir, columns=FLAGS.columns,
+      item_features=FLAGS.item_features, item_id_map=FLAGS.item_id_map,
       synthetic=SyntheticConfig(
           num_users=FLAGS.synthetic_users, num_items=FLAGS.synthetic_items,
           mean_interactions_per_user=FLAGS.synthetic_interactions_per_user,
@@ -153,6 +163,10 @@ flags.DEFINE_string("representative_data", None,
                     ".npy int32 contexts for int8 calibration.")
 flags.DEFINE_enum("split", "test", ["validation", "test"],
                   "Split to evaluate on.")
+flags.DEFINE_float("positive_rating", 4.0,
+                   "For ranking models: the rating from which an "
+                   "interaction counts as positive (accuracy, precision, "
+                   "recall, F1, AUC).")
 
 # Tuning.
 flags.DEFINE_integer("max_trials", 8, "keras-tuner trials.")

@@ -37,6 +37,7 @@ from tfdistill.distill.distiller import Distiller
 from tfdistill.distill.soft_targets import SoftTargetKL
 from tfdistill.errors import ConfigError
 from tfdistill.evaluation.evaluate import evaluate_retrieval
+from tfdistill.evaluation.ranking import STAGE_METRICS
 from tfdistill.evaluation.evaluate import evaluate_tflite
 from tfdistill.export import tflite
 from tfdistill.models.io import catalog_size
@@ -155,8 +156,7 @@ class _Compressor:
     mode = self.config.quantize
     lite = float_lite if mode == "none" else tflite.convert(
         model, mode, 10, self.representative)
-    row = {"step": step, "ndcg@10": quality["ndcg@10"],
-           "hr@10": quality["hr@10"], "recall@10": quality["recall@10"],
+    row = {"step": step, **{k: quality[k] for k in STAGE_METRICS},
            "params": count_parameters(sparse_model),
            "nonzeros": int(sum(r["nonzeros"] for r in layer_sparsity(
                sparse_model))),

@@ -64,6 +64,8 @@ def _check_text(path: str, sample_bytes: int = 1 << 20) -> None:
 
 
 _SEPARATORS = ("::", "\t", ",", ";", "|")
+#: The id join file published beside the SASRec MovieLens-1M sequences.
+_SAS_ITEM_MAP = "sas_to_original_items.txt"
 
 
 def _check_separator(path: str, text: str, separator: str,
@@ -285,7 +287,9 @@ def load_table(path: str, columns: ColumnMapping = ColumnMapping()
   if missing:
     raise DataError(f"{path}: missing column(s) {missing}; found "
                     f"{list(frame.columns)}. Map them with --columns, e.g. "
-                    "--columns=user_id=uid,item_id=iid,timestamp=ts,rating=.")
+                    "--columns=user_id=uid,item_id=iid,timestamp=ts,rating= "
+                    "(timestamp= with no column: the rows are in time "
+                    "order).")
   interactions = pd.DataFrame({
       "user_id": frame[columns.user_id],
       "item_id": frame[columns.item_id],
@@ -303,3 +307,107 @@ def load_table(path: str, columns: ColumnMapping = ColumnMapping()
           if isinstance(v, str) else () for v in frame[columns.genres]]
   return make_interaction_data(f"table:{os.path.basename(path)}", interactions,
                                items, source=path, line_offset=line_offset)
+
+
+def _integer_pairs(path: str) -> pd.DataFrame:
+  """The `user item` lines of a sequence file, checked line by line.
+
+  Raises:
+    DataError: naming the file, line number and line of the first line that
+      is not two integers separated by whitespace.
+  """
+  if not os.path.isfile(path):
+    raise DataError(f"{path}: no such file.")
+  _check_text(path)
+  try:
+    frame = pd.read_csv(path, sep=r"\s+", header=None, names=["user", "item"],
+                        dtype=str, skip_blank_lines=False, engine="c",
+                        keep_default_na=False, na_values=[""])
+  except pd.errors.EmptyDataError:
+    raise DataError(f"{path}: file is empty; expected one 'user item' line "
+                    "per interaction.") from None
+  except pd.errors.ParserError as error:
+    match = _PANDAS_FIELDS.search(str(error))
+    line = int(match.group(2)) if match else None
+    raise DataError(_bad_sequence_line(path, line)) from None
+  bad = ~(frame["user"].str.fullmatch(r"-?\d+", na=False)
+          & frame["item"].str.fullmatch(r"-?\d+", na=False)).to_numpy()
+  if bad.any():
+    raise DataError(_bad_sequence_line(path, int(np.flatnonzero(bad)[0]) + 1))
+  return frame
+
+
+def _bad_sequence_line(path: str, line: Optional[int]) -> str:
+  text = ""
+  if line is not None:
+    with open(path, encoding="utf-8", errors="replace") as f:
+      for number, content in enumerate(f, 1):
+        if number == line:
+          text = content.rstrip("\r\n")
+          break
+  where = f"{path}:{line}" if line is not None else path
+  return (f"{where}: expected 'user item' (two integer ids separated by "
+          f"whitespace), found {text[:80]!r}.")
+
+
+def _id_map(path: str) -> dict:
+  """`sas_id original_id` lines -> {sas_id: original_id} (strings)."""
+  frame = _integer_pairs(path)
+  return dict(zip(frame["user"], frame["item"]))
+
+
+def load_sequences(path: str, item_features: Optional[str] = None,
+                   item_id_map: Optional[str] = None) -> InteractionData:
+  """Loads the text format of sequential recommendation research (SASRec,
+  BERT4Rec): one `user item` line per interaction, each user's lines in time
+  order, no timestamps (the line number stands for the time).
+
+  Args:
+    path: The sequence file (e.g. ml-1m.txt).
+    item_features: Optional GroupLens item table (`movies.dat`, `movies.csv`
+      or `u.item`) for titles and genres.
+    item_id_map: Optional `sequence_id original_id` lines joining the file's
+      renumbered items to the item table's ids (e.g.
+      sas_to_original_items.txt); default: that file beside `path` or
+      `item_features` when it exists, else the ids are the table's own.
+
+  Returns:
+    `InteractionData` named "sequences:<file name>", rating 1.0.
+
+  Raises:
+    DataError: for a malformed line (file, line number and line).
+  """
+  frame = _integer_pairs(path)
+  interactions = pd.DataFrame({
+      "user_id": frame["user"], "item_id": frame["item"],
+      "timestamp": np.arange(len(frame), dtype=np.int64),
+      "rating": np.ones(len(frame), np.float32)})
+  items = None
+  if item_features:
+    if not os.path.isfile(item_features):
+      raise DataError(f"--item_features={item_features}: no such file.")
+    items = _grouplens_items(item_features)
+    if items is None:
+      raise DataError(f"--item_features={item_features}: not an item table "
+                      "(movies.dat, movies.csv or u.item).")
+    if item_id_map is None:
+      for folder in (os.path.dirname(path), os.path.dirname(item_features)):
+        candidate = os.path.join(folder, _SAS_ITEM_MAP)
+        if os.path.isfile(candidate):
+          item_id_map = candidate
+          break
+    if item_id_map:
+      to_original = _id_map(item_id_map)
+      by_original = items.set_index("item_id")
+      ids = list(to_original)
+      originals = [to_original[i] for i in ids]
+      known = [o in by_original.index for o in originals]
+      items = pd.DataFrame({
+          "item_id": [i for i, k in zip(ids, known) if k],
+          "title": [by_original.at[o, "title"]
+                    for o, k in zip(originals, known) if k],
+          "genres": [by_original.at[o, "genres"]
+                     for o, k in zip(originals, known) if k]})
+  return make_interaction_data(f"sequences:{os.path.basename(path)}",
+                               interactions, items, source=path,
+                               line_offset=1)

@@ -10,7 +10,7 @@ from tfdistill.data.synthetic import generate_synthetic
 from tfdistill.data.synthetic import SyntheticConfig
 from tfdistill.errors import DataError
 
-_FILE_SOURCES = ("grouplens", "csv", "parquet")
+_FILE_SOURCES = ("grouplens", "csv", "parquet", "sequences")
 _TABLE_SOURCES = ("csv", "parquet")
 
 
@@ -21,13 +21,18 @@ class SourceConfig:
   Attributes:
     dataset: "synthetic" (the embedded default), a TFDS name such as
       "movielens/latest-small-ratings", "grouplens" (raw u.data, ratings.dat
-      or ratings.csv at `path`) or "csv"/"parquet" (a table at `path`).
+      or ratings.csv at `path`), "csv"/"parquet" (a table at `path`) or
+      "sequences" (`user item` lines in time order at `path`, the format of
+      SASRec and BERT4Rec).
     path: File for "grouplens", "csv" and "parquet".
     data_dir: TFDS cache directory.
     manual_dir: Folder with the GroupLens zip for offline TFDS preparation.
     columns: Column mapping for "csv"/"parquet", e.g.
       "user_id=uid,item_id=iid,timestamp=ts,rating=" (see `ColumnMapping`).
     synthetic: Size and seed of the synthetic data set.
+    item_features: Item table (movies.dat) for "sequences".
+    item_id_map: `sequence_id original_id` lines joining a sequence file's
+      items to the item table (default: sas_to_original_items.txt beside).
   """
   dataset: str = "synthetic"
   path: Optional[str] = None
@@ -35,6 +40,8 @@ class SourceConfig:
   manual_dir: Optional[str] = None
   columns: Optional[str] = None
   synthetic: SyntheticConfig = SyntheticConfig()
+  item_features: Optional[str] = None
+  item_id_map: Optional[str] = None
 
   def __post_init__(self):
     if self.dataset not in dataset_names():
@@ -52,6 +59,10 @@ class SourceConfig:
     if self.columns and self.dataset not in _TABLE_SOURCES:
       raise DataError(f"--columns is only read by --dataset=csv or parquet, "
                       f"but --dataset={self.dataset}; drop --columns.")
+    for flag in ("item_features", "item_id_map"):
+      if getattr(self, flag) and self.dataset != "sequences":
+        raise DataError(f"--{flag} is only read by --dataset=sequences, but "
+                        f"--dataset={self.dataset}; drop --{flag}.")
     if self.manual_dir and not self.dataset.startswith("movielens/"):
       raise DataError(f"--manual_dir is only read by the TFDS MovieLens data "
                       f"sets, but --dataset={self.dataset}; drop "
@@ -102,6 +113,9 @@ def load_dataset(source: Union[str, SourceConfig] = "synthetic",
   if name in _FILE_SOURCES:
     if name == "grouplens":
       return files.load_grouplens(source.path)
+    if name == "sequences":
+      return files.load_sequences(source.path, source.item_features,
+                                  source.item_id_map)
     mapping = (files.ColumnMapping.parse(source.columns)
                if source.columns else files.ColumnMapping())
     return files.load_table(source.path, mapping)

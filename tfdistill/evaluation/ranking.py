@@ -91,6 +91,10 @@ def _discount(ranks: np.ndarray) -> np.ndarray:
   return 1.0 / np.log2(ranks + 2.0)
 
 
+#: The retrieval metrics at 10 reported for every stage of a run.
+STAGE_METRICS = ("ndcg@10", "hr@10", "recall@10", "precision@10", "f1@10")
+
+
 class RankingMetrics:
   """Accumulates ranking metrics over batches; memory is O(batch x catalog).
 
@@ -128,8 +132,12 @@ class RankingMetrics:
         continue
       hits = [r[r < k] for r in ranks]
       self._add(f"hr@{k}", [len(h) > 0 for h in hits])
-      self._add(f"recall@{k}",
-                [len(h) / max(len(r), 1) for h, r in zip(hits, ranks)])
+      recall = [len(h) / max(len(r), 1) for h, r in zip(hits, ranks)]
+      precision = [len(h) / k for h in hits]
+      self._add(f"recall@{k}", recall)
+      self._add(f"precision@{k}", precision)
+      self._add(f"f1@{k}", [2 * p * r / (p + r) if p + r else 0.0
+                            for p, r in zip(precision, recall)])
       ideal = [_discount(np.arange(min(k, len(r)))).sum() for r in ranks]
       self._add(f"ndcg@{k}", [
           _discount(h).sum() / i if i > 0 else 0.0 for h, i in zip(hits, ideal)

@@ -42,3 +42,46 @@ def auc(labels, scores) -> float:
   ranks = average_ranks(scores)
   u = ranks[labels].sum() - positives * (positives + 1) / 2.0
   return float(u / (positives * negatives))
+
+
+def binary_metrics(labels, scores, threshold: float) -> dict:
+  """Accuracy, precision, recall, F1 and AUC of scores against binary
+  labels, a score >= `threshold` predicting positive.
+
+  Args:
+    labels: Binary relevance (e.g. rating >= 4, or a click).
+    scores: Predicted scores (ratings or click probabilities).
+    threshold: The score from which a prediction is positive.
+
+  Returns:
+    {"accuracy", "precision", "recall", "f1", "auc"}; precision is 0 when
+    nothing is predicted positive, and AUC is left out when the labels have
+    one class only.
+  """
+  labels = np.asarray(labels).astype(bool).reshape(-1)
+  predicted = np.asarray(scores, np.float64).reshape(-1) >= threshold
+  if labels.shape != predicted.shape or not labels.size:
+    raise ConfigError(f"binary_metrics needs labels and scores of one "
+                      f"non-empty shape, got {labels.shape} and "
+                      f"{predicted.shape}.")
+  true_positives = float(np.sum(labels & predicted))
+  precision = true_positives / max(float(predicted.sum()), 1.0)
+  recall = true_positives / max(float(labels.sum()), 1.0)
+  out = {"accuracy": float(np.mean(labels == predicted)),
+         "precision": precision, "recall": recall,
+         "f1": (2 * precision * recall / (precision + recall)
+                if precision + recall else 0.0)}
+  if 0 < labels.sum() < labels.size:
+    out["auc"] = auc(labels, np.asarray(scores).reshape(-1))
+  return out
+
+
+def rating_metrics(ratings, predictions, positive_rating: float = 4.0
+                  ) -> dict:
+  """RMSE of predicted ratings, and `binary_metrics` of "rating >=
+  positive_rating" (the same threshold on the predictions)."""
+  ratings = np.asarray(ratings, np.float64).reshape(-1)
+  predictions = np.asarray(predictions, np.float64).reshape(-1)
+  return dict(binary_metrics(ratings >= positive_rating, predictions,
+                             positive_rating),
+              rmse=rmse(ratings, predictions))

@@ -14,6 +14,8 @@ import csv
 import html
 import os
 
+from tfdistill.evaluation.ranking import STAGE_METRICS
+
 from tfdistill.pipeline.run import write_json
 from tfdistill.reporting import markdown_table
 
@@ -222,8 +224,8 @@ def write_run_report(run) -> str:
                                       os.path.join(figures, "pareto.png")),
            plot_training(run, os.path.join(figures, "training.png")),
            plot_latency(metrics, os.path.join(figures, "latency.png"))]
-  columns = ["stage", "ndcg@10", "hr@10", "recall@10", "params",
-             "vs teacher", "vs student alone"]
+  columns = ["stage", *STAGE_METRICS, "params", "vs teacher",
+             "vs student alone"]
   table = markdown_table(rows, columns)
   compression = os.path.join(run.step_dir("compressed"),
                              "compression_report.md")

@@ -40,6 +40,7 @@ from tfdistill.errors import ModelError
 from tfdistill.evaluation.callbacks import RankingEvaluation
 from tfdistill.evaluation.evaluate import evaluate_retrieval
 from tfdistill.evaluation.evaluate import evaluate_tflite
+from tfdistill.evaluation.ranking import STAGE_METRICS
 from tfdistill.export import tflite
 from tfdistill.export.exporter import export_student
 from tfdistill.export.exporter import ExportConfig
@@ -69,7 +70,7 @@ METRICS_FILE = "metrics.json"
 #: The fields of a step's metrics.json that name a file of the run: stored
 #: relative to the run directory, so that it can be moved or copied.
 PATH_FIELDS = ("path", "report")
-QUALITY_KEYS = ("ndcg@10", "hr@10", "recall@10", "mrr")
+QUALITY_KEYS = STAGE_METRICS + ("mrr",)
 _REPRESENTATIVE_SIZE = 256
 
 
@@ -539,7 +540,7 @@ class Run:
     self._models["compressed"] = model
     last = report["steps"][-1]
     self._finish("compressed", {
-        **{k: last[k] for k in ("ndcg@10", "hr@10", "recall@10")},
+        **{k: last.get(k) for k in STAGE_METRICS},
         "params": last["params"], "nonzeros": last["nonzeros"],
         "sparsity": report["summary"]["sparsity"],
         "target_sparsity": self.config.compress.target_sparsity,
@@ -581,7 +582,7 @@ class Run:
     quality = export.get("tflite_eval", stages["compressed"]["tflite_eval"])
     latency = manifest.get("latency", {})
     stages["tflite"] = {
-        **{k: quality[k] for k in ("ndcg@10", "hr@10", "recall@10")},
+        **{k: quality.get(k) for k in STAGE_METRICS},
         "params": stages["compressed"]["params"],
         "path": os.path.join(export["path"], "tflite", "model.tflite"),
         "bytes": manifest["bytes"]["tflite"],
