@@ -98,6 +98,10 @@ flags.DEFINE_enum("teacher_item_key", None, ["id", "title"],
 flags.DEFINE_boolean("strict_vocabulary", None,
                      "Refuse a --teacher that does not know every item of "
                      "the catalog (default: report and mask them).")
+flags.DEFINE_enum("teacher_objective", None, ["last", "all_positions"],
+                  "How the teacher trains: last (one target per context "
+                  "window, the default) or all_positions (causal attention, "
+                  "a target at every position of a user's sequence).")
 flags.DEFINE_integer("teacher_epochs", None, "Teacher training epochs.")
 flags.DEFINE_integer("teacher_dim", None, "Teacher embedding size.")
 flags.DEFINE_integer("teacher_blocks", None,
@@ -178,7 +182,7 @@ flags.DEFINE_integer("tune_epochs", 2, "Epochs per tuning trial.")
 RUN_FLAGS = DATA_FLAGS + (
     "out", "preset", "force", "context_length", "teacher",
     "teacher_signature", "teacher_inputs", "teacher_item_key",
-    "strict_vocabulary", "teacher_epochs",
+    "strict_vocabulary", "teacher_objective", "teacher_epochs",
     "teacher_learning_rate", "teacher_dim", "teacher_blocks",
     "student_epochs",
     "student_learning_rate", "student_dim", "student_encoder",
@@ -247,6 +251,8 @@ def pipeline_config():
                             if dim % base.teacher.num_heads == 0 else 1)
   if _present("teacher_blocks"):
     teacher["num_blocks"] = FLAGS.teacher_blocks
+  if _present("teacher_objective"):
+    teacher["objective"] = FLAGS.teacher_objective
   if teacher:
     values["teacher"] = dataclasses.replace(base.teacher, **teacher)
   student = {}

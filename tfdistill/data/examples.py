@@ -344,3 +344,52 @@ def candidate_examples(prepared: PreparedData, split: str = "train",
   features, labels = candidate_arrays(prepared, split, num_candidates, seed)
   return finish_dataset(tf.data.Dataset.from_tensor_slices(
       (features, labels)), batch_size, shuffle, seed)
+
+
+def sequence_chunks(prepared: PreparedData, length: int,
+                    split: str = "train") -> tuple:
+  """Every user's training sequence as chunks for all-position training.
+
+  Each chunk holds `length` consecutive items as input and, shifted by one,
+  the `length` items that follow each of them as targets (left-padded with
+  0, the most recent last). Chunks are cut from the end of the sequence
+  backwards, so that every training target of `sequence_arrays(prepared,
+  "train")` appears exactly once.
+
+  Returns:
+    ({"context": int32 [n, L]}, targets int32 [n, L]).
+  """
+  if length < 1:
+    raise ConfigError(f"context_length must be >= 1, got {length}.")
+  code = _split_code(split)
+  keep = prepared.split <= code if split != "train" else (
+      prepared.split == code)
+  items, users = prepared.item[keep], prepared.user[keep]
+  starts = np.flatnonzero(np.r_[True, users[1:] != users[:-1]])
+  ends = np.r_[starts[1:], len(users)]
+  inputs, targets = [], []
+  for start, end in zip(starts, ends):
+    sequence = items[start:end]
+    # Targets are sequence[1:]; cut them into chunks from the end.
+    for stop in range(len(sequence), 1, -length):
+      first = max(1, stop - length)
+      chunk_targets = sequence[first:stop]
+      chunk_inputs = sequence[first - 1:stop - 1]
+      pad = length - len(chunk_targets)
+      inputs.append(np.r_[np.zeros(pad, np.int32), chunk_inputs])
+      targets.append(np.r_[np.zeros(pad, np.int32), chunk_targets])
+  return ({CONTEXT: np.asarray(inputs, np.int32).reshape(-1, length)},
+          np.asarray(targets, np.int32).reshape(-1, length))
+
+
+def chunk_examples(prepared: PreparedData, length: int, batch_size: int = 0,
+                   shuffle: bool = False, seed: int = 0, epoch=None):
+  """`tf.data` of `sequence_chunks`: ({"context": [L]}, targets [L]), for
+  a teacher trained on every position at once (`objective="all_positions"`);
+  `epoch` as in `sequence_examples`."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  features, targets = sequence_chunks(prepared, length)
+  if shuffle and epoch is not None:
+    return epoch_keyed_dataset((features, targets), batch_size, seed, epoch)
+  return finish_dataset(tf.data.Dataset.from_tensor_slices(
+      (features, targets)), batch_size, shuffle, seed)

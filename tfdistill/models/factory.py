@@ -9,6 +9,7 @@ from tfdistill.models.ranking import MultiTaskTeacher
 from tfdistill.models.students import build_sequential_student
 from tfdistill.models.students import StudentConfig
 from tfdistill.models.teachers import NEGATIVES
+from tfdistill.models.teachers import OBJECTIVES
 from tfdistill.models.teachers import SequentialRetrievalTeacher
 from tfdistill.models.teachers import TwoTowerRetrievalTeacher
 
@@ -24,6 +25,9 @@ class TeacherConfig:
     num_extra_negatives: Uniform negatives per batch for "mixed".
     sampling_bias_correction: logQ correction for sampled negatives.
     temperature: Softmax temperature of the retrieval task.
+    objective: "last" (one target per context window) or "all_positions"
+      (causal attention and a target at every position of a sequence
+      chunk: a pass over a user's sequence trains all of its targets).
   """
   embedding_dim: int = 128
   num_blocks: int = 2
@@ -34,8 +38,13 @@ class TeacherConfig:
   num_extra_negatives: int = 256
   sampling_bias_correction: bool = True
   temperature: float = 1.0
+  objective: str = "last"
 
   def __post_init__(self):
+    if self.objective not in OBJECTIVES:
+      raise ConfigError(f"unknown teacher objective {self.objective!r} "
+                        f"(--teacher_objective); choose one of "
+                        f"{OBJECTIVES}.")
     if self.num_blocks < 1 or self.num_heads < 1:
       raise ConfigError(
           f"the teacher needs at least one block and one head "
@@ -75,8 +84,8 @@ def build_sequential_teacher(prepared: PreparedData, context_length: int,
       negatives=config.negatives,
       num_extra_negatives=config.num_extra_negatives,
       sampling_bias_correction=config.sampling_bias_correction,
-      temperature=config.temperature, name=name,
-      **_feature_sizes(prepared)), prepared)
+      temperature=config.temperature, objective=config.objective,
+      name=name, **_feature_sizes(prepared)), prepared)
 
 
 def build_two_tower_teacher(prepared: PreparedData, context_length: int,

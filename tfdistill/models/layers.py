@@ -89,12 +89,15 @@ class TransformerBlock(tf_keras.layers.Layer):
     self.drop = tf_keras.layers.Dropout(self.dropout)
     super().build(input_shape)
 
-  def call(self, inputs, training=False, last_only=False):
+  def call(self, inputs, training=False, last_only=False, causal=False):
     """[B, L, d] -> [B, L, d], or [B, 1, d] for the last position only.
 
     `last_only` is for a final block whose other positions are discarded:
     the last position still attends to all of them, but their queries,
-    outputs and feed-forward passes are not computed.
+    outputs and feed-forward passes are not computed. With `causal`, each
+    position attends only to itself and earlier positions (a model trained
+    on every position of a sequence at once); the last position sees all
+    of them either way.
     """
     x, ids = inputs
     keep = tf.not_equal(ids, 0)
@@ -103,6 +106,10 @@ class TransformerBlock(tf_keras.layers.Layer):
     if last_only:
       x, query, query_keep = x[:, -1:], h[:, -1:], keep[:, -1:]
     mask = tf.logical_and(keep[:, tf.newaxis, :], query_keep[:, :, tf.newaxis])
+    if causal and not last_only:
+      length = tf.shape(ids)[1]
+      earlier = tf.linalg.band_part(tf.ones([length, length], tf.bool), -1, 0)
+      mask = tf.logical_and(mask, earlier[tf.newaxis])
     x = x + self.drop(self.attention(query, h, attention_mask=mask,
                                      training=training), training=training)
     h = self.norm_ffn(x)

@@ -27,6 +27,10 @@ from tfdistill.models.layers import TransformerBlock
 
 _register = tf_keras.saving.register_keras_serializable(package="tfdistill")
 NEGATIVES = ("in_batch", "mixed", "catalog")
+#: How the sequential teacher is trained: "last" (one target per example,
+#: the item after its context window) or "all_positions" (causal attention,
+#: a target at every position of a chunk of a user's sequence).
+OBJECTIVES = ("last", "all_positions")
 
 
 def features_and_labels(inputs, label_key: str):
@@ -93,11 +97,13 @@ class RetrievalTeacher(tfrs.Model):
         temperature=temperature, remove_accidental_hits=True,
         name="retrieval")
 
-  def random_generators(self) -> list:
+  def random_generators(self, create: bool = True) -> list:
     """The sampler of "mixed" negatives ([] for other negatives); kept out
     of checkpoints, like Keras's own random layers, and reseeded each epoch
     by `tfdistill.resume.RepeatableEpochs`."""
-    if self.negatives != "mixed":
+    if self.negatives != "mixed" and not (
+        getattr(self, "objective", "last") == "all_positions"
+        and self.negatives != "catalog"):
       return []
     if "_negative_sampler" not in self.__dict__:
       with tf.init_scope():
@@ -220,8 +226,14 @@ class SequentialRetrievalTeacher(RetrievalTeacher):
 
   def __init__(self, num_items: int, context_length: int,
                num_blocks: int = 2, num_heads: int = 4, ffn_dim: int = 256,
-               dropout: float = 0.2, **kwargs):
+               dropout: float = 0.2, objective: str = "last", **kwargs):
     super().__init__(num_items, **kwargs)
+    if objective not in OBJECTIVES:
+      raise ConfigError(f"unknown teacher objective {objective!r}; choose "
+                        f"one of {OBJECTIVES}.")
+    self.objective = objective
+    # Trained on every position at once, a position may only see the past.
+    self.causal = objective == "all_positions"
     self.context_length = context_length
     self.num_blocks = num_blocks
     self.num_heads = num_heads
@@ -240,29 +252,88 @@ class SequentialRetrievalTeacher(RetrievalTeacher):
   def input_signature(self) -> dict:
     return {CONTEXT: tf.TensorSpec([None, self.context_length], tf.int32)}
 
+  def _encode(self, context, training: bool, catalog, last_only: bool):
+    x = self.item_vectors(context, training=training, catalog=catalog)
+    x = self.input_dropout(self.positions(x), training=training)
+    for i, block in enumerate(self.blocks):
+      x = block([x, context], training=training, causal=self.causal,
+                last_only=last_only and i == len(self.blocks) - 1)
+    return x
+
   def query_signals(self, inputs, training: bool = False,
                     catalog=None) -> dict:
     context = tf.cast(inputs[CONTEXT], tf.int32)
-    x = self.item_vectors(context, training=training, catalog=catalog)
-    x = self.input_dropout(self.positions(x), training=training)
     # Left padding puts the most recent item in the last position, the only
     # one the query reads: the last block computes it alone.
-    for i, block in enumerate(self.blocks):
-      x = block([x, context], training=training,
-                last_only=i == len(self.blocks) - 1)
+    x = self._encode(context, training, catalog, last_only=True)
     hidden = self.output_norm(x[:, -1])
     return {"hidden": hidden,
             "query_embedding": self.query_projection(hidden)}
 
+  def sequence_queries(self, inputs, training: bool = False,
+                       catalog=None) -> tf.Tensor:
+    """[B, L, d]: the query of every position (causal: each from the items
+    up to it), for training on every position at once."""
+    context = tf.cast(inputs[CONTEXT], tf.int32)
+    x = self._encode(context, training, catalog, last_only=False)
+    # The output layers were built on [B, d] (the last position): the
+    # positions go through them as rows.
+    rows = self.query_projection(self.output_norm(
+        tf.reshape(x, [-1, tf.shape(x)[-1]])))
+    return tf.reshape(rows, tf.concat([tf.shape(x)[:2], [-1]], 0))
+
   def compute_loss(self, inputs, training: bool = False) -> tf.Tensor:
     features, targets = features_and_labels(inputs, "item")
+    if targets.shape.rank == 2:  # chunks: a target at every position
+      if self.objective != "all_positions":
+        raise ConfigError("a target per position needs "
+                          "objective='all_positions' (a causal teacher).")
+      return self.all_positions_loss(features, targets, training)
     queries = self.query_signals(features, training)["query_embedding"]
     return self.retrieval_loss(queries, targets, training)
+
+  def all_positions_loss(self, features, targets, training: bool):
+    """Softmax cross-entropy at every position with a target (padding
+    positions, target 0, are left out): over the whole catalog with
+    `negatives="catalog"`, else over the target and `num_extra_negatives`
+    uniform items shared by the batch (logQ-corrected, accidental hits
+    removed), for catalogs too large to score at every position."""
+    targets = tf.cast(targets, tf.int32)
+    queries = self.sequence_queries(features, training)
+    keep = tf.not_equal(targets, 0)
+    queries = tf.boolean_mask(queries, keep)  # [M, d]
+    labels = tf.boolean_mask(targets, keep)  # [M]
+    if self.negatives == "catalog":
+      catalog = self.catalog_embeddings(training=training)
+      logits = tf.matmul(queries, catalog, transpose_b=True) / (
+          self.temperature)
+      reserved = tf.range(self.num_items) < NUM_RESERVED
+      logits = tf.where(reserved[tf.newaxis], logits.dtype.min / 2, logits)
+      losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)
+      return tf.nn.compute_average_loss(losses)
+    count = max(self.num_extra_negatives, 1)
+    negatives = self.random_generators(create=True)[0].uniform(
+        [count], NUM_RESERVED, self.num_items, dtype=tf.int32)
+    positive = tf.reduce_sum(
+        queries * self.item_encoder(labels, training=training), -1)
+    sampled = tf.matmul(queries, self.item_encoder(negatives,
+                                                   training=training),
+                        transpose_b=True)
+    if self.sampling_bias_correction:
+      sampled -= tf.math.log(count / (self.num_items - NUM_RESERVED))
+    hits = tf.equal(labels[:, tf.newaxis], negatives[tf.newaxis])
+    sampled = tf.where(hits, sampled.dtype.min / 2, sampled)
+    logits = tf.concat([positive[:, tf.newaxis], sampled], 1) / (
+        self.temperature)
+    losses = tf.nn.sparse_softmax_cross_entropy_with_logits(
+        tf.zeros_like(labels), logits)
+    return tf.nn.compute_average_loss(losses)
 
   def get_config(self):
     return dict(super().get_config(), context_length=self.context_length,
                 num_blocks=self.num_blocks, num_heads=self.num_heads,
-                ffn_dim=self.ffn_dim, dropout=self.dropout)
+                ffn_dim=self.ffn_dim, dropout=self.dropout,
+                objective=self.objective)
 
 
 @_register

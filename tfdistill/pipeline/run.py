@@ -327,7 +327,7 @@ class Run:
     return self._extras
 
   def _fit(self, step: str, trainer, epochs: int, evaluate_model=None,
-           with_users: bool = False):
+           with_users: bool = False, chunks: bool = False):
     """fit with checkpoint resume, TensorBoard and validation NDCG."""
     self.claim()
     directory = self.step_dir(step)
@@ -353,7 +353,13 @@ class Run:
         repeatable,
         tf_keras.callbacks.TensorBoard(os.path.join(directory, "logs")),
         tf_keras.callbacks.CSVLogger(log, append=True)]
-    data = self.train_data(epoch=repeatable.epoch, with_users=with_users)
+    if chunks:  # every position of a chunk of a user's sequence
+      data = examples.chunk_examples(
+          self.prepared, self.config.context_length,
+          batch_size=self.config.batch_size, shuffle=True,
+          seed=self.config.seed, epoch=repeatable.epoch)
+    else:
+      data = self.train_data(epoch=repeatable.epoch, with_users=with_users)
     if not trainer.built:
       # BackupAndRestore restores the optimizer's slots only into a built
       # model; a subclassed teacher is built by calling it once.
@@ -418,7 +424,8 @@ class Run:
     teacher = build_sequential_teacher(self.prepared, config.context_length,
                                        config.teacher)
     teacher.compile(tf_keras.optimizers.Adam(config.teacher_learning_rate))
-    self._fit("teacher", teacher, config.teacher_epochs)
+    self._fit("teacher", teacher, config.teacher_epochs,
+              chunks=config.teacher.objective == "all_positions")
     path = save_model(teacher, os.path.join(self.step_dir("teacher"),
                                             "model"), overwrite=True)
     self._models["teacher"] = teacher
