@@ -87,6 +87,11 @@ SECTIONS = (
     ("speed", "Training-step and serving-latency ratios"),
     ("pipeline_default", "`tfdistill pipeline` with no flags (the "
      "teacher's item table by default since 2026-12-01)"),
+    ("own_teacher", "A teacher trained outside tfdistill (the TFRS "
+     "sequential-retrieval tutorial's GRU, latest-small), distilled from "
+     "its SavedModel with `--teacher=`"),
+    ("teacher_objective", "Teacher training targets per second: every "
+     "position at once against sliding windows (ml-1m.txt)"),
     ("pipeline_teacher_items",
      "`tfdistill pipeline --student_init=teacher_items` (synthetic default, "
      "before it was the default)"),

@@ -131,19 +131,23 @@ def test_a_sequential_gru_teacher_in_memory_and_saved(gru, gru_saved,
                                       alone)
 
 
-def test_a_basic_retrieval_teacher_on_user_ids(tiny_prepared, tmp_path):
+def test_a_basic_retrieval_teacher_on_user_ids_and_movie_titles(
+    tiny_prepared, tmp_path):
+  titles = list(tiny_prepared.item_titles[2:])
   model = tutorials.train(tutorials.BasicRetrieval(
-      tutorials.ids(tiny_prepared.users), tutorials.ids(tiny_prepared.items)),
+      tutorials.ids(tiny_prepared.users), titles),
                           tutorials.pairs(tiny_prepared), epochs=5)
-  in_memory = TowerTeacher.from_tfrs_model(
-      model, tiny_prepared.items, user_keys=tiny_prepared.users.tokens)
+  keys = dict(user_keys=tiny_prepared.users.tokens,
+              item_keys=tiny_prepared.item_titles)  # known by title
+  in_memory = TowerTeacher.from_tfrs_model(model, tiny_prepared.items,
+                                           **keys)
   assert list(in_memory.describe()["inputs"].values()) == ["user"]
-  index = tutorials.brute_force(model.user_model, model.movie_model,
-                                tutorials.ids(tiny_prepared.items))
+  assert in_memory.describe()["vocabulary"]["unknown_to_teacher"] == 0
+  index = tutorials.brute_force(model.user_model, model.movie_model, titles)
   index(tf.constant(["1"]))
   tf.saved_model.save(index, str(tmp_path / "basic"))
   saved = SavedModelTeacher(str(tmp_path / "basic"), tiny_prepared.items,
-                            user_keys=tiny_prepared.users.tokens)
+                            **keys)
   for teacher in (in_memory, saved):
     distilled, alone = _distil_and_compare(tiny_prepared, teacher,
                                            with_users=True)
@@ -206,15 +210,32 @@ def test_a_dcn_ranking_teacher_in_memory_and_saved(tiny_prepared, tmp_path):
     assert distilled < alone / 4, (type(teacher).__name__, distilled, alone)
 
 
-def test_a_multitask_teacher_teaches_both_heads(tiny_prepared):
+@pytest.mark.parametrize("form", ["in_memory", "saved"])
+def test_a_multitask_teacher_teaches_both_heads(tiny_prepared, tmp_path,
+                                                form):
   model = tutorials.train(tutorials.MultiTask(
       tutorials.ids(tiny_prepared.users), tutorials.ids(tiny_prepared.items)),
                           tutorials.pairs(tiny_prepared), epochs=3)
   keys = dict(user_keys=tiny_prepared.users.tokens)
-  teacher = TaskTeachers({
-      "logits": TowerTeacher.from_tfrs_model(model, tiny_prepared.items,
-                                             **keys),
-      "rating": RatingTeacher(model, tiny_prepared.items, output=2, **keys)})
+  if form == "in_memory":
+    teacher = TaskTeachers({
+        "logits": TowerTeacher.from_tfrs_model(model, tiny_prepared.items,
+                                               **keys),
+        "rating": RatingTeacher(model, tiny_prepared.items, output=2,
+                                **keys)})
+  else:  # its serving index and the model itself, saved
+    index = tutorials.brute_force(model.user_model, model.movie_model,
+                                  tutorials.ids(tiny_prepared.items))
+    index(tf.constant(["1"]))
+    tf.saved_model.save(index, str(tmp_path / "index"))
+    model({"user_id": tf.constant(["1"]), "movie_id": tf.constant(["1"])})
+    tf.saved_model.save(model, str(tmp_path / "model"))
+    teacher = TaskTeachers({
+        "logits": SavedModelTeacher(str(tmp_path / "index"),
+                                    tiny_prepared.items, **keys),
+        "rating": SavedModelTeacher(str(tmp_path / "model"),
+                                    tiny_prepared.items, output="output_3",
+                                    **keys)})
   arrays = examples.sequence_arrays(tiny_prepared, "train", L)
   data = tf.data.Dataset.from_tensor_slices((
       {"context": arrays.contexts, "item": arrays.targets,

@@ -29,17 +29,17 @@ def lookup_tower(vocabulary, extra=()):
 
 
 class BasicRetrieval(tfrs.Model):
-  """Tutorial "basic retrieval": user id -> movie id."""
+  """Tutorial "basic retrieval": user id -> movie title."""
 
-  def __init__(self, user_ids, movie_ids):
+  def __init__(self, user_ids, movie_titles):
     super().__init__()
     self.user_model = lookup_tower(user_ids)
-    self.movie_model = lookup_tower(movie_ids)
+    self.movie_model = lookup_tower(movie_titles)
     self.task = tfrs.tasks.Retrieval()
 
   def compute_loss(self, features, training=False):
     return self.task(self.user_model(features["user_id"]),
-                     self.movie_model(features["movie_id"]),
+                     self.movie_model(features["movie_title"]),
                      compute_metrics=False)
 
 
@@ -119,6 +119,7 @@ def pairs(prepared) -> dict:
   arrays = examples.pair_arrays(prepared, "train")
   return {"user_id": keys(prepared.users, arrays["user"]),
           "movie_id": keys(prepared.items, arrays["item"]),
+          "movie_title": prepared.item_titles[arrays["item"]].astype(str),
           "user_rating": arrays["rating"]}
 
 

@@ -777,7 +777,8 @@ def _is_ids(spec) -> bool:
 
 def SavedModelTeacher(path: str, vocabulary, signature: str = "serving_default",
                       candidate_signature: str = "",
-                      candidates: Optional[Sequence] = None, **kwargs):  # pylint: disable=invalid-name
+                      candidates: Optional[Sequence] = None,
+                      output: str = "", **kwargs):  # pylint: disable=invalid-name
   """A teacher from a SavedModel on disk (no Python class needed).
 
   What it becomes depends on the signature:
@@ -798,6 +799,9 @@ def SavedModelTeacher(path: str, vocabulary, signature: str = "serving_default",
     signature: The signature to call.
     candidate_signature: The signature that embeds item keys.
     candidates: The item keys to embed (default: the student's).
+    output: The output to read, for a signature with several (e.g. a saved
+      multi-task model's rating, "output_3"); a score [B] or [B, 1] then
+      makes a ranking teacher.
     **kwargs: See `ExternalTeacher` (inputs=, item_keys=, user_keys=, ...).
 
   Raises:
@@ -819,7 +823,19 @@ def SavedModelTeacher(path: str, vocabulary, signature: str = "serving_default",
   ids = [n for n, s in outputs.items() if _is_ids(s) and s.dtype != tf.float32]
   floats = [n for n, s in outputs.items() if s.dtype.is_floating]
   candidate_input = _candidate_input(function)
-  if candidate_input and floats:
+  if output:
+    if output not in outputs:
+      raise ModelError(f"{path}:{signature} has no output {output!r}; it "
+                       f"returns {_describe(outputs)}.")
+    if not (outputs[output].dtype.is_floating and (
+        outputs[output].shape.rank == 1 or
+        outputs[output].shape.as_list()[1:] == [1])):
+      raise ConfigError(f"output={output!r} of {path}:{signature} is "
+                        f"{_describe({output: outputs[output]})}; a chosen "
+                        "output is a score [B] or [B, 1].")
+    teacher = RatingTeacher(function, vocabulary, output=output, **kwargs)
+    teacher.saved_model = loaded
+  elif candidate_input and floats:
     teacher = _SavedCandidateScores(function, vocabulary, candidate_input,
                                     floats[0], loaded, **kwargs)
   elif ids and floats:
