@@ -23,6 +23,9 @@ that was restored), and the random generators must be enabled before the
 model's layers are built (`enable_repeatable_randomness`).
 """
 
+import json
+import os
+
 import tensorflow as tf
 import tf_keras
 
@@ -107,3 +110,92 @@ class RepeatableEpochs(tf_keras.callbacks.Callback):
   def on_epoch_end(self, epoch, logs=None):
     # fit creates the next epoch's iterator before on_epoch_begin.
     self.epoch.assign(epoch + 1)
+
+
+class BestEpoch(tf_keras.callbacks.Callback):
+  """Early stopping on a validation metric that restores the best epoch,
+  and resumes exactly.
+
+  The state is the monitored value of every finished epoch, written to
+  `directory`/state.json after each epoch (best epoch and patience follow
+  from it), and the best epoch's weights, saved when it is reached. A fit
+  resumed by `BackupAndRestore` reads both back, so that it stops where,
+  and restores what, the uninterrupted fit would have; an epoch trained
+  again after an interrupt replaces its own entry.
+
+  Args:
+    directory: Where the state and the best weights live (the caller's).
+    monitor: A key of the epoch logs (e.g. "val_ndcg@10" of
+      `RankingEvaluation`), higher is better.
+    patience: Stop after this many epochs without improvement (0: never
+      stop early; the best epoch is still restored).
+    model_attribute: Which model to keep (e.g. "student" of a Distiller);
+      default the model being fitted.
+
+  Attributes:
+    best_epoch: 0-based epoch whose weights the model holds after `fit`.
+    epochs_trained: Epochs trained in all (stopping included).
+  """
+
+  def __init__(self, directory: str, monitor: str = "val_ndcg@10",
+               patience: int = 2, model_attribute: str = ""):
+    super().__init__()
+    if patience < 0:
+      raise ValueError(f"patience must be >= 0, got {patience}.")
+    self.directory = directory
+    self.monitor = monitor
+    self.patience = patience
+    self.model_attribute = model_attribute
+    self.history = {}
+    self.best_epoch = None
+    self.epochs_trained = 0
+
+  @property
+  def _state_path(self) -> str:
+    return os.path.join(self.directory, "state.json")
+
+  @property
+  def _weights_path(self) -> str:
+    return os.path.join(self.directory, "best", "weights")
+
+  def _target(self):
+    return (getattr(self.model, self.model_attribute)
+            if self.model_attribute else self.model)
+
+  def _best(self, history: dict):
+    """(epoch, value) of the best epoch; the earliest of equals."""
+    if not history:
+      return None, None
+    epoch = max(sorted(history), key=lambda e: history[e])
+    return epoch, history[epoch]
+
+  def on_train_begin(self, logs=None):
+    self.history = {}
+    if os.path.isfile(self._state_path):
+      with open(self._state_path) as f:
+        self.history = {int(e): v for e, v in json.load(f)["history"].items()}
+    self.best_epoch, _ = self._best(self.history)
+    self.epochs_trained = len(self.history)
+
+  def on_epoch_end(self, epoch, logs=None):
+    if self.monitor not in (logs or {}):
+      raise ValueError(f"BestEpoch monitors {self.monitor!r}, which the "
+                       f"epoch logs lack ({sorted(logs or {})}).")
+    self.history = {e: v for e, v in self.history.items() if e < epoch}
+    self.history[epoch] = float(logs[self.monitor])
+    best, _ = self._best(self.history)
+    if best == epoch:
+      self._target().save_weights(self._weights_path)
+    os.makedirs(self.directory, exist_ok=True)
+    partial = self._state_path + ".partial"
+    with open(partial, "w") as f:
+      json.dump({"monitor": self.monitor, "history": self.history}, f)
+    os.replace(partial, self._state_path)
+    self.best_epoch, self.epochs_trained = best, epoch + 1
+    if self.patience and epoch - best >= self.patience:
+      self.model.stop_training = True
+
+  def on_train_end(self, logs=None):
+    if self.best_epoch is not None and self.best_epoch + 1 != (
+        self.epochs_trained):
+      self._target().load_weights(self._weights_path).expect_partial()

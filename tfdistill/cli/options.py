@@ -111,6 +111,10 @@ flags.DEFINE_integer("teacher_blocks", None,
 flags.DEFINE_float("teacher_learning_rate", None,
                    "Teacher's Adam learning rate, > 0.")
 flags.DEFINE_integer("student_epochs", None, "Student training epochs.")
+flags.DEFINE_integer("early_stopping_patience", None,
+                     "Every training stops after this many epochs without a "
+                     "better validation NDCG@10 and keeps its best epoch "
+                     "(default 2; 0: train every epoch, keep the best).")
 flags.DEFINE_float("student_learning_rate", None,
                    "Student's Adam learning rate, alone and distilled, > 0.")
 flags.DEFINE_integer("student_dim", None, "Student embedding size.")
@@ -184,7 +188,7 @@ RUN_FLAGS = DATA_FLAGS + (
     "teacher_signature", "teacher_inputs", "teacher_item_key",
     "strict_vocabulary", "teacher_objective", "teacher_epochs",
     "teacher_learning_rate", "teacher_dim", "teacher_blocks",
-    "student_epochs",
+    "student_epochs", "early_stopping_patience",
     "student_learning_rate", "student_dim", "student_encoder",
     "student_init",
     "distillation_loss", "alpha", "temperature", "target_sparsity",
@@ -229,6 +233,7 @@ def pipeline_config():
   for flag, field in (("context_length", "context_length"),
                       ("teacher_epochs", "teacher_epochs"),
                       ("student_epochs", "student_epochs"),
+                      ("early_stopping_patience", "early_stopping_patience"),
                       ("teacher_learning_rate", "teacher_learning_rate"),
                       ("student_learning_rate", "student_learning_rate"),
                       ("student_init", "student_init"),

@@ -52,7 +52,7 @@ def distillation_losses(spec: str, temperature: float) -> list:
 STUDENT_INITS = ("auto", "random", "teacher_items")
 TEACHER_ITEM_KEYS = ("id", "title")
 # What a run directory written before a field existed used (its default then).
-LEGACY_DEFAULTS = {"student_init": "random",
+LEGACY_DEFAULTS = {"student_init": "random", "early_stopping_patience": 0,
                    "compress": {"table_pruning": "magnitude"}}
 
 
@@ -74,6 +74,11 @@ class PipelineConfig:
   student: StudentConfig = StudentConfig(embedding_dim=16, hidden_dim=64)
   student_epochs: int = 5
   student_learning_rate: float = 1e-2
+  # Every training (teacher, student alone, distilled student) stops after
+  # this many epochs without a better validation NDCG@10 and keeps its best
+  # epoch (0: all epochs, still the best one kept): the same rule for the
+  # student alone and its distilled twin.
+  early_stopping_patience: int = 2
   # How the distilled student's item table starts: "teacher_items" (the
   # teacher's item embeddings projected on their top principal directions;
   # tfdistill.distill.transfer_item_embeddings), "random", or "auto" (the
@@ -128,6 +133,9 @@ class PipelineConfig:
     for name in ("teacher_learning_rate", "student_learning_rate"):
       if not getattr(self, name) > 0:
         raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}.")
+    if self.early_stopping_patience < 0:
+      raise ConfigError(f"--early_stopping_patience must be >= 0, got "
+                        f"{self.early_stopping_patience}.")
     for name in ("teacher_epochs", "student_epochs", "context_length",
                  "batch_size", "top_k"):
       if getattr(self, name) < 1:

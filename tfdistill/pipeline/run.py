@@ -55,6 +55,7 @@ from tfdistill.pipeline.config import distillation_losses
 from tfdistill.pipeline.config import LEGACY_DEFAULTS
 from tfdistill.pipeline.config import PipelineConfig
 from tfdistill.reporting import fit_verbosity
+from tfdistill.resume import BestEpoch
 from tfdistill.resume import enable_repeatable_randomness
 from tfdistill.resume import RepeatableEpochs
 
@@ -334,6 +335,7 @@ class Run:
     os.makedirs(directory, exist_ok=True)
     log = os.path.join(directory, "training_log.csv")
     checkpoints = os.path.join(directory, "checkpoints")
+    best_dir = os.path.join(directory, "best_epoch")
     if self.force and os.path.isdir(checkpoints):
       # --force recomputes: an interrupted training's checkpoint (which this
       # step wrote) is not resumed.
@@ -341,14 +343,23 @@ class Run:
     if os.path.isdir(checkpoints) and os.listdir(checkpoints):
       check_checkpoint(checkpoints)
       logging.info("%s: resuming from %s", step, checkpoints)
-    elif os.path.exists(log):
-      os.remove(log)  # a fresh start, not a resume
+    else:  # a fresh start, not a resume: no state of an earlier training
+      if os.path.exists(log):
+        os.remove(log)
+      if os.path.isdir(best_dir):
+        shutil.rmtree(best_dir)
     # After BackupAndRestore: epoch k's data order and dropout are the
     # same whether this process trained epochs 0..k-1 or restored them.
     repeatable = RepeatableEpochs(self.config.seed)
+    # Every training stops on validation NDCG@10 and keeps its best epoch:
+    # before BackupAndRestore, so that an epoch whose checkpoint was not
+    # written is scored again on the resume.
+    best = BestEpoch(best_dir, "val_ndcg@10",
+                     self.config.early_stopping_patience)
     callbacks = [
         RankingEvaluation(self.evaluation("validation"),
                           model_attribute=evaluate_model or ""),
+        best,
         tf_keras.callbacks.BackupAndRestore(checkpoints),
         repeatable,
         tf_keras.callbacks.TensorBoard(os.path.join(directory, "logs")),
@@ -366,6 +377,8 @@ class Run:
       trainer(next(iter(data.take(1)))[0], training=False)
     trainer.fit(data, epochs=epochs, callbacks=callbacks,
                 verbose=fit_verbosity())
+    return {"best_epoch": best.best_epoch + 1,
+            "epochs_trained": best.epochs_trained}
 
   def _quality(self, model) -> dict:
     result = evaluate_retrieval(model, self.evaluation("test"))
@@ -424,12 +437,12 @@ class Run:
     teacher = build_sequential_teacher(self.prepared, config.context_length,
                                        config.teacher)
     teacher.compile(tf_keras.optimizers.Adam(config.teacher_learning_rate))
-    self._fit("teacher", teacher, config.teacher_epochs,
-              chunks=config.teacher.objective == "all_positions")
+    epochs = self._fit("teacher", teacher, config.teacher_epochs,
+                       chunks=config.teacher.objective == "all_positions")
     path = save_model(teacher, os.path.join(self.step_dir("teacher"),
                                             "model"), overwrite=True)
     self._models["teacher"] = teacher
-    self._finish("teacher", dict(self._quality(teacher),
+    self._finish("teacher", dict(self._quality(teacher), **epochs,
                                  params=count_parameters(teacher), path=path))
     return teacher
 
@@ -486,13 +499,13 @@ class Run:
       # teacher frozen by an earlier Distiller counts 0 and is not compared).
       teacher_params = teacher_parameters(teacher)
     student, trainer = self.student_trainer(teacher)
-    self._fit(step, trainer, self.config.student_epochs,
-              with_users=reads_users(teacher))
+    epochs = self._fit(step, trainer, self.config.student_epochs,
+                       with_users=reads_users(teacher))
     path = save_model(student, os.path.join(self.step_dir(step), "model"),
                       overwrite=True, **self.save_extras())
     self._models[step] = student
-    metrics = dict(self._quality(student), params=count_parameters(student),
-                   path=path)
+    metrics = dict(self._quality(student), **epochs,
+                   params=count_parameters(student), path=path)
     if teacher is not None:
       metrics["student_init"] = self.student_init_used
     if teacher_params:
