@@ -136,7 +136,9 @@ def test_a_basic_retrieval_teacher_on_user_ids_and_movie_titles(
   titles = list(tiny_prepared.item_titles[2:])
   model = tutorials.train(tutorials.BasicRetrieval(
       tutorials.ids(tiny_prepared.users), titles),
-                          tutorials.pairs(tiny_prepared), epochs=5)
+                          tutorials.pairs(tiny_prepared,
+                                          ("user_id", "movie_title")),
+                          epochs=5)
   keys = dict(user_keys=tiny_prepared.users.tokens,
               item_keys=tiny_prepared.item_titles)  # known by title
   in_memory = TowerTeacher.from_tfrs_model(model, tiny_prepared.items,

@@ -114,13 +114,16 @@ class MultiTask(tfrs.Model):
             + self.retrieval_task(user, movie, compute_metrics=False))
 
 
-def pairs(prepared) -> dict:
-  """The training interactions as the tutorials' feature dicts."""
+def pairs(prepared, columns=("user_id", "movie_id", "user_rating")) -> dict:
+  """The training interactions as the tutorials' feature dicts (only the
+  columns a model reads: Keras records a model's inputs from its first
+  call)."""
   arrays = examples.pair_arrays(prepared, "train")
-  return {"user_id": keys(prepared.users, arrays["user"]),
-          "movie_id": keys(prepared.items, arrays["item"]),
-          "movie_title": prepared.item_titles[arrays["item"]].astype(str),
-          "user_rating": arrays["rating"]}
+  every = {"user_id": keys(prepared.users, arrays["user"]),
+           "movie_id": keys(prepared.items, arrays["item"]),
+           "movie_title": prepared.item_titles[arrays["item"]].astype(str),
+           "user_rating": arrays["rating"]}
+  return {name: every[name] for name in columns}
 
 
 def sequences(prepared, length: int) -> dict:

@@ -24,7 +24,7 @@ They give the Distiller the signals tfdistill's own teachers give: catalog
 """
 
 import os
-from typing import Callable, Optional, Sequence
+from typing import Optional, Sequence
 
 from absl import logging
 import numpy as np
@@ -385,18 +385,12 @@ def _call(model, style: str, inputs: dict):
 def _lookup_vocabulary(model) -> Optional[list]:
   """The vocabulary of the first StringLookup/IntegerLookup inside a
   candidate tower (without mask and OOV tokens), or None."""
-  layers = [model]
-  while layers:
-    layer = layers.pop(0)
+  flatten = getattr(model, "_flatten_layers", None)  # Keras layers only
+  for layer in flatten(include_self=True) if flatten else ():
     if isinstance(layer, (tf_keras.layers.StringLookup,
                           tf_keras.layers.IntegerLookup)):
       vocabulary = layer.get_vocabulary(include_special_tokens=False)
       return [v for v in vocabulary if v != layer.mask_token]
-    layers.extend(getattr(layer, "layers", []) or [])
-    for value in vars(layer).values() if not isinstance(
-        layer, tf_keras.layers.Layer) or hasattr(layer, "layers") else []:
-      if isinstance(value, tf_keras.layers.Layer) and value not in layers:
-        layers.append(value)
   return None
 
 
@@ -855,8 +849,8 @@ def SavedModelTeacher(path: str, vocabulary, signature: str = "serving_default",
                        f"it has {available}.")
     candidate = _Signature(loaded.signatures[candidate_signature],
                            f"{path}:{candidate_signature}")
-    teacher = TowerTeacher(_single_output(function, floats[0]),
-                           _single_output(candidate),
+    teacher = TowerTeacher(_SingleOutput(function, floats[0]),
+                           _SingleOutput(candidate),
                            vocabulary, candidates=candidates, **kwargs)
     teacher.saved_model = loaded  # keeps its variables alive
   elif len(floats) == 1:
@@ -941,7 +935,7 @@ class _SavedCandidateScores(ExternalTeacher):
         tf.where(self._known[tf.newaxis], logits, MASKED_LOGIT))}
 
 
-class _single_output:  # pylint: disable=invalid-name
+class _SingleOutput:
   """A signature reduced to one output tensor, called with one tensor or a
   dict (what `TowerTeacher` expects of its towers)."""
 
