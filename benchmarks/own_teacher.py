@@ -122,17 +122,6 @@ def run_seed(args, seed: int) -> dict:
   return row
 
 
-def _interval(values) -> list:
-  """95% t-interval of the mean over seeds."""
-  values = np.asarray(values, float)
-  if len(values) < 2:
-    return [float(values.mean())] * 2
-  from scipy import stats  # pylint: disable=import-outside-toplevel
-  half = stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / np.sqrt(
-      len(values))
-  return [float(values.mean() - half), float(values.mean() + half)]
-
-
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--seeds", default="0,1,2")
@@ -153,8 +142,8 @@ def main():
   summary = {key: float(np.mean([r[key] for r in rows]))
              for key in KEYS + ("kd_vs_teacher", "kd_vs_alone",
                                 "params_vs_teacher")}
-  summary["kd_vs_alone_ci95"] = _interval([r["kd_vs_alone"] for r in rows])
-  summary["kd_vs_teacher_ci95"] = _interval([r["kd_vs_teacher"]
+  summary["kd_vs_alone_ci95"] = _common.t_interval([r["kd_vs_alone"] for r in rows])
+  summary["kd_vs_teacher_ci95"] = _common.t_interval([r["kd_vs_teacher"]
                                              for r in rows])
   columns = ["seed", "teacher", "student_alone", "student_kd",
              "kd_vs_teacher", "kd_vs_alone", "params_vs_teacher"]

@@ -75,3 +75,29 @@ def test_unknown_public_name_raises_attribute_error():
   import tfdistill
   with pytest.raises(AttributeError, match="no attribute 'nope'"):
     getattr(tfdistill, "nope")
+
+
+def test_one_public_api_every_name_resolves_once():
+  """Each package lists its public names once; `tfdistill` offers them
+  all, and importing it does not load TensorFlow."""
+  result = _python(
+      "import sys, importlib, tfdistill; "
+      "print('tensorflow' in sys.modules); "
+      "names = [n for p in tfdistill._PACKAGES for n in "
+      "importlib.import_module('tfdistill.' + p).__all__]; "
+      "print(len(names) == len(set(names))); "
+      "print(all(getattr(tfdistill, n) is getattr(importlib.import_module("
+      "'tfdistill.' + p), n) for p in tfdistill._PACKAGES for n in "
+      "importlib.import_module('tfdistill.' + p).__all__))")
+  assert result.returncode == 0, result.stderr
+  assert result.stdout.split() == ["False", "True", "True"]
+
+
+def test_the_names_the_readme_shows_are_public():
+  import re
+  import tfdistill
+  readme = (REPO / "README.md").read_text()
+  shown = set(re.findall(r"`(?:distill\.)?([A-Z][A-Za-z]+|[a-z]+_[a-z_]+)"
+                         r"\(", readme))
+  missing = sorted(n for n in shown if not hasattr(tfdistill, n))
+  assert not missing, f"README shows names tfdistill does not export: {missing}"

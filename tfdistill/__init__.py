@@ -8,6 +8,9 @@ turns TensorFlow's oneDNN kernels off unless the environment asks for them
 
 The public API is imported lazily so that `import tfdistill` and the command
 line stay fast; `tfdistill.Distiller` and friends load TensorFlow on first use.
+Each package (`tfdistill.distill`, `.data`, `.models`, `.compress`, `.export`,
+`.evaluation`, `.pipeline`) lists its public names in its `__init__`, and
+`tfdistill` offers all of them.
 """
 
 import os as _os
@@ -46,10 +49,9 @@ def _default_to_eigen_kernels() -> None:
   """TF_ENABLE_ONEDNN_OPTS=0 unless the environment already sets it.
 
   With TensorFlow 2.21's oneDNN kernels on, training tfdistill's attention
-  teacher on an x86 CPU without AVX-512 (2-core AMD EPYC) died one run in
-  eight with a corrupted heap ("corrupted size vs. prev_size", a segfault
-  in malloc under MklEinsum): 5 crashes in 41 tiny `train-teacher` runs,
-  none in 48 with oneDNN off (BUILD.md). TensorFlow reads the variable
+  teacher on an x86 CPU without AVX-512 sometimes died with a corrupted
+  heap (a segfault in malloc under MklEinsum; BUILD.md has the runs and
+  counts). TensorFlow reads the variable
   when it loads, so this only applies when tfdistill is imported first;
   `TF_ENABLE_ONEDNN_OPTS=1` in the environment turns oneDNN back on.
   """
@@ -61,41 +63,30 @@ _default_to_eigen_kernels()
 
 __version__ = "0.1.0"
 
-# Public name -> module that defines it. Resolved on first attribute access.
-_LAZY_API = {
-    # data
-    "load_dataset": "tfdistill.data.sources",
-    "prepare": "tfdistill.data.prepare",
-    "PreparedData": "tfdistill.data.prepare",
-    "PrepareConfig": "tfdistill.data.prepare",
-    "SyntheticConfig": "tfdistill.data.synthetic",
-    "sequence_examples": "tfdistill.data.examples",
-    "pair_examples": "tfdistill.data.examples",
-    "evaluation_set": "tfdistill.data.examples",
-    # evaluation
-    "evaluate_retrieval": "tfdistill.evaluation.evaluate",
-    # models
-    "SequentialRetrievalTeacher": "tfdistill.models.teachers",
-    "TwoTowerRetrievalTeacher": "tfdistill.models.teachers",
-    "DCNRankingTeacher": "tfdistill.models.teachers",
-    "MultiTaskTeacher": "tfdistill.models.teachers",
-    "build_sequential_student": "tfdistill.models.students",
-    "build_two_tower_student": "tfdistill.models.students",
-    "build_ranking_student": "tfdistill.models.students",
-    # distillation
-    "Distiller": "tfdistill.distill.distiller",
-}
+#: The packages whose public names `tfdistill` offers too (each package's
+#: `__init__` lists them once): `tfdistill.Distiller` is
+#: `tfdistill.distill.Distiller`.
+_PACKAGES = ("data", "models", "distill", "compress", "export", "evaluation",
+             "pipeline")
+
+
+def _package(name: str):
+  import importlib  # pylint: disable=g-import-not-at-top
+  return importlib.import_module(f"{__name__}.{name}")
 
 
 def __getattr__(name):
-  module_name = _LAZY_API.get(name)
-  if module_name is None:
-    raise AttributeError(f"module 'tfdistill' has no attribute '{name}'")
-  import importlib  # pylint: disable=g-import-not-at-top
-  value = getattr(importlib.import_module(module_name), name)
-  globals()[name] = value
-  return value
+  if name in _PACKAGES:
+    return _package(name)
+  for package in _PACKAGES:
+    module = _package(package)
+    if name in module.__all__:
+      value = getattr(module, name)
+      globals()[name] = value
+      return value
+  raise AttributeError(f"module 'tfdistill' has no attribute '{name}'")
 
 
 def __dir__():
-  return sorted(list(globals()) + list(_LAZY_API))
+  return sorted(set(globals()) | set(_PACKAGES) | {
+      name for package in _PACKAGES for name in _package(package).__all__})

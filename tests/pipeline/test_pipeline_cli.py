@@ -417,3 +417,31 @@ def test_evaluate_gives_classification_metrics_for_a_ranking_model(
                                 f"--model={out}/student_kd/model"))
   assert {"precision@10", "f1@10"} <= set(retrieval)
   assert retrieval["precision@10"] == pytest.approx(retrieval["hr@10"] / 10)
+
+
+def test_a_teacher_trained_on_every_position_distils_every_position(
+    tmp_path, monkeypatch):
+  # The run trains its causal teacher on chunks of users' sequences and
+  # distils its student on the same chunks (one teacher pass per chunk),
+  # chunk_batch_size chunks per batch; the student alone keeps one window
+  # per target.
+  config = preset("tiny", teacher_epochs=1, student_epochs=1,
+                  chunk_batch_size=4)
+  config = dataclasses.replace(config, teacher=dataclasses.replace(
+      config.teacher, objective="all_positions"))
+  batches = []
+  chunk_examples = examples.chunk_examples
+
+  def recorded(*args, **kwargs):
+    batches.append(kwargs["batch_size"])
+    return chunk_examples(*args, **kwargs)
+  monkeypatch.setattr(examples, "chunk_examples", recorded)
+  run = Run(str(tmp_path / "r"), config)
+  run.teacher()
+  run.student_kd()
+  run.student_alone()
+  assert batches == [4, 4]  # the teacher's training and the distillation
+  for step in ("teacher", "student_kd", "student_alone"):
+    assert np.isfinite(run.step_metrics(step)["ndcg@10"])
+  with pytest.raises(ConfigError, match="chunk_batch_size"):
+    preset("tiny", chunk_batch_size=0)

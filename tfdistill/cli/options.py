@@ -102,12 +102,17 @@ flags.DEFINE_enum("teacher_objective", None, ["last", "all_positions"],
                   "How the teacher trains: last (one target per context "
                   "window, the default) or all_positions (causal attention, "
                   "a target at every position of a user's sequence).")
+flags.DEFINE_integer("chunk_batch_size", None,
+                     "With --teacher_objective=all_positions: chunks of a "
+                     "user's sequence (up to --context_length targets each) "
+                     "per batch of the teacher and of its distilled student "
+                     "(default 32).")
 flags.DEFINE_integer("teacher_epochs", None, "Teacher training epochs.")
 flags.DEFINE_integer("teacher_dim", None, "Teacher embedding size.")
 flags.DEFINE_integer("teacher_blocks", None,
                      "Teacher transformer blocks, >= 1. One block makes the "
                      "online teacher's pass to its hidden layer (all a hint "
-                     "needs) about a third of two blocks' (BENCHMARKS.md).")
+                     "needs) cheaper (BENCHMARKS.md, step times).")
 flags.DEFINE_float("teacher_learning_rate", None,
                    "Teacher's Adam learning rate, > 0.")
 flags.DEFINE_integer("student_epochs", None, "Student training epochs.")
@@ -144,9 +149,8 @@ flags.DEFINE_float("low_rank_energy", None,
 flags.DEFINE_integer("clusters", None, "Weight clusters per kernel (0: off).")
 flags.DEFINE_integer("compress_epochs", None,
                      "Fine-tune epochs after each compression step (pruning, "
-                     "clustering, QAT); the default preset uses 2, which "
-                     "keeps 50% pruning + int8 within 3% NDCG@10 on "
-                     "latest-small, the tiny one 1 (benchmarks/compression.py)"
+                     "clustering, QAT); the default preset uses 2, the tiny "
+                     "one 1 (benchmarks/compression.py measures the choice)"
                      ".")
 
 # Export.
@@ -186,7 +190,8 @@ flags.DEFINE_integer("tune_epochs", 2, "Epochs per tuning trial.")
 RUN_FLAGS = DATA_FLAGS + (
     "out", "preset", "force", "context_length", "teacher",
     "teacher_signature", "teacher_inputs", "teacher_item_key",
-    "strict_vocabulary", "teacher_objective", "teacher_epochs",
+    "strict_vocabulary", "teacher_objective", "chunk_batch_size",
+    "teacher_epochs",
     "teacher_learning_rate", "teacher_dim", "teacher_blocks",
     "student_epochs", "early_stopping_patience",
     "student_learning_rate", "student_dim", "student_encoder",
@@ -231,6 +236,7 @@ def pipeline_config():
         base.source, synthetic=dataclasses.replace(base.source.synthetic,
                                                    seed=FLAGS.seed))
   for flag, field in (("context_length", "context_length"),
+                      ("chunk_batch_size", "chunk_batch_size"),
                       ("teacher_epochs", "teacher_epochs"),
                       ("student_epochs", "student_epochs"),
                       ("early_stopping_patience", "early_stopping_patience"),

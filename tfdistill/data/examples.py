@@ -128,9 +128,8 @@ def calibration_contexts(prepared: PreparedData,
 
   The int8 calibration data of `tflite.convert` and `compress_student`
   (`representative`). Not the first or last rows: they come from the first
-  or last few users (on latest-small the last 256 are 15 users' with 55%
-  padding, against 6% over all), and calibrate int8 ranges for their
-  histories only.
+  or last few users, whose padding differs from the rest, and calibrate
+  int8 ranges for their histories only.
   """
   contexts = sequence_arrays(prepared, "train", context_length).contexts
   rows = np.random.default_rng(seed).choice(

@@ -279,8 +279,8 @@ def generate_synthetic(config: SyntheticConfig = SyntheticConfig()
   items = _generate_sequences(config, catalog, tastes, lengths, rng)
   users = np.repeat(np.arange(config.num_users), lengths)
 
-  # Each user starts somewhere in the first 80% of the span and spreads the
-  # interactions over the remaining time with exponential gaps.
+  # Each user starts somewhere in the first four fifths of the span and
+  # spreads the interactions over the remaining time with exponential gaps.
   span = config.time_span_days * _SECONDS_PER_DAY
   start = rng.uniform(0, 0.8 * span, size=config.num_users)
   gaps = rng.exponential(1.0, size=len(items))

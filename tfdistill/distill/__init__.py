@@ -1,25 +1,20 @@
-"""Distillation: the Distiller, its losses and teacher sources."""
+"""Distillation: the Distiller, its losses, teacher sources and strategies."""
 
-from tfdistill.distill.distiller import Distiller
-from tfdistill.distill.distiller import StopOnNaN
-from tfdistill.distill.embedding_transfer import transfer_item_embeddings
-from tfdistill.distill.ranking_losses import RankingDistillation
-from tfdistill.distill.ranking_losses import RelaxedRankingDistillation
-from tfdistill.distill.representation_losses import ContrastiveAlignment
-from tfdistill.distill.representation_losses import HintDistillation
-from tfdistill.distill.representation_losses import PointwiseScoreDistillation
-from tfdistill.distill.soft_targets import DistillationLoss
-from tfdistill.distill.soft_targets import ListwiseDistillation
-from tfdistill.distill.soft_targets import MASKED_LOGIT
-from tfdistill.distill.soft_targets import SoftTargetKL
-from tfdistill.distill.soft_targets import SoftTargetMSE
-from tfdistill.distill.teachers import CachedTeacher
-from tfdistill.distill.teachers import OnlineTeacher
-from tfdistill.distill.teachers import TaskTeachers
-from tfdistill.distill.teachers import TeacherEnsemble
-from tfdistill.distill.teachers import TeacherSource
-from tfdistill.distill.external import IndexTeacher
-from tfdistill.distill.external import ItemAlignment
-from tfdistill.distill.external import RatingTeacher
-from tfdistill.distill.external import SavedModelTeacher
-from tfdistill.distill.external import TowerTeacher
+from tfdistill._exports import lazy_exports
+
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    "distiller": ("Distiller", "StopOnNaN"),
+    "soft_targets": ("DistillationLoss", "SoftTargetKL", "SoftTargetMSE",
+                     "ListwiseDistillation", "MASKED_LOGIT"),
+    "ranking_losses": ("RankingDistillation", "RelaxedRankingDistillation"),
+    "representation_losses": ("ContrastiveAlignment", "HintDistillation",
+                              "PointwiseScoreDistillation"),
+    "teachers": ("TeacherSource", "OnlineTeacher", "CachedTeacher",
+                 "TeacherEnsemble", "TaskTeachers"),
+    "external": ("TowerTeacher", "IndexTeacher", "RatingTeacher",
+                 "SavedModelTeacher", "ItemAlignment", "as_external_teacher"),
+    "cache": ("cache_teacher_signal", "cached_teacher", "cached_examples"),
+    "strategies": ("distill_chain", "continual_distill", "warm_start",
+                   "FusedRecommender"),
+    "embedding_transfer": ("transfer_item_embeddings",),
+})

@@ -23,6 +23,10 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
+from tfdistill.data.examples import CONTEXT
+from tfdistill.distill.positions import at_targets
+from tfdistill.distill.positions import is_chunk_batch
+from tfdistill.distill.positions import position_windows
 from tfdistill.distill.soft_targets import check_temperature
 from tfdistill.distill.soft_targets import DistillationLoss
 from tfdistill.distill.soft_targets import SoftTargetKL
@@ -213,6 +217,9 @@ class Distiller(tf_keras.Model):
     teacher_spec = self.teacher.input_signature()
     for name in student_spec.keys() & teacher_spec.keys():
       s, t = student_spec[name], teacher_spec[name]
+      if name == CONTEXT and s.dtype == t.dtype and s.shape.rank == 2 and (
+          t.shape.rank == 2 and s.shape[1] <= t.shape[1]):
+        continue  # a shorter student reads the most recent items
       if s.shape[1:] != t.shape[1:] or s.dtype != t.dtype:
         raise ModelError(
             f"teacher and student disagree on input {name!r}: teacher expects "
@@ -221,10 +228,10 @@ class Distiller(tf_keras.Model):
             "context length.")
     check_same_vocabulary(self.teacher.card(), model_card(self.student))
     self.teacher.prepare()
-    dummy = dummy_inputs(dict(teacher_spec, **student_spec))
+    dummy = dummy_inputs(dict(student_spec, **teacher_spec))
     teacher_signals = self.teacher(dummy)
-    student_signals = self._student_signals(
-        model_inputs(self.student, dummy), training=False)
+    student_signals = self._student_signals(self._student_inputs(dummy),
+                                            training=False)
     if "logits" in teacher_signals and "logits" in student_signals:
       t, s = teacher_signals["logits"].shape[-1], student_signals[
           "logits"].shape[-1]
@@ -253,8 +260,18 @@ class Distiller(tf_keras.Model):
     self.built = True
 
   # ------------------------------------------------------------- training
+  def _student_inputs(self, inputs: dict) -> dict:
+    """The student's features of a batch; a student with a shorter context
+    than the batch's (the teacher's) reads its most recent items."""
+    features = model_inputs(self.student, inputs)
+    if CONTEXT in features:
+      length = input_signature(self.student)[CONTEXT].shape[1]
+      if length is not None and features[CONTEXT].shape.rank == 2:
+        features[CONTEXT] = features[CONTEXT][:, -length:]
+    return features
+
   def call(self, inputs, training=False):
-    return self.student(model_inputs(self.student, inputs), training=training)
+    return self.student(self._student_inputs(inputs), training=training)
 
   def _student_outputs(self, signals: dict):
     """The student's own output (what its hard loss and metrics see)."""
@@ -333,11 +350,37 @@ class Distiller(tf_keras.Model):
     (e.g. a hint alone spares an online teacher its catalog scores)."""
     return tuple(sorted({loss.signal for loss in self.distillation_losses}))
 
-  def train_step(self, data):
+  def _examples_and_teacher_signals(self, data) -> tuple:
+    """(x, y, sample_weight, teacher signals) of a batch.
+
+    A batch of chunks of users' sequences (a target at every position,
+    `tfdistill.data.examples.chunk_examples`) becomes one example per
+    target: the teacher scores every position in one pass, and the student
+    reads the window of its context length that ends at each position.
+    """
     x, y, sample_weight = tf_keras.utils.unpack_x_y_sample_weight(data)
-    teacher_signals = self.teacher(x, y, signals=self._teacher_reads)
+    if not is_chunk_batch(x, y):
+      return x, y, sample_weight, self.teacher(x, y,
+                                               signals=self._teacher_reads)
+    spec = input_signature(self.student)
+    if set(spec) != {CONTEXT} or sample_weight is not None:
+      raise ConfigError(
+          f"distilling at every position of a sequence feeds "
+          f"{self.student.name} one context window per target, without "
+          f"sample weights; it reads {sorted(spec)}. Distil on context "
+          "windows (sequence_examples) instead.")
+    teacher_signals = self.teacher.at_every_position(
+        x, y, signals=self._teacher_reads)
+    windows = position_windows(tf.cast(x[CONTEXT], tf.int32),
+                               spec[CONTEXT].shape[1])
+    return ({CONTEXT: at_targets(windows, y)}, at_targets(y, y), None,
+            teacher_signals)
+
+  def train_step(self, data):
+    x, y, sample_weight, teacher_signals = (
+        self._examples_and_teacher_signals(data))
     with tf.GradientTape() as tape:
-      student_signals = self._student_signals(model_inputs(self.student, x),
+      student_signals = self._student_signals(self._student_inputs(x),
                                               training=True)
       losses = self._compute_losses(y, sample_weight, teacher_signals,
                                     student_signals)
@@ -350,9 +393,9 @@ class Distiller(tf_keras.Model):
     return self._record(y, sample_weight, student_signals, losses)
 
   def test_step(self, data):
-    x, y, sample_weight = tf_keras.utils.unpack_x_y_sample_weight(data)
-    teacher_signals = self.teacher(x, y, signals=self._teacher_reads)
-    student_signals = self._student_signals(model_inputs(self.student, x),
+    x, y, sample_weight, teacher_signals = (
+        self._examples_and_teacher_signals(data))
+    student_signals = self._student_signals(self._student_inputs(x),
                                             training=False)
     losses = self._compute_losses(y, sample_weight, teacher_signals,
                                   student_signals)

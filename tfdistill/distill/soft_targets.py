@@ -119,11 +119,9 @@ class SoftTargetKL(DistillationLoss):
   one its hard-label softmax cross-entropy has computed already. The
   cheaper form also teaches less: a teacher's top-50 scores are close
   together, and what the student learns from them is mostly which K items
-  they are, which only "catalog" conveys. On MovieLens latest-small
-  (`benchmarks/cached_teacher.py`, cached top-50, 10 epochs): "catalog" at
-  T=2 gives +10% NDCG@10 over the student alone at 1.3x its step, "catalog"
-  at T=1 +8% at 1.1x, "teacher_items" -9% at 1.05x. Prefer "catalog"; at
-  T=1 when the step time matters.
+  they are, which only "catalog" conveys. Prefer "catalog"; at T=1 when
+  the step time matters (`benchmarks/cached_teacher.py` measures both
+  forms' quality and step time).
 
   Example:
     >>> loss = SoftTargetKL(temperature=2.0)

@@ -22,6 +22,7 @@ import tensorflow as tf
 import tf_keras
 
 from tfdistill.data.vocab import NUM_RESERVED
+from tfdistill.distill.positions import at_targets
 from tfdistill.distill.soft_targets import MASKED_LOGIT
 from tfdistill.distill.soft_targets import scatter_top_k
 from tfdistill.distill.soft_targets import teacher_mask
@@ -140,6 +141,16 @@ class TeacherSource:
     """
     raise NotImplementedError
 
+  def at_every_position(self, inputs: dict, targets,
+                        signals: Optional[Sequence[str]] = None) -> dict:
+    """The teacher's signals at every position of a batch of chunks that
+    has a target (`tfdistill.distill.positions`), as [M, ...] rows."""
+    raise ConfigError(
+        f"{type(self).__name__} cannot teach every position of a sequence "
+        "in one pass: that needs tfdistill's sequential teacher trained "
+        "with objective='all_positions' (causal). Distil on context windows "
+        "(sequence_examples) instead.")
+
 
 class OnlineTeacher(TeacherSource):
   """Runs a frozen teacher model at every step.
@@ -221,6 +232,45 @@ class OnlineTeacher(TeacherSource):
       ids, scores = signals.pop(TOP_K_SIGNAL)
       signals.update(top_k_signals(ids, scores, self._num_items))
     return signals
+
+  def _position_signals(self, features: dict, catalog,
+                        wanted: Optional[tuple] = None) -> dict:
+    """`_teacher_signals` of every position: [B, L, ...] each."""
+    if catalog is None:
+      catalog = self.model.catalog_embeddings(training=False)
+    sequence = self.model.sequence_signals(features, training=False,
+                                           catalog=catalog)
+    signals = {k: tf.stop_gradient(v) for k, v in sequence.items()
+               if wanted is None or k in wanted}
+    if wanted is None or "logits" in wanted:
+      logits = mask_reserved(tf.stop_gradient(tf.einsum(
+          "bld,nd->bln", sequence["query_embedding"], catalog)))
+      if self.top_k:
+        scores, ids = tf.math.top_k(logits, k=self.top_k)
+        signals[TOP_K_SIGNAL] = (ids, scores)
+      else:
+        signals["logits"] = logits
+    return signals
+
+  def at_every_position(self, inputs: dict, targets,
+                        signals: Optional[Sequence[str]] = None) -> dict:
+    if not (getattr(self.model, "causal", False)
+            and hasattr(self.model, "sequence_signals")):
+      return super().at_every_position(inputs, targets, signals)
+    if not hasattr(self, "_position_forward"):
+      self._position_forward = (
+          tf.function(self._position_signals, jit_compile=True)
+          if self.jit_compile else self._position_signals)
+    wanted = None if signals is None else tuple(sorted(set(signals)))
+    dense = self._position_forward(model_inputs(self.model, inputs),
+                                   self._catalog, wanted)
+    out = {k: at_targets(v, targets) for k, v in dense.items()
+           if k != TOP_K_SIGNAL}
+    if TOP_K_SIGNAL in dense:
+      ids, scores = dense[TOP_K_SIGNAL]
+      out.update(top_k_signals(at_targets(ids, targets),
+                               at_targets(scores, targets), self._num_items))
+    return out
 
 
 def cached_feature(signal: str) -> str:

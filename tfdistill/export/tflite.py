@@ -34,8 +34,7 @@ QUANTIZATION_MODES = ("none", "float16", "dynamic", "int8")
 #: quantization): the context pooling. Quantization-aware training leaves
 #: them float, they cost a few hundred operations, and int8 rounding of their
 #: masks, weights, sums and divisions moves the top-10 more than the rest of
-#: the graph does (top-10 agreement with the SavedModel 0.879 with them in
-#: int8, 0.915 without, on latest-small: benchmarks/NOTES.md).
+#: the graph does (benchmarks/export_modes.py measures the agreement).
 FLOAT_IN_INT8 = (PositionWeightedMean, MaskedMean)
 SIGNATURE = "recommend"
 INPUT = "context"

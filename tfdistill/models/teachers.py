@@ -270,17 +270,28 @@ class SequentialRetrievalTeacher(RetrievalTeacher):
     return {"hidden": hidden,
             "query_embedding": self.query_projection(hidden)}
 
-  def sequence_queries(self, inputs, training: bool = False,
-                       catalog=None) -> tf.Tensor:
-    """[B, L, d]: the query of every position (causal: each from the items
-    up to it), for training on every position at once."""
+  def sequence_signals(self, inputs, training: bool = False,
+                       catalog=None) -> dict:
+    """{"hidden" [B, L, h], "query_embedding" [B, L, d]}: the signals of
+    every position, each computed from the items up to it when the teacher
+    is causal (objective "all_positions"); the last position's are
+    `query_signals`'."""
     context = tf.cast(inputs[CONTEXT], tf.int32)
     x = self._encode(context, training, catalog, last_only=False)
     # The output layers were built on [B, d] (the last position): the
     # positions go through them as rows.
-    rows = self.query_projection(self.output_norm(
-        tf.reshape(x, [-1, tf.shape(x)[-1]])))
-    return tf.reshape(rows, tf.concat([tf.shape(x)[:2], [-1]], 0))
+    hidden = self.output_norm(tf.reshape(x, [-1, tf.shape(x)[-1]]))
+    rows = self.query_projection(hidden)
+    shape = tf.shape(x)[:2]
+    return {"hidden": tf.reshape(hidden, tf.concat([shape, [-1]], 0)),
+            "query_embedding": tf.reshape(rows, tf.concat([shape, [-1]], 0))}
+
+  def sequence_queries(self, inputs, training: bool = False,
+                       catalog=None) -> tf.Tensor:
+    """[B, L, d]: the query of every position, for training on every
+    position at once."""
+    return self.sequence_signals(inputs, training,
+                                 catalog)["query_embedding"]
 
   def compute_loss(self, inputs, training: bool = False) -> tf.Tensor:
     features, targets = features_and_labels(inputs, "item")

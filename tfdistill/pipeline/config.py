@@ -63,12 +63,14 @@ class PipelineConfig:
   prepare: PrepareConfig = PrepareConfig()
   context_length: int = 20
   batch_size: int = 256
+  # Chunks of users' sequences per batch when training on every position
+  # (a teacher with objective "all_positions", and its distilled student):
+  # each chunk holds up to context_length targets.
+  chunk_batch_size: int = 32
   teacher: TeacherConfig = TeacherConfig(embedding_dim=64, num_blocks=2,
                                          num_heads=2, ffn_dim=128)
-  # On the synthetic default, the teacher's validation NDCG@10 still rises
-  # by 0.05 per epoch at epoch 3 (test 0.25; 0.33 after 8 epochs at 5e-3),
-  # and a student at 2e-3 learns so slowly that after 3 epochs it was at 30%
-  # of the teacher (benchmarks/NOTES.md).
+  # Epochs and learning rates chosen on the synthetic default
+  # (benchmarks/training_budget.py).
   teacher_epochs: int = 8
   teacher_learning_rate: float = 5e-3
   student: StudentConfig = StudentConfig(embedding_dim=16, hidden_dim=64)
@@ -84,15 +86,12 @@ class PipelineConfig:
   # tfdistill.distill.transfer_item_embeddings), "random", or "auto" (the
   # teacher's items where the transfer applies: one retrieval teacher and a
   # full item table; random otherwise, e.g. for a low-rank, hashed or QR
-  # table or several teachers). On latest-small (3 seeds) the teacher's
-  # items took the distilled student from 84% to 107% of the teacher's
-  # NDCG@10, on the synthetic default from 84% to 99% (benchmarks/NOTES.md).
+  # table or several teachers); benchmarks/student_init.py compares them.
   student_init: str = "auto"
   distillation_loss: str = "kl+ranking"
   alpha: float = 0.5
   temperature: float = 2.0
-  # Two fine-tune epochs per compression step: with one, 50% pruning + int8
-  # lost 5-6% NDCG@10 on latest-small, with two under 2% (BENCHMARKS.md).
+  # Fine-tune epochs per compression step (benchmarks/compression.py).
   compress: CompressConfig = CompressConfig(fine_tune_epochs=2)
   quantize: str = "int8"
   top_k: int = 10
@@ -130,6 +129,9 @@ class PipelineConfig:
     parse_inputs(self.teacher_inputs)
     if self.temperature <= 0:
       raise ConfigError(f"temperature must be > 0, got {self.temperature}.")
+    if self.chunk_batch_size < 1:
+      raise ConfigError(f"--chunk_batch_size must be >= 1, got "
+                        f"{self.chunk_batch_size}.")
     for name in ("teacher_learning_rate", "student_learning_rate"):
       if not getattr(self, name) > 0:
         raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}.")

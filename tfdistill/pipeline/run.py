@@ -35,6 +35,7 @@ from tfdistill.data.vocab import NUM_RESERVED
 from tfdistill.distill.distiller import Distiller
 from tfdistill.distill.embedding_transfer import transfer_item_embeddings
 from tfdistill.distill.teachers import as_teacher_source
+from tfdistill.distill.teachers import OnlineTeacher
 from tfdistill.errors import ConfigError
 from tfdistill.errors import ModelError
 from tfdistill.evaluation.callbacks import RankingEvaluation
@@ -169,6 +170,15 @@ def reads_users(teacher) -> bool:
   """Whether a teacher source reads the batch's user index."""
   return teacher is not None and "user" in as_teacher_source(
       teacher).input_signature()
+
+
+def teaches_every_position(teacher) -> bool:
+  """Whether `teacher` (a TeacherSource or None) is a causal sequential
+  teacher, trained on every position: its student is then distilled on
+  every position of each chunk of a user's sequence, in one teacher pass
+  per chunk, as the teacher was trained."""
+  return isinstance(teacher, OnlineTeacher) and bool(
+      getattr(teacher.model, "causal", False))
 
 
 def check_checkpoint(directory: str) -> None:
@@ -367,7 +377,7 @@ class Run:
     if chunks:  # every position of a chunk of a user's sequence
       data = examples.chunk_examples(
           self.prepared, self.config.context_length,
-          batch_size=self.config.batch_size, shuffle=True,
+          batch_size=self.config.chunk_batch_size, shuffle=True,
           seed=self.config.seed, epoch=repeatable.epoch)
     else:
       data = self.train_data(epoch=repeatable.epoch, with_users=with_users)
@@ -500,7 +510,8 @@ class Run:
       teacher_params = teacher_parameters(teacher)
     student, trainer = self.student_trainer(teacher)
     epochs = self._fit(step, trainer, self.config.student_epochs,
-                       with_users=reads_users(teacher))
+                       with_users=reads_users(teacher),
+                       chunks=teaches_every_position(teacher))
     path = save_model(student, os.path.join(self.step_dir(step), "model"),
                       overwrite=True, **self.save_extras())
     self._models[step] = student

@@ -1,0 +1,108 @@
+"""Distillation at every position of a user's sequence: one causal teacher
+pass per chunk, one student window per target."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tf_keras
+
+from tfdistill.data import examples
+from tfdistill.distill import Distiller
+from tfdistill.distill import SoftTargetKL
+from tfdistill.distill.positions import is_chunk_batch
+from tfdistill.distill.positions import position_windows
+from tfdistill.errors import ConfigError
+from tfdistill.models.factory import build_sequential_teacher
+from tfdistill.models.factory import TeacherConfig
+from tfdistill.models.students import build_sequential_student
+from tfdistill.models.students import StudentConfig
+
+L = 6
+CONTEXTS = np.array([[0, 0, 5, 6, 7, 8], [3, 4, 5, 6, 7, 9]], np.int32)
+TARGETS = np.array([[0, 0, 6, 7, 8, 9], [4, 5, 6, 7, 9, 10]], np.int32)
+
+
+def _models(prepared, objective="all_positions", student_length=L):
+  tf_keras.utils.set_random_seed(0)
+  teacher = build_sequential_teacher(prepared, L, TeacherConfig(
+      embedding_dim=8, num_blocks=1, num_heads=2, ffn_dim=16, dropout=0.0,
+      objective=objective))
+  teacher({"context": tf.zeros([1, L], tf.int32)})
+  student = build_sequential_student(
+      prepared.num_items, student_length,
+      StudentConfig(embedding_dim=4, hidden_dim=8, dropout=0.0),
+      prepared.items.fingerprint)
+  return teacher, student
+
+
+def _log_softmax(x):
+  x = x - x.max(-1, keepdims=True)
+  return x - np.log(np.exp(x).sum(-1, keepdims=True))
+
+
+def test_windows_end_at_each_position():
+  windows = position_windows(tf.constant([[0, 3, 4, 5]]), 3).numpy()
+  np.testing.assert_array_equal(windows[0], [[0, 0, 0], [0, 0, 3],
+                                             [0, 3, 4], [3, 4, 5]])
+  assert is_chunk_batch({"context": tf.constant(CONTEXTS)},
+                        tf.constant(TARGETS))
+  # One target per example, or a rating [B, 1], is not a chunk batch.
+  assert not is_chunk_batch({"context": tf.constant(CONTEXTS)},
+                            tf.constant(TARGETS[:, -1]))
+  assert not is_chunk_batch({"context": tf.constant(CONTEXTS)},
+                            tf.ones([2, 1]))
+
+
+@pytest.mark.parametrize("student_length", [L, 3])
+def test_the_chunk_loss_is_the_kl_of_every_position_by_hand(
+    tiny_prepared, student_length):
+  teacher, student = _models(tiny_prepared, student_length=student_length)
+  distiller = Distiller(student=student, teacher=teacher)
+  temperature = 2.0
+  distiller.compile(optimizer="adam", alpha=0.0,
+                    distillation_loss=SoftTargetKL(temperature=temperature))
+  logs = distiller.test_step(({"context": tf.constant(CONTEXTS)},
+                              tf.constant(TARGETS)))
+  # By hand: the teacher's query at every position with a target, against
+  # the student on the window of its own length ending there.
+  queries = teacher.sequence_queries(
+      {"context": tf.constant(CONTEXTS)}).numpy()
+  catalog = teacher.catalog_embeddings().numpy()
+  kls = []
+  for b, p in zip(*np.nonzero(TARGETS)):
+    window = np.r_[np.zeros(student_length, np.int32),
+                   CONTEXTS[b, :p + 1]][-student_length:]
+    t = queries[b, p] @ catalog.T
+    t[:2] = -1e9  # padding and OOV are never an answer
+    s = student({"context": window[None]}).numpy()[0]
+    log_p = _log_softmax(t / temperature)
+    log_q = _log_softmax(s / temperature)
+    kls.append(temperature**2 * np.sum(np.exp(log_p) * (log_p - log_q)))
+  assert len(kls) == np.count_nonzero(TARGETS)
+  np.testing.assert_allclose(float(logs["distillation_loss"]),
+                             np.mean(kls), rtol=1e-4)
+
+
+def test_fit_on_chunks_trains_the_student_and_leaves_the_teacher(
+    tiny_prepared):
+  teacher, student = _models(tiny_prepared)
+  before = {v.name: v.numpy().copy() for v in teacher.variables}
+  student_before = [w.copy() for w in student.get_weights()]
+  distiller = Distiller(student=student, teacher=teacher)
+  distiller.compile(optimizer=tf_keras.optimizers.Adam(1e-2), alpha=0.5)
+  data = examples.chunk_examples(tiny_prepared, L, batch_size=8)
+  history = distiller.fit(data, epochs=2, verbose=0)
+  assert np.isfinite(history.history["loss"]).all()
+  for v in teacher.variables:  # frozen: its order in get_weights changes
+    np.testing.assert_array_equal(before[v.name], v.numpy())
+  assert any(not np.array_equal(a, b)
+             for a, b in zip(student_before, student.get_weights()))
+
+
+def test_a_teacher_that_is_not_causal_is_refused(tiny_prepared):
+  teacher, student = _models(tiny_prepared, objective="last")
+  distiller = Distiller(student=student, teacher=teacher)
+  distiller.compile(optimizer="adam")
+  with pytest.raises(ConfigError, match="all_positions"):
+    distiller.test_step(({"context": tf.constant(CONTEXTS)},
+                         tf.constant(TARGETS)))

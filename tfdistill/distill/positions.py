@@ -1,0 +1,37 @@
+"""Distillation at every position of a user's sequence.
+
+A batch of chunks ({"context": [B, L]}, targets [B, L]; see
+`tfdistill.data.examples.chunk_examples`) holds a target at every position
+with one (0 marks padding). A causal teacher scores all of them in one pass
+(`OnlineTeacher.at_every_position`); the student reads, for each of them,
+the window of its own context length that ends at that position, the input
+a sliding-window example for the same target would give it.
+"""
+
+import tensorflow as tf
+
+from tfdistill.data.examples import CONTEXT
+
+
+def is_chunk_batch(features, labels) -> bool:
+  """Whether (features, labels) is a batch of chunks: labels [B, L] with
+  L > 1, one per position of the [B, L] context."""
+  if not isinstance(labels, tf.Tensor) or not isinstance(features, dict):
+    return False
+  context = features.get(CONTEXT)
+  if context is None or labels.shape.rank != 2 or context.shape.rank != 2:
+    return False
+  length = labels.shape[1]
+  return length is not None and length > 1 and length == context.shape[1]
+
+
+def position_windows(context: tf.Tensor, length: int) -> tf.Tensor:
+  """[B, L] chunks -> [B, L, length]: at each position, the `length` items
+  up to and including it, left-padded with 0."""
+  padded = tf.pad(context, [[0, 0], [length - 1, 0]])
+  return tf.signal.frame(padded, length, 1, axis=1)
+
+
+def at_targets(values: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:
+  """The rows of [B, L, ...] `values` at positions with a target: [M, ...]."""
+  return tf.boolean_mask(values, tf.not_equal(targets, 0))
