@@ -179,55 +179,6 @@ def test_compression_changes_are_against_the_same_seeds_students():
   assert table["qat_only"]["tflite_change"] == pytest.approx(0.0)
 
 
-def test_collect_lists_the_targets_outside_the_quality_table(tmp_path):
-  sys.path.insert(0, str(BENCHMARKS))
-  try:
-    import collect  # pylint: disable=import-outside-toplevel,import-error
-  finally:
-    sys.path.remove(str(BENCHMARKS))
-  assert not collect.other_targets(tmp_path)
-  (tmp_path / "speed.json").write_text(json.dumps({
-      "training": {"online_vs_alone": 1.4, "cached_vs_alone": 1.2,
-                   "cached_kl_t1_vs_alone": 1.1,
-                   "teacher_forward_vs_alone": 0.6,
-                   "online_hint_vs_alone": 1.9,
-                   "online_hint_1_block_vs_alone": 1.2,
-                   "cached_hint_vs_alone": 1.05},
-      "catalog_scaling": [{"catalog": 10000, "quantization": "int8",
-                           "p50_ms": 1.5},
-                          {"catalog": 1000, "quantization": "int8",
-                           "p50_ms": 0.1}]}))
-  (tmp_path / "teacher_ensemble.json").write_text(json.dumps({
-      "per_seed": [{}, {}],
-      "summary": [
-          {"measure": "student params / ensemble params", "value": 0.04},
-          {"measure": "student_kd_ensemble NDCG@10 / ensemble NDCG@10",
-           "value": 0.85},
-          {"measure": "student_kd_ensemble NDCG@10 gain over student_alone",
-           "value": 0.25}]}))
-  rows = {r["target"]: r["met"] for r in collect.other_targets(tmp_path)}
-  assert rows == {
-      "student params / ensemble params (2-teacher ensemble)": True,
-      "student_kd_ensemble NDCG@10 / ensemble NDCG@10 (2-teacher "
-      "ensemble)": False,
-      "student_kd_ensemble NDCG@10 gain over student_alone (2-teacher "
-      "ensemble)": True,
-      "the online teacher's forward pass alone / student-alone step (the "
-      "least an online step adds)": False,
-      "TFLite top-10 p50 ms, 10k items (int8)": False,
-      "Distiller step / student-alone step (online teacher)": True,
-      "Distiller step / student-alone step (online teacher, hint only: no "
-      "catalog scores)": False,
-      "Distiller step / student-alone step (online teacher of 1 block, hint "
-      "only; quality in quality_latest_small_b1_hint)": True,
-      "Distiller step / student-alone step (cached teacher top-K, KL at "
-      "T=2 + ranking)": False,
-      "Distiller step / student-alone step (cached top-K, KL at T=1: the "
-      "hard loss's normaliser; quality in cached_teacher_t1)": True,
-      "Distiller step / student-alone step (cached hidden layer, hint only; "
-      "quality in quality_latest_small_b1_hint)": True}
-
-
 def _curves(teacher, alone, kd, val_alone, val_kd):
   """One seed's curves: every user's NDCG a fixed multiple of a base."""
   base = np.random.default_rng(0).random(200)
@@ -241,7 +192,6 @@ def _curves(teacher, alone, kd, val_alone, val_kd):
 def test_training_budget_marks_the_epochs_meeting_both_targets(tmp_path):
   sys.path.insert(0, str(BENCHMARKS))
   try:
-    import collect  # pylint: disable=import-outside-toplevel,import-error
     import training_budget  # pylint: disable=import-outside-toplevel,import-error
   finally:
     sys.path.remove(str(BENCHMARKS))
@@ -258,19 +208,12 @@ def test_training_budget_marks_the_epochs_meeting_both_targets(tmp_path):
   assert [r["val_both_met"] for r in rows] == [True, False, False]
   # Exact multiples: every bootstrap draw gives the same ratio.
   assert rows[1]["kd_vs_teacher_ci95"] == "[0.95, 0.95]"
-  (tmp_path / "training_budget.json").write_text(json.dumps(
-      {"epochs": [{k: (bool(v) if isinstance(v, np.bool_) else v)
-                   for k, v in r.items()} for r in rows]}))
-  row = next(r for r in collect.other_targets(tmp_path)
-             if r["source"] == "training_budget")
-  assert (row["measured"], row["met"]) == ("2", True)
 
 
 def test_student_init_compares_every_student_with_the_same_baseline(
     tmp_path):
   sys.path.insert(0, str(BENCHMARKS))
   try:
-    import collect  # pylint: disable=import-outside-toplevel,import-error
     import student_init  # pylint: disable=import-outside-toplevel,import-error
   finally:
     sys.path.remove(str(BENCHMARKS))
@@ -308,16 +251,6 @@ def test_student_init_compares_every_student_with_the_same_baseline(
   assert seeds[1]["seed"] == 1 and seeds[1]["variance_kept"] == 0.86
   np.testing.assert_allclose(seeds[0]["kd_teacher_items"],
                              np.mean(curves[0]["teacher"]["test"]))
-  (tmp_path / "student_init.json").write_text(json.dumps(
-      {"variants": [{k: (bool(v) if isinstance(v, np.bool_) else v)
-                     for k, v in r.items()} for r in rows]}))
-  targets = {r["target"]: (r["measured"], r["met"])
-             for r in collect.other_targets(tmp_path)}
-  assert targets == {
-      "student_kd with the teacher's item table NDCG@10 / teacher NDCG@10 "
-      "(students 10 epochs)": (pytest.approx(1.0), True),
-      "student_kd with the teacher's item table NDCG@10 gain over "
-      "student_alone (students 10 epochs)": (pytest.approx(0.25), True)}
 
 
 def test_result_names_tag_what_differs_from_the_defaults(quality):
@@ -445,7 +378,7 @@ def test_a_loss_variant_can_be_the_best_distilled_student(quality):
       seeds, quality.DISTILLED + ("student_kd_kl",)) == "student_kd_kl"
 
 
-def test_collect_heads_the_page_with_each_quality_targets_table(tmp_path):
+def test_collect_shows_current_results_with_command_and_summary(tmp_path):
   sys.path.insert(0, str(BENCHMARKS))
   try:
     import collect  # pylint: disable=import-outside-toplevel,import-error
@@ -453,20 +386,29 @@ def test_collect_heads_the_page_with_each_quality_targets_table(tmp_path):
     sys.path.remove(str(BENCHMARKS))
   results = tmp_path / "results"
   results.mkdir()
-  for name, measured in (
-      ("quality_latest_small_e5_random_c1_magnitude", 0.82),
-      ("quality_latest_small_c1_magnitude", 1.07),
-      ("quality_latest_small", 1.05)):
-    (results / f"{name}.json").write_text(json.dumps({"targets": [
-        {"target": "student_kd NDCG@10 / teacher NDCG@10",
-         "measured": measured, "goal": ">= 0.9", "met": measured >= 0.9,
-         "ci95": ""}]}))
-  out = tmp_path / "BENCHMARKS.md"
-  collect.main(results, out)
+  table = "| a |\n|---|\n| {} |"
+  (results / "own_teacher.md").write_text("\n".join([
+      "# A long title", "", "Command: `python benchmarks/own_teacher.py`",
+      "", "## Per seed", "", table.format(1), "", "Some notes.", "",
+      "Machine: cpu=X, cpu_count=2, tensorflow=2.21.0, date=D, "
+      "git_commit=abc, memory_gib=23"]))
+  (results / "speed.md").write_text("\n".join([
+      "# Speed", "", "Command: `python benchmarks/speed.py`", "",
+      "## Ratios", "", table.format(2), "", "## Per seed", "",
+      table.format(3)]))
+  # An earlier configuration's result is not on the page.
+  (results / "quality_latest_small_c1_magnitude.md").write_text(
+      "# Earlier\n\nCommand: `x`\n\n## Targets\n\n" + table.format(9))
+  out, readme = tmp_path / "BENCHMARKS.md", tmp_path / "README.md"
+  readme.write_text(f"a\n{collect.README_START}\nold\n{collect.README_END}"
+                    "\nb\n")
+  collect.main(results, out, readme)
   page = out.read_text()
-  # The pipeline's configuration first, then the earlier ones.
-  first = page.index("## Targets with the pipeline's student and compression")
-  second = page.index("## Earlier: the teacher's item table")
-  third = page.index("## Earlier: random item tables")
-  assert first < page.index("1.05") < second < page.index("1.07") < third
-  assert third < page.index("0.82")
+  assert page.index("## Quality against the teacher") < page.index(
+      "`python benchmarks/own_teacher.py`") < page.index("| 1 |") < (
+          page.index("## Speed")) < page.index("| 2 |")
+  assert "| 3 |" not in page and "| 9 |" not in page  # per seed, earlier
+  assert "Some notes." in page and "git_commit=abc" in page
+  assert "memory_gib" not in page
+  assert readme.read_text().startswith("a\n" + collect.README_START)
+  assert "old" not in readme.read_text()
