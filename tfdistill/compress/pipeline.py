@@ -181,7 +181,10 @@ def compress_student(student: tf_keras.Model, train, evaluation,
 
   Args:
     student: A trained functional retrieval student.
-    train: Batched training `tf.data` (for the fine-tunes).
+    train: Batched training `tf.data` (for the fine-tunes): context windows
+      (`sequence_examples`), or, with a causal teacher trained on every
+      position, chunks of users' sequences (`chunk_examples`), distilled at
+      every position.
     evaluation: `SequenceArrays` (validation or test) for quality.
     config: `CompressConfig`.
     teacher: Optional teacher: fine-tunes then distill (pruning while
@@ -211,6 +214,12 @@ def compress_student(student: tf_keras.Model, train, evaluation,
                       "without one the fine-tunes train on the hard labels.")
   if teacher is not None:
     distillation_loss = list(distillation_loss or [SoftTargetKL()])
+  elif isinstance(train.element_spec, tuple) and (
+      train.element_spec[1].shape.rank == 2):
+    raise ConfigError("chunks of users' sequences (a target at every "
+                      "position) train a student only by distillation from "
+                      "a causal teacher; pass teacher= or windows "
+                      "(sequence_examples).")
   work = _Compressor(train, evaluation, config, teacher, distillation_loss,
                      representative, log_dir)
   report = {"config": config.to_json(), "low_rank": [],

@@ -30,11 +30,15 @@ import tensorflow as tf
 import tensorflow_model_optimization as tfmot
 import tf_keras
 
+from tfdistill.data.examples import CONTEXT
+from tfdistill.distill.positions import examples_at_every_position
+from tfdistill.distill.positions import is_chunk_batch
 from tfdistill.errors import ConfigError
 from tfdistill.errors import ModelError
 from tfdistill.models.embeddings import HashEmbedding
 from tfdistill.models.embeddings import LowRankEmbedding
 from tfdistill.models.embeddings import QuotientRemainderEmbedding
+from tfdistill.models.io import input_signature
 
 SCHEDULES = ("polynomial", "constant")
 TABLE_PRUNING = ("magnitude", "fisher")
@@ -215,7 +219,11 @@ def fisher_saliency(model: tf_keras.Model, variables: list, data,
   totals = [np.zeros(v.shape, np.float64) for v in variables]
   count = 0
   for batch in data.take(batches):
-    for total, square in zip(totals, squared_gradients(batch[0], batch[1])):
+    inputs, labels = batch[0], batch[1]
+    if is_chunk_batch(inputs, labels):  # one example per target
+      inputs, labels = examples_at_every_position(
+          inputs, labels, input_signature(model)[CONTEXT].shape[1])
+    for total, square in zip(totals, squared_gradients(inputs, labels)):
       total += square.numpy()
     count += 1
   if not count:

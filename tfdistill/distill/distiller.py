@@ -24,9 +24,8 @@ import tensorflow as tf
 import tf_keras
 
 from tfdistill.data.examples import CONTEXT
-from tfdistill.distill.positions import at_targets
+from tfdistill.distill.positions import examples_at_every_position
 from tfdistill.distill.positions import is_chunk_batch
-from tfdistill.distill.positions import position_windows
 from tfdistill.distill.soft_targets import check_temperature
 from tfdistill.distill.soft_targets import DistillationLoss
 from tfdistill.distill.soft_targets import SoftTargetKL
@@ -371,10 +370,8 @@ class Distiller(tf_keras.Model):
           "windows (sequence_examples) instead.")
     teacher_signals = self.teacher.at_every_position(
         x, y, signals=self._teacher_reads)
-    windows = position_windows(tf.cast(x[CONTEXT], tf.int32),
-                               spec[CONTEXT].shape[1])
-    return ({CONTEXT: at_targets(windows, y)}, at_targets(y, y), None,
-            teacher_signals)
+    x, y = examples_at_every_position(x, y, spec[CONTEXT].shape[1])
+    return x, y, None, teacher_signals
 
   def train_step(self, data):
     x, y, sample_weight, teacher_signals = (

@@ -35,3 +35,12 @@ def position_windows(context: tf.Tensor, length: int) -> tf.Tensor:
 def at_targets(values: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:
   """The rows of [B, L, ...] `values` at positions with a target: [M, ...]."""
   return tf.boolean_mask(values, tf.not_equal(targets, 0))
+
+
+def examples_at_every_position(features: dict, targets: tf.Tensor,
+                               length: int) -> tuple:
+  """A batch of chunks as one example per target: ({"context": the window
+  of `length` items ending at the target's position [M, length]}, the
+  targets [M])."""
+  windows = position_windows(tf.cast(features[CONTEXT], tf.int32), length)
+  return {CONTEXT: at_targets(windows, targets)}, at_targets(targets, targets)

@@ -321,6 +321,14 @@ class Run:
         batch_size=self.config.batch_size, shuffle=True, seed=self.config.seed,
         epoch=epoch, with_users=with_users)
 
+  def chunk_data(self, epoch=None):
+    """Chunks of the users' training sequences, a target at every position
+    (`examples.chunk_examples`), shuffled as `train_data`."""
+    return examples.chunk_examples(
+        self.prepared, self.config.context_length,
+        batch_size=self.config.chunk_batch_size, shuffle=True,
+        seed=self.config.seed, epoch=epoch)
+
   def evaluation(self, split: str = "test"):
     return examples.evaluation_set(self.prepared, split,
                                    self.config.context_length)
@@ -375,10 +383,7 @@ class Run:
         tf_keras.callbacks.TensorBoard(os.path.join(directory, "logs")),
         tf_keras.callbacks.CSVLogger(log, append=True)]
     if chunks:  # every position of a chunk of a user's sequence
-      data = examples.chunk_examples(
-          self.prepared, self.config.context_length,
-          batch_size=self.config.chunk_batch_size, shuffle=True,
-          seed=self.config.seed, epoch=repeatable.epoch)
+      data = self.chunk_data(epoch=repeatable.epoch)
     else:
       data = self.train_data(epoch=repeatable.epoch, with_users=with_users)
     if not trainer.built:
@@ -552,9 +557,12 @@ class Run:
     returns (model, report, sparse_model)."""
     student, teacher = self.student_kd(), self.teacher()
     self._seed(3)
+    if teaches_every_position(as_teacher_source(teacher)):
+      train = self.chunk_data()
+    else:
+      train = self.train_data(with_users=reads_users(teacher))
     return compress_student(
-        student, self.train_data(with_users=reads_users(teacher)),
-        self.evaluation("test"), config,
+        student, train, self.evaluation("test"), config,
         teacher=teacher, representative=self.save_extras()["representative"],
         log_dir=log_dir, distillation_loss=self.distillation_loss())
 
