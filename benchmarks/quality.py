@@ -48,7 +48,7 @@ import numpy as np
 import tf_keras
 
 from tfdistill.data.sources import SourceConfig
-from tfdistill.distill import Distiller
+from tfdistill.distill import compiled_trainer
 from tfdistill.distill import TeacherEnsemble
 from tfdistill.distill.strategies import distill_chain
 from tfdistill.errors import ConfigError
@@ -139,9 +139,8 @@ def _extra_variants(run) -> list:
   tf_keras.utils.set_random_seed(config.seed + 2)
   student = build_student(prepared, config.context_length, config.student)
   init = run.init_item_table(student, teacher)
-  distiller = Distiller(student=student, teacher=TeacherEnsemble(
-      [teacher, second], weighting="confidence"))
-  distiller.compile(**compile_kwargs())
+  distiller = compiled_trainer(student, TeacherEnsemble(
+      [teacher, second], weighting="confidence"), **compile_kwargs())
   print(f"{run.out}: student_multi_teacher, {config.student_epochs} epochs",
         flush=True)
   distiller.fit(train, epochs=config.student_epochs,

@@ -33,7 +33,8 @@ from tfdistill.compress.pruning import PruningConfig
 from tfdistill.compress.pruning import strip_pruning
 from tfdistill.compress.pruning import TABLE_PRUNING
 from tfdistill.compress.quantization import quantize_student
-from tfdistill.distill.distiller import Distiller
+from tfdistill.data.vocab import NUM_RESERVED
+from tfdistill.distill.distiller import compiled_trainer
 from tfdistill.distill.soft_targets import SoftTargetKL
 from tfdistill.errors import ConfigError
 from tfdistill.evaluation.evaluate import evaluate_retrieval
@@ -134,16 +135,11 @@ class _Compressor:
     if self.log_dir:
       callbacks.append(tf_keras.callbacks.TensorBoard(
           os.path.join(self.log_dir, name)))
-    optimizer = tf_keras.optimizers.Adam(self.config.learning_rate)
-    if self.teacher is not None:
-      trainer = Distiller(student=model, teacher=self.teacher)
-      trainer.compile(optimizer=optimizer, alpha=self.config.alpha,
-                      temperature=self.config.temperature,
-                      distillation_loss=self.distillation_loss)
-    else:
-      trainer = model
-      trainer.compile(optimizer, loss=tf_keras.losses
-                      .SparseCategoricalCrossentropy(from_logits=True))
+    trainer = compiled_trainer(
+        model, self.teacher, tf_keras.optimizers.Adam(
+            self.config.learning_rate), alpha=self.config.alpha,
+        temperature=self.config.temperature,
+        distillation_loss=self.distillation_loss)
     trainer.fit(self.train, epochs=self.config.fine_tune_epochs,
                 callbacks=callbacks, verbose=fit_verbosity())
     return model
@@ -263,7 +259,7 @@ def compress_student(student: tf_keras.Model, train, evaluation,
     work.measure("quantization-aware", model)
   # The deployable artefact: the TFLite model in the configured mode.
   lite = tflite.convert(model, config.quantize, min(
-      EVAL_POOL, catalog_size(model) - 2), representative)
+      EVAL_POOL, catalog_size(model) - NUM_RESERVED), representative)
   report["tflite"] = dict(
       evaluate_tflite(lite, evaluation), quantization=config.quantize)
   report["steps"] = work.steps

@@ -3,7 +3,7 @@
 from tfdistill._exports import lazy_exports
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, {
-    "distiller": ("Distiller", "StopOnNaN"),
+    "distiller": ("Distiller", "StopOnNaN", "compiled_trainer"),
     "soft_targets": ("DistillationLoss", "SoftTargetKL", "SoftTargetMSE",
                      "ListwiseDistillation", "MASKED_LOGIT"),
     "ranking_losses": ("RankingDistillation", "RelaxedRankingDistillation"),

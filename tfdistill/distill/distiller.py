@@ -432,4 +432,22 @@ class Distiller(tf_keras.Model):
                teachers, name=config["name"])
 
 
-__all__ = ["Distiller", "StopOnNaN", "TeacherSource"]
+def compiled_trainer(student: tf_keras.Model, teacher=None,
+                     optimizer="adam", alpha: float = 0.1,
+                     temperature: Optional[float] = None,
+                     distillation_loss=None) -> tf_keras.Model:
+  """What `fit` trains: `student` compiled on its hard labels alone
+  (softmax cross-entropy over its logits) when `teacher` is None, else a
+  `Distiller` of `student` on `teacher`, compiled with these settings.
+  Either way, training it trains `student` in place."""
+  if teacher is None:
+    student.compile(optimizer, loss=tf_keras.losses
+                    .SparseCategoricalCrossentropy(from_logits=True))
+    return student
+  distiller = Distiller(student=student, teacher=teacher)
+  distiller.compile(optimizer=optimizer, alpha=alpha, temperature=temperature,
+                    distillation_loss=distillation_loss)
+  return distiller
+
+
+__all__ = ["Distiller", "StopOnNaN", "TeacherSource", "compiled_trainer"]

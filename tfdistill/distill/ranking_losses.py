@@ -12,6 +12,7 @@
 import tensorflow as tf
 import tf_keras
 
+from tfdistill.data.vocab import NUM_RESERVED
 from tfdistill.distill.soft_targets import DistillationLoss
 from tfdistill.distill.student_scores import as_student_scores
 from tfdistill.errors import ConfigError
@@ -44,7 +45,7 @@ class RankingDistillation(DistillationLoss):
 
   def __init__(self, top_k: int = 10, position_decay: float = 2.0,
                dynamic_weight: bool = False, mu: float = 0.1,
-               num_reserved: int = 2, name: str = "ranking_distillation",
+               num_reserved: int = NUM_RESERVED, name: str = "ranking_distillation",
                **kwargs):
     super().__init__(name=name, **kwargs)
     self.top_k = _check_top_k(top_k)
@@ -120,7 +121,7 @@ class RelaxedRankingDistillation(DistillationLoss):
   """
 
   def __init__(self, top_k: int = 10, num_uninteresting: int = 100,
-               num_reserved: int = 2, seed: int = 0,
+               num_reserved: int = NUM_RESERVED, seed: int = 0,
                name: str = "relaxed_ranking_distillation", **kwargs):
     super().__init__(name=name, **kwargs)
     self.top_k = _check_top_k(top_k)

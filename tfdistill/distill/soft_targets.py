@@ -12,6 +12,7 @@ probability and are left out of logit matching.
 import tensorflow as tf
 import tf_keras
 
+from tfdistill.data.vocab import NUM_RESERVED
 from tfdistill.distill.student_scores import as_student_scores
 from tfdistill.errors import ConfigError
 
@@ -210,7 +211,7 @@ class ListwiseDistillation(DistillationLoss):
   uses_distillation_temperature = True
 
   def __init__(self, temperature: float = 1.0, num_candidates: int = 0,
-               num_reserved: int = 2, seed: int = 0,
+               num_reserved: int = NUM_RESERVED, seed: int = 0,
                name: str = "listwise_distillation", **kwargs):
     super().__init__(name=name, **kwargs)
     self.temperature = check_temperature(temperature)

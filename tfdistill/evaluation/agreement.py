@@ -2,13 +2,14 @@
 
 import numpy as np
 
+from tfdistill.data.vocab import NUM_RESERVED
 from tfdistill.evaluation.ranking import top_k_indices
 from tfdistill.evaluation.rating import average_ranks
 from tfdistill.errors import ConfigError
 
 
 def top_k_overlap(scores_a, scores_b, k: int = 10, exclude=None,
-                  num_reserved: int = 2) -> float:
+                  num_reserved: int = NUM_RESERVED) -> float:
   """Mean |top-K(a) intersect top-K(b)| / K over rows."""
   scores_a, scores_b = np.asarray(scores_a), np.asarray(scores_b)
   if scores_a.shape != scores_b.shape:
@@ -20,7 +21,7 @@ def top_k_overlap(scores_a, scores_b, k: int = 10, exclude=None,
                         for a, b in zip(top_a, top_b)]))
 
 
-def spearman(scores_a, scores_b, num_reserved: int = 2) -> float:
+def spearman(scores_a, scores_b, num_reserved: int = NUM_RESERVED) -> float:
   """Mean per-row Spearman rank correlation over the catalog items."""
   scores_a = np.asarray(scores_a)[:, num_reserved:]
   scores_b = np.asarray(scores_b)[:, num_reserved:]

@@ -15,6 +15,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from tfdistill.data.vocab import NUM_RESERVED
 from tfdistill.errors import ConfigError
 
 # Largest [rows, relevant, items] comparison block held in memory at once.
@@ -38,7 +39,7 @@ def _mask_columns(scores: np.ndarray, columns: list, value: float) -> None:
 
 
 def relevant_ranks(scores: np.ndarray, relevant, exclude=None,
-                   num_reserved: int = 2) -> list:
+                   num_reserved: int = NUM_RESERVED) -> list:
   """0-based pessimistic rank of each relevant item among the candidates.
 
   Args:
@@ -75,7 +76,7 @@ def relevant_ranks(scores: np.ndarray, relevant, exclude=None,
 
 
 def top_k_indices(scores: np.ndarray, k: int, exclude=None,
-                  num_reserved: int = 2) -> np.ndarray:
+                  num_reserved: int = NUM_RESERVED) -> np.ndarray:
   """Indices of the k best non-excluded items per row, best first."""
   scores = np.array(scores, dtype=np.float32, copy=True)
   scores[:, :num_reserved] = -np.inf
@@ -105,7 +106,7 @@ class RankingMetrics:
   """
 
   def __init__(self, ks: Sequence[int] = (10,),
-               num_items: Optional[int] = None, num_reserved: int = 2):
+               num_items: Optional[int] = None, num_reserved: int = NUM_RESERVED):
     if not ks or min(ks) < 1:
       raise ConfigError(f"ks must be positive cut-offs, got {ks}.")
     self.ks = tuple(sorted(set(int(k) for k in ks)))

@@ -32,7 +32,7 @@ from tfdistill.data.prepare import PreparedData
 from tfdistill.data.prepare import prepare
 from tfdistill.data.sources import load_dataset
 from tfdistill.data.vocab import NUM_RESERVED
-from tfdistill.distill.distiller import Distiller
+from tfdistill.distill.distiller import compiled_trainer
 from tfdistill.distill.embedding_transfer import transfer_item_embeddings
 from tfdistill.distill.teachers import as_teacher_source
 from tfdistill.distill.teachers import OnlineTeacher
@@ -469,18 +469,14 @@ class Run:
     self._seed(2)  # the same initial student with and without a teacher
     student = build_student(self.prepared, config.context_length,
                             config.student)
-    optimizer = tf_keras.optimizers.Adam(config.student_learning_rate)
-    self.student_init_used = None
-    if teacher is None:
-      student.compile(optimizer, loss=tf_keras.losses
-                      .SparseCategoricalCrossentropy(from_logits=True))
-      return student, student
-    self.student_init_used = self.init_item_table(student, teacher)
-    distiller = Distiller(student=student, teacher=teacher)
-    distiller.compile(optimizer=optimizer, alpha=config.alpha,
-                      temperature=config.temperature,
-                      distillation_loss=self.distillation_loss())
-    return student, distiller
+    self.student_init_used = (None if teacher is None else
+                              self.init_item_table(student, teacher))
+    return student, compiled_trainer(
+        student, teacher,
+        tf_keras.optimizers.Adam(config.student_learning_rate),
+        alpha=config.alpha, temperature=config.temperature,
+        distillation_loss=(None if teacher is None else
+                           self.distillation_loss()))
 
   def distillation_loss(self) -> list:
     """New objects of the run's distillation losses (config's names)."""
@@ -606,7 +602,7 @@ class Run:
       # The compression report measured another mode: measure this one.
       quality = dict(evaluate_tflite(tflite.convert(
           self.compressed(), self.config.quantize,
-          min(EVAL_POOL, catalog_size(self.compressed()) - 2),
+          min(EVAL_POOL, catalog_size(self.compressed()) - NUM_RESERVED),
           self.save_extras()["representative"]), self.evaluation("test")),
                      quantization=self.config.quantize)
     return self._finish("export", {"manifest": manifest, "path": out,
