@@ -1,21 +1,10 @@
 """Teachers from the user's own models: TFRS towers, a factorized top-K
-index, a ranking model, or a SavedModel exported for TF Serving.
-
-A teacher of the user's numbers its items its own way (strings through a
-`StringLookup`, or other integer ids) and reads its own inputs (`user_id`,
-`movie_title`, a history of movie ids...). The sources here translate, in
-both directions:
-
-* the batch's features (`context`, `user`, `item`: indices in the student's
-  vocabularies) into the teacher's inputs, by the item and user keys the
-  data carries (`FeatureMapping`);
-* the teacher's scores into the student's catalog (`ItemAlignment`): the
-  teacher's best item for a context comes out as the same item key in the
-  student's numbering; student items the teacher does not know are reported
-  and masked from its signals.
+index or a ranking model, in memory (`tfdistill.distill.saved_teacher`
+reads them from a SavedModel).
 
 They give the Distiller the signals tfdistill's own teachers give: catalog
-"logits" (dense, or a top-K), the "query_embedding", a "rating".
+"logits" (dense, or a top-K), the "query_embedding", a "rating", in the
+student's item numbering (`tfdistill.distill.alignment`).
 
     teacher = TowerTeacher(model.query_model, model.candidate_model,
                            prepared.items)             # in memory
@@ -23,357 +12,31 @@ They give the Distiller the signals tfdistill's own teachers give: catalog
     distiller = Distiller(student, teacher)
 """
 
-import os
 from typing import Optional, Sequence
 
-from absl import logging
 import numpy as np
 import tensorflow as tf
 import tf_keras
 
 from tfdistill.data.examples import CANDIDATES
-from tfdistill.data.examples import CONTEXT
 from tfdistill.data.vocab import NUM_RESERVED
+from tfdistill.distill.alignment import data_features
+from tfdistill.distill.alignment import FeatureMapping
+from tfdistill.distill.alignment import input_specs
+from tfdistill.distill.alignment import item_keys_of
+from tfdistill.distill.alignment import ItemAlignment
 from tfdistill.distill.soft_targets import MASKED_LOGIT
-from tfdistill.distill.teachers import TOP_K_SIGNAL
 from tfdistill.distill.teachers import TeacherSource
+from tfdistill.distill.teachers import TOP_K_SIGNAL
 from tfdistill.distill.teachers import top_k_signals
 from tfdistill.errors import ConfigError
 from tfdistill.errors import ModelError
 
-#: Batch features of tfdistill's examples that hold indices into the
-#: student's item or user vocabulary (the rest are passed as they are).
-ITEM_FEATURES = (CONTEXT, "item")
-USER_FEATURES = ("user",)
-_EXAMPLES = 5
 _QUERY_TOWERS = ("query_model", "user_model", "query_tower", "user_tower",
                  "query_encoder", "user_encoder")
 _CANDIDATE_TOWERS = ("candidate_model", "item_model", "movie_model",
                      "candidate_tower", "item_tower", "movie_tower",
                      "candidate_encoder", "item_encoder")
-
-
-def _key(value) -> str:
-  """An item or user key as a string (bytes decoded, 3.0 -> "3")."""
-  if isinstance(value, bytes):
-    return value.decode("utf-8")
-  if isinstance(value, (float, np.floating)) and float(value).is_integer():
-    return str(int(value))
-  if isinstance(value, np.generic):
-    return str(value.item())
-  return str(value)
-
-
-def _keys(values) -> list:
-  if isinstance(values, (tf.Tensor, tf.Variable)):
-    values = values.numpy()
-  return [_key(v) for v in np.asarray(values).reshape(-1)]
-
-
-def _examples(values: Sequence) -> str:
-  shown = ", ".join(repr(v) for v in list(values)[:_EXAMPLES])
-  return shown + (", ..." if len(values) > _EXAMPLES else "")
-
-
-class ItemAlignment:
-  """Joins the teacher's item keys to the student's catalog.
-
-  Args:
-    student_keys: The key of each student item index (padding and OOV
-      first, e.g. `prepared.items.tokens`, or `prepared.item_titles` for a
-      teacher keyed by title).
-    teacher_keys: The teacher's item keys, in its own order (its candidate
-      vocabulary, or the identifiers of its index).
-    strict: Make any student item the teacher does not know an error.
-    name: What to call the teacher in messages.
-
-  Attributes:
-    student_to_teacher: int64 [num_student_items], the teacher position of
-      each student item, -1 for reserved ids and items it does not know.
-    report: Counts and examples of the items that did not join.
-
-  Raises:
-    ConfigError: if no item joins, or with `strict` if any does not.
-  """
-
-  def __init__(self, student_keys: Sequence, teacher_keys: Sequence,
-               strict: bool = False, name: str = "the teacher"):
-    student = _keys(student_keys)
-    teacher = _keys(teacher_keys)
-    position = {}
-    for index, key in enumerate(teacher):
-      position.setdefault(key, index)
-    self.student_to_teacher = np.array(
-        [-1] * NUM_RESERVED + [position.get(k, -1)
-                               for k in student[NUM_RESERVED:]], np.int64)
-    self.num_items = len(student)
-    self.teacher_keys = teacher
-    unknown = [k for k, t in zip(student[NUM_RESERVED:],
-                                 self.student_to_teacher[NUM_RESERVED:])
-               if t < 0]
-    known = set(student[NUM_RESERVED:])
-    extra = [k for k in teacher if k not in known]
-    self.report = {"student_items": len(student) - NUM_RESERVED,
-                   "teacher_items": len(teacher),
-                   "unknown_to_teacher": len(unknown),
-                   "unknown_examples": unknown[:_EXAMPLES],
-                   "teacher_items_not_in_student": len(extra)}
-    if len(unknown) == len(student) - NUM_RESERVED:
-      raise ConfigError(
-          f"no item of the student's catalog is known to {name}: student "
-          f"keys {_examples(student[NUM_RESERVED:])}, teacher keys "
-          f"{_examples(teacher)}. Pass the item keys the teacher uses "
-          "(item_keys=, e.g. prepared.item_titles for a teacher keyed by "
-          "title).")
-    if unknown:
-      message = (f"{len(unknown)} of {len(student) - NUM_RESERVED} student "
-                 f"items are unknown to {name} (e.g. {_examples(unknown)}); "
-                 "their scores are masked from its signals")
-      if strict:
-        raise ConfigError(message + " (--strict_vocabulary).")
-      logging.warning("%s", message)
-
-  def teacher_to_student(self) -> np.ndarray:
-    """int32 [num_teacher_items]: student index per teacher position (0,
-    the padding id, for items the student's catalog lacks)."""
-    out = np.zeros(len(self.teacher_keys), np.int32)
-    for student, teacher in enumerate(self.student_to_teacher):
-      if teacher >= 0 and out[teacher] == 0:
-        out[teacher] = student
-    return out
-
-  def key_table(self) -> tf.lookup.StaticHashTable:
-    """Teacher key (string) -> student index; unknown keys -> 0."""
-    to_student = self.teacher_to_student()
-    return tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(
-        tf.constant(self.teacher_keys, tf.string),
-        tf.constant(to_student, tf.int32)), default_value=0)
-
-
-def input_specs(model) -> tuple:
-  """({name: TensorSpec}, style) of what `model` is called with; style is
-  "dict" (a feature dict) or "single" (one tensor, named by its spec).
-
-  Raises:
-    ModelError: if the model was never called (Keras cannot tell).
-  """
-  if hasattr(model, "structured_input_signature"):  # a SavedModel signature
-    _, kwargs = model.structured_input_signature
-    return dict(kwargs), "dict"
-  spec = model.save_spec() if hasattr(model, "save_spec") else None
-  if spec is None and getattr(model, "inputs", None):
-    inputs = model.inputs
-    spec = ([{t.name.split(":")[0]: tf.TensorSpec(t.shape, t.dtype)
-              for t in inputs}] if len(inputs) > 1 else
-            [tf.TensorSpec(inputs[0].shape, inputs[0].dtype,
-                           name=inputs[0].name.split(":")[0])], {})
-  if spec is None:
-    raise ModelError(
-        f"{model.name} has never been called, so its inputs are unknown; "
-        "call it once on a batch of its features (or train it) first.")
-  args, _ = spec
-  first = args[0]
-  if isinstance(first, dict):
-    return {name: s for name, s in first.items()}, "dict"
-  if isinstance(first, (list, tuple)):
-    raise ModelError(f"{model.name} takes a list of inputs; wrap it in a "
-                     "model that takes a dict of named features.")
-  return {first.name or "input": first}, "single"
-
-
-def _guess(name: str, spec: tf.TensorSpec, features: dict,
-           query: bool = False) -> Optional[str]:
-  """The batch feature that a teacher input most likely reads; `query`: an
-  input of a retrieval query tower, whose one id is the user's."""
-  if name in features:
-    return name
-  lowered = name.lower()
-  rank = spec.shape.rank
-  if "user" in lowered and "user" in features:
-    return "user"
-  if query and rank == 1 and "user" in features:
-    return "user"
-  if rank == 2 and CONTEXT in features:
-    return CONTEXT
-  if rank == 1 and any(w in lowered for w in ("item", "movie", "candidate",
-                                              "product", "title")):
-    return "item" if "item" in features else None
-  if len(features) == 1:
-    return next(iter(features))
-  return None
-
-
-def parse_inputs(spec: str) -> dict:
-  """"context=movie_history,user=user_id" -> {"movie_history": "context",
-  "user_id": "user"} (teacher input -> student feature)."""
-  mapping = {}
-  for part in filter(None, (p.strip() for p in (spec or "").split(","))):
-    feature, sep, name = part.partition("=")
-    if not sep or not feature or not name:
-      raise ConfigError(f"--teacher_inputs: {part!r} is not "
-                        "student_feature=teacher_input.")
-    mapping[name] = feature
-  return mapping
-
-
-class FeatureMapping:
-  """Turns a batch of tfdistill features into a teacher's inputs.
-
-  Item and user features (student indices) become the teacher's keys:
-  strings, or integers when the teacher's input is an integer. A history
-  longer than the teacher's fixed context length keeps its most recent
-  items; a shorter one is left-padded with `pad_key`.
-
-  Args:
-    teacher_specs: {teacher input name: TensorSpec}.
-    features: {batch feature: TensorSpec} the data provides.
-    item_keys, user_keys: Key per student index (padding and OOV first).
-    inputs: Explicit {teacher input: batch feature}; the rest is inferred
-      from names and shapes.
-    pad_key: The teacher's key for an empty history slot.
-    name: What to call the teacher in messages.
-    query: The inputs are a retrieval query tower's (a single id input is
-      then the user's).
-
-  Raises:
-    ConfigError: naming both sides, when an input cannot be fed.
-  """
-
-  def __init__(self, teacher_specs: dict, features: dict, item_keys,
-               user_keys=None, inputs: Optional[dict] = None,
-               pad_key: str = "", name: str = "the teacher",
-               query: bool = False):
-    inputs = dict(inputs or {})
-    unknown = [n for n in inputs if n not in teacher_specs]
-    if unknown:
-      raise ConfigError(f"{name} has no input(s) {unknown}; its inputs are "
-                        f"{_describe(teacher_specs)}.")
-    self.mapping = {}
-    for input_name, spec in teacher_specs.items():
-      feature = inputs.get(input_name) or _guess(input_name, spec, features,
-                                                 query)
-      if feature is None or feature not in features:
-        raise ConfigError(
-            f"cannot feed {name}'s input {input_name!r} "
-            f"({_describe({input_name: spec})}) from the data's features "
-            f"{_describe(features)}; map it with inputs= (CLI: "
-            f"--teacher_inputs=<feature>={input_name}).")
-      self._check(input_name, spec, feature, features[feature], name)
-      self.mapping[input_name] = feature
-    self.specs = teacher_specs
-    self.features = {f: features[f] for f in set(self.mapping.values())}
-    self._tables = {}
-    for kind, keys in (("item", item_keys), ("user", user_keys)):
-      if keys is not None:
-        strings = _keys(keys)
-        strings[0] = pad_key
-        self._tables[kind] = strings
-    for input_name, feature in self.mapping.items():
-      kind = self._kind(feature)
-      if kind and kind not in self._tables:
-        raise ConfigError(f"{name}'s input {input_name!r} reads the "
-                          f"{kind} feature {feature!r}; pass {kind}_keys=.")
-    self._converted = {}
-
-  @staticmethod
-  def _kind(feature: str) -> Optional[str]:
-    if feature in ITEM_FEATURES:
-      return "item"
-    if feature in USER_FEATURES:
-      return "user"
-    return None
-
-  def _check(self, input_name, spec, feature, feature_spec, name) -> None:
-    kind = self._kind(feature)
-    convertible = spec.dtype == tf.string or spec.dtype.is_integer or (
-        kind is None and spec.dtype == feature_spec.dtype)
-    if not convertible or not _rank_fits(spec, feature_spec):
-      raise ConfigError(
-          f"cannot feed {name}'s input {input_name!r}, which expects "
-          f"{_describe({input_name: spec})}, from the data's feature "
-          f"{feature!r} ({_describe({feature: feature_spec})}; "
-          + ("item and user ids become strings or integers" if kind else
-             "passed as it is") + "); map another feature with inputs= "
-          f"(CLI: --teacher_inputs=<feature>={input_name}).")
-
-  def _table(self, kind: str, dtype: tf.DType) -> tf.Tensor:
-    cache_key = (kind, dtype.name)
-    if cache_key not in self._converted:
-      strings = self._tables[kind]
-      if dtype == tf.string:
-        table = tf.constant(strings, tf.string)
-      else:
-        try:
-          values = [int(s) if s else 0 for s in strings[NUM_RESERVED:]]
-        except ValueError:
-          bad = next(s for s in strings[NUM_RESERVED:]
-                     if not s.lstrip("-").isdigit())
-          raise ConfigError(f"the teacher reads {kind} ids as integers, but "
-                            f"the data's {kind} key {bad!r} is not one; "
-                            "pass keys it knows (item_keys=/user_keys=).")
-        table = tf.constant([0] * NUM_RESERVED + values, dtype)
-      self._converted[cache_key] = table
-    return self._converted[cache_key]
-
-  def __call__(self, features: dict) -> dict:
-    out = {}
-    for input_name, feature in self.mapping.items():
-      spec = self.specs[input_name]
-      value = features[feature]
-      kind = self._kind(feature)
-      if kind:
-        value = tf.gather(self._table(kind, spec.dtype),
-                          tf.cast(value, tf.int32))
-      elif value.dtype != spec.dtype:
-        value = tf.cast(value, spec.dtype)
-      out[input_name] = self._fit_length(value, spec)
-    return out
-
-  def _fit_length(self, value, spec) -> tf.Tensor:
-    if spec.shape.rank == 2 and value.shape.rank == 1:
-      return value[:, tf.newaxis]  # an id [B] for an input [B, 1]
-    if spec.shape.rank != 2 or spec.shape[1] is None or value.shape.rank != 2:
-      return value
-    wanted, have = spec.shape[1], value.shape[1]
-    if have is None or have == wanted:
-      return value
-    if have > wanted:
-      return value[:, have - wanted:]  # the most recent items
-    pad = tf.fill([tf.shape(value)[0], wanted - have],
-                  tf.constant("" if value.dtype == tf.string else 0,
-                              value.dtype))
-    return tf.concat([pad, value], axis=1)
-
-
-def _rank_fits(spec: tf.TensorSpec, feature: tf.TensorSpec) -> bool:
-  """Same rank, or an id [B] for an input [B, 1]."""
-  if spec.shape.rank is None:
-    return True
-  return spec.shape.rank == feature.shape.rank or (
-      feature.shape.rank == 1 and spec.shape.as_list()[1:] == [1])
-
-
-def _describe(specs: dict) -> str:
-  """{name: dtype[B, ...]} of tensor specs, for messages."""
-  def shape(spec) -> str:
-    if spec.shape.rank is None:
-      return "[?]"
-    dims = ["B"] + [str(d) if d is not None else "?"
-                    for d in spec.shape.as_list()[1:]]
-    return "[" + ", ".join(dims) + "]"
-  return "{" + ", ".join(f"{n}: {s.dtype.name}{shape(s)}"
-                         for n, s in specs.items()) + "}"
-
-
-def _data_features(context_length: Optional[int], with_user: bool) -> dict:
-  """What tfdistill's examples can feed a teacher: the target or candidate
-  "item", the "context" history (given its length), the "user"."""
-  features = {"item": tf.TensorSpec([None], tf.int32)}
-  if context_length:
-    features[CONTEXT] = tf.TensorSpec([None, context_length], tf.int32)
-  if with_user:
-    features["user"] = tf.TensorSpec([None], tf.int32)
-  return features
 
 
 def _call(model, style: str, inputs: dict):
@@ -434,7 +97,7 @@ class ExternalTeacher(TeacherSource):
   def _mapping(self, specs: dict, name: str,
                query: bool = True) -> FeatureMapping:
     return FeatureMapping(
-        specs, _data_features(self.context_length,
+        specs, data_features(self.context_length,
                               self.user_keys is not None),
         self.item_keys, self.user_keys, self.inputs, self.pad_key, name,
         query)
@@ -499,7 +162,7 @@ class TowerTeacher(ExternalTeacher):
       candidates = _lookup_vocabulary(candidate_model)
     if candidates is None:
       candidates = self.item_keys[NUM_RESERVED:]
-    self.candidates = _keys(candidates)
+    self.candidates = item_keys_of(candidates)
     self._align(self.candidates, getattr(candidate_model, "name",
                                          "the candidate tower"))
     self._catalog = None
@@ -621,7 +284,7 @@ class IndexTeacher(ExternalTeacher):
       raise ConfigError(f"cannot read the identifiers of the "
                         f"{type(index).__name__} index; pass identifiers= "
                         "(the item keys it was indexed with).")
-    self._align(_keys(identifiers), f"{type(index).__name__} index")
+    self._align(item_keys_of(identifiers), f"{type(index).__name__} index")
     self._table = self.alignment.key_table()
 
   def models(self) -> list:
@@ -639,7 +302,7 @@ class IndexTeacher(ExternalTeacher):
           self.query_model(features, training=False), tf.float32))
     if signals is None or "logits" in signals:
       scores, ids = self.index(features, k=self.k)
-      student_ids, scores = _to_student(self._table, ids, scores)
+      student_ids, scores = to_student(self._table, ids, scores)
       out.update(top_k_signals(student_ids, tf.stop_gradient(scores),
                                len(self.vocabulary)))
     return out
@@ -651,15 +314,15 @@ def _index_identifiers(index) -> Optional[list]:
   (identifier, embedding) pairs at every query."""
   identifiers = getattr(index, "_identifiers", None)
   if identifiers is not None:
-    return _keys(identifiers)
+    return item_keys_of(identifiers)
   candidates = getattr(index, "_candidates", None)
   if isinstance(candidates, tf.data.Dataset) and isinstance(
       candidates.element_spec, tuple):
-    return [k for ids, _ in candidates for k in _keys(ids)]
+    return [k for ids, _ in candidates for k in item_keys_of(ids)]
   return None
 
 
-def _to_student(table, ids, scores) -> tuple:
+def to_student(table, ids, scores) -> tuple:
   """Teacher item keys [B, K] -> student ids; unknown ones masked."""
   if ids.dtype != tf.string:
     ids = tf.strings.as_string(ids)
@@ -748,274 +411,3 @@ class RatingTeacher(ExternalTeacher):
     elif isinstance(result, (list, tuple)):
       result = result[self.output if self.output is not None else -1]
     return tf.reshape(tf.cast(result, tf.float32), [-1])
-
-
-class _Signature:
-  """A SavedModel signature called like a model (dict in, dict out)."""
-
-  def __init__(self, function, name: str):
-    self.function = function
-    self.name = name
-    self.structured_input_signature = function.structured_input_signature
-    self.outputs = dict(function.structured_outputs)
-
-  def __call__(self, inputs, training=False):
-    del training
-    return self.function(**inputs)
-
-
-def _is_ids(spec) -> bool:
-  return spec.shape.rank == 2 and (spec.dtype == tf.string or
-                                   spec.dtype.is_integer)
-
-
-def SavedModelTeacher(path: str, vocabulary, signature: str = "serving_default",
-                      candidate_signature: str = "",
-                      candidates: Optional[Sequence] = None,
-                      output: str = "", **kwargs):  # pylint: disable=invalid-name
-  """A teacher from a SavedModel on disk (no Python class needed).
-
-  What it becomes depends on the signature:
-
-  * an input of candidate ids [B, C] and float scores out (tfdistill's own
-    `score` signature, a ranking export): scored over the whole catalog;
-  * item ids and scores [B, K] out (the TF Serving retrieval export, a saved
-    `tfrs.layers.factorized_top_k` index, tfdistill's own
-    `serving_default`): a top-K teacher;
-  * one float [B, d] (a query embedding) with `candidate_signature`, which
-    maps item keys [N] to [N, d]: a `TowerTeacher` (the catalog is encoded
-    once);
-  * one float [B] or [B, 1]: a ranking teacher (`RatingTeacher`).
-
-  Args:
-    path: The SavedModel folder.
-    vocabulary: The student's item `Vocabulary`.
-    signature: The signature to call.
-    candidate_signature: The signature that embeds item keys.
-    candidates: The item keys to embed (default: the student's).
-    output: The output to read, for a signature with several (e.g. a saved
-      multi-task model's rating, "output_3"); a score [B] or [B, 1] then
-      makes a ranking teacher.
-    **kwargs: See `ExternalTeacher` (inputs=, item_keys=, user_keys=, ...).
-
-  Raises:
-    ModelError: for a path that is no SavedModel or a missing signature.
-    ConfigError: when the inputs cannot be fed from the data, naming both.
-  """
-  if not os.path.isfile(os.path.join(path, "saved_model.pb")):
-    raise ModelError(f"{path} is not a SavedModel (no saved_model.pb); pass "
-                     "the folder tf.saved_model.save wrote (for TF Serving, "
-                     "its numbered version folder).")
-  loaded = tf.saved_model.load(path)
-  available = sorted(loaded.signatures)
-  if signature not in loaded.signatures:
-    raise ModelError(f"{path} has no signature {signature!r}; it has "
-                     f"{available} (--teacher_signature).")
-  function = _Signature(loaded.signatures[signature], f"{path}:{signature}")
-  kwargs.setdefault("origin", f"SavedModel {path} ({signature})")
-  outputs = function.outputs
-  ids = [n for n, s in outputs.items() if _is_ids(s) and s.dtype != tf.float32]
-  floats = [n for n, s in outputs.items() if s.dtype.is_floating]
-  candidate_input = _candidate_input(function)
-  if output:
-    if output not in outputs:
-      raise ModelError(f"{path}:{signature} has no output {output!r}; it "
-                       f"returns {_describe(outputs)}.")
-    if not (outputs[output].dtype.is_floating and (
-        outputs[output].shape.rank == 1 or
-        outputs[output].shape.as_list()[1:] == [1])):
-      raise ConfigError(f"output={output!r} of {path}:{signature} is "
-                        f"{_describe({output: outputs[output]})}; a chosen "
-                        "output is a score [B] or [B, 1].")
-    teacher = RatingTeacher(function, vocabulary, output=output, **kwargs)
-    teacher.saved_model = loaded
-  elif candidate_input and floats:
-    teacher = _SavedCandidateScores(function, vocabulary, candidate_input,
-                                    floats[0], loaded, **kwargs)
-  elif ids and floats:
-    teacher = _SavedTopK(function, vocabulary, ids[0], floats[0], loaded,
-                         **kwargs)
-  elif len(floats) == 1 and outputs[floats[0]].shape.rank == 2 and (
-      outputs[floats[0]].shape[-1] or 2) > 1:
-    if not candidate_signature:
-      candidate_signature = _embedding_signature(loaded, signature)
-    if not candidate_signature:
-      raise ConfigError(
-          f"{path}:{signature} returns an embedding ({floats[0]}); name the "
-          f"signature that embeds the items with candidate_signature= (it "
-          f"has {available}; none other takes item ids [N] alone).")
-    if candidate_signature not in loaded.signatures:
-      raise ModelError(f"{path} has no signature {candidate_signature!r}; "
-                       f"it has {available}.")
-    candidate = _Signature(loaded.signatures[candidate_signature],
-                           f"{path}:{candidate_signature}")
-    teacher = TowerTeacher(_SingleOutput(function, floats[0]),
-                           _SingleOutput(candidate),
-                           vocabulary, candidates=candidates, **kwargs)
-    teacher.saved_model = loaded  # keeps its variables alive
-  elif len(floats) == 1:
-    teacher = RatingTeacher(function, vocabulary, output=floats[0], **kwargs)
-    teacher.saved_model = loaded
-  else:
-    raise ModelError(
-        f"{path}:{signature} returns {_describe(outputs)}; a teacher "
-        "signature returns item ids and scores [B, K], a query embedding "
-        "[B, d] (with candidate_signature=), or a score [B].")
-  return teacher
-
-
-def _embedding_signature(loaded, query_signature: str) -> str:
-  """The one other signature that maps item ids [N] to vectors [N, d]
-  (the candidate tower of a two-signature export), or ""."""
-  found = []
-  for name, function in loaded.signatures.items():
-    _, inputs = function.structured_input_signature
-    outputs = list(function.structured_outputs.values())
-    if name != query_signature and len(inputs) == 1 and len(outputs) == 1:
-      (spec,) = inputs.values()
-      if (spec.shape.rank == 1 and (spec.dtype == tf.string or
-                                    spec.dtype.is_integer)
-          and outputs[0].dtype.is_floating and outputs[0].shape.rank == 2):
-        found.append(name)
-  return found[0] if len(found) == 1 else ""
-
-
-def _candidate_input(function: _Signature) -> Optional[str]:
-  """The input of a signature that takes the candidates to score (an id
-  matrix [B, C] named like candidates or items), or None."""
-  _, inputs = function.structured_input_signature
-  for name, spec in inputs.items():
-    if _is_ids(spec) and any(w in name.lower() for w in (
-        "candidate", "items", "movies", "products")):
-      return name
-  return None
-
-
-class _SavedCandidateScores(ExternalTeacher):
-  """A SavedModel signature that scores the candidates it is given (e.g.
-  tfdistill's own `score`, or a ranking export): fed the whole catalog, in
-  chunks of `chunk` columns, it gives dense "logits". Costly per step: cache
-  its top-K once (`cache_teacher_signal`) for long distillations."""
-
-  signal_names = ("logits",)
-
-  def __init__(self, function: _Signature, vocabulary, candidate_input: str,
-               scores: str, loaded, chunk: int = 512, **kwargs):
-    super().__init__(vocabulary, **kwargs)
-    self.saved_model = loaded
-    self.function = function
-    self._candidates, self._scores = candidate_input, scores
-    self.chunk = chunk
-    specs, _ = input_specs(function)
-    self._candidate_dtype = specs.pop(candidate_input).dtype
-    self.mapping = self._mapping(specs, function.name)
-    self._align(self.item_keys[NUM_RESERVED:], function.name)
-    known = self.alignment.student_to_teacher >= 0
-    self._known = tf.constant(known)
-    keys = np.asarray(self.item_keys, dtype=object).astype(str)
-    keys[~known] = ""
-    self._keys = (tf.constant(keys) if self._candidate_dtype == tf.string
-                  else tf.constant([int(k) if k.lstrip("-").isdigit() else 0
-                                    for k in keys], self._candidate_dtype))
-
-  def __call__(self, inputs: dict, labels=None,
-               signals: Optional[Sequence[str]] = None) -> dict:
-    if signals is not None and "logits" not in signals:
-      return {}
-    features = self.mapping(inputs)
-    batch = tf.shape(next(iter(features.values())))[0]
-    columns = []
-    for start in range(0, len(self.vocabulary), self.chunk):
-      chunk = self._keys[start:start + self.chunk]
-      candidates = tf.tile(chunk[tf.newaxis], [batch, 1])
-      scores = self.function(dict(features, **{self._candidates: candidates}))
-      columns.append(tf.cast(scores[self._scores], tf.float32))
-    logits = tf.concat(columns, axis=1)
-    return {"logits": tf.stop_gradient(
-        tf.where(self._known[tf.newaxis], logits, MASKED_LOGIT))}
-
-
-class _SingleOutput:
-  """A signature reduced to one output tensor, called with one tensor or a
-  dict (what `TowerTeacher` expects of its towers)."""
-
-  def __init__(self, function: _Signature, output: str = ""):
-    self.function = function
-    self.name = function.name
-    self.output = output or next(iter(function.outputs))
-    self.structured_input_signature = function.structured_input_signature
-
-  def __call__(self, inputs, training=False):
-    if not isinstance(inputs, dict):
-      _, kwargs = self.structured_input_signature
-      inputs = {next(iter(kwargs)): inputs}
-    return self.function(inputs, training)[self.output]
-
-
-class _SavedTopK(ExternalTeacher):
-  """A SavedModel signature that returns item keys and scores [B, K]."""
-
-  signal_names = ("logits",)
-
-  def __init__(self, function: _Signature, vocabulary, ids: str,
-               scores: str, loaded, **kwargs):
-    super().__init__(vocabulary, **kwargs)
-    self.saved_model = loaded  # also keeps its variables alive
-    self.function = function
-    self._ids, self._scores = ids, scores
-    specs, _ = input_specs(function)
-    self.mapping = self._mapping(specs, function.name)
-    self._keys = None
-    self._table = None
-
-  def prepare(self) -> None:
-    if self._table is not None:
-      return
-    # The teacher's own item keys when the SavedModel carries them (then
-    # the items it lacks are reported); else the student's, and a key the
-    # teacher returns that the student lacks is masked when it comes.
-    keys = _saved_item_keys(self.saved_model)
-    self._align(keys if keys is not None else self.item_keys[NUM_RESERVED:],
-                self.function.name)
-    self._table = self.alignment.key_table()
-
-  def __call__(self, inputs: dict, labels=None,
-               signals: Optional[Sequence[str]] = None) -> dict:
-    self.prepare()
-    if signals is not None and "logits" not in signals:
-      return {}
-    result = self.function(self.mapping(inputs))
-    ids, scores = _to_student(self._table, result[self._ids],
-                              result[self._scores])
-    return top_k_signals(ids, tf.stop_gradient(scores), len(self.vocabulary))
-
-
-#: Variables in which SavedModels keep their item keys: tfdistill's serving
-#: module (`id_strings`), a saved `tfrs.layers.factorized_top_k` index.
-_SAVED_KEY_VARIABLES = ("id_strings", "_identifiers", "identifiers")
-_RESERVED_KEYS = ("[PAD]", "[OOV]", "")
-
-
-def _saved_item_keys(loaded) -> Optional[list]:
-  """The item keys a loaded SavedModel carries, or None."""
-  for name in _SAVED_KEY_VARIABLES:
-    value = getattr(loaded, name, None)
-    if isinstance(value, tf.Variable):
-      return [k for k in _keys(value.numpy()) if k not in _RESERVED_KEYS]
-  return None
-
-
-def as_external_teacher(path: str, vocabulary, **kwargs) -> TeacherSource:
-  """A teacher from a folder: a SavedModel, or a tfdistill model folder
-  (which runs as an `OnlineTeacher`)."""
-  from tfdistill.distill.teachers import OnlineTeacher  # pylint: disable=import-outside-toplevel
-  from tfdistill.models.io import MODEL_FILE  # pylint: disable=import-outside-toplevel
-  from tfdistill.models.io import load_model  # pylint: disable=import-outside-toplevel
-  if os.path.isfile(os.path.join(path, MODEL_FILE)):
-    return OnlineTeacher(load_model(path))
-  return SavedModelTeacher(path, vocabulary, **kwargs)
-
-
-__all__ = ["FeatureMapping", "IndexTeacher", "ItemAlignment", "RatingTeacher",
-           "SavedModelTeacher", "TowerTeacher", "as_external_teacher",
-           "input_specs", "parse_inputs"]

@@ -17,7 +17,7 @@ from tfdistill.distill import RankingDistillation
 from tfdistill.distill import RelaxedRankingDistillation
 from tfdistill.distill import SoftTargetKL
 from tfdistill.distill import SoftTargetMSE
-from tfdistill.distill.external import parse_inputs
+from tfdistill.distill.alignment import parse_inputs
 from tfdistill.errors import ConfigError
 from tfdistill.models.embeddings import EmbeddingConfig
 from tfdistill.models.factory import TeacherConfig
@@ -99,7 +99,7 @@ class PipelineConfig:
   min_agreement: Optional[float] = None
   seed: int = 0
   # A teacher of the user's own instead of one the run trains: a SavedModel
-  # folder or a tfdistill model folder (tfdistill.distill.external).
+  # folder or a tfdistill model folder (tfdistill.distill.saved_teacher).
   teacher_path: str = ""
   teacher_signature: str = "serving_default"
   # "feature=teacher_input,..." where the mapping cannot be inferred.

@@ -416,8 +416,8 @@ class Run:
     """The user's own teacher (config.teacher_path) as a teacher source,
     its signals in the run's item numbering."""
     if "teacher" not in self._models:
-      from tfdistill.distill.external import as_external_teacher  # pylint: disable=import-outside-toplevel
-      from tfdistill.distill.external import parse_inputs  # pylint: disable=import-outside-toplevel
+      from tfdistill.distill.saved_teacher import as_external_teacher  # pylint: disable=import-outside-toplevel
+      from tfdistill.distill.alignment import parse_inputs  # pylint: disable=import-outside-toplevel
       config, prepared = self.config, self.prepared
       self._models["teacher"] = as_external_teacher(
           config.teacher_path, prepared.items,
