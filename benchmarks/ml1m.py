@@ -39,6 +39,7 @@ from tfdistill.pipeline.run import Run
 
 ML1M = _common.REPO.parent / "shared" / "data" / "ml-1m-sasrec" / "ml-1m.txt"
 STAGES = ("teacher", "student_alone", "student_kd", "compressed", "tflite")
+STEPS = ("teacher", "student_alone", "student_kd", "compressed", "export")
 #: Published full-catalog figures on ml-1m.txt (../shared/data/README.md).
 PUBLISHED = [
     {"model": "SASRec+ (full softmax, d=64, 2 blocks, L=200)",
@@ -94,24 +95,29 @@ def run_seed(args, seed: int) -> dict:
   if os.path.exists(timing_path):
     with open(timing_path) as f:
       timings = json.load(f)
-  for step in ("teacher", "student_alone", "student_kd", "compressed",
-               "export"):
+  for step in args.steps.split(","):
     _timed(timings, timing_path, step, getattr(run, step))
-  stages = run.metrics()
+  stages = (run.metrics() if run.done("export") else
+            {step: run.step_metrics(step) for step in STAGES[:4]
+             if run.done(step)})
   row = {"seed": seed}
   for stage in STAGES:
     for key in ("hr@10", "ndcg@10", "params", "best_epoch",
                 "epochs_trained"):
-      if stages[stage].get(key) is not None:
+      if stages.get(stage, {}).get(key) is not None:
         row[f"{stage}_{key}"] = stages[stage][key]
     if stage in timings:
       row[f"{stage}_seconds"] = timings[stage]
-  row["tflite_bytes"] = stages["tflite"]["bytes"]
-  row["kd_vs_teacher"] = row["student_kd_ndcg@10"] / row["teacher_ndcg@10"]
-  row["kd_vs_alone"] = (row["student_kd_ndcg@10"]
-                        / row["student_alone_ndcg@10"] - 1)
-  row["params_vs_teacher"] = (row["student_kd_params"]
-                              / row["teacher_params"])
+  if "tflite" in stages:
+    row["tflite_bytes"] = stages["tflite"]["bytes"]
+  if "student_kd_ndcg@10" in row:
+    row["kd_vs_teacher"] = (row["student_kd_ndcg@10"]
+                            / row["teacher_ndcg@10"])
+    row["params_vs_teacher"] = (row["student_kd_params"]
+                                / row["teacher_params"])
+    if "student_alone_ndcg@10" in row:
+      row["kd_vs_alone"] = (row["student_kd_ndcg@10"]
+                            / row["student_alone_ndcg@10"] - 1)
   return row
 
 
@@ -132,6 +138,10 @@ def main():
   parser.add_argument("--student_epochs", type=int, default=20)
   parser.add_argument("--compress_epochs", type=int, default=1)
   parser.add_argument("--patience", type=int, default=3)
+  parser.add_argument("--steps", default=",".join(STEPS),
+                      help="The pipeline steps to run (the table reports "
+                      "those finished), e.g. teacher,student_alone,"
+                      "student_kd to leave compression and export out.")
   parser.add_argument("--work_dir", default="benchmarks/results/runs/ml1m")
   parser.add_argument("--name", default="ml1m")
   parser.add_argument("--out", default=str(_common.DEFAULT_OUT))
@@ -148,14 +158,14 @@ def main():
   intervals = {k: _common.t_interval([r[k] for r in rows])
                for k in ("teacher_ndcg@10", "teacher_hr@10", "kd_vs_teacher",
                          "kd_vs_alone", "student_kd_ndcg@10",
-                         "student_alone_ndcg@10")}
+                         "student_alone_ndcg@10")
+               if all(k in r for r in rows)}
   ours = [{"model": f"tfdistill {stage}", "hr@10": summary.get(
       f"{stage}_hr@10"), "ndcg@10": summary.get(f"{stage}_ndcg@10"),
            "ndcg@10 95% interval": intervals.get(f"{stage}_ndcg@10"),
            "params": summary.get(f"{stage}_params"),
            "source": f"this run, {len(rows)} seed(s)"}
-          for stage in STAGES]
-  ours[0]["ndcg@10 95% interval"] = intervals["teacher_ndcg@10"]
+          for stage in STAGES if f"{stage}_ndcg@10" in summary]
   columns = ["seed"] + [f"{s}_{k}" for s in STAGES
                         for k in ("hr@10", "ndcg@10")] + [
                             "kd_vs_teacher", "kd_vs_alone",
