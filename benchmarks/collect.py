@@ -18,42 +18,40 @@ import _common  # pylint: disable=import-error
 
 from tfdistill.reporting import markdown_table
 
-#: (question, [(result name, short title)]), in the order of the page.
+#: (question, [(result name, short title, tables shown)]), in the order
+#: of the page; tables are named by the start of their heading (None: all
+#: but the per-seed and per-epoch ones).
 SECTIONS = (
     ("Quality against the teacher", (
         ("ml1m", "MovieLens-1M, the literature's file, against published "
-         "figures"),
+         "figures", ("tfdistill and the literature",)),
         ("quality_latest_small", "MovieLens latest-small, the pipeline's "
-         "student"),
+         "student", None),
         ("quality_latest_small_b1_hint", "latest-small, a one-block teacher "
-         "and the hint loss"),
-        ("own_teacher", "A TFRS tutorial model trained outside tfdistill"),
-        ("quality_synthetic_e5", "The embedded synthetic default"),
-        ("pipeline_default", "`tfdistill pipeline` with no flags"),
+         "and the hint loss", ("Targets",)),
+        ("own_teacher", "A TFRS tutorial model trained outside tfdistill",
+         None),
+        ("pipeline_default", "`tfdistill pipeline` with no flags", None),
     )),
     ("Compression", (
         ("compression_latest_small_c2_fisher", "Each compression step, "
-         "latest-small"),
-        ("compression_synthetic_e5_c2_fisher", "Each compression step, "
-         "synthetic default"),
+         "latest-small", None),
     )),
     ("Export modes", (
-        ("export_modes", "The distilled student"),
-        ("export_modes_compressed", "The pruned + QAT student"),
+        ("export_modes", "The distilled student", None),
+        ("export_modes_compressed", "The pruned + QAT student", None),
     )),
     ("Speed", (
-        ("speed", "Training steps and on-device latency"),
+        ("speed", "Training steps and on-device latency",
+         ("Ratios", "TFLite by catalog size")),
         ("teacher_objective", "Teacher training: every position against "
-         "sliding windows"),
+         "sliding windows", None),
     )),
     ("Design choices", (
-        ("distillation", "Each distillation loss alone"),
-        ("student_encoders", "Student context encoders"),
-        ("student_init", "The student's item table from the teacher's"),
-        ("training_budget", "Quality against training budget"),
-        ("teacher_ensemble", "An ensemble of teachers"),
-        ("cached_teacher", "A cached teacher top-50"),
-        ("cached_teacher_t1", "A cached teacher top-50, KL at T=1"),
+        ("student_init", "The student's item table from the teacher's",
+         ("Summary",)),
+        ("teacher_ensemble", "An ensemble of teachers", ("Summary",)),
+        ("training_budget", "Quality against training budget", ("Summary",)),
     )),
 )
 #: Tables left on the result files: the per-seed and per-epoch details.
@@ -102,13 +100,17 @@ def _machine(line: str) -> str:
   return ", ".join(f"{k}={values[k]}" for k in MACHINE_KEYS if k in values)
 
 
-def section(results: pathlib.Path, name: str, title: str) -> list:
+def section(results: pathlib.Path, name: str, title: str,
+            chosen=None) -> list:
   """The lines of one result on the page ([] when it was not measured)."""
   path = results / f"{name}.md"
   if not path.is_file():
     return []
   command, tables, notes, machine = _parts(path.read_text())
-  shown = [t for t in tables if not DETAIL.match(t[0])] or tables[:1]
+  if chosen:
+    shown = [t for t in tables if t[0].startswith(tuple(chosen))]
+  else:
+    shown = [t for t in tables if not DETAIL.match(t[0])] or tables[:1]
   lines = [f"### {title}", "", command, ""]
   for heading, body in shown:
     lines += [f"**{heading}**", "", body, ""]
@@ -201,8 +203,8 @@ def main(results: pathlib.Path = _common.DEFAULT_OUT,
          readme: pathlib.Path = _common.REPO / "README.md") -> None:
   parts = [INTRO]
   for question, entries in SECTIONS:
-    body = [line for name, title in entries
-            for line in section(results, name, title)]
+    body = [line for name, title, chosen in entries
+            for line in section(results, name, title, chosen)]
     if body:
       parts += [f"## {question}", ""] + body
   notes = _common.REPO / "benchmarks" / "NOTES.md"

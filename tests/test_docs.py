@@ -96,3 +96,11 @@ def test_no_measured_figure_in_library_comments_or_docstrings():
            for text in _comments_and_docstrings(path)
            if _FIGURE.search(re.sub(r">>>.*", "", text))]
   assert not found, f"measured figures go stale in code: {found}"
+
+
+def test_readme_links_point_at_files():
+  text = (REPO / "README.md").read_text()
+  links = re.findall(r"\]\(([^)#:]+)\)", text)
+  assert links
+  missing = [link for link in links if not (REPO / link).exists()]
+  assert not missing, missing

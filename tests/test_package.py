@@ -96,8 +96,9 @@ def test_one_public_api_every_name_resolves_once():
 def test_the_names_the_readme_shows_are_public():
   import re
   import tfdistill
-  readme = (REPO / "README.md").read_text()
-  shown = set(re.findall(r"`(?:distill\.)?([A-Z][A-Za-z]+|[a-z]+_[a-z_]+)"
+  readme = "\n".join(path.read_text() for path in [REPO / "README.md"] + sorted(
+      (REPO / "docs").glob("*.md")))
+  shown = set(re.findall(r"`(?:\w+\.)?([A-Z][A-Za-z]+|[a-z]+_[a-z_]+)"
                          r"\(", readme))
   missing = sorted(n for n in shown if not hasattr(tfdistill, n))
   assert not missing, f"README shows names tfdistill does not export: {missing}"
