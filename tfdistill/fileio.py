@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import tempfile
+import uuid
 from typing import Sequence
 
 
@@ -127,3 +128,22 @@ def atomic_directory(directory: str, overwrite: bool, error_type,
   except BaseException:
     shutil.rmtree(staging, ignore_errors=True)
     raise
+
+
+def write_json(path: str, values) -> None:
+  """Writes `path` whole or not at all: a temporary file of this writer's
+  own (two processes may open the same run, e.g. benchmarks in parallel),
+  then a rename."""
+  partial = f"{path}.{os.getpid()}-{uuid.uuid4().hex[:8]}.partial"
+  try:
+    with open(partial, "w") as f:
+      json.dump(values, f, indent=2, default=float)
+    os.replace(partial, path)
+  finally:
+    if os.path.exists(partial):
+      os.remove(partial)
+
+
+def read_json(path: str):
+  with open(path) as f:
+    return json.load(f)

@@ -16,6 +16,7 @@ from cli_runner import run_cli
 from tfdistill.data import examples
 from tfdistill.distill import transfer_item_embeddings
 from tfdistill.errors import ConfigError
+from tfdistill.fileio import write_json
 from tfdistill.models.embeddings import EmbeddingConfig
 from tfdistill.models.io import load_contexts
 from tfdistill.pipeline.config import distillation_losses
@@ -23,7 +24,6 @@ from tfdistill.pipeline.config import PipelineConfig
 from tfdistill.pipeline.config import preset
 from tfdistill.pipeline.run import Run
 from tfdistill.pipeline.run import stored_config
-from tfdistill.pipeline.run import write_json
 
 STAGES = ("teacher", "student_alone", "student_kd", "compressed", "tflite")
 

@@ -17,8 +17,7 @@ import tf_keras
 from tfdistill.compress.pruning import _check_student
 from tfdistill.errors import ConfigError
 from tfdistill.models.embeddings import LowRankEmbedding
-
-_register = tf_keras.saving.register_keras_serializable(package="tfdistill")
+from tfdistill.models.registry import register
 
 
 def truncated_svd(matrix: np.ndarray, rank: int):
@@ -62,7 +61,7 @@ def choose_rank(singular_values: np.ndarray, shape: Sequence[int],
   return int(max(1, min(full, np.floor(size_fraction * m * n / (m + n)))))
 
 
-@_register
+@register
 class FactorizedDense(tf_keras.layers.Layer,
                       tfmot.sparsity.keras.PrunableLayer):
   """Dense with a rank-r kernel: activation(x @ A @ B + bias)."""

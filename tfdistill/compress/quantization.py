@@ -19,11 +19,12 @@ import tf_keras
 
 from tfdistill.compress.pruning import _check_student
 from tfdistill.errors import ConfigError
+from tfdistill.models.registry import register
 
 _quantize = tfmot.quantization.keras
 
 
-@tf_keras.saving.register_keras_serializable(package="tfdistill")
+@register
 class Conv1DQuantizeConfig(_quantize.QuantizeConfig):
   """8-bit QAT of a Conv1D: per-tensor kernel and output activation.
 
@@ -52,7 +53,7 @@ class Conv1DQuantizeConfig(_quantize.QuantizeConfig):
     return {}
 
 
-@tf_keras.saving.register_keras_serializable(package="tfdistill")
+@register
 class EmbeddingQuantizeConfig(_quantize.QuantizeConfig):
   """8-bit QAT of an item table: per-tensor symmetric, as TFLite stores it.
 

@@ -43,6 +43,7 @@ from tfdistill.models.io import check_same_vocabulary
 from tfdistill.models.io import dummy_inputs
 from tfdistill.models.io import input_signature
 from tfdistill.models.io import model_card
+from tfdistill.models.registry import register
 
 LossLike = Union[tf_keras.losses.Loss, dict]
 
@@ -114,7 +115,7 @@ class StopOnNaN(tf_keras.callbacks.Callback):
           "scores and the labels for NaN.", loss, batch)
 
 
-@tf_keras.saving.register_keras_serializable(package="tfdistill")
+@register
 class Distiller(tf_keras.Model):
   """Trains `student` on hard labels plus a frozen teacher's knowledge.
 

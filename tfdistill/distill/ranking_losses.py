@@ -10,14 +10,12 @@
 """
 
 import tensorflow as tf
-import tf_keras
 
 from tfdistill.data.vocab import NUM_RESERVED
 from tfdistill.distill.soft_targets import DistillationLoss
 from tfdistill.distill.student_scores import as_student_scores
 from tfdistill.errors import ConfigError
-
-_register = tf_keras.saving.register_keras_serializable(package="tfdistill")
+from tfdistill.models.registry import register
 
 
 def _check_top_k(top_k: int) -> int:
@@ -32,7 +30,7 @@ def _valid_columns(logits: tf.Tensor, num_reserved: int) -> tf.Tensor:
   return tf.broadcast_to(columns >= num_reserved, tf.shape(logits))
 
 
-@_register
+@register
 class RankingDistillation(DistillationLoss):
   """Position-weighted logistic loss on the teacher's top-K items.
 
@@ -108,7 +106,7 @@ def _reverse_logcumsumexp(x: tf.Tensor) -> tf.Tensor:
                     [-1])
 
 
-@_register
+@register
 class RelaxedRankingDistillation(DistillationLoss):
   """DE-RRD's relaxed ranking loss (a listwise Plackett-Luce likelihood).
 

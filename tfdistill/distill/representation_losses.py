@@ -16,8 +16,7 @@ import tf_keras
 
 from tfdistill.distill.soft_targets import DistillationLoss
 from tfdistill.errors import ConfigError
-
-_register = tf_keras.saving.register_keras_serializable(package="tfdistill")
+from tfdistill.models.registry import register
 
 
 class _ProjectedLoss(DistillationLoss):
@@ -44,7 +43,7 @@ class _ProjectedLoss(DistillationLoss):
     return self.projection(tf.cast(student, tf.float32))
 
 
-@_register
+@register
 class ContrastiveAlignment(_ProjectedLoss):
   """InfoNCE: each projected student query must pick its own teacher query.
 
@@ -73,7 +72,7 @@ class ContrastiveAlignment(_ProjectedLoss):
     return dict(super().get_config(), temperature=self.temperature)
 
 
-@_register
+@register
 class HintDistillation(_ProjectedLoss):
   """Mean squared error between projected student and teacher hidden layers."""
   signal = "hidden"
@@ -87,7 +86,7 @@ class HintDistillation(_ProjectedLoss):
                           axis=-1)
 
 
-@_register
+@register
 class PointwiseScoreDistillation(DistillationLoss):
   """Regress the student's score on the teacher's (ranking models).
 

@@ -15,9 +15,9 @@ import tf_keras
 from tfdistill.data.vocab import NUM_RESERVED
 from tfdistill.distill.student_scores import as_student_scores
 from tfdistill.errors import ConfigError
+from tfdistill.models.registry import register
 
 MASKED_LOGIT = -1e9
-_register = tf_keras.saving.register_keras_serializable(package="tfdistill")
 
 
 def teacher_mask(teacher_logits: tf.Tensor) -> tf.Tensor:
@@ -101,7 +101,7 @@ class DistillationLoss(tf_keras.losses.Loss):
 _NORMALIZE_OVER = ("catalog", "teacher_items")
 
 
-@_register
+@register
 class SoftTargetKL(DistillationLoss):
   """Hinton et al.: T^2 * KL(softmax(teacher/T) || softmax(student/T)).
 
@@ -170,7 +170,7 @@ class SoftTargetKL(DistillationLoss):
                 normalize_over=self.normalize_over)
 
 
-@_register
+@register
 class SoftTargetMSE(DistillationLoss):
   """Logit matching: mean squared error of row-centred logits / T.
 
@@ -200,7 +200,7 @@ class SoftTargetMSE(DistillationLoss):
     return dict(super().get_config(), temperature=self.temperature)
 
 
-@_register
+@register
 class ListwiseDistillation(DistillationLoss):
   """Cross-entropy of the student's softmax against the teacher's softmax.
 

@@ -20,8 +20,7 @@ from tfdistill.distill.teachers import mask_reserved
 from tfdistill.distill.teachers import model_inputs
 from tfdistill.distill.teachers import TeacherEnsemble
 from tfdistill.errors import ConfigError
-
-_register = tf_keras.saving.register_keras_serializable(package="tfdistill")
+from tfdistill.models.registry import register
 
 
 def distill_chain(models: Sequence[tf_keras.Model], train, epochs: int,
@@ -110,7 +109,7 @@ def _standardize(scores: tf.Tensor) -> tf.Tensor:
   return (scores - mean) / tf.sqrt(variance + 1e-6)
 
 
-@_register
+@register
 class FusedRecommender(tf_keras.Model):
   """Student retrieval + teacher re-scoring of the student's candidates.
 

@@ -12,13 +12,13 @@ import tensorflow_model_optimization as tfmot
 import tf_keras
 
 from tfdistill.errors import ConfigError
+from tfdistill.models.registry import register
 
-_register = tf_keras.saving.register_keras_serializable(package="tfdistill")
 _PrunableLayer = tfmot.sparsity.keras.PrunableLayer
 EMBEDDING_KINDS = ("full", "low_rank", "hash", "quotient_remainder")
 
 
-@_register
+@register
 class LowRankEmbedding(tf_keras.layers.Layer, _PrunableLayer):
   """E = A @ B with A [num_items, rank] and B [rank, dim]."""
 
@@ -49,7 +49,7 @@ class LowRankEmbedding(tf_keras.layers.Layer, _PrunableLayer):
                 rank=self.rank)
 
 
-@_register
+@register
 class HashEmbedding(tf_keras.layers.Layer, _PrunableLayer):
   """Hashing trick with two hash functions: E[i] = T[h1(i)] + T[h2(i)].
 
@@ -92,7 +92,7 @@ class HashEmbedding(tf_keras.layers.Layer, _PrunableLayer):
                 num_buckets=self.num_buckets)
 
 
-@_register
+@register
 class QuotientRemainderEmbedding(tf_keras.layers.Layer, _PrunableLayer):
   """E[i] = Q[i // m] * R[i % m] (Shi et al., 2020), unique per item."""
 

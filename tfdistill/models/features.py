@@ -10,11 +10,10 @@ import tf_keras
 
 from tfdistill.errors import ModelError
 from tfdistill.models.layers import MaskedBag
+from tfdistill.models.registry import register
 
-_register = tf_keras.saving.register_keras_serializable(package="tfdistill")
 
-
-@_register
+@register
 class ItemContentEncoder(tf_keras.layers.Layer):
   """Item id -> vector from its id, genres and title tokens.
 

@@ -7,10 +7,10 @@ implements `get_config`, so models that use them save and load.
 import tensorflow as tf
 import tf_keras
 
-_register = tf_keras.saving.register_keras_serializable(package="tfdistill")
+from tfdistill.models.registry import register
 
 
-@_register
+@register
 class MaskedMean(tf_keras.layers.Layer):
   """Mean of embeddings over positions whose id is not padding (0).
 
@@ -25,7 +25,7 @@ class MaskedMean(tf_keras.layers.Layer):
     return total / tf.maximum(tf.reduce_sum(mask, axis=-2), 1.0)
 
 
-@_register
+@register
 class PositionWeightedMean(tf_keras.layers.Layer):
   """Order-aware bag of items: a learned softmax weight per position.
 
@@ -53,7 +53,7 @@ class PositionWeightedMean(tf_keras.layers.Layer):
     return tf.reduce_sum(embeddings * weights[..., tf.newaxis], axis=-2)
 
 
-@_register
+@register
 class PositionEmbedding(tf_keras.layers.Layer):
   """Adds a learned embedding per position to [B, L, d] inputs."""
 
@@ -67,7 +67,7 @@ class PositionEmbedding(tf_keras.layers.Layer):
     return inputs + self.positions[tf.newaxis]
 
 
-@_register
+@register
 class TransformerBlock(tf_keras.layers.Layer):
   """Pre-norm self-attention block over a padded item sequence."""
 
@@ -120,7 +120,7 @@ class TransformerBlock(tf_keras.layers.Layer):
                 ffn_dim=self.ffn_dim, dropout=self.dropout)
 
 
-@_register
+@register
 class ContextAndCatalogIds(tf_keras.layers.Layer):
   """Context ids [B, L] -> one id vector: the context, then the whole catalog.
 
@@ -149,7 +149,7 @@ class ContextAndCatalogIds(tf_keras.layers.Layer):
     return dict(super().get_config(), num_items=self.num_items)
 
 
-@_register
+@register
 class SplitContextAndCatalog(tf_keras.layers.Layer):
   """Splits looked-up rows back into context [B, L, d] and catalog [N, d]."""
 
@@ -167,7 +167,7 @@ class SplitContextAndCatalog(tf_keras.layers.Layer):
     return dict(super().get_config(), num_items=self.num_items)
 
 
-@_register
+@register
 class CatalogScores(tf_keras.layers.Layer):
   """Dot-product scores of queries [B, d] against the catalog [N, d].
 
@@ -191,7 +191,7 @@ class CatalogScores(tf_keras.layers.Layer):
                 vocabulary_fingerprint=self.vocabulary_fingerprint)
 
 
-@_register
+@register
 class MaskedBag(tf_keras.layers.Layer):
   """Embeds padded id lists [..., M] and averages the non-padding entries."""
 
@@ -212,7 +212,7 @@ class MaskedBag(tf_keras.layers.Layer):
                 embedding_dim=self.embedding_dim)
 
 
-@_register
+@register
 class PairWithEach(tf_keras.layers.Layer):
   """[query [B, d], items [B, C, e]] -> [B, C, d + e]: the query beside each
   item (a listwise ranking model scores every pair)."""

@@ -9,10 +9,9 @@ import tensorflow_recommenders as tfrs
 import tf_keras
 
 from tfdistill.models.features import ItemContentEncoder
+from tfdistill.models.registry import register
 from tfdistill.models.teachers import features_and_labels
 from tfdistill.models.teachers import TwoTowerRetrievalTeacher
-
-_register = tf_keras.saving.register_keras_serializable(package="tfdistill")
 
 
 def _rating_task():
@@ -23,7 +22,7 @@ def _rating_task():
       name="ranking")
 
 
-@_register
+@register
 class DCNRankingTeacher(tfrs.Model):
   """Deep & Cross Network v2: (user, item with content) -> rating.
 
@@ -119,7 +118,7 @@ class DCNRankingTeacher(tfrs.Model):
     return cls(**config)
 
 
-@_register
+@register
 class MultiTaskTeacher(TwoTowerRetrievalTeacher):
   """Retrieval and rating on shared towers (TFRS's multitask design).
 

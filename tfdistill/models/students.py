@@ -27,8 +27,8 @@ from tfdistill.models.layers import ContextAndCatalogIds
 from tfdistill.models.layers import PairWithEach
 from tfdistill.models.layers import PositionWeightedMean
 from tfdistill.models.layers import SplitContextAndCatalog
+from tfdistill.models.registry import register
 
-_register = tf_keras.saving.register_keras_serializable(package="tfdistill")
 ENCODERS = ("mean", "cnn", "gru")
 
 
@@ -69,7 +69,7 @@ class StudentConfig:
     return cls(**values)
 
 
-@_register
+@register
 class ZeroPadding(tf_keras.layers.Layer):
   """Zeroes the vectors at padding positions (id 0) of [B, L, d]."""
 

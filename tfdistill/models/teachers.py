@@ -24,8 +24,8 @@ from tfdistill.models.features import ItemContentEncoder
 from tfdistill.models.layers import MaskedBag
 from tfdistill.models.layers import PositionEmbedding
 from tfdistill.models.layers import TransformerBlock
+from tfdistill.models.registry import register
 
-_register = tf_keras.saving.register_keras_serializable(package="tfdistill")
 NEGATIVES = ("in_batch", "mixed", "catalog")
 #: How the sequential teacher is trained: "last" (one target per example,
 #: the item after its context window) or "all_positions" (causal attention,
@@ -202,7 +202,7 @@ class RetrievalTeacher(tfrs.Model):
     return cls(**config)
 
 
-@_register
+@register
 class SequentialRetrievalTeacher(RetrievalTeacher):
   """The large model: self-attention over recent items plus item content.
 
@@ -347,7 +347,7 @@ class SequentialRetrievalTeacher(RetrievalTeacher):
                 objective=self.objective)
 
 
-@_register
+@register
 class TwoTowerRetrievalTeacher(RetrievalTeacher):
   """Two towers: (user id, recent items) | (item id, genres, title).
 

@@ -186,3 +186,17 @@ def preset(name: str, **overrides) -> PipelineConfig:
   values = dict(PRESETS[name])
   values.update(overrides)
   return PipelineConfig(**values)
+
+
+def migrate_stored_config(stored: dict) -> dict:
+  """A stored config.json with the fields added since it was written at
+  what its run used (the default of the time: LEGACY_DEFAULTS, else today's);
+  unreadable ones as stored."""
+  values = {**LEGACY_DEFAULTS, **stored}
+  for key, legacy in LEGACY_DEFAULTS.items():
+    if isinstance(legacy, dict) and isinstance(stored.get(key), dict):
+      values[key] = {**legacy, **stored[key]}
+  try:
+    return PipelineConfig.from_json(values).to_json()
+  except (TypeError, KeyError, ValueError, ConfigError):
+    return stored

@@ -15,8 +15,8 @@ import html
 import os
 
 from tfdistill.evaluation.ranking import STAGE_METRICS
+from tfdistill.fileio import write_json
 
-from tfdistill.pipeline.run import write_json
 from tfdistill.reporting import markdown_table
 
 STAGE_LABELS = {"teacher": "Teacher", "student_alone": "Student alone",

@@ -14,10 +14,8 @@ an interrupted training resumes from `<step>/checkpoints` (Keras
 `<step>/logs` and its epoch curves to `<step>/training_log.csv`.
 """
 
-import json
 import os
 import shutil
-import uuid
 
 import numpy as np
 
@@ -45,6 +43,8 @@ from tfdistill.evaluation.ranking import STAGE_METRICS
 from tfdistill.export import tflite
 from tfdistill.export.exporter import export_student
 from tfdistill.export.exporter import ExportConfig
+from tfdistill.fileio import read_json
+from tfdistill.fileio import write_json
 from tfdistill.models.factory import build_sequential_teacher
 from tfdistill.models.factory import build_student
 from tfdistill.models.io import catalog_size
@@ -53,7 +53,7 @@ from tfdistill.models.io import load_model
 from tfdistill.models.io import MODEL_FILE
 from tfdistill.models.io import save_model
 from tfdistill.pipeline.config import distillation_losses
-from tfdistill.pipeline.config import LEGACY_DEFAULTS
+from tfdistill.pipeline.config import migrate_stored_config
 from tfdistill.pipeline.config import PipelineConfig
 from tfdistill.reporting import fit_verbosity
 from tfdistill.resume import BestEpoch
@@ -74,39 +74,6 @@ METRICS_FILE = "metrics.json"
 PATH_FIELDS = ("path", "report")
 QUALITY_KEYS = STAGE_METRICS + ("mrr",)
 _REPRESENTATIVE_SIZE = 256
-
-
-def write_json(path: str, values) -> None:
-  """Writes `path` whole or not at all: a temporary file of this writer's
-  own (two processes may open the same run, e.g. benchmarks in parallel),
-  then a rename."""
-  partial = f"{path}.{os.getpid()}-{uuid.uuid4().hex[:8]}.partial"
-  try:
-    with open(partial, "w") as f:
-      json.dump(values, f, indent=2, default=float)
-    os.replace(partial, path)
-  finally:
-    if os.path.exists(partial):
-      os.remove(partial)
-
-
-def read_json(path: str):
-  with open(path) as f:
-    return json.load(f)
-
-
-def _with_defaults(stored: dict) -> dict:
-  """A stored config.json with the fields added since it was written at
-  what its run used (the default of the time: LEGACY_DEFAULTS, else today's);
-  unreadable ones as stored."""
-  values = {**LEGACY_DEFAULTS, **stored}
-  for key, legacy in LEGACY_DEFAULTS.items():
-    if isinstance(legacy, dict) and isinstance(stored.get(key), dict):
-      values[key] = {**legacy, **stored[key]}
-  try:
-    return PipelineConfig.from_json(values).to_json()
-  except (TypeError, KeyError, ValueError, ConfigError):
-    return stored
 
 
 def _differences(old: dict, new: dict, prefix: str = "") -> list:
@@ -149,7 +116,7 @@ def _mismatch_message(out: str, stored: dict, wanted: dict) -> str:
 def stored_config(out: str) -> PipelineConfig:
   """The configuration of the run in directory `out`, with the fields added
   since it was written at what it used."""
-  return PipelineConfig.from_json(_with_defaults(read_json(os.path.join(
+  return PipelineConfig.from_json(migrate_stored_config(read_json(os.path.join(
       out, CONFIG_FILE))))
 
 
@@ -228,7 +195,7 @@ class Run:
                         "folder for the run.")
     path = os.path.join(out, CONFIG_FILE)
     if os.path.isfile(path):
-      stored = _with_defaults(read_json(path))
+      stored = migrate_stored_config(read_json(path))
       if stored != config.to_json() and not force:
         raise ConfigError(_mismatch_message(out, stored, config.to_json()))
     elif os.path.isdir(out) and os.listdir(out):
@@ -399,6 +366,11 @@ class Run:
     result = evaluate_retrieval(model, self.evaluation("test"))
     return {k: float(result[k]) for k in QUALITY_KEYS}
 
+  def _cached(self, step: str, compute):
+    """A model step: its saved model when the step is done, else what
+    `compute` trains (and saves)."""
+    return self._load(step) if self.done(step) else compute()
+
   def _load(self, step: str):
     if step not in self._models:
       self._models[step] = load_model(os.path.join(self.step_dir(step),
@@ -445,8 +417,9 @@ class Run:
   def teacher(self):
     if self.config.teacher_path:
       return self._external_teacher_step()
-    if self.done("teacher"):
-      return self._load("teacher")
+    return self._cached("teacher", self._train_teacher)
+
+  def _train_teacher(self):
     config = self.config
     self._seed(1)
     teacher = build_sequential_teacher(self.prepared, config.context_length,
@@ -526,14 +499,12 @@ class Run:
     return student
 
   def student_alone(self):
-    if self.done("student_alone"):
-      return self._load("student_alone")
-    return self._student("student_alone")
+    return self._cached("student_alone",
+                        lambda: self._student("student_alone"))
 
   def student_kd(self):
-    if self.done("student_kd"):
-      return self._load("student_kd")
-    return self._student("student_kd", self.teacher())
+    return self._cached("student_kd",
+                        lambda: self._student("student_kd", self.teacher()))
 
   def distilled_student(self, step: str, teacher):
     """The run's student distilled from another `teacher` in step `step`.
@@ -543,9 +514,7 @@ class Run:
     the run's teacher. Its metrics' `params_vs_teacher` counts every model
     of the teacher; pass teachers no other Distiller has frozen.
     """
-    if self.done(step):
-      return self._load(step)
-    return self._student(step, teacher)
+    return self._cached(step, lambda: self._student(step, teacher))
 
   def compress(self, config, log_dir=None) -> tuple:
     """`compress_student` on the run's distilled student as `config` says,
@@ -563,8 +532,9 @@ class Run:
         log_dir=log_dir, distillation_loss=self.distillation_loss())
 
   def compressed(self):
-    if self.done("compressed"):
-      return self._load("compressed")
+    return self._cached("compressed", self._compress_step)
+
+  def _compress_step(self):
     directory = self.step_dir("compressed")
     extras = self.save_extras()
     model, report, _ = self.compress(self.config.compress,
