@@ -325,3 +325,15 @@ def test_bad_parameters_raise_value_error(make):
     make()
   with pytest.raises(ConfigError):
     make()
+
+
+@pytest.mark.parametrize("module", [
+    "tfdistill.distill.soft_targets", "tfdistill.distill.ranking_losses",
+    "tfdistill.distill.representation_losses"])
+def test_the_losses_docstring_examples_run_as_written(module):
+  import doctest  # pylint: disable=import-outside-toplevel
+  import importlib  # pylint: disable=import-outside-toplevel
+  result = doctest.testmod(importlib.import_module(module),
+                           extraglobs={"tf": tf}, verbose=False)
+  assert result.failed == 0
+  assert result.attempted > 0

@@ -39,12 +39,25 @@ class RankingDistillation(DistillationLoss):
   `dynamic_weight`, the hybrid scheme of Tang & Wang averages that with a
   weight that grows with the student's rank error,
   tanh(max(mu * (student_rank - r), 0)), both normalised to sum to one.
+
+  Args:
+    top_k: K, the teacher's items taught.
+    position_decay: How fast the weight falls with the teacher's rank.
+    dynamic_weight: Also weigh by the student's rank error (hybrid).
+    mu: Sharpness of the rank-error weight.
+    num_reserved: Leading columns (padding, OOV) never taught.
+
+  Example:
+    >>> teacher = tf.constant([[0.0, 0.0, 2.0, 1.0, 0.0]])
+    >>> student = tf.constant([[0.0, 0.0, 1.0, 2.0, 0.5]])
+    >>> round(float(RankingDistillation(top_k=2)(teacher, student)), 4)
+    0.2429
   """
 
   def __init__(self, top_k: int = 10, position_decay: float = 2.0,
                dynamic_weight: bool = False, mu: float = 0.1,
-               num_reserved: int = NUM_RESERVED, name: str = "ranking_distillation",
-               **kwargs):
+               num_reserved: int = NUM_RESERVED,
+               name: str = "ranking_distillation", **kwargs):
     super().__init__(name=name, **kwargs)
     self.top_k = _check_top_k(top_k)
     if position_decay <= 0:
@@ -116,6 +129,19 @@ class RelaxedRankingDistillation(DistillationLoss):
   where pi is the teacher's top-K in order and U the uninteresting items:
   `num_uninteresting` items sampled uniformly (shared by the batch) from
   outside each row's top-K, or all of them when `num_uninteresting` is 0.
+
+  Args:
+    top_k: K, the length of the teacher's ranking taught.
+    num_uninteresting: Items sampled from outside the top-K; 0: all.
+    num_reserved: Leading columns (padding, OOV) never sampled.
+    seed: Seed of the sampler.
+
+  Example:
+    >>> teacher = tf.constant([[0.0, 0.0, 2.0, 1.0, 0.0]])
+    >>> student = tf.constant([[0.0, 0.0, 1.0, 2.0, 0.5]])
+    >>> loss = RelaxedRankingDistillation(top_k=2, num_uninteresting=0)
+    >>> round(float(loss(teacher, student)), 4)
+    1.6658
   """
 
   def __init__(self, top_k: int = 10, num_uninteresting: int = 100,

@@ -74,7 +74,12 @@ class ContrastiveAlignment(_ProjectedLoss):
 
 @register
 class HintDistillation(_ProjectedLoss):
-  """Mean squared error between projected student and teacher hidden layers."""
+  """Mean squared error between projected student and teacher hidden layers.
+
+  loss = mean_j ((P s)_j - t_j)^2, P a linear projection from the student's
+  width to the teacher's, learned with the student (built by the Distiller
+  from the two signals' shapes).
+  """
   signal = "hidden"
 
   def __init__(self, name: str = "hint_distillation", **kwargs):
@@ -90,9 +95,18 @@ class HintDistillation(_ProjectedLoss):
 class PointwiseScoreDistillation(DistillationLoss):
   """Regress the student's score on the teacher's (ranking models).
 
+  loss = (t - s)^2 for "mse"; for "bce", the binary cross-entropy of
+  sigmoid(s) against sigmoid(t).
+
   Args:
     kind: "mse" on raw scores (ratings), or "bce" on sigmoid probabilities
       (click-through style scores given as logits).
+
+  Example:
+    >>> teacher = tf.constant([[4.0], [2.0]])
+    >>> student = tf.constant([[3.5], [2.5]])
+    >>> round(float(PointwiseScoreDistillation()(teacher, student)), 4)
+    0.25
   """
   signal = "rating"
 

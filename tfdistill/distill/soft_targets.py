@@ -124,9 +124,15 @@ class SoftTargetKL(DistillationLoss):
   the step time matters (`benchmarks/cached_teacher.py` measures both
   forms' quality and step time).
 
+  Args:
+    temperature: T, > 0.
+    normalize_over: "catalog" or "teacher_items" (see above).
+
   Example:
-    >>> loss = SoftTargetKL(temperature=2.0)
-    >>> loss([[1.0, 2.0]], [[0.0, 0.0]])  # 4 * 0.0275 for T=2
+    >>> teacher = tf.constant([[0.0, 0.0, 2.0, 1.0, 0.0]])
+    >>> student = tf.constant([[0.0, 0.0, 1.0, 2.0, 0.5]])
+    >>> round(float(SoftTargetKL(temperature=2.0)(teacher, student)), 4)
+    0.3059
   """
   uses_distillation_temperature = True
 
@@ -174,9 +180,19 @@ class SoftTargetKL(DistillationLoss):
 class SoftTargetMSE(DistillationLoss):
   """Logit matching: mean squared error of row-centred logits / T.
 
-  Softmax is invariant to adding a constant to a row, so logits are centred
-  (over the columns the teacher scores) before they are compared; this is the
+  loss = mean_j ((t_j - mean(t)) / T - (s_j - mean(s)) / T)^2 over the
+  columns j the teacher scores. Softmax is invariant to adding a constant
+  to a row, so logits are centred before they are compared; this is the
   high-temperature limit of the soft-target loss (Hinton et al., 2015).
+
+  Args:
+    temperature: T, > 0.
+
+  Example:
+    >>> teacher = tf.constant([[0.0, 0.0, 2.0, 1.0, 0.0]])
+    >>> student = tf.constant([[0.0, 0.0, 1.0, 2.0, 0.5]])
+    >>> round(float(SoftTargetMSE()(teacher, student)), 4)
+    0.44
   """
   uses_distillation_temperature = True
 
@@ -204,9 +220,22 @@ class SoftTargetMSE(DistillationLoss):
 class ListwiseDistillation(DistillationLoss):
   """Cross-entropy of the student's softmax against the teacher's softmax.
 
-  Over the full catalog, or over `num_candidates` columns sampled uniformly
-  (the same columns for the whole batch), which approximates the full list
-  when the catalog is large.
+  loss = -sum_j softmax(t / T)_j log softmax(s / T)_j, over the full
+  catalog, or over `num_candidates` columns sampled uniformly (the same
+  columns for the whole batch), which approximates the full list when the
+  catalog is large.
+
+  Args:
+    temperature: T, > 0.
+    num_candidates: Columns sampled per batch; 0: the whole catalog.
+    num_reserved: Leading columns (padding, OOV) never sampled.
+    seed: Seed of the candidate sampler.
+
+  Example:
+    >>> teacher = tf.constant([[0.0, 0.0, 2.0, 1.0, 0.0]])
+    >>> student = tf.constant([[0.0, 0.0, 1.0, 2.0, 0.5]])
+    >>> round(float(ListwiseDistillation()(teacher, student)), 4)
+    1.6048
   """
   uses_distillation_temperature = True
 
