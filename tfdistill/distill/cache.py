@@ -31,6 +31,7 @@ from tfdistill.distill.teachers import TOP_IDS
 from tfdistill.distill.teachers import TOP_SCORES
 from tfdistill.errors import ConfigError
 from tfdistill.errors import DataError
+from tfdistill.models.signals import LOGITS
 
 _LABEL = "__label__"
 
@@ -45,7 +46,7 @@ def _entry(value) -> dict:
 
 def cache_teacher_signal(teacher, dataset, path: str, top_k: int = 50,
                          overwrite: bool = False,
-                         signals: Sequence[str] = ("logits",)) -> str:
+                         signals: Sequence[str] = (LOGITS,)) -> str:
   """Runs the teacher once over `dataset` and writes features + signals.
 
   Args:
@@ -65,7 +66,7 @@ def cache_teacher_signal(teacher, dataset, path: str, top_k: int = 50,
   """
   signals = tuple(dict.fromkeys(signals))
   check_cacheable(signals)
-  with_logits = "logits" in signals
+  with_logits = LOGITS in signals
   if with_logits and top_k < 1:
     raise ConfigError(f"top_k must be >= 1, got {top_k}.")
   if os.path.exists(path) and not overwrite:
@@ -75,7 +76,7 @@ def cache_teacher_signal(teacher, dataset, path: str, top_k: int = 50,
   if missing:
     raise ConfigError(f"the teacher has no {missing} signal to cache; it "
                       f"provides {', '.join(source.signal_names)}.")
-  representations = [name for name in signals if name != "logits"]
+  representations = [name for name in signals if name != LOGITS]
   source.prepare()
   spec = None
   partial = path + ".partial"
@@ -96,7 +97,7 @@ def cache_teacher_signal(teacher, dataset, path: str, top_k: int = 50,
           scores, order = tf.math.top_k(scores, k=top_k)
           ids = tf.gather(ids, order, batch_dims=1)
         else:
-          scores, ids = tf.math.top_k(outputs["logits"], k=top_k)
+          scores, ids = tf.math.top_k(outputs[LOGITS], k=top_k)
         record.update({TOP_IDS: ids, TOP_SCORES: scores})
       for name in representations:
         record[cached_feature(name)] = tf.cast(outputs[name], tf.float32)

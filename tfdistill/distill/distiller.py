@@ -44,6 +44,8 @@ from tfdistill.models.io import dummy_inputs
 from tfdistill.models.io import input_signature
 from tfdistill.models.io import model_card
 from tfdistill.models.registry import register
+from tfdistill.models.signals import LOGITS
+from tfdistill.models.signals import RATING
 
 LossLike = Union[tf_keras.losses.Loss, dict]
 
@@ -76,7 +78,7 @@ def _distillation_term(loss, teacher_signals: dict, student_signals: dict,
   with the student's logits as `student_scores` when given.
   """
   student = student_signals[loss.signal]
-  if loss.signal == "logits" and TOP_K_SIGNAL in teacher_signals:
+  if loss.signal == LOGITS and TOP_K_SIGNAL in teacher_signals:
     ids, scores = teacher_signals[TOP_K_SIGNAL]
     return loss.call_top_k(ids, scores, student_scores or student)
   return loss.call(teacher_signals[loss.signal], student)
@@ -232,9 +234,9 @@ class Distiller(tf_keras.Model):
     teacher_signals = self.teacher(dummy)
     student_signals = self._student_signals(self._student_inputs(dummy),
                                             training=False)
-    if "logits" in teacher_signals and "logits" in student_signals:
-      t, s = teacher_signals["logits"].shape[-1], student_signals[
-          "logits"].shape[-1]
+    if LOGITS in teacher_signals and LOGITS in student_signals:
+      t, s = teacher_signals[LOGITS].shape[-1], student_signals[
+          LOGITS].shape[-1]
       if t != s:
         raise ModelError(f"the teacher scores {t} items but the student {s}; "
                          "they must share the catalog.")
@@ -277,7 +279,7 @@ class Distiller(tf_keras.Model):
     """The student's own output (what its hard loss and metrics see)."""
     if isinstance(self.student.output, dict):
       return {name: signals[name] for name in self.student.output}
-    return signals["rating" if "logits" not in signals else "logits"]
+    return signals[RATING if LOGITS not in signals else LOGITS]
 
   def _hard_loss(self, y, outputs, sample_weight) -> tuple:
     """(The hard loss, its per-example values for a single output or None)."""
@@ -302,9 +304,9 @@ class Distiller(tf_keras.Model):
     the same logits, its values give the log-normaliser for free:
     logsumexp(s) = CE(s, y) + s[y].
     """
-    if "logits" not in student_signals:
+    if LOGITS not in student_signals:
       return None
-    scores = StudentScores(student_signals["logits"],
+    scores = StudentScores(student_signals[LOGITS],
                            student_signals.get(CATALOG_QUERIES),
                            student_signals.get(CATALOG_ITEMS))
     if hard_values is not None and _is_catalog_softmax(self.student_loss):

@@ -31,6 +31,9 @@ from tfdistill.distill.teachers import TOP_K_SIGNAL
 from tfdistill.distill.teachers import top_k_signals
 from tfdistill.errors import ConfigError
 from tfdistill.errors import ModelError
+from tfdistill.models.signals import LOGITS
+from tfdistill.models.signals import QUERY_EMBEDDING
+from tfdistill.models.signals import RATING
 
 _QUERY_TOWERS = ("query_model", "user_model", "query_tower", "user_tower",
                  "query_encoder", "user_encoder")
@@ -143,7 +146,7 @@ class TowerTeacher(ExternalTeacher):
     **kwargs: See `ExternalTeacher`.
   """
 
-  signal_names = ("logits", "query_embedding")
+  signal_names = (LOGITS, QUERY_EMBEDDING)
 
   def __init__(self, query_model, candidate_model, vocabulary,
                candidates: Optional[Sequence] = None, top_k: int = 0,
@@ -200,18 +203,18 @@ class TowerTeacher(ExternalTeacher):
     self.prepare()
     query = tf.stop_gradient(tf.cast(_call(
         self.query_model, self._style, self.mapping(inputs)), tf.float32))
-    out = {"query_embedding": query}
-    if signals is None or "logits" in signals:
+    out = {QUERY_EMBEDDING: query}
+    if signals is None or LOGITS in signals:
       logits = tf.matmul(query, self._catalog, transpose_b=True)
       logits = tf.where(self._known[tf.newaxis], logits, MASKED_LOGIT)
       if self.top_k:
         scores, ids = tf.math.top_k(logits, k=self.top_k)
         out.update(top_k_signals(ids, scores, len(self.vocabulary)))
       else:
-        out["logits"] = logits
+        out[LOGITS] = logits
     if signals is not None:
       out = {k: v for k, v in out.items()
-             if k in signals or (k == TOP_K_SIGNAL and "logits" in signals)}
+             if k in signals or (k == TOP_K_SIGNAL and LOGITS in signals)}
     return out
 
   @classmethod
@@ -259,7 +262,7 @@ class IndexTeacher(ExternalTeacher):
     **kwargs: See `ExternalTeacher`.
   """
 
-  signal_names = ("logits", "query_embedding")
+  signal_names = (LOGITS, QUERY_EMBEDDING)
 
   def __init__(self, index, vocabulary, k: Optional[int] = None,
                identifiers: Optional[Sequence] = None, **kwargs):
@@ -297,10 +300,10 @@ class IndexTeacher(ExternalTeacher):
     features = (next(iter(teacher_inputs.values()))
                 if self._style == "single" else teacher_inputs)
     out = {}
-    if signals is None or "query_embedding" in signals:
-      out["query_embedding"] = tf.stop_gradient(tf.cast(
+    if signals is None or QUERY_EMBEDDING in signals:
+      out[QUERY_EMBEDDING] = tf.stop_gradient(tf.cast(
           self.query_model(features, training=False), tf.float32))
-    if signals is None or "logits" in signals:
+    if signals is None or LOGITS in signals:
       scores, ids = self.index(features, k=self.k)
       student_ids, scores = to_student(self._table, ids, scores)
       out.update(top_k_signals(student_ids, tf.stop_gradient(scores),
@@ -358,7 +361,7 @@ class RatingTeacher(ExternalTeacher):
     self.model = model
     self.output = output
     self.candidates = candidates
-    self.signal_names = ("logits", "rating") if candidates else ("rating",)
+    self.signal_names = (LOGITS, RATING) if candidates else (RATING,)
     specs, self._style = input_specs(model)
     self.mapping = self._mapping(specs, getattr(model, "name",
                                                 "the ranking model"),
@@ -392,10 +395,10 @@ class RatingTeacher(ExternalTeacher):
   def __call__(self, inputs: dict, labels=None,
                signals: Optional[Sequence[str]] = None) -> dict:
     out = {}
-    if self.candidates and (signals is None or "logits" in signals):
-      out["logits"] = tf.stop_gradient(self._candidate_scores(inputs))
-    if (signals is None or "rating" in signals) and "item" in inputs:
-      out["rating"] = tf.stop_gradient(tf.reshape(self._rating(inputs),
+    if self.candidates and (signals is None or LOGITS in signals):
+      out[LOGITS] = tf.stop_gradient(self._candidate_scores(inputs))
+    if (signals is None or RATING in signals) and "item" in inputs:
+      out[RATING] = tf.stop_gradient(tf.reshape(self._rating(inputs),
                                                   [-1, 1]))
     return out
 

@@ -17,6 +17,9 @@ import tf_keras
 from tfdistill.distill.soft_targets import DistillationLoss
 from tfdistill.errors import ConfigError
 from tfdistill.models.registry import register
+from tfdistill.models.signals import HIDDEN
+from tfdistill.models.signals import QUERY_EMBEDDING
+from tfdistill.models.signals import RATING
 
 
 class _ProjectedLoss(DistillationLoss):
@@ -52,7 +55,7 @@ class ContrastiveAlignment(_ProjectedLoss):
   Args:
     temperature: InfoNCE temperature (not the soft-target temperature).
   """
-  signal = "query_embedding"
+  signal = QUERY_EMBEDDING
 
   def __init__(self, temperature: float = 0.1,
                name: str = "contrastive_alignment", **kwargs):
@@ -80,7 +83,7 @@ class HintDistillation(_ProjectedLoss):
   width to the teacher's, learned with the student (built by the Distiller
   from the two signals' shapes).
   """
-  signal = "hidden"
+  signal = HIDDEN
 
   def __init__(self, name: str = "hint_distillation", **kwargs):
     super().__init__(name=name, **kwargs)
@@ -108,7 +111,7 @@ class PointwiseScoreDistillation(DistillationLoss):
     >>> round(float(PointwiseScoreDistillation()(teacher, student)), 4)
     0.25
   """
-  signal = "rating"
+  signal = RATING
 
   def __init__(self, kind: str = "mse",
                name: str = "pointwise_score_distillation", **kwargs):

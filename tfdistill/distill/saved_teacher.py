@@ -27,6 +27,7 @@ from tfdistill.distill.teachers import TeacherSource
 from tfdistill.distill.teachers import top_k_signals
 from tfdistill.errors import ConfigError
 from tfdistill.errors import ModelError
+from tfdistill.models.signals import LOGITS
 
 class _Signature:
   """A SavedModel signature called like a model (dict in, dict out)."""
@@ -175,7 +176,7 @@ class _SavedCandidateScores(ExternalTeacher):
   chunks of `chunk` columns, it gives dense "logits". Costly per step: cache
   its top-K once (`cache_teacher_signal`) for long distillations."""
 
-  signal_names = ("logits",)
+  signal_names = (LOGITS,)
 
   def __init__(self, function: _Signature, vocabulary, candidate_input: str,
                scores: str, loaded, chunk: int = 512, **kwargs):
@@ -198,7 +199,7 @@ class _SavedCandidateScores(ExternalTeacher):
 
   def __call__(self, inputs: dict, labels=None,
                signals: Optional[Sequence[str]] = None) -> dict:
-    if signals is not None and "logits" not in signals:
+    if signals is not None and LOGITS not in signals:
       return {}
     features = self.mapping(inputs)
     batch = tf.shape(next(iter(features.values())))[0]
@@ -209,7 +210,7 @@ class _SavedCandidateScores(ExternalTeacher):
       scores = self.function(dict(features, **{self._candidates: candidates}))
       columns.append(tf.cast(scores[self._scores], tf.float32))
     logits = tf.concat(columns, axis=1)
-    return {"logits": tf.stop_gradient(
+    return {LOGITS: tf.stop_gradient(
         tf.where(self._known[tf.newaxis], logits, MASKED_LOGIT))}
 
 
@@ -233,7 +234,7 @@ class _SingleOutput:
 class _SavedTopK(ExternalTeacher):
   """A SavedModel signature that returns item keys and scores [B, K]."""
 
-  signal_names = ("logits",)
+  signal_names = (LOGITS,)
 
   def __init__(self, function: _Signature, vocabulary, ids: str,
                scores: str, loaded, **kwargs):
@@ -260,7 +261,7 @@ class _SavedTopK(ExternalTeacher):
   def __call__(self, inputs: dict, labels=None,
                signals: Optional[Sequence[str]] = None) -> dict:
     self.prepare()
-    if signals is not None and "logits" not in signals:
+    if signals is not None and LOGITS not in signals:
       return {}
     result = self.function(self.mapping(inputs))
     ids, scores = to_student(self._table, result[self._ids],

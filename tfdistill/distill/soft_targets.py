@@ -16,6 +16,7 @@ from tfdistill.data.vocab import NUM_RESERVED
 from tfdistill.distill.student_scores import as_student_scores
 from tfdistill.errors import ConfigError
 from tfdistill.models.registry import register
+from tfdistill.models.signals import LOGITS
 
 MASKED_LOGIT = -1e9
 
@@ -51,7 +52,7 @@ class DistillationLoss(tf_keras.losses.Loss):
     uses_distillation_temperature: Whether `Distiller.compile(temperature=)`
       sets this loss's temperature.
   """
-  signal = "logits"
+  signal = LOGITS
   uses_distillation_temperature = False
 
   def build(self, teacher_shape: tf.TensorShape,

@@ -21,6 +21,7 @@ from tfdistill.distill.teachers import model_inputs
 from tfdistill.distill.teachers import TeacherEnsemble
 from tfdistill.errors import ConfigError
 from tfdistill.models.registry import register
+from tfdistill.models.signals import QUERY_EMBEDDING
 
 
 def distill_chain(models: Sequence[tf_keras.Model], train, epochs: int,
@@ -140,7 +141,7 @@ class FusedRecommender(tf_keras.Model):
     if self._catalog is not None:
       query = self.teacher.query_signals(
           model_inputs(self.teacher, inputs),
-          catalog=self._catalog)["query_embedding"]
+          catalog=self._catalog)[QUERY_EMBEDDING]
       return tf.einsum("bd,bkd->bk", query,
                        tf.gather(self._catalog, candidates))
     logits = self.teacher(model_inputs(self.teacher, inputs), training=False)

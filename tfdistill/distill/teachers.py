@@ -31,8 +31,12 @@ from tfdistill.models.io import input_signature
 from tfdistill.models.io import is_functional
 from tfdistill.models.io import model_card
 from tfdistill.models.layers import CatalogScores
+from tfdistill.models.signals import HIDDEN
+from tfdistill.models.signals import LOGITS
+from tfdistill.models.signals import QUERY_EMBEDDING
+from tfdistill.models.signals import RATING
 
-SIGNAL_LAYERS = ("query_embedding", "hidden")
+SIGNAL_LAYERS = (QUERY_EMBEDDING, HIDDEN)
 TOP_IDS = "teacher_top_ids"
 TOP_SCORES = "teacher_top_scores"
 #: Signal holding a top-K teacher's (ids [B, K], scores [B, K]).
@@ -45,7 +49,7 @@ CATALOG_ITEMS = "catalog_items"
 def _catalog_factors(model: tf_keras.Model, logits) -> Optional[tuple]:
   """(queries, catalog) when `logits` is a `CatalogScores` layer's output."""
   try:
-    layer = model.get_layer("logits")
+    layer = model.get_layer(LOGITS)
     if isinstance(layer, CatalogScores) and layer.output is logits:
       queries, catalog = layer.input
       return queries, catalog
@@ -72,15 +76,15 @@ def signal_model(model: tf_keras.Model,
     raise ConfigError(f"{model.name} is not a functional Keras model; students "
                       "are built with tfdistill.models.students builders.")
   outputs = model.output if isinstance(model.output, dict) else {
-      ("rating" if model.output.shape[-1] == 1 else "logits"): model.output}
+      (RATING if model.output.shape[-1] == 1 else LOGITS): model.output}
   outputs = dict(outputs)
   for layer in model.layers:
     # A pruning or quantization-aware wrapper gives its layer's signal.
     name = getattr(layer, "layer", layer).name
     if name in SIGNAL_LAYERS:
       outputs[name] = layer.output
-  factors = (_catalog_factors(model, outputs["logits"])
-             if with_catalog and "logits" in outputs else None)
+  factors = (_catalog_factors(model, outputs[LOGITS])
+             if with_catalog and LOGITS in outputs else None)
   if factors:
     outputs[CATALOG_QUERIES], outputs[CATALOG_ITEMS] = factors
   return tf_keras.Model(model.inputs, outputs, name=f"{model.name}_signals")
@@ -103,7 +107,7 @@ def top_k_signals(ids: tf.Tensor, scores: tf.Tensor, num_items) -> dict:
   tf.function) the dense matrix is then never computed unless another loss
   reads it.
   """
-  return {"logits": scatter_top_k(ids, scores, num_items),
+  return {LOGITS: scatter_top_k(ids, scores, num_items),
           TOP_K_SIGNAL: (tf.cast(ids, tf.int32), tf.cast(scores, tf.float32))}
 
 
@@ -181,8 +185,8 @@ class OnlineTeacher(TeacherSource):
       functional = signal_model(model)
       self._signals = functional
       self.signal_names = tuple(functional.output)
-      self._num_items = (functional.output["logits"].shape[-1]
-                         if "logits" in functional.output else None)
+      self._num_items = (functional.output[LOGITS].shape[-1]
+                         if LOGITS in functional.output else None)
     if jit_compile is None:
       jit_compile = hasattr(model, "distillation_signals")
     self.jit_compile = bool(jit_compile)
@@ -216,10 +220,10 @@ class OnlineTeacher(TeacherSource):
       signals = self._signals(features, training=False)
     signals = {k: tf.stop_gradient(v) for k, v in signals.items()
                if wanted is None or k in wanted}
-    if "logits" in signals:
-      signals["logits"] = mask_reserved(signals["logits"])
+    if LOGITS in signals:
+      signals[LOGITS] = mask_reserved(signals[LOGITS])
       if self.top_k:
-        scores, ids = tf.math.top_k(signals.pop("logits"), k=self.top_k)
+        scores, ids = tf.math.top_k(signals.pop(LOGITS), k=self.top_k)
         signals[TOP_K_SIGNAL] = (ids, scores)
     return signals
 
@@ -242,14 +246,14 @@ class OnlineTeacher(TeacherSource):
                                            catalog=catalog)
     signals = {k: tf.stop_gradient(v) for k, v in sequence.items()
                if wanted is None or k in wanted}
-    if wanted is None or "logits" in wanted:
+    if wanted is None or LOGITS in wanted:
       logits = mask_reserved(tf.stop_gradient(tf.einsum(
-          "bld,nd->bln", sequence["query_embedding"], catalog)))
+          "bld,nd->bln", sequence[QUERY_EMBEDDING], catalog)))
       if self.top_k:
         scores, ids = tf.math.top_k(logits, k=self.top_k)
         signals[TOP_K_SIGNAL] = (ids, scores)
       else:
-        signals["logits"] = logits
+        signals[LOGITS] = logits
     return signals
 
   def at_every_position(self, inputs: dict, targets,
@@ -281,7 +285,7 @@ def cached_feature(signal: str) -> str:
 def check_cacheable(signals) -> None:
   """Raises unless `signals` are a teacher cache's: "logits" (its top-K)
   and/or the representation signals `SIGNAL_LAYERS`."""
-  if not signals or any(name != "logits" and name not in SIGNAL_LAYERS
+  if not signals or any(name != LOGITS and name not in SIGNAL_LAYERS
                         for name in signals):
     raise ConfigError(f"cannot cache the signals {list(signals)}; choose from "
                       f"logits, {', '.join(SIGNAL_LAYERS)}.")
@@ -309,9 +313,9 @@ class CachedTeacher(TeacherSource):
     self.top_k = top_k
     self.vocabulary_fingerprint = vocabulary_fingerprint
     self.representations = dict(representations or {})
-    self.signal_names = (("logits",) if top_k else ()) + tuple(
+    self.signal_names = ((LOGITS,) if top_k else ()) + tuple(
         self.representations)
-    if "logits" in self.representations:
+    if LOGITS in self.representations:
       raise ConfigError("the logits are cached as a top-K (top_k), not as a "
                         "representation.")
     if not self.signal_names:
@@ -342,7 +346,7 @@ class CachedTeacher(TeacherSource):
                         "the data with tfdistill.distill.cache."
                         "cached_examples.")
     out = {}
-    if "logits" in wanted:
+    if LOGITS in wanted:
       out.update(top_k_signals(inputs[TOP_IDS], inputs[TOP_SCORES],
                                self.num_items))
     for name in wanted:
@@ -421,9 +425,9 @@ class TeacherEnsemble(TeacherSource):
     wanted = set(self.signal_names)
     if signals is None:
       return wanted
-    if ("rating" in signals and self.weighting == "confidence"
-        and "logits" in wanted):
-      signals = {*signals, "logits"}  # The per-example weights need them.
+    if (RATING in signals and self.weighting == "confidence"
+        and LOGITS in wanted):
+      signals = {*signals, LOGITS}  # The per-example weights need them.
     return wanted & set(signals)
 
   def __call__(self, inputs: dict, labels=None,
@@ -434,19 +438,19 @@ class TeacherEnsemble(TeacherSource):
                for teacher in self.teachers]
     signals = {}
     weights = tf.constant(self.weights, tf.float32)[tf.newaxis]
-    if "logits" in wanted:
-      log_probs = [tf.nn.log_softmax(o["logits"], -1) for o in outputs]
+    if LOGITS in wanted:
+      log_probs = [tf.nn.log_softmax(o[LOGITS], -1) for o in outputs]
       weights = self._example_weights(log_probs, labels)
       mixed = tf.add_n([weights[:, i:i + 1] * lp
                         for i, lp in enumerate(log_probs)])
-      known = tf.reduce_any(tf.stack([teacher_mask(o["logits"])
+      known = tf.reduce_any(tf.stack([teacher_mask(o[LOGITS])
                                       for o in outputs]), axis=0)
-      signals["logits"] = tf.where(known, mixed, MASKED_LOGIT)
-    for name in ("query_embedding", "hidden"):
+      signals[LOGITS] = tf.where(known, mixed, MASKED_LOGIT)
+    for name in (QUERY_EMBEDDING, HIDDEN):
       if name in wanted:
         signals[name] = tf.concat([o[name] for o in outputs], axis=-1)
-    if "rating" in wanted:
-      signals["rating"] = tf.add_n([weights[:, i:i + 1] * o["rating"]
+    if RATING in wanted:
+      signals[RATING] = tf.add_n([weights[:, i:i + 1] * o[RATING]
                                     for i, o in enumerate(outputs)])
     return signals
 
@@ -479,7 +483,7 @@ class TaskTeachers(TeacherSource):
     return signature
 
   def card(self) -> dict:
-    retrieval = self.teachers.get("logits")
+    retrieval = self.teachers.get(LOGITS)
     return retrieval.card() if retrieval else {}
 
   def __call__(self, inputs: dict, labels=None,
@@ -491,7 +495,7 @@ class TaskTeachers(TeacherSource):
       task_labels = labels.get(name) if isinstance(labels, dict) else labels
       outputs = teacher(inputs, task_labels, signals=(name,))
       combined[name] = outputs[name]
-      if name == "logits" and TOP_K_SIGNAL in outputs:
+      if name == LOGITS and TOP_K_SIGNAL in outputs:
         combined[TOP_K_SIGNAL] = outputs[TOP_K_SIGNAL]
     return combined
 

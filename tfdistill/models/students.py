@@ -28,6 +28,10 @@ from tfdistill.models.layers import PairWithEach
 from tfdistill.models.layers import PositionWeightedMean
 from tfdistill.models.layers import SplitContextAndCatalog
 from tfdistill.models.registry import register
+from tfdistill.models.signals import HIDDEN
+from tfdistill.models.signals import LOGITS
+from tfdistill.models.signals import QUERY_EMBEDDING
+from tfdistill.models.signals import RATING
 
 ENCODERS = ("mean", "cnn", "gru")
 
@@ -93,13 +97,13 @@ def _encode_context(config: StudentConfig, context_vectors, context):
       pooled = tf_keras.layers.GRU(config.hidden_dim, unroll=True,
                                    name="gru")(vectors)
   return tf_keras.layers.Dense(config.hidden_dim, activation="relu",
-                               name="hidden")(pooled)
+                               name=HIDDEN)(pooled)
 
 
 def _query(config: StudentConfig, hidden):
   dropped = tf_keras.layers.Dropout(config.dropout, name="dropout")(hidden)
   return tf_keras.layers.Dense(config.embedding_dim,
-                               name="query_embedding")(dropped)
+                               name=QUERY_EMBEDDING)(dropped)
 
 
 def build_sequential_student(num_items: int, context_length: int,
@@ -133,7 +137,7 @@ def build_sequential_student(num_items: int, context_length: int,
   context_vectors, catalog = SplitContextAndCatalog(
       num_items, name="split_context_and_catalog")([rows, context])
   hidden = _encode_context(config, context_vectors, context)
-  logits = CatalogScores(num_items, vocabulary_fingerprint, name="logits")(
+  logits = CatalogScores(num_items, vocabulary_fingerprint, name=LOGITS)(
       [_query(config, hidden), catalog])
   return tf_keras.Model({CONTEXT: context}, logits, name=name)
 
@@ -154,10 +158,10 @@ def build_two_tower_student(num_items: int, num_users: int,
       num_users, config.embedding_dim, name="user_embedding")(user)
   pooled = PositionWeightedMean(name="pool")([context_vectors, context])
   hidden = tf_keras.layers.Dense(config.hidden_dim, activation="relu",
-                                 name="hidden")(
+                                 name=HIDDEN)(
                                      tf_keras.layers.Concatenate()(
                                          [user_vector, pooled]))
-  logits = CatalogScores(num_items, vocabulary_fingerprint, name="logits")(
+  logits = CatalogScores(num_items, vocabulary_fingerprint, name=LOGITS)(
       [_query(config, hidden), catalog])
   return tf_keras.Model({"user": user, CONTEXT: context}, logits, name=name)
 
@@ -174,8 +178,8 @@ def build_ranking_student(num_users: int, num_items: int,
       tf_keras.layers.Embedding(num_items, embedding_dim,
                                 name="item_embedding")(item)])
   hidden = tf_keras.layers.Dense(hidden_dim, activation="relu",
-                                 name="hidden")(vectors)
-  rating = tf_keras.layers.Dense(1, name="rating")(hidden)
+                                 name=HIDDEN)(vectors)
+  rating = tf_keras.layers.Dense(1, name=RATING)(hidden)
   return tf_keras.Model({"user": user, "item": item}, rating, name=name)
 
 
@@ -199,9 +203,9 @@ def build_listwise_ranking_student(num_users: int, num_items: int,
                                            name="item_embedding")(candidates)
   pairs = PairWithEach(name="user_and_candidate")([user_vector, item_vectors])
   hidden = tf_keras.layers.Dense(hidden_dim, activation="relu",
-                                 name="hidden")(pairs)
+                                 name=HIDDEN)(pairs)
   scores = tf_keras.layers.Dense(1, name="score")(hidden)
-  logits = tf_keras.layers.Reshape((-1,), name="logits")(scores)
+  logits = tf_keras.layers.Reshape((-1,), name=LOGITS)(scores)
   return tf_keras.Model({"user": user, "candidates": candidates}, logits,
                         name=name)
 
@@ -224,12 +228,12 @@ def build_multitask_student(num_items: int, context_length: int,
       num_items, name="split_context_and_catalog")([rows, context])
   hidden = _encode_context(config, context_vectors, context)
   query = _query(config, hidden)
-  logits = CatalogScores(num_items, vocabulary_fingerprint, name="logits")(
+  logits = CatalogScores(num_items, vocabulary_fingerprint, name=LOGITS)(
       [query, catalog])
   pair = tf_keras.layers.Concatenate(name="query_and_item")([query,
                                                              table(item)])
   rating_hidden = tf_keras.layers.Dense(config.hidden_dim, activation="relu",
                                         name="rating_hidden")(pair)
-  rating = tf_keras.layers.Dense(1, name="rating")(rating_hidden)
+  rating = tf_keras.layers.Dense(1, name=RATING)(rating_hidden)
   return tf_keras.Model({CONTEXT: context, "item": item},
-                        {"logits": logits, "rating": rating}, name=name)
+                        {LOGITS: logits, RATING: rating}, name=name)

@@ -25,6 +25,9 @@ from tfdistill.models.layers import MaskedBag
 from tfdistill.models.layers import PositionEmbedding
 from tfdistill.models.layers import TransformerBlock
 from tfdistill.models.registry import register
+from tfdistill.models.signals import HIDDEN
+from tfdistill.models.signals import LOGITS
+from tfdistill.models.signals import QUERY_EMBEDDING
 
 NEGATIVES = ("in_batch", "mixed", "catalog")
 #: How the sequential teacher is trained: "last" (one target per example,
@@ -60,7 +63,7 @@ class RetrievalTeacher(tfrs.Model):
     vocabulary_fingerprint: Identity of the item vocabulary.
   """
 
-  signal_names = ("logits", "query_embedding", "hidden")
+  signal_names = (LOGITS, QUERY_EMBEDDING, HIDDEN)
 
   def __init__(self, num_items: int, embedding_dim: int = 128,
                num_genres: int = 2, num_title_tokens: int = 2,
@@ -139,12 +142,12 @@ class RetrievalTeacher(tfrs.Model):
       catalog = self.catalog_embeddings(training=training)
     signals = dict(self.query_signals(inputs, training=training,
                                       catalog=catalog))
-    signals["logits"] = tf.matmul(signals["query_embedding"], catalog,
+    signals[LOGITS] = tf.matmul(signals[QUERY_EMBEDDING], catalog,
                                   transpose_b=True)
     return signals
 
   def call(self, inputs, training=False):
-    return self.distillation_signals(inputs, training=training)["logits"]
+    return self.distillation_signals(inputs, training=training)[LOGITS]
 
   def retrieval_loss(self, queries, targets, training: bool) -> tf.Tensor:
     """TFRS retrieval loss of queries against their target items.
@@ -267,8 +270,8 @@ class SequentialRetrievalTeacher(RetrievalTeacher):
     # one the query reads: the last block computes it alone.
     x = self._encode(context, training, catalog, last_only=True)
     hidden = self.output_norm(x[:, -1])
-    return {"hidden": hidden,
-            "query_embedding": self.query_projection(hidden)}
+    return {HIDDEN: hidden,
+            QUERY_EMBEDDING: self.query_projection(hidden)}
 
   def sequence_signals(self, inputs, training: bool = False,
                        catalog=None) -> dict:
@@ -283,15 +286,15 @@ class SequentialRetrievalTeacher(RetrievalTeacher):
     hidden = self.output_norm(tf.reshape(x, [-1, tf.shape(x)[-1]]))
     rows = self.query_projection(hidden)
     shape = tf.shape(x)[:2]
-    return {"hidden": tf.reshape(hidden, tf.concat([shape, [-1]], 0)),
-            "query_embedding": tf.reshape(rows, tf.concat([shape, [-1]], 0))}
+    return {HIDDEN: tf.reshape(hidden, tf.concat([shape, [-1]], 0)),
+            QUERY_EMBEDDING: tf.reshape(rows, tf.concat([shape, [-1]], 0))}
 
   def sequence_queries(self, inputs, training: bool = False,
                        catalog=None) -> tf.Tensor:
     """[B, L, d]: the query of every position, for training on every
     position at once."""
     return self.sequence_signals(inputs, training,
-                                 catalog)["query_embedding"]
+                                 catalog)[QUERY_EMBEDDING]
 
   def compute_loss(self, inputs, training: bool = False) -> tf.Tensor:
     features, targets = features_and_labels(inputs, "item")
@@ -300,7 +303,7 @@ class SequentialRetrievalTeacher(RetrievalTeacher):
         raise ConfigError("a target per position needs "
                           "objective='all_positions' (a causal teacher).")
       return self.all_positions_loss(features, targets, training)
-    queries = self.query_signals(features, training)["query_embedding"]
+    queries = self.query_signals(features, training)[QUERY_EMBEDDING]
     return self.retrieval_loss(queries, targets, training)
 
   def all_positions_loss(self, features, targets, training: bool):
@@ -381,12 +384,12 @@ class TwoTowerRetrievalTeacher(RetrievalTeacher):
     hidden = self.user_hidden(tf.concat([
         self.user_embedding(tf.cast(inputs["user"], tf.int32)),
         self.recent_items(tf.cast(inputs[CONTEXT], tf.int32))], axis=-1))
-    return {"hidden": hidden,
-            "query_embedding": self.query_projection(hidden)}
+    return {HIDDEN: hidden,
+            QUERY_EMBEDDING: self.query_projection(hidden)}
 
   def compute_loss(self, inputs, training: bool = False) -> tf.Tensor:
     features, _ = features_and_labels(inputs, "item")
-    queries = self.query_signals(features, training)["query_embedding"]
+    queries = self.query_signals(features, training)[QUERY_EMBEDDING]
     return self.retrieval_loss(queries, features["item"], training)
 
   def get_config(self):
