@@ -67,17 +67,6 @@ def mean_and_std(rows: list, keys) -> dict:
   return out
 
 
-def t_interval(values) -> list:
-  """95% t-interval of the mean over seeds (the mean twice for one seed)."""
-  values = np.asarray(values, float)
-  if len(values) < 2:
-    return [float(values.mean())] * 2
-  from scipy import stats  # pylint: disable=import-outside-toplevel
-  half = stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / np.sqrt(
-      len(values))
-  return [float(values.mean() - half), float(values.mean() + half)]
-
-
 def command_line() -> str:
   """This run's command, runnable from the repository root."""
   script = pathlib.Path(sys.argv[0]).resolve()

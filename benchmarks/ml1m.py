@@ -32,6 +32,7 @@ import numpy as np
 
 from tfdistill.compress.pipeline import CompressConfig
 from tfdistill.data.sources import SourceConfig
+from tfdistill.evaluation.statistics import t_interval
 from tfdistill.models.factory import TeacherConfig
 from tfdistill.models.students import StudentConfig
 from tfdistill.pipeline.config import preset
@@ -155,7 +156,7 @@ def main():
                     if k != "seed" and isinstance(v, (int, float))})
   summary = {k: float(np.mean([r[k] for r in rows if k in r]))
              for k in numeric}
-  intervals = {k: _common.t_interval([r[k] for r in rows])
+  intervals = {k: t_interval([r[k] for r in rows])
                for k in ("teacher_ndcg@10", "teacher_hr@10", "kd_vs_teacher",
                          "kd_vs_alone", "student_kd_ndcg@10",
                          "student_alone_ndcg@10")

@@ -30,6 +30,7 @@ from tfdistill.data import examples
 from tfdistill.data.prepare import prepare
 from tfdistill.data.sources import load_dataset
 from tfdistill.data.sources import SourceConfig
+from tfdistill.evaluation.statistics import t_interval
 from tfdistill.pipeline.config import preset
 from tfdistill.pipeline.run import Run
 
@@ -142,8 +143,8 @@ def main():
   summary = {key: float(np.mean([r[key] for r in rows]))
              for key in KEYS + ("kd_vs_teacher", "kd_vs_alone",
                                 "params_vs_teacher")}
-  summary["kd_vs_alone_ci95"] = _common.t_interval([r["kd_vs_alone"] for r in rows])
-  summary["kd_vs_teacher_ci95"] = _common.t_interval([r["kd_vs_teacher"]
+  summary["kd_vs_alone_ci95"] = t_interval([r["kd_vs_alone"] for r in rows])
+  summary["kd_vs_teacher_ci95"] = t_interval([r["kd_vs_teacher"]
                                              for r in rows])
   columns = ["seed", "teacher", "student_alone", "student_kd",
              "kd_vs_teacher", "kd_vs_alone", "params_vs_teacher"]

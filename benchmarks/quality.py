@@ -57,6 +57,7 @@ from tfdistill.compress.pruning import TABLE_PRUNING
 from tfdistill.evaluation.evaluate import evaluate_retrieval
 from tfdistill.evaluation.evaluate import evaluate_tflite
 from tfdistill.evaluation.ranking import RankingMetrics
+from tfdistill.evaluation.statistics import paired_bootstrap
 from tfdistill.export import tflite
 from tfdistill.models.factory import build_sequential_teacher
 from tfdistill.models.factory import build_student
@@ -527,20 +528,7 @@ def bootstrap_targets(per_user: list, samples: int = 2000,
   Returns:
     {target: [low, high]}.
   """
-  rng = np.random.default_rng(seed)
-  stages = list(per_user[0])
-  arrays = [{k: np.asarray(v) for k, v in seed_values.items()}
-            for seed_values in per_user]
-  draws = {name: [] for name in ratios({k: 1.0 for k in stages})}
-  for _ in range(samples):
-    picks = [rng.integers(0, len(a[stages[0]]), len(a[stages[0]]))
-             for a in arrays]
-    means = {k: np.mean([a[k][p].mean() for a, p in zip(arrays, picks)])
-             for k in stages}
-    for name, value in ratios(means).items():
-      draws[name].append(value)
-  return {name: [float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))]
-          for name, v in draws.items()}
+  return paired_bootstrap(per_user, ratios, samples, seed)
 
 
 def aggregate(per_seed: list) -> list:

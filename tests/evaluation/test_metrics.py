@@ -202,3 +202,20 @@ def test_binary_and_rating_metrics():
   assert ratings["precision"] == pytest.approx(0.5)
   assert ratings["rmse"] == pytest.approx(
       math.sqrt((0.25 + 1.21 + 1.0 + 0.0) / 4))
+
+
+def test_t_interval_and_paired_bootstrap():
+  from tfdistill.evaluation.statistics import paired_bootstrap  # pylint: disable=import-outside-toplevel
+  from tfdistill.evaluation.statistics import t_interval  # pylint: disable=import-outside-toplevel
+  assert t_interval([0.3]) == [0.3, 0.3]
+  low, high = t_interval([1.0, 2.0, 3.0])
+  # mean 2, sd 1, t(0.975, 2) = 4.303: 2 -/+ 4.303 / sqrt(3)
+  assert low == pytest.approx(2 - 4.3027 / math.sqrt(3), abs=1e-3)
+  assert high == pytest.approx(2 + 4.3027 / math.sqrt(3), abs=1e-3)
+  # Every user's metric a fixed multiple of a base: every paired draw gives
+  # the same ratio, so the interval is a point.
+  base = np.random.default_rng(0).random(50)
+  per_user = [{"a": base, "b": 0.5 * base}] * 2
+  ratio = lambda means: {"b / a": means["b"] / means["a"]}
+  assert paired_bootstrap(per_user, ratio, samples=30)["b / a"] == (
+      pytest.approx([0.5, 0.5]))

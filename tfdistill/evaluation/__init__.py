@@ -8,4 +8,5 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "rating": ("rating_metrics", "binary_metrics"),
     "agreement": ("top_k_overlap",),
     "callbacks": ("RankingEvaluation",),
+    "statistics": ("t_interval", "paired_bootstrap"),
 })
