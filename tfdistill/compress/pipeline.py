@@ -168,6 +168,70 @@ class _Compressor:
     return row
 
 
+#: Gradual pruning reaches its target sparsity this far into the pruning
+#: fine-tune, and updates its masks this many times on the way.
+PRUNING_END_FRACTION = 0.8
+PRUNING_MASK_UPDATES = 20
+
+
+def _low_rank_step(work: _Compressor, model) -> tuple:
+  """SVD factorization of the Dense kernels, then a fine-tune."""
+  model, factors = factorize_student(model,
+                                     energy=work.config.low_rank_energy)
+  work.measure("low-rank (before fine-tune)", model)
+  model = work.fine_tune(model, "low_rank")
+  work.measure("low-rank + fine-tune", model)
+  return model, factors
+
+
+def _pruning_step(work: _Compressor, model):
+  """The item table pruned once, the Dense layers gradually while the
+  student fine-tunes; the pruning wrappers stripped."""
+  config, train = work.config, work.train
+  steps = int(train.cardinality().numpy())
+  if steps < 0:
+    steps = sum(1 for _ in train)
+  total = steps * config.fine_tune_epochs
+  pruned = prune_student(model, PruningConfig(
+      target_sparsity=config.target_sparsity, schedule=config.schedule,
+      end_step=max(1, int(total * PRUNING_END_FRACTION)), begin_step=0,
+      frequency=max(1, total // PRUNING_MASK_UPDATES),
+      structured=config.structured,
+      layer_sparsity=dict(config.layer_sparsity),
+      table_pruning=config.table_pruning), data=train)
+  pruned = work.fine_tune(pruned, "pruning", pruning_callbacks(
+      os.path.join(work.log_dir, "pruning_summaries") if work.log_dir
+      else None))
+  model = strip_pruning(pruned)
+  work.measure(f"pruned {config.target_sparsity:.0%}", model)
+  return model
+
+
+def _keep_sparsity(config) -> list:
+  return [KeepSparsity()] if config.target_sparsity else []
+
+
+def _clustering_step(work: _Compressor, model):
+  """Weight clustering (sparsity-preserving after pruning), fine-tuned."""
+  config = work.config
+  clustered = work.fine_tune(cluster_student(
+      model, config.clusters, preserve_sparsity=bool(
+          config.target_sparsity)), "clustering", _keep_sparsity(config))
+  model = strip_clustering(clustered)
+  work.measure(f"clustered ({config.clusters})", model)
+  return model
+
+
+def _qat_step(work: _Compressor, model):
+  """Quantization-aware training (pruning-preserving after pruning)."""
+  config = work.config
+  model = work.fine_tune(quantize_student(
+      model, preserve_sparsity=bool(config.target_sparsity)), "qat",
+                         _keep_sparsity(config))
+  work.measure("quantization-aware", model)
+  return model
+
+
 def compress_student(student: tf_keras.Model, train, evaluation,
                      config: CompressConfig = CompressConfig(),
                      teacher=None, representative: Optional[np.ndarray] = None,
@@ -224,39 +288,14 @@ def compress_student(student: tf_keras.Model, train, evaluation,
   model = student
   work.measure("distilled (float)", model)
   if config.low_rank_energy:
-    model, report["low_rank"] = factorize_student(
-        model, energy=config.low_rank_energy)
-    work.measure("low-rank (before fine-tune)", model)
-    model = work.fine_tune(model, "low_rank")
-    work.measure("low-rank + fine-tune", model)
+    model, report["low_rank"] = _low_rank_step(work, model)
   if config.target_sparsity:
-    steps = int(train.cardinality().numpy())
-    if steps < 0:
-      steps = sum(1 for _ in train)
-    total = steps * config.fine_tune_epochs
-    pruned = prune_student(model, PruningConfig(
-        target_sparsity=config.target_sparsity, schedule=config.schedule,
-        end_step=max(1, int(total * 0.8)), begin_step=0,
-        frequency=max(1, total // 20), structured=config.structured,
-        layer_sparsity=dict(config.layer_sparsity),
-        table_pruning=config.table_pruning), data=train)
-    pruned = work.fine_tune(pruned, "pruning", pruning_callbacks(
-        os.path.join(log_dir, "pruning_summaries") if log_dir else None))
-    model = strip_pruning(pruned)
-    work.measure(f"pruned {config.target_sparsity:.0%}", model)
+    model = _pruning_step(work, model)
   if config.clusters:
-    keep = [KeepSparsity()] if config.target_sparsity else []
-    clustered = work.fine_tune(cluster_student(
-        model, config.clusters, preserve_sparsity=bool(
-            config.target_sparsity)), "clustering", keep)
-    model = strip_clustering(clustered)
-    work.measure(f"clustered ({config.clusters})", model)
+    model = _clustering_step(work, model)
   sparse_model = model
   if config.qat:
-    keep = [KeepSparsity()] if config.target_sparsity else []
-    model = work.fine_tune(quantize_student(
-        model, preserve_sparsity=bool(config.target_sparsity)), "qat", keep)
-    work.measure("quantization-aware", model)
+    model = _qat_step(work, model)
   # The deployable artefact: the TFLite model in the configured mode.
   lite = tflite.convert(model, config.quantize, min(
       EVAL_POOL, catalog_size(model) - NUM_RESERVED), representative)
