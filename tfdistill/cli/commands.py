@@ -167,47 +167,22 @@ def evaluate() -> int:
   ranking model by RMSE and, for "rating >= --positive_rating", accuracy,
   precision, recall, F1 and AUC. By default, for a model of a pipeline run,
   on the run's own data set."""
-  from tfdistill.data import examples  # pylint: disable=import-outside-toplevel
   from tfdistill.errors import ConfigError  # pylint: disable=import-outside-toplevel
-  from tfdistill.evaluation.evaluate import evaluate_retrieval  # pylint: disable=import-outside-toplevel
-  from tfdistill.models.io import load_model  # pylint: disable=import-outside-toplevel
-  from tfdistill.models.io import read_model_card  # pylint: disable=import-outside-toplevel
-  from tfdistill.pipeline.run import CONFIG_FILE  # pylint: disable=import-outside-toplevel
-  from tfdistill.pipeline.run import stored_config  # pylint: disable=import-outside-toplevel
+  from tfdistill.evaluation.evaluate import evaluate_saved_model  # pylint: disable=import-outside-toplevel
+  from tfdistill.pipeline.run import config_of_model  # pylint: disable=import-outside-toplevel
   if not FLAGS.model:
     raise ConfigError("--model=PATH is required.")
-  card = read_model_card(FLAGS.model)
-  model = load_model(FLAGS.model)
-  # A model of a run (<run>/<step>/model) is evaluated on the run's data
-  # unless data flags say otherwise.
-  run_dir = os.path.dirname(os.path.dirname(os.path.abspath(FLAGS.model)))
-  if not options.data_flags_given() and os.path.isfile(
-      os.path.join(run_dir, CONFIG_FILE)):
-    config = stored_config(run_dir)
+  # A model of a run is evaluated on the run's data unless data flags say
+  # otherwise.
+  config = None if options.data_flags_given() else config_of_model(
+      FLAGS.model)
+  if config is not None:
     source, prepare_with = config.source, config.prepare
   else:
     source, prepare_with = options.source_config(), options.prepare_config()
-  prepared = prepare(load_dataset(source), prepare_with)
-  if card.get("vocabulary_fingerprint") not in (
-      None, "", prepared.items.fingerprint):
-    raise ConfigError(f"{FLAGS.model} was trained on another item vocabulary "
-                      "than this data set's; pass the same --dataset flags "
-                      "as for training.")
-  length = FLAGS.context_length or card.get("context_length") or 20
-  inputs = set(card.get("inputs") or {})
-  if {"user", "item"} <= inputs and "context" not in inputs:
-    # A ranking model: its predicted ratings on the split's pairs.
-    from tfdistill.evaluation.rating import rating_metrics  # pylint: disable=import-outside-toplevel
-    pairs = examples.pair_arrays(prepared, FLAGS.split, length)
-    predicted = model.predict({"user": pairs["user"], "item": pairs["item"]},
-                              batch_size=1024, verbose=0)
-    result = dict(rating_metrics(pairs["rating"], predicted,
-                                 FLAGS.positive_rating),
-                  positive_rating=FLAGS.positive_rating,
-                  num_examples=len(pairs["rating"]))
-  else:
-    result = evaluate_retrieval(model, examples.evaluation_set(
-        prepared, FLAGS.split, length))
+  result = evaluate_saved_model(
+      FLAGS.model, prepare(load_dataset(source), prepare_with), FLAGS.split,
+      FLAGS.context_length, FLAGS.positive_rating)
   _print_json(dict(result, split=FLAGS.split, model=FLAGS.model))
   return 0
 

@@ -119,3 +119,40 @@ def evaluate_tflite(tflite_model, examples: SequenceArrays, k: int = 10,
   model = LiteRTRecommender(tflite_model)
   return evaluate_top_k(lambda context: model(context)[0], examples, k,
                         exclude_seen, metrics)
+
+
+def evaluate_saved_model(model_dir: str, prepared, split: str = "test",
+                         context_length: Optional[int] = None,
+                         positive_rating: float = 4.0) -> dict:
+  """Evaluates a saved tfdistill model on a prepared data set's split.
+
+  A retrieval model by its full-catalog ranking metrics; a ranking model
+  (inputs "user" and "item") by RMSE and, for rating >= `positive_rating`,
+  accuracy, precision, recall, F1 and AUC.
+
+  Raises:
+    ConfigError: if the model was trained on another item vocabulary.
+  """
+  from tfdistill.data import examples  # pylint: disable=import-outside-toplevel
+  from tfdistill.errors import ConfigError  # pylint: disable=import-outside-toplevel
+  from tfdistill.models.io import load_model  # pylint: disable=import-outside-toplevel
+  from tfdistill.models.io import read_model_card  # pylint: disable=import-outside-toplevel
+  card = read_model_card(model_dir)
+  model = load_model(model_dir)
+  if card.get("vocabulary_fingerprint") not in (
+      None, "", prepared.items.fingerprint):
+    raise ConfigError(f"{model_dir} was trained on another item vocabulary "
+                      "than this data set's; pass the same --dataset flags "
+                      "as for training.")
+  length = context_length or card.get("context_length") or 20
+  inputs = set(card.get("inputs") or {})
+  if {"user", "item"} <= inputs and CONTEXT not in inputs:
+    from tfdistill.evaluation.rating import rating_metrics  # pylint: disable=import-outside-toplevel
+    pairs = examples.pair_arrays(prepared, split, length)
+    predicted = model.predict({"user": pairs["user"], "item": pairs["item"]},
+                              batch_size=1024, verbose=0)
+    return dict(rating_metrics(pairs["rating"], predicted, positive_rating),
+                positive_rating=positive_rating,
+                num_examples=len(pairs["rating"]))
+  return evaluate_retrieval(model, examples.evaluation_set(prepared, split,
+                                                           length))

@@ -16,6 +16,7 @@ an interrupted training resumes from `<step>/checkpoints` (Keras
 
 import os
 import shutil
+from typing import Optional
 
 import numpy as np
 
@@ -118,6 +119,15 @@ def stored_config(out: str) -> PipelineConfig:
   since it was written at what it used."""
   return PipelineConfig.from_json(migrate_stored_config(read_json(os.path.join(
       out, CONFIG_FILE))))
+
+
+def config_of_model(model_dir: str) -> Optional[PipelineConfig]:
+  """The configuration of the run a model folder belongs to
+  (<run>/<step>/model), or None for a model outside a run."""
+  run_dir = os.path.dirname(os.path.dirname(os.path.abspath(model_dir)))
+  if not os.path.isfile(os.path.join(run_dir, CONFIG_FILE)):
+    return None
+  return stored_config(run_dir)
 
 
 def teacher_parameters(teacher) -> int:
