@@ -41,6 +41,10 @@ from tfdistill.pipeline.run import Run
 ML1M = _common.REPO.parent / "shared" / "data" / "ml-1m-sasrec" / "ml-1m.txt"
 STAGES = ("teacher", "student_alone", "student_kd", "compressed", "tflite")
 STEPS = ("teacher", "student_alone", "student_kd", "compressed", "export")
+STAGE_NAMES = {"teacher": "teacher", "student_alone": "student alone",
+               "student_kd": "student distilled",
+               "compressed": "student 50% pruned + QAT",
+               "tflite": "student int8 .tflite"}
 #: Published full-catalog figures on ml-1m.txt (../shared/data/README.md).
 PUBLISHED = [
     {"model": "SASRec+ (full softmax, d=64, 2 blocks, L=200)",
@@ -161,9 +165,15 @@ def main():
                          "kd_vs_alone", "student_kd_ndcg@10",
                          "student_alone_ndcg@10")
                if all(k in r for r in rows)}
-  ours = [{"model": f"tfdistill {stage}", "hr@10": summary.get(
+  def interval(key):
+    if len(rows) < 2 or key not in intervals:
+      return "one seed" if len(rows) < 2 else ""
+    low, high = intervals[key]
+    return f"[{low:.4f}, {high:.4f}]"
+
+  ours = [{"model": f"tfdistill {STAGE_NAMES[stage]}", "hr@10": summary.get(
       f"{stage}_hr@10"), "ndcg@10": summary.get(f"{stage}_ndcg@10"),
-           "ndcg@10 95% interval": intervals.get(f"{stage}_ndcg@10"),
+           "ndcg@10 95% interval": interval(f"{stage}_ndcg@10"),
            "params": summary.get(f"{stage}_params"),
            "source": f"this run, {len(rows)} seed(s)"}
           for stage in STAGES if f"{stage}_ndcg@10" in summary]
@@ -191,13 +201,15 @@ def main():
           f"catalog, Adam {args.teacher_lr}, {args.chunk_batch_size} chunks "
           "per batch, item ids only (as the published models). Student: "
           f"{args.student_encoder} encoder, d={args.student_dim}, the same "
-          "initial weights alone and distilled (KL + ranking, at every "
-          "position), alone on one context window per target. Both stop "
+          "seeded student alone (random item table, one context window per "
+          "target) and distilled (item table from the teacher's items, KL + "
+          "ranking at every position of each chunk). Every training stops "
           f"after {args.patience} epochs without a better validation "
-          "NDCG@10. Protocol differences: the published SASRec+ and "
-          "BERT4Rec figures use every user's last item as test (as here); "
-          "gSASRec's hold out 512 validation users. Seconds are wall time "
-          "on this machine's CPU cores."))
+          "NDCG@10 and keeps its best epoch. Protocol differences: the "
+          "published SASRec+ and BERT4Rec figures use every user's last "
+          "item as test (as here); gSASRec's hold out 512 validation users. "
+          "Seconds are wall time on this machine's 2 CPU cores, which other "
+          "work (test runs) shared for part of each step."))
   print(path.read_text())
 
 
