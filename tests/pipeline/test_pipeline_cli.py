@@ -428,7 +428,8 @@ def test_a_teacher_trained_on_every_position_distils_every_position(
   config = preset("tiny", teacher_epochs=1, student_epochs=1,
                   chunk_batch_size=4)
   config = dataclasses.replace(config, teacher=dataclasses.replace(
-      config.teacher, objective="all_positions"))
+      config.teacher, objective="all_positions"), compress=dataclasses
+                               .replace(config.compress, qat=False))
   batches = []
   chunk_examples = examples.chunk_examples
 
