@@ -27,11 +27,10 @@ SECTIONS = (
          "figures", ("tfdistill and the literature",)),
         ("quality_latest_small", "MovieLens latest-small, the pipeline's "
          "student", None),
-        ("quality_latest_small_b1_hint", "latest-small, a one-block teacher "
-         "and the hint loss", ("Targets",)),
         ("own_teacher", "A TFRS tutorial model trained outside tfdistill",
          None),
-        ("pipeline_default", "`tfdistill pipeline` with no flags", None),
+        ("pipeline_default", "`tfdistill pipeline` with no flags",
+         ("Summary",)),
     )),
     ("Compression", (
         ("compression_latest_small_c2_fisher", "Each compression step, "
@@ -39,7 +38,6 @@ SECTIONS = (
     )),
     ("Export modes", (
         ("export_modes", "The distilled student", None),
-        ("export_modes_compressed", "The pruned + QAT student", None),
     )),
     ("Speed", (
         ("speed", "Training steps and on-device latency",
@@ -50,8 +48,6 @@ SECTIONS = (
     ("Design choices", (
         ("student_init", "The student's item table from the teacher's",
          ("Summary",)),
-        ("teacher_ensemble", "An ensemble of teachers", ("Summary",)),
-        ("training_budget", "Quality against training budget", ("Summary",)),
     )),
 )
 #: Tables left on the result files: the per-seed and per-epoch details.
