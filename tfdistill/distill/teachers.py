@@ -190,8 +190,9 @@ class OnlineTeacher(TeacherSource):
     if jit_compile is None:
       jit_compile = hasattr(model, "distillation_signals")
     self.jit_compile = bool(jit_compile)
-    self._forward = (tf.function(self._teacher_signals, jit_compile=True)
-                     if self.jit_compile else self._teacher_signals)
+    self._forward, self._position_forward = (
+        (tf.function(f, jit_compile=True) if self.jit_compile else f)
+        for f in (self._teacher_signals, self._position_signals))
 
   def models(self) -> list:
     return [self.model]
@@ -261,10 +262,6 @@ class OnlineTeacher(TeacherSource):
     if not (getattr(self.model, "causal", False)
             and hasattr(self.model, "sequence_signals")):
       return super().at_every_position(inputs, targets, signals)
-    if not hasattr(self, "_position_forward"):
-      self._position_forward = (
-          tf.function(self._position_signals, jit_compile=True)
-          if self.jit_compile else self._position_signals)
     wanted = None if signals is None else tuple(sorted(set(signals)))
     dense = self._position_forward(model_inputs(self.model, inputs),
                                    self._catalog, wanted)
