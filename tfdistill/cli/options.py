@@ -169,6 +169,20 @@ flags.DEFINE_integer("version", None,
 flags.DEFINE_float("min_agreement", None,
                    "Parity gate: least mean top-K agreement with the "
                    "SavedModel (default per mode).")
+flags.DEFINE_integer("exclude_length", 0,
+                     "TFLite: also a \"recommend_excluding\" signature "
+                     "taking this many item indices to leave out (0: none).")
+flags.DEFINE_list("more_k", [], "TFLite: further K, each a "
+                  "\"recommend_k<K>\" signature, e.g. 50,100.")
+flags.DEFINE_integer("partitions", 0,
+                     "Approximate top-K: k-means partitions of the catalog "
+                     "inside the model (0: exact search, -1: about "
+                     "sqrt(catalog)).")
+flags.DEFINE_integer("probe", 0, "Approximate top-K: partitions scored per "
+                     "request (0: automatic).")
+flags.DEFINE_float("min_recall", 0.9,
+                   "Approximate top-K gate: least recall@K against exact "
+                   "search on held-out contexts.")
 flags.DEFINE_string("vocabulary", None,
                     "items.txt for a model saved without one.")
 flags.DEFINE_string("representative_data", None,
@@ -202,7 +216,8 @@ RUN_FLAGS = DATA_FLAGS + (
     "min_agreement")
 EXPORT_FLAGS = ("model", "out", "tflite", "saved_model", "quantize", "top_k",
                 "model_name", "version", "overwrite", "min_agreement",
-                "vocabulary", "representative_data")
+                "exclude_length", "more_k", "partitions", "probe",
+                "min_recall", "vocabulary", "representative_data")
 
 
 def _present(name: str) -> bool:

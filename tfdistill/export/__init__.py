@@ -4,5 +4,6 @@ from tfdistill._exports import lazy_exports
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "exporter": ("ExportConfig", "export_student"),
-    "tflite": ("LiteRTRecommender",),
+    "partitions": ("PartitionConfig",),
+    "tflite": ("LiteRTRecommender", "embedded_vocabulary"),
 })

@@ -12,6 +12,7 @@ behind. An existing tflite/ folder or version is never replaced without
 """
 
 import dataclasses
+import hashlib
 import json
 import os
 import shutil
@@ -31,6 +32,8 @@ from tfdistill.fileio import Marker
 from tfdistill.fileio import replace_directory
 from tfdistill.export import saved_model as serving
 from tfdistill.export import tflite
+from tfdistill.export.partitions import PartitionConfig
+from tfdistill.export.partitions import recall_at_k
 from tfdistill.models.io import catalog_size
 from tfdistill.models.io import is_functional
 from tfdistill.models.io import load_contexts
@@ -65,6 +68,16 @@ class ExportConfig:
     overwrite: Replace an existing tflite/ folder or serving version.
     min_agreement: Parity threshold (default per mode, see above).
     latency_runs: Requests timed per format (0 skips latency).
+    exclude_length: E of the TFLite "recommend_excluding" signature (item
+      ids to leave out per request; 0: no such signature). The SavedModel's
+      "recommend" signature takes any number.
+    more_k: Further K offered by the TFLite model, one "recommend_k{K}"
+      signature each (the SavedModel's "recommend" takes k per request).
+    partitions: Approximate top-K: number of catalog partitions (0: exact
+      search, -1: automatic), see `partitions.PartitionConfig`.
+    probe: Partitions scored per request (0: automatic).
+    min_recall: Least recall@K of the approximate top-K against exact
+      search on the held-out contexts.
   """
   tflite: bool = True
   saved_model: bool = False
@@ -75,6 +88,11 @@ class ExportConfig:
   overwrite: bool = False
   min_agreement: Optional[float] = None
   latency_runs: int = 200
+  exclude_length: int = 0
+  more_k: tuple = ()
+  partitions: int = 0
+  probe: int = 0
+  min_recall: float = 0.9
 
   def __post_init__(self):
     if not (self.tflite or self.saved_model):
@@ -93,6 +111,23 @@ class ExportConfig:
     if self.min_agreement is not None and not 0 <= self.min_agreement <= 1:
       raise ExportError(f"min_agreement must be in [0, 1], got "
                         f"{self.min_agreement}.")
+    if not 0 <= self.min_recall <= 1:
+      raise ExportError(f"--min_recall must be in [0, 1], got "
+                        f"{self.min_recall}.")
+    if self.exclude_length < 0:
+      raise ExportError(f"--exclude_length must be >= 0, got "
+                        f"{self.exclude_length}.")
+    if any(k < 1 for k in self.more_k) or self.top_k in self.more_k:
+      raise ExportError(f"--more_k={','.join(map(str, self.more_k))} must "
+                        f"list K >= 1 other than --top_k={self.top_k}.")
+    if self.partitions < -1 or self.partitions == 1 or self.probe < 0:
+      raise ExportError(f"--partitions={self.partitions} must be 0 (exact "
+                        f"search), -1 (automatic) or at least 2, and --probe "
+                        f"(={self.probe}) >= 0.")
+
+  @property
+  def partition_config(self) -> PartitionConfig:
+    return PartitionConfig(self.partitions, self.probe)
 
 
 def check_top_k(top_k: int, num_items: int) -> None:
@@ -157,6 +192,34 @@ def _gate(result: dict, mode: str, min_agreement: Optional[float]) -> None:
         f"examples, largest score error {result['max_score_error']:.3g}. "
         "Nothing was written; try a milder --quantize or lower "
         "--min_agreement if this is acceptable.")
+
+
+def exact_top_k(model, contexts: np.ndarray, k: int) -> np.ndarray:
+  """Item indices [M, k] of exact search (the reference of approximate
+  top-K), with the same exclusions as the exported models."""
+  scorer = tflite.Scorer(model)
+  return np.concatenate([
+      scorer.top_k(tf.constant(chunk), k)[0].numpy()
+      for chunk in np.array_split(contexts, max(1, len(contexts) // 64))])
+
+
+def _recall_gate(model, lite, contexts, config: ExportConfig) -> dict:
+  """Recall@K of the TFLite model's approximate top-K against exact search;
+  raises below `config.min_recall`."""
+  resolved = config.partition_config.resolved(catalog_size(model))
+  exact = exact_top_k(model, contexts, config.top_k)
+  recall = recall_at_k(lite.recommend_all(contexts)[0], exact)
+  result = {"partitions": resolved.partitions, "probe": resolved.probe,
+            "recall_at_k": recall, "min_recall": config.min_recall,
+            "examples": int(len(contexts))}
+  if recall < config.min_recall:
+    raise ExportError(
+        f"approximate top-{config.top_k} found {recall:.3f} of the exact "
+        f"top-{config.top_k} on {len(contexts)} held-out contexts (needed "
+        f"{config.min_recall}, --partitions={resolved.partitions} --probe="
+        f"{resolved.probe}). Nothing was written; raise --probe, or lower "
+        "--min_recall if this is acceptable.")
+  return result
 
 
 def _latency(tflite_path, serving_dir, contexts, vocabulary_path, runs):
@@ -236,7 +299,10 @@ def export_student(model, out: str, config: ExportConfig = ExportConfig(),
   if len(vocabulary) != catalog_size(model):
     raise ExportError(f"the vocabulary has {len(vocabulary)} entries but the "
                       f"model scores {catalog_size(model)} items.")
-  check_top_k(config.top_k, catalog_size(model) - NUM_RESERVED)
+  for k in (config.top_k, *config.more_k):
+    check_top_k(k, catalog_size(model) - NUM_RESERVED)
+  if config.partitions:
+    config.partition_config.resolved(catalog_size(model))  # checks the values
   if config.quantize == "int8" and representative is None:
     raise ExportError("int8 quantization needs a representative data set "
                       "(training contexts); pass --representative_data="
@@ -278,6 +344,9 @@ def export_student(model, out: str, config: ExportConfig = ExportConfig(),
       replace_directory(src, dst)
   finally:
     shutil.rmtree(staging, ignore_errors=True)
+  if config.saved_model:
+    manifest["server_files"] = serving.write_server_files(
+        os.path.join(out, "serving"), SERVING_MARKER.found_in)
   return manifest
 
 
@@ -289,12 +358,15 @@ def _build(model, staging, config, vocabulary, representative, contexts,
   warmup = vocabulary.ids(contexts[:5]).astype(str)
   warmup[contexts[:5] == 0] = ""
   serving_info = serving.save_serving_model(
-      model, vocabulary.tokens, serving_dir, name, config.top_k, warmup)
+      model, vocabulary.tokens, serving_dir, name, config.top_k, warmup,
+      config.partition_config)
   vocabulary.save(os.path.join(lite_dir, VOCABULARY_FILE))
   manifest = {"format_version": 1, "model": model_card(model),
               "context_length": serving_info["context_length"],
               "top_k": config.top_k, "padding_id": 0, "oov_id": 1,
               "num_items": len(vocabulary), "vocabulary": VOCABULARY_FILE,
+              "vocabulary_sha256": hashlib.sha256(tflite.vocabulary_bytes(
+                  vocabulary.tokens)).hexdigest(),
               "quantization": config.quantize}
   bytes_info = {}
   if config.saved_model:
@@ -309,20 +381,27 @@ def _build(model, staging, config, vocabulary, representative, contexts,
     bytes_info["saved_model"] = _directory_bytes(serving_dir)
   tflite_path = os.path.join(lite_dir, TFLITE_FILE)
   if config.tflite:
-    content = tflite.convert(model, config.quantize, config.top_k,
-                             representative)
+    shape = dict(exclude_length=config.exclude_length,
+                 more_k=tuple(config.more_k),
+                 partitions=config.partition_config)
+    content = tflite.embed_vocabulary(tflite.convert(
+        model, config.quantize, config.top_k, representative, **shape),
+                                      vocabulary.tokens)
     with open(tflite_path, "wb") as f:
       f.write(content)
     float_bytes = len(content) if config.quantize == "none" else len(
-        tflite.convert(model, "none", config.top_k))
+        tflite.convert(model, "none", config.top_k, **shape))
     lite = tflite.LiteRTRecommender(tflite_path)
     details = lite.details()
     result = parity(lite, serving_dir, vocabulary, contexts)
     _gate(result, config.quantize, config.min_agreement)
+    if config.partitions:
+      manifest["partitions"] = _recall_gate(model, lite, contexts, config)
     manifest.update({
         "file": TFLITE_FILE, "signature": tflite.SIGNATURE,
         "input": tflite.INPUT, "inputs": details["inputs"],
         "outputs": details["outputs"], "parity": result,
+        "signatures": details["signatures"],
         "ops": sorted(tflite.op_names(content))})
     bytes_info.update({"tflite": len(content),
                        "tflite_gzip": _gzip_bytes(tflite_path),

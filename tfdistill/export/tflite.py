@@ -22,12 +22,18 @@ from typing import Optional
 
 import numpy as np
 import tensorflow as tf
+import tf_keras
 
 from tfdistill.data.vocab import NUM_RESERVED
 from tfdistill.errors import ExportError
 from tfdistill.models.io import catalog_size
+from tfdistill.export.partitions import build_index
+from tfdistill.export.partitions import PartitionConfig
+from tfdistill.export.partitions import PartitionedCatalog
+from tfdistill.models.layers import CatalogScores
 from tfdistill.models.layers import MaskedMean
 from tfdistill.models.layers import PositionWeightedMean
+from tfdistill.models.layers import SplitContextAndCatalog
 
 QUANTIZATION_MODES = ("none", "float16", "dynamic", "int8")
 #: Layers whose ops stay float in "int8" mode (TFLite selective
@@ -37,7 +43,9 @@ QUANTIZATION_MODES = ("none", "float16", "dynamic", "int8")
 #: the graph does (benchmarks/export_modes.py measures the agreement).
 FLOAT_IN_INT8 = (PositionWeightedMean, MaskedMean)
 SIGNATURE = "recommend"
+EXCLUDING_SIGNATURE = "recommend_excluding"
 INPUT = "context"
+EXCLUDE = "exclude"
 OUTPUT_IDS = "item_indices"
 OUTPUT_SCORES = "scores"
 
@@ -47,42 +55,176 @@ def student_logits(student, context):
   return outputs["logits"] if isinstance(outputs, dict) else outputs
 
 
-def top_k_excluding(scores, context, k: int, num_items: int):
-  """Top-k of scores [B, N] excluding reserved ids and the context's items."""
-  length = context.shape[-1]
-  pool = min(num_items, k + length + NUM_RESERVED)
-  pool_scores, pool_ids = tf.math.top_k(scores, k=pool)
+def top_k_excluding(scores, context, k, ids=None, exclude=None):
+  """Top-k of candidate scores [B, C], excluding reserved ids, the context's
+  items and the `exclude` ids [B, E].
+
+  Args:
+    scores: Scores of C candidates per row.
+    context: int32 item indices [B, L] (excluded).
+    k: Items returned (an int, or a scalar tensor in graphs that allow
+      dynamic shapes).
+    ids: Item index of each candidate [B, C]; default: column j is item j.
+    exclude: More item indices to exclude [B, E] (padding 0 excludes
+      nothing).
+  """
+  seen_ids = context if exclude is None else tf.concat(
+      [context, tf.cast(exclude, context.dtype)], axis=1)
+  candidates, extra = scores.shape[-1], seen_ids.shape[-1]
+  if isinstance(k, int) and candidates is not None and extra is not None:
+    pool = min(candidates, k + extra + NUM_RESERVED)
+  else:  # a k or an exclusion list chosen per request
+    pool = tf.minimum(tf.shape(scores)[-1],
+                      k + tf.shape(seen_ids)[-1] + NUM_RESERVED)
+  pool_scores, positions = tf.math.top_k(scores, k=pool)
+  pool_ids = positions if ids is None else tf.gather(ids, positions,
+                                                     batch_dims=1)
   seen = tf.reduce_any(tf.equal(pool_ids[:, :, tf.newaxis],
-                                context[:, tf.newaxis, :]), axis=-1)
+                                seen_ids[:, tf.newaxis, :]), axis=-1)
   seen = tf.logical_or(seen, pool_ids < NUM_RESERVED)
   order = tf.range(pool)[tf.newaxis, :] + tf.cast(seen, tf.int32) * pool
-  _, positions = tf.math.top_k(-order, k=k)
-  return (tf.gather(pool_ids, positions, batch_dims=1),
-          tf.gather(pool_scores, positions, batch_dims=1))
+  _, chosen = tf.math.top_k(-order, k=k)
+  return (tf.gather(pool_ids, chosen, batch_dims=1),
+          tf.gather(pool_scores, chosen, batch_dims=1))
+
+
+def _layer_of(model, kind):
+  for layer in model.layers:
+    if isinstance(getattr(layer, "layer", layer), kind):
+      return layer
+  return None
+
+
+def factor_student(student):
+  """Splits a student into its query encoder and its catalog matrix.
+
+  The student's own graph looks up the whole item table per request (one
+  table serves the context and the catalog, see `ContextAndCatalogIds`).
+  Exported, the catalog is a constant matrix instead: scoring is then one
+  FULLY_CONNECTED op over it (the layout XNNPACK packs once), and the context
+  rows are gathered from the same matrix.
+
+  Returns:
+    (encoder, vectors): a model {context, context vectors [B, L, d]} ->
+    query [B, d], and the item vectors [N, d]; or None for students without
+    a full item table (factorized tables would grow if materialized).
+  """
+  split = _layer_of(student, SplitContextAndCatalog)
+  scores = _layer_of(student, CatalogScores)
+  if split is None or scores is None:
+    return None
+  rows, context = split.input
+  table = rows.node.layer
+  if not isinstance(getattr(table, "layer", table), tf_keras.layers.Embedding):
+    return None
+  with warnings.catch_warnings():
+    # Keras warns that an input which is not an Input layer's is unusual.
+    warnings.simplefilter("ignore")
+    encoder = tf_keras.Model([context, split.output[0]], scores.input[0],
+                             name="query_encoder")
+  vectors = table(tf.range(catalog_size(student)), training=False)
+  return encoder, np.asarray(vectors, np.float32)
+
+
+class Scorer(tf.Module):
+  """Context ids -> candidate scores (and their item ids), as exported.
+
+  Exact: every catalog item is a candidate. With a `PartitionConfig`, the
+  candidates are the items of the best partitions (`PartitionedCatalog`).
+  """
+
+  def __init__(self, student, partitions: PartitionConfig = PartitionConfig()):
+    super().__init__(name="scorer")
+    self.student = student
+    self.num_items = catalog_size(student)
+    factored = factor_student(student)
+    self.encoder = self.catalog = self.partitioned = None
+    if factored is None:
+      if partitions.enabled:
+        raise ExportError(f"approximate top-K (--partitions) needs a student "
+                          f"with a full item table; {student.name} has none.")
+      return
+    self.encoder, vectors = factored
+    if partitions.enabled:
+      self.partitioned = PartitionedCatalog(vectors, build_index(
+          vectors, partitions.resolved(self.num_items)))
+    else:
+      self.catalog = tf.Variable(vectors, trainable=False, name="catalog")
+
+  def __call__(self, context):
+    """context int32 [B, L] -> (scores [B, C], ids [B, C] or None)."""
+    if self.encoder is None:
+      return student_logits(self.student, {INPUT: context}), None
+    if self.partitioned is not None:
+      query = self.encoder([context, self.partitioned.item_vectors(context)],
+                           training=False)
+      return self.partitioned.candidates(query)
+    query = self.encoder([context, tf.gather(self.catalog, context)],
+                         training=False)
+    return tf.matmul(query, self.catalog, transpose_b=True), None
+
+  def top_k(self, context, k, exclude=None):
+    scores, ids = self(context)
+    return top_k_excluding(scores, context, k, ids, exclude)
+
+  def score(self, context, candidates):
+    """Exact scores of candidate item indices [B, C] -> [B, C]."""
+    if self.encoder is None:
+      return tf.gather(student_logits(self.student, {INPUT: context}),
+                       candidates, batch_dims=1)
+    lookup = (self.partitioned.item_vectors if self.partitioned is not None
+              else lambda ids: tf.gather(self.catalog, ids))
+    query = self.encoder([context, lookup(context)], training=False)
+    return tf.einsum("bd,bcd->bc", query, lookup(candidates))
+
+
+def context_length_of(student) -> int:
+  shape = student.input_shape
+  return shape[INPUT][1] if isinstance(shape, dict) else shape[1]
 
 
 class TopKRecommender(tf.Module):
-  """tf.Module with the "recommend" signature around a retrieval student."""
+  """tf.Module with the TFLite signatures around a retrieval student:
+  "recommend" (context), "recommend_excluding" (context, exclude) when
+  `exclude_length` > 0, and "recommend_k{K}" for each of `more_k`."""
 
-  def __init__(self, student, top_k: int = 10):
+  def __init__(self, student, top_k: int = 10, exclude_length: int = 0,
+               more_k=(), partitions: PartitionConfig = PartitionConfig()):
     super().__init__(name="tfdistill_recommender")
-    self.student = student
-    context_length = student.input_shape[INPUT][1] if isinstance(
-        student.input_shape, dict) else student.input_shape[1]
-    num_items = catalog_size(student)
-    if not 1 <= top_k <= num_items - NUM_RESERVED:
-      raise ExportError(f"top_k must be in [1, {num_items - NUM_RESERVED}] "
-                        f"for a catalog of {num_items} ids, got {top_k}.")
-    self.top_k, self.context_length = top_k, context_length
-    self.num_items = num_items
-    self.recommend = tf.function(self._recommend, input_signature=[
-        tf.TensorSpec([1, context_length], tf.int32, name=INPUT)])
+    self.scorer = Scorer(student, partitions)
+    self.context_length = context_length = context_length_of(student)
+    num_items = self.scorer.num_items
+    for k in (top_k, *more_k):
+      if not 1 <= k <= num_items - NUM_RESERVED:
+        raise ExportError(f"top_k must be in [1, {num_items - NUM_RESERVED}] "
+                          f"for a catalog of {num_items} ids, got {k}.")
+    self.top_k, self.num_items = top_k, num_items
+    self.exclude_length = exclude_length
+    context = tf.TensorSpec([1, context_length], tf.int32, name=INPUT)
+    self.recommend = tf.function(
+        lambda context: self._recommend(context, top_k),
+        input_signature=[context])
+    self.functions = {SIGNATURE: self.recommend}
+    if exclude_length:
+      self.recommend_excluding = tf.function(
+          lambda context, exclude: self._recommend(context, top_k, exclude),
+          input_signature=[context, tf.TensorSpec(
+              [1, exclude_length], tf.int32, name=EXCLUDE)])
+      self.functions[EXCLUDING_SIGNATURE] = self.recommend_excluding
+    for k in more_k:
+      function = tf.function(
+          lambda context, k=k: self._recommend(context, k),
+          input_signature=[context])
+      setattr(self, f"recommend_k{k}", function)
+      self.functions[f"{SIGNATURE}_k{k}"] = function
 
-  def _recommend(self, context):
-    ids, scores = top_k_excluding(student_logits(self.student,
-                                                 {INPUT: context}),
-                                  context, self.top_k, self.num_items)
+  def _recommend(self, context, k, exclude=None):
+    ids, scores = self.scorer.top_k(context, k, exclude)
     return {OUTPUT_IDS: ids, OUTPUT_SCORES: scores}
+
+  def signatures(self) -> dict:
+    return {name: function.get_concrete_function()
+            for name, function in self.functions.items()}
 
 
 @contextlib.contextmanager
@@ -95,7 +237,9 @@ def _temporary_dir():
 
 
 def convert(student, mode: str = "none", top_k: int = 10,
-            representative: Optional[np.ndarray] = None) -> bytes:
+            representative: Optional[np.ndarray] = None,
+            exclude_length: int = 0, more_k=(),
+            partitions: PartitionConfig = PartitionConfig()) -> bytes:
   """Converts a student to .tflite bytes with builtin ops only.
 
   Args:
@@ -107,6 +251,9 @@ def convert(student, mode: str = "none", top_k: int = 10,
     top_k: K of the recommend signature.
     representative: int32 contexts [M, L] from the training data; required
       for "int8".
+    exclude_length: E of the "recommend_excluding" signature (0: none).
+    more_k: Further K, each a "recommend_k{K}" signature.
+    partitions: Approximate top-K (`PartitionConfig`; default exact).
 
   Raises:
     ExportError: unknown mode, int8 without representative data, or a model
@@ -120,15 +267,21 @@ def convert(student, mode: str = "none", top_k: int = 10,
                       "training contexts to calibrate activation ranges "
                       "(models saved by tfdistill carry one; otherwise pass "
                       "--representative_data=FILE.npy).")
-  module = TopKRecommender(student, top_k)
+  module = TopKRecommender(student, top_k, exclude_length, more_k,
+                           partitions)
+  signatures = module.signatures()
   with _temporary_dir() as tmp:
-    tf.saved_model.save(module, tmp, signatures={
-        SIGNATURE: module.recommend.get_concrete_function()})
+    tf.saved_model.save(module, tmp, signatures=signatures)
     converter = tf.lite.TFLiteConverter.from_saved_model(
-        tmp, signature_keys=[SIGNATURE])
+        tmp, signature_keys=list(signatures))
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     if mode != "none":
       converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if mode in ("dynamic", "int8"):
+      # One int8 scale per weight tensor. Per-row scales of the item table
+      # would store it once more for the context lookup ("dynamic"), and
+      # repeat its N scales in each signature's subgraph.
+      converter._experimental_disable_per_channel = True  # pylint: disable=protected-access
     if mode == "float16":
       converter.target_spec.supported_types = [tf.float16]
     if mode == "int8":
@@ -136,8 +289,21 @@ def convert(student, mode: str = "none", top_k: int = 10,
                                                       .context_length:]
 
       def samples():
-        for row in contexts[:200]:
-          yield {INPUT: row[np.newaxis]}
+        # Every signature is calibrated (a multi-signature model takes
+        # (signature key, inputs) pairs); the exclusions are other contexts'
+        # items.
+        for i, row in enumerate(contexts[:200]):
+          inputs = {INPUT: row[np.newaxis]}
+          if len(signatures) == 1:
+            yield inputs
+            continue
+          for name in signatures:
+            if name == EXCLUDING_SIGNATURE:
+              other = np.resize(contexts[(i + 1) % len(contexts)],
+                                exclude_length)
+              yield name, dict(inputs, **{EXCLUDE: other[np.newaxis]})
+            else:
+              yield name, inputs
       converter.representative_dataset = samples
     try:
       with warnings.catch_warnings():
@@ -209,7 +375,11 @@ class LiteRTRecommender:
     describe = lambda d: {name: {"shape": v["shape"].tolist(),
                                  "dtype": np.dtype(v["dtype"]).name}
                           for name, v in d.items()}
-    return {"inputs": describe(signature[0]), "outputs": describe(signature[1])}
+    return {"inputs": describe(signature[0]), "outputs": describe(signature[1]),
+            "signatures": {
+                name: {"inputs": value["inputs"], "outputs": value["outputs"]}
+                for name, value in self.interpreter.get_signature_list()
+                .items()}}
 
 
 def _interpreter(tflite_bytes: bytes):
@@ -220,3 +390,70 @@ def _interpreter(tflite_bytes: bytes):
 def op_names(tflite_bytes: bytes) -> set:
   """Builtin/custom operator names used by a .tflite model."""
   return {op["op_name"] for op in _interpreter(tflite_bytes)._get_ops_details()}  # pylint: disable=protected-access
+
+
+#: TFLite metadata entry holding the SHA-256 of the item vocabulary.
+VOCABULARY_HASH_METADATA = "tfdistill_vocabulary_sha256"
+#: Name of the vocabulary inside the .tflite's associated-files archive.
+VOCABULARY_MEMBER = "vocabulary.txt"
+
+
+def vocabulary_bytes(tokens) -> bytes:
+  return ("\n".join(str(t) for t in tokens) + "\n").encode("utf-8")
+
+
+def embed_vocabulary(content: bytes, tokens) -> bytes:
+  """Puts the vocabulary inside a .tflite: its SHA-256 as a model metadata
+  entry, and the file itself as an associated file (a zip archive appended
+  to the flatbuffer, the layout TFLite metadata uses, which LiteRT
+  ignores and any zip reader, e.g. Android's MetadataExtractor, opens)."""
+  import hashlib  # pylint: disable=import-outside-toplevel
+  import io  # pylint: disable=import-outside-toplevel
+  import zipfile  # pylint: disable=import-outside-toplevel
+  from tensorflow.lite.python import schema_py_generated as schema  # pylint: disable=import-outside-toplevel
+  from tensorflow.lite.tools import flatbuffer_utils  # pylint: disable=import-outside-toplevel
+  data = vocabulary_bytes(tokens)
+  model = flatbuffer_utils.convert_bytearray_to_object(bytearray(content))
+  buffer = schema.BufferT()
+  buffer.data = np.frombuffer(hashlib.sha256(data).hexdigest().encode(),
+                              np.uint8)
+  model.buffers.append(buffer)
+  entry = schema.MetadataT()
+  entry.name = VOCABULARY_HASH_METADATA
+  entry.buffer = len(model.buffers) - 1
+  model.metadata = list(model.metadata or []) + [entry]
+  stream = io.BytesIO(bytes(flatbuffer_utils.convert_object_to_bytearray(
+      model)))
+  stream.seek(0, io.SEEK_END)
+  with zipfile.ZipFile(stream, "a", zipfile.ZIP_DEFLATED) as archive:
+    archive.writestr(VOCABULARY_MEMBER, data)
+  return stream.getvalue()
+
+
+def embedded_vocabulary(content: bytes):
+  """(tokens, hash in the metadata) of a .tflite written by
+  `embed_vocabulary`; raises ExportError when the two disagree or are
+  missing."""
+  import hashlib  # pylint: disable=import-outside-toplevel
+  import io  # pylint: disable=import-outside-toplevel
+  import zipfile  # pylint: disable=import-outside-toplevel
+  from tensorflow.lite.tools import flatbuffer_utils  # pylint: disable=import-outside-toplevel
+  model = flatbuffer_utils.convert_bytearray_to_object(bytearray(content))
+  stated = {}
+  for entry in model.metadata or []:
+    name = entry.name.decode() if isinstance(entry.name, bytes) else entry.name
+    if name == VOCABULARY_HASH_METADATA:
+      stated[name] = bytes(model.buffers[entry.buffer].data).decode()
+  if VOCABULARY_HASH_METADATA not in stated:
+    raise ExportError("the .tflite carries no vocabulary hash; export it "
+                      "with tfdistill export.")
+  try:
+    with zipfile.ZipFile(io.BytesIO(content)) as archive:
+      data = archive.read(VOCABULARY_MEMBER)
+  except (zipfile.BadZipFile, KeyError) as error:
+    raise ExportError("the .tflite has no embedded vocabulary.txt") from error
+  if hashlib.sha256(data).hexdigest() != stated[VOCABULARY_HASH_METADATA]:
+    raise ExportError("the .tflite's embedded vocabulary does not match the "
+                      "hash in its metadata: the file was altered.")
+  return data.decode("utf-8").rstrip("\n").split("\n"), stated[
+      VOCABULARY_HASH_METADATA]
