@@ -113,17 +113,27 @@ def factor_student(student):
   scores = _layer_of(student, CatalogScores)
   if split is None or scores is None:
     return None
-  rows, context = split.input
+  # A layer shared with an earlier model (QAT clones) has several nodes:
+  # the last is this model's.
+  rows, context = split.get_input_at(len(split.inbound_nodes) - 1)
+  query = scores.get_input_at(len(scores.inbound_nodes) - 1)[0]
+  context_vectors = split.get_output_at(len(split.inbound_nodes) - 1)[0]
   table = rows.node.layer
   if not isinstance(getattr(table, "layer", table), tf_keras.layers.Embedding):
     return None
   with warnings.catch_warnings():
     # Keras warns that an input which is not an Input layer's is unusual.
     warnings.simplefilter("ignore")
-    encoder = tf_keras.Model([context, split.output[0]], scores.input[0],
+    encoder = tf_keras.Model([context, context_vectors], query,
                              name="query_encoder")
-  vectors = table(tf.range(catalog_size(student)), training=False)
-  return encoder, np.asarray(vectors, np.float32)
+  # The rows the student itself looks up for one (all-padding) context: the
+  # context's, then the whole catalog's (through any QAT wrapper's fake
+  # quantization, as the student computes them).
+  lookup = tf_keras.Model(student.inputs, rows)
+  inputs = {name: tf.zeros([1] + list(spec.shape[1:]), spec.dtype)
+            for name, spec in zip(student.input_names, student.inputs)}
+  vectors = np.asarray(lookup(inputs, training=False), np.float32)
+  return encoder, vectors[-catalog_size(student):]
 
 
 class Scorer(tf.Module):
