@@ -158,6 +158,20 @@ def _pipeline_negative_seed(d, _):
   return ["pipeline", "--preset=tiny", "--seed=-5", f"--out={d}/r"], None
 
 
+def _pipeline_partitions_one(d, _):
+  return ["pipeline", "--preset=tiny", "--partitions=1", f"--out={d}/r"], None
+
+
+def _pipeline_more_k_beyond_catalog(d, _):
+  return ["pipeline", "--preset=tiny", "--more_k=5,100000",
+          f"--out={d}/r"], None
+
+
+def _export_probe_beyond_partitions(d, run):
+  return ["export", f"--model={run[0]}/student_kd/model", f"--out={d}/e",
+          "--tflite", "--partitions=4", "--probe=9"], None
+
+
 def _pipeline_unknown_dataset(d, _):
   return ["pipeline", "--dataset=foo", f"--out={d}/r"], None
 
@@ -230,6 +244,12 @@ CASES = [
      ["--top_k=100000", "catalog"]),
     ("data_negative_seed", _data_negative_seed, ["--seed", "-5"]),
     ("pipeline_negative_seed", _pipeline_negative_seed, ["--seed", "-5"]),
+    ("pipeline_partitions_one", _pipeline_partitions_one,
+     ["--partitions=1"]),
+    ("pipeline_more_k_beyond_catalog", _pipeline_more_k_beyond_catalog,
+     ["--more_k=100000", "catalog"]),
+    ("export_probe_beyond_partitions", _export_probe_beyond_partitions,
+     ["--probe=9", "[1, 4]"]),
     ("pipeline_unknown_dataset", _pipeline_unknown_dataset,
      ["'foo'", "--dataset"]),
     ("pipeline_malformed_file", _pipeline_malformed_file, ["t.csv:"]),

@@ -213,7 +213,8 @@ RUN_FLAGS = DATA_FLAGS + (
     "distillation_loss", "alpha", "temperature", "target_sparsity",
     "table_pruning", "qat",
     "low_rank_energy", "clusters", "compress_epochs", "quantize", "top_k",
-    "min_agreement")
+    "min_agreement", "exclude_length", "more_k", "partitions", "probe",
+    "min_recall")
 EXPORT_FLAGS = ("model", "out", "tflite", "saved_model", "quantize", "top_k",
                 "model_name", "version", "overwrite", "min_agreement",
                 "exclude_length", "more_k", "partitions", "probe",
@@ -262,6 +263,9 @@ def pipeline_config():
                       ("alpha", "alpha"), ("temperature", "temperature"),
                       ("quantize", "quantize"), ("top_k", "top_k"),
                       ("min_agreement", "min_agreement"),
+                      ("exclude_length", "exclude_length"),
+                      ("partitions", "partitions"), ("probe", "probe"),
+                      ("min_recall", "min_recall"),
                       ("seed", "seed"), ("teacher", "teacher_path"),
                       ("teacher_signature", "teacher_signature"),
                       ("teacher_inputs", "teacher_inputs"),
@@ -269,6 +273,12 @@ def pipeline_config():
                       ("strict_vocabulary", "strict_vocabulary")):
     if _present(flag):
       values[field] = FLAGS[flag].value
+  if _present("more_k"):
+    try:
+      values["more_k"] = tuple(int(k) for k in FLAGS.more_k)
+    except ValueError as error:
+      raise ConfigError(f"--more_k={','.join(FLAGS.more_k)} must be a "
+                        "comma-separated list of integers.") from error
   teacher = {}
   if _present("teacher_dim"):
     dim = FLAGS.teacher_dim

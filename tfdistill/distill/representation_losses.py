@@ -54,6 +54,16 @@ class ContrastiveAlignment(_ProjectedLoss):
 
   Args:
     temperature: InfoNCE temperature (not the soft-target temperature).
+
+  Example (the projection set to the identity; the Distiller learns it):
+    >>> loss = ContrastiveAlignment(temperature=1.0)
+    >>> teacher = tf.constant([[1.0, 0.0], [0.0, 1.0]])
+    >>> student = tf.constant([[2.0, 0.0], [0.0, 3.0]])
+    >>> loss.build(teacher.shape, student.shape)
+    >>> loss.projection.build(student.shape)
+    >>> loss.projection.set_weights([tf.eye(2).numpy()])
+    >>> round(float(loss(teacher, student)), 4)  # log(1 + e^-1)
+    0.3133
   """
   signal = QUERY_EMBEDDING
 
@@ -82,6 +92,16 @@ class HintDistillation(_ProjectedLoss):
   loss = mean_j ((P s)_j - t_j)^2, P a linear projection from the student's
   width to the teacher's, learned with the student (built by the Distiller
   from the two signals' shapes).
+
+  Example (the projection set by hand; the Distiller learns it):
+    >>> loss = HintDistillation()
+    >>> teacher = tf.constant([[1.0, 2.0, 3.0]])
+    >>> student = tf.constant([[1.0, 2.0]])
+    >>> loss.build(teacher.shape, student.shape)
+    >>> loss.projection.build(student.shape)
+    >>> loss.projection.set_weights([tf.eye(2, 3).numpy()])  # P s = [1, 2, 0]
+    >>> round(float(loss(teacher, student)), 4)  # (0 + 0 + 9) / 3
+    3.0
   """
   signal = HIDDEN
 

@@ -19,6 +19,8 @@ from tfdistill.distill import SoftTargetKL
 from tfdistill.distill import SoftTargetMSE
 from tfdistill.distill.alignment import parse_inputs
 from tfdistill.errors import ConfigError
+from tfdistill.errors import ExportError
+from tfdistill.export.exporter import ExportConfig
 from tfdistill.models.embeddings import EmbeddingConfig
 from tfdistill.models.factory import TeacherConfig
 from tfdistill.models.students import StudentConfig
@@ -97,6 +99,13 @@ class PipelineConfig:
   top_k: int = 10
   # Parity gate of the export step (None: the exporter's default per mode).
   min_agreement: Optional[float] = None
+  # Export options (tfdistill.export.ExportConfig): the TFLite model's
+  # exclusion signature and further K, approximate top-K and its gate.
+  exclude_length: int = 0
+  more_k: tuple = ()
+  partitions: int = 0
+  probe: int = 0
+  min_recall: float = 0.9
   seed: int = 0
   # A teacher of the user's own instead of one the run trains: a SavedModel
   # folder or a tfdistill model folder (tfdistill.distill.saved_teacher).
@@ -116,6 +125,12 @@ class PipelineConfig:
     if self.min_agreement is not None and not 0 <= self.min_agreement <= 1:
       raise ConfigError(f"min_agreement must be in [0, 1], got "
                         f"{self.min_agreement}.")
+    try:  # the export options, checked before any work
+      ExportConfig(top_k=self.top_k, exclude_length=self.exclude_length,
+                   more_k=tuple(self.more_k), partitions=self.partitions,
+                   probe=self.probe, min_recall=self.min_recall)
+    except ExportError as error:
+      raise ConfigError(str(error)) from error
     if self.student_init not in STUDENT_INITS:
       raise ConfigError(f"unknown student_init {self.student_init!r}; choose "
                         f"one of {STUDENT_INITS}.")
@@ -157,7 +172,8 @@ class PipelineConfig:
                prepare=PrepareConfig(**values.pop("prepare")),
                teacher=TeacherConfig(**values.pop("teacher")),
                student=StudentConfig(**student),
-               compress=CompressConfig(**values.pop("compress")), **values)
+               compress=CompressConfig(**values.pop("compress")),
+               more_k=tuple(values.pop("more_k", ())), **values)
 
 
 TINY_SYNTHETIC = SyntheticConfig(num_users=200, num_items=150,

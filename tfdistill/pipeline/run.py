@@ -36,6 +36,7 @@ from tfdistill.distill.embedding_transfer import transfer_item_embeddings
 from tfdistill.distill.teachers import as_teacher_source
 from tfdistill.distill.teachers import OnlineTeacher
 from tfdistill.errors import ConfigError
+from tfdistill.errors import ExportError
 from tfdistill.errors import ModelError
 from tfdistill.evaluation.callbacks import RankingEvaluation
 from tfdistill.evaluation.evaluate import evaluate_retrieval
@@ -44,6 +45,7 @@ from tfdistill.evaluation.ranking import STAGE_METRICS
 from tfdistill.export import tflite
 from tfdistill.export.exporter import export_student
 from tfdistill.export.exporter import ExportConfig
+from tfdistill.export.partitions import PartitionConfig
 from tfdistill.fileio import read_json
 from tfdistill.fileio import write_json
 from tfdistill.models.factory import build_sequential_teacher
@@ -284,10 +286,18 @@ class Run:
   def _check_fits(self, prepared: PreparedData) -> None:
     """Checks, before any training, what the data decides."""
     num_items = prepared.num_items - NUM_RESERVED
-    if self.config.top_k > num_items:
-      raise ConfigError(f"--top_k={self.config.top_k} is larger than the "
-                        f"catalog of {prepared.name} ({num_items} items "
-                        f"kept); choose --top_k <= {num_items}.")
+    for flag, k in (("top_k", self.config.top_k),
+                    *(("more_k", k) for k in self.config.more_k)):
+      if k > num_items:
+        raise ConfigError(f"--{flag}={k} is larger than the catalog of "
+                          f"{prepared.name} ({num_items} items kept); choose "
+                          f"--{flag} <= {num_items}.")
+    if self.config.partitions:
+      try:
+        PartitionConfig(self.config.partitions, self.config.probe).resolved(
+            prepared.num_items)
+      except ExportError as error:
+        raise ConfigError(str(error)) from error
 
   def train_data(self, epoch=None, with_users: bool = False):
     """The training examples, shuffled; with `epoch` (a `RepeatableEpochs`
@@ -576,7 +586,12 @@ class Run:
                      quantize=self.config.quantize, top_k=self.config.top_k,
                      min_agreement=self.config.min_agreement,
                      model_name="tfdistill_student", version=1,
-                     overwrite=True))
+                     overwrite=True,
+                     exclude_length=self.config.exclude_length,
+                     more_k=tuple(self.config.more_k),
+                     partitions=self.config.partitions,
+                     probe=self.config.probe,
+                     min_recall=self.config.min_recall))
     quality = self.step_metrics("compressed")["tflite_eval"]
     if quality["quantization"] != self.config.quantize:
       # The compression report measured another mode: measure this one.
