@@ -138,7 +138,8 @@ def test_partition_index_is_balanced_and_complete():
     PartitionConfig(partitions=10, probe=11).resolved(1002)
 
 
-def test_approximate_top_k_against_exact(saved, student, contexts, tmp_path):
+def test_approximate_top_k_against_exact(saved, student, contexts,
+                                         tiny_prepared, tmp_path):
   """Probing every partition is exact search; probing a few finds most of
   the exact top-K, and the gate refuses less than --min_recall."""
   exact = exact_top_k(student, contexts, 5)
@@ -158,8 +159,15 @@ def test_approximate_top_k_against_exact(saved, student, contexts, tmp_path):
       lite.recommend_all(contexts[:256])[0], exact[:256]))
   assert found["recall_at_k"] >= 0.5
   assert manifest["parity"]["identical_up_to_ties"] == 1.0  # same index
+  # An untrained student: no popular head that one partition would hold.
+  from conftest import make_student  # pylint: disable=import-outside-toplevel
+  tf_keras.utils.set_random_seed(3)
+  untrained = save_model(make_student(tiny_prepared, embedding_dim=16,
+                                      hidden_dim=16),
+                         str(tmp_path / "untrained"),
+                         vocabulary=tiny_prepared.items, holdout=contexts)
   with pytest.raises(ExportError, match="approximate top-5 found"):
-    export_student(saved, str(tmp_path / "b"), ExportConfig(
+    export_student(untrained, str(tmp_path / "b"), ExportConfig(
         top_k=5, partitions=8, probe=1, min_recall=1.0, latency_runs=0))
   assert not os.path.exists(tmp_path / "b" / "tflite")
 

@@ -1,12 +1,15 @@
 """Approximate top-K for large catalogs: a partitioned item index in the graph.
 
-At export time the student's item vectors are clustered with k-means into
-`P` partitions of at most `S` items each (a capacity keeps the partitions
-balanced, so the padded [P, S] layout wastes little). Per request the model
-scores the `P` centroids, keeps the `probe` best partitions, and scores only
-their items: `P + probe * S` dot products instead of `N`. Everything is
-builtin TFLite ops (FULLY_CONNECTED, TOPK_V2, GATHER, BATCH_MATMUL): no
-custom ops and no ScaNN on the device.
+At export time the student's item vectors are clustered with k-means, and
+each cluster is cut into blocks of equal size `S` along its principal
+direction: the partitions. Each partition is scored by the mean of its items.
+Per request the model scores the `P` partition means, keeps the `probe` best
+partitions, and scores only their items: `P + probe * S` dot products
+instead of `N`. Clusters follow the data (no capacity pushes an item out of
+its nearest cluster) while the equal blocks keep the [P, S] layout dense;
+the finer blocks also sharpen the partition scores. Everything is builtin
+TFLite ops (FULLY_CONNECTED, TOPK_V2, GATHER, BATCH_MATMUL): no custom ops
+and no ScaNN on the device.
 
 Empty slots hold the padding id, which the top-K excludes like the context's
 own items.
@@ -22,11 +25,12 @@ from tfdistill.data.vocab import NUM_RESERVED
 from tfdistill.data.vocab import PAD_INDEX
 from tfdistill.errors import ExportError
 
-#: How much larger than the mean a partition may grow (the padded slots of
-#: the [P, S] layout cost memory and dot products).
-CAPACITY_FACTOR = 1.25
-#: Nearest centroids each item may fall back to when its first is full.
-FALLBACK_CHOICES = 8
+#: Partitions per k-means cluster (each cluster is cut into about this many
+#: equal blocks).
+BLOCKS_PER_CLUSTER = 4
+#: Automatic partition count: this many times the square root of the
+#: catalog size.
+PARTITIONS_PER_SQRT = 4
 #: k-means (Lloyd) iterations, and items sampled to fit the centroids.
 KMEANS_ITERATIONS = 12
 KMEANS_SAMPLE = 200_000
@@ -40,9 +44,11 @@ class PartitionConfig:
 
   Attributes:
     partitions: Number of partitions P (0: exact search over the catalog;
-      -1: about the square root of the catalog size).
+      -1: `PARTITIONS_PER_SQRT` times the square root of the catalog size).
+      The index has about this many (a cluster's last block may be short).
     probe: Partitions whose items are scored per request (default: a
-      twentieth of the partitions, at least `MIN_PROBE`).
+      twentieth of the partitions, at least `MIN_PROBE`; `probe` equal to
+      `partitions` scores every partition, i.e. exact search).
     seed: Seed of the k-means initialisation.
   """
   partitions: int = 0
@@ -56,8 +62,8 @@ class PartitionConfig:
   def resolved(self, num_items: int) -> "PartitionConfig":
     """The configuration with automatic values filled in for a catalog."""
     real = num_items - NUM_RESERVED
-    partitions = (max(2, round(math.sqrt(real))) if self.partitions == -1
-                  else self.partitions)
+    partitions = (min(real, max(2, round(PARTITIONS_PER_SQRT * math.sqrt(
+        real)))) if self.partitions == -1 else self.partitions)
     if not 2 <= partitions <= real:
       raise ExportError(f"--partitions={self.partitions} must be 0 (exact), "
                         f"-1 (automatic) or in [2, {real}] for a catalog of "
@@ -96,9 +102,7 @@ def _kmeans(x: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
   sample = x[rng.choice(len(x), min(len(x), KMEANS_SAMPLE), replace=False)]
   centroids = sample[rng.choice(len(sample), k, replace=False)].copy()
   for _ in range(KMEANS_ITERATIONS):
-    nearest = np.concatenate([
-        _squared_distances(chunk, centroids).argmin(1)
-        for chunk in np.array_split(sample, max(1, len(sample) // 20_000))])
+    nearest = _nearest(sample, centroids)
     sums = np.zeros_like(centroids)
     np.add.at(sums, nearest, sample)
     counts = np.bincount(nearest, minlength=k)
@@ -109,44 +113,21 @@ def _kmeans(x: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
   return centroids
 
 
-def _balanced_assignment(x: np.ndarray, centroids: np.ndarray,
-                         capacity: int) -> np.ndarray:
-  """Each row's partition: its nearest centroid with room left.
+def _nearest(x: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+  return np.concatenate([
+      _squared_distances(chunk, centroids).argmin(1)
+      for chunk in np.array_split(x, max(1, len(x) // 20_000))])
 
-  Rows claim partitions in rounds (first choice, then second, ...); within a
-  partition the closest rows win, so a full partition pushes out the rows
-  that fit it least.
-  """
-  choices = min(FALLBACK_CHOICES, len(centroids))
-  ranked, distance = [], []
-  for chunk in np.array_split(x, max(1, len(x) // 20_000)):
-    d = _squared_distances(chunk, centroids)
-    order = np.argpartition(d, choices - 1, axis=1)[:, :choices]
-    part = np.take_along_axis(d, order, 1)
-    sort = np.argsort(part, axis=1)
-    ranked.append(np.take_along_axis(order, sort, 1))
-    distance.append(np.take_along_axis(part, sort, 1))
-  ranked, distance = np.concatenate(ranked), np.concatenate(distance)
-  assigned = np.full(len(x), -1)
-  room = np.full(len(centroids), capacity)
-  for choice in range(choices):
-    rows = np.flatnonzero(assigned < 0)
-    if len(rows) == 0:
-      break
-    wanted = ranked[rows, choice]
-    order = np.lexsort((distance[rows, choice], wanted))
-    rows, wanted = rows[order], wanted[order]
-    # Rank of each row among the rows wanting the same partition.
-    starts = np.searchsorted(wanted, wanted, side="left")
-    rank = np.arange(len(rows)) - starts
-    take = rank < room[wanted]
-    assigned[rows[take]] = wanted[take]
-    room -= np.bincount(wanted[take], minlength=len(centroids))
-  for row in np.flatnonzero(assigned < 0):  # rare: all choices were full
-    partition = int(np.argmax(room))
-    assigned[row] = partition
-    room[partition] -= 1
-  return assigned
+
+def _blocks(members: np.ndarray, items: np.ndarray, size: int) -> list:
+  """A cluster's members cut into blocks of `size`, in the order of their
+  projection on the cluster's principal direction."""
+  if len(members) > size:
+    centered = items[members] - items[members].mean(0)
+    direction = np.linalg.svd(centered, full_matrices=False)[2][0]
+    members = members[np.argsort(centered @ direction, kind="stable")]
+  return [members[start:start + size]
+          for start in range(0, len(members), size)]
 
 
 def build_index(vectors: np.ndarray, config: PartitionConfig) -> PartitionIndex:
@@ -155,21 +136,20 @@ def build_index(vectors: np.ndarray, config: PartitionConfig) -> PartitionIndex:
   config = config.resolved(len(vectors))
   items = np.asarray(vectors, np.float32)[NUM_RESERVED:]
   rng = np.random.default_rng(config.seed)
-  centroids = _kmeans(items, config.partitions, rng)
-  capacity = math.ceil(CAPACITY_FACTOR * len(items) / config.partitions)
-  assigned = _balanced_assignment(items, centroids, capacity)
-  counts = np.bincount(assigned, minlength=config.partitions)
-  # Centroids of the final (balanced) partitions.
-  sums = np.zeros_like(centroids)
-  np.add.at(sums, assigned, items)
-  centroids = np.where(counts[:, None] > 0,
-                       sums / np.maximum(counts, 1)[:, None], centroids)
-  slots = np.full((config.partitions, int(counts.max())), PAD_INDEX, np.int32)
+  size = math.ceil(len(items) / config.partitions)
+  clusters = max(1, config.partitions // BLOCKS_PER_CLUSTER)
+  assigned = _nearest(items, _kmeans(items, clusters, rng))
   order = np.argsort(assigned, kind="stable")
-  starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-  position = np.arange(len(items)) - starts[assigned[order]]
-  slots[assigned[order], position] = order + NUM_RESERVED
-  return PartitionIndex(centroids.astype(np.float32), slots, config.probe)
+  bounds = np.cumsum(np.bincount(assigned, minlength=clusters))[:-1]
+  blocks = [block for members in np.split(order, bounds) if len(members)
+            for block in _blocks(members, items, size)]
+  slots = np.full((len(blocks), size), PAD_INDEX, np.int32)
+  for row, block in enumerate(blocks):
+    slots[row, :len(block)] = block + NUM_RESERVED
+  centroids = np.stack([items[block].mean(0) for block in blocks])
+  probe = (len(blocks) if config.probe >= config.partitions
+           else min(config.probe, len(blocks)))
+  return PartitionIndex(centroids.astype(np.float32), slots, probe)
 
 
 class PartitionedCatalog(tf.Module):
