@@ -177,7 +177,16 @@ def exact_rows(size: int, runs: int) -> list:
   return rows
 
 
-def approximate_rows(size: int, runs: int, probes) -> list:
+#: Shares of the partitions probed per request.
+PROBE_SHARES = (0.01, 0.025, 0.05)
+
+
+def _probes(num_items: int) -> list:
+  partitions = PartitionConfig(-1, 1).resolved(num_items).partitions
+  return [max(1, round(share * partitions)) for share in PROBE_SHARES]
+
+
+def approximate_rows(size: int, runs: int) -> list:
   rng = np.random.default_rng(size)
   student, contexts = structured_student(size, rng)
   exact = exact_top_k(student, contexts, K)
@@ -186,7 +195,7 @@ def approximate_rows(size: int, runs: int, probes) -> list:
   for mode in ("none", "int8"):
     exact_content = tflite.convert(student, mode, K, contexts)
     exact_timing = _time_model(exact_content, contexts, runs)
-    for probe in probes:
+    for probe in _probes(size):
       started = time.perf_counter()
       content = tflite.convert(student, mode, K, contexts,
                                partitions=PartitionConfig(-1, probe))
@@ -208,7 +217,7 @@ def approximate_rows(size: int, runs: int, probes) -> list:
   return rows
 
 
-def trained_rows(path: str, runs: int, probes) -> list:
+def trained_rows(path: str, runs: int) -> list:
   """Approximate top-10 on a trained student (its own held-out contexts)."""
   from tfdistill.models.io import load_contexts  # pylint: disable=import-outside-toplevel
   from tfdistill.models.io import load_model  # pylint: disable=import-outside-toplevel
@@ -218,7 +227,7 @@ def trained_rows(path: str, runs: int, probes) -> list:
   exact_timing = _time_model(tflite.convert(student, "none", K), contexts,
                              runs)
   rows = []
-  for probe in probes:
+  for probe in _probes(catalog_size(student)):
     config = PartitionConfig(-1, probe)
     content = tflite.convert(student, "none", K, partitions=config)
     found = tflite.LiteRTRecommender(content).recommend_all(contexts)[0]
@@ -248,11 +257,10 @@ def main():
   for size in sizes:
     exact += exact_rows(size, runs)
     print(exact[-3:], flush=True)
-  approximate = approximate_rows(
-      sizes[-1], runs, (8, 16) if args.quick else (32, 64, 128))
+  approximate = approximate_rows(sizes[-1], runs)
   trained = []
   if not args.quick and os.path.isdir(args.trained):
-    trained = trained_rows(args.trained, runs, (2, 4, 8))
+    trained = trained_rows(args.trained, runs)
   results = {"exact": exact, "approximate": approximate, "trained": trained,
              "goals": GOALS, "context_length": L, "embedding_dim": DIM,
              "top_k": K}
