@@ -55,8 +55,8 @@ class ContrastiveAlignment(_ProjectedLoss):
   Args:
     temperature: InfoNCE temperature (not the soft-target temperature).
 
-  Example (the projection set to the identity; the Distiller learns it):
-    >>> loss = ContrastiveAlignment(temperature=1.0)
+  Example:
+    >>> loss = ContrastiveAlignment(temperature=1.0)  # projection set by hand
     >>> teacher = tf.constant([[1.0, 0.0], [0.0, 1.0]])
     >>> student = tf.constant([[2.0, 0.0], [0.0, 3.0]])
     >>> loss.build(teacher.shape, student.shape)
@@ -93,8 +93,8 @@ class HintDistillation(_ProjectedLoss):
   width to the teacher's, learned with the student (built by the Distiller
   from the two signals' shapes).
 
-  Example (the projection set by hand; the Distiller learns it):
-    >>> loss = HintDistillation()
+  Example:
+    >>> loss = HintDistillation()  # projection set by hand below
     >>> teacher = tf.constant([[1.0, 2.0, 3.0]])
     >>> student = tf.constant([[1.0, 2.0]])
     >>> loss.build(teacher.shape, student.shape)
