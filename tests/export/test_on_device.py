@@ -261,3 +261,20 @@ def test_serving_bundle_files_and_warmup_requests(saved, tmp_path):
       tflite=False, saved_model=True, model_name="recs", latency_runs=0))
   assert own.read_text() == "model_config_list {}\n"
   assert manifest["server_files"]["kept"] == [str(own)]
+
+
+def test_int8_stores_the_item_table_once(student, contexts):
+  """The full-integer model's context lookup reads the scoring weights
+  (one int8 copy of the table) and still agrees with exact search."""
+  from tensorflow.lite.tools import flatbuffer_utils  # pylint: disable=import-outside-toplevel
+  from tfdistill.models.io import catalog_size  # pylint: disable=import-outside-toplevel
+  content = tflite.convert(student, "int8", 5, contexts[:100],
+                           exclude_length=2)
+  model = flatbuffer_utils.convert_bytearray_to_object(bytearray(content))
+  shape = [catalog_size(student), 16]
+  tables = {tensor.buffer for subgraph in model.subgraphs
+            for tensor in subgraph.tensors
+            if list(tensor.shape) == shape and tensor.type == 9}
+  assert len(tables) == 1
+  found = tflite.LiteRTRecommender(content).recommend_all(contexts[:100])[0]
+  assert recall_at_k(found, exact_top_k(student, contexts[:100], 5)) >= 0.8

@@ -13,6 +13,7 @@ re-rank, so no large sentinel scores are needed (they break int8 graphs).
 """
 
 import contextlib
+import copy
 import os
 import re
 import shutil
@@ -324,7 +325,8 @@ def convert(student, mode: str = "none", top_k: int = 10,
             category=UserWarning)
         content = converter.convert()
         if mode == "int8":
-          content = _keep_float(content, student, converter, samples)
+          content = share_item_table(_keep_float(content, student, converter,
+                                                 samples))
       return content
     except Exception as error:  # the converter raises several types
       message = str(error)
@@ -467,3 +469,89 @@ def embedded_vocabulary(content: bytes):
                       "hash in its metadata: the file was altered.")
   return data.decode("utf-8").rstrip("\n").split("\n"), stated[
       VOCABULARY_HASH_METADATA]
+
+
+#: Ops that read a quantized input with that tensor's own scale and zero
+#: point (so the tensor's parameters may change without touching them).
+_RESCALING_OPS = ("DEQUANTIZE", "MUL", "ADD", "SUB", "FULLY_CONNECTED",
+                  "CONV_2D")
+
+
+def _constant_int8(model, subgraph, index):
+  """(dequantized values, mask of values at the int8 bounds) of a constant
+  per-tensor int8 tensor, or None."""
+  tensor = subgraph.tensors[index]
+  buffer = model.buffers[tensor.buffer] if tensor.buffer else None
+  quantization = tensor.quantization
+  if (buffer is None or buffer.data is None or len(buffer.data) == 0
+      or tensor.type != 9 or quantization is None  # 9: INT8
+      or quantization.scale is None or len(quantization.scale) != 1):
+    return None
+  values = np.frombuffer(bytes(buffer.data), np.int8).reshape(tensor.shape)
+  return ((values.astype(np.float32) - quantization.zeroPoint[0])
+          * quantization.scale[0], (values == -128) | (values == 127))
+
+
+def share_item_table(content: bytes) -> bytes:
+  """Stores the int8 item table once in a full-integer model.
+
+  The converter quantizes the table twice: symmetric for the scoring
+  FULLY_CONNECTED, asymmetric (calibrated) for the context GATHER. Where the
+  two hold the same values to within one quantization step (apart from the
+  lookup copy's values clipped to its calibrated range), the GATHER is
+  pointed at the FULLY_CONNECTED's weights and takes their scale (its output
+  too, whose readers all requantize from their input's own parameters), and
+  the second copy is dropped. The parity gate checks the result.
+  """
+  from tensorflow.lite.tools import flatbuffer_utils  # pylint: disable=import-outside-toplevel
+  model = flatbuffer_utils.convert_bytearray_to_object(bytearray(content))
+  opcodes = [flatbuffer_utils.opcode_to_name(model, i)
+             for i in range(len(model.operatorCodes))]
+  dropped = set()
+  for subgraph in model.subgraphs:
+    readers = {}
+    for op in subgraph.operators:
+      for index in op.inputs:
+        readers.setdefault(int(index), []).append(opcodes[op.opcodeIndex])
+    weights = {}
+    for op in subgraph.operators:
+      if opcodes[op.opcodeIndex] == "FULLY_CONNECTED" and len(op.inputs) > 1:
+        index = int(op.inputs[1])
+        tensor = subgraph.tensors[index]
+        if (tensor.quantization is not None and tensor.quantization.zeroPoint
+            is not None and len(tensor.quantization.zeroPoint) == 1
+            and tensor.quantization.zeroPoint[0] == 0):
+          weights[tuple(tensor.shape)] = index
+    for op in subgraph.operators:
+      if opcodes[op.opcodeIndex] != "GATHER":
+        continue
+      table, output = int(op.inputs[0]), int(op.outputs[0])
+      shared = weights.get(tuple(subgraph.tensors[table].shape))
+      if shared is None or subgraph.tensors[table].buffer == subgraph.tensors[
+          shared].buffer:
+        continue
+      mine = _constant_int8(model, subgraph, table)
+      theirs = _constant_int8(model, subgraph, shared)
+      if mine is None or theirs is None:
+        continue
+      step = max(subgraph.tensors[table].quantization.scale[0],
+                 subgraph.tensors[shared].quantization.scale[0])
+      # The lookup's copy is clipped to the calibrated range of the context
+      # rows; the scoring copy holds every value. Elsewhere they must agree.
+      (mine, clipped), (theirs, _) = mine, theirs
+      if (np.max(np.abs(mine - theirs)[~clipped], initial=0.0) > 1.01 * step
+          or not all(name in _RESCALING_OPS
+                     for name in readers.get(output, []))):
+        continue
+      dropped.add(subgraph.tensors[table].buffer)
+      subgraph.tensors[table].buffer = subgraph.tensors[shared].buffer
+      for index in (table, output):
+        subgraph.tensors[index].quantization = copy.deepcopy(
+            subgraph.tensors[shared].quantization)
+  in_use = {tensor.buffer for subgraph in model.subgraphs
+            for tensor in subgraph.tensors}
+  for buffer in dropped - in_use:
+    model.buffers[buffer].data = None
+  if not dropped:
+    return content
+  return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
