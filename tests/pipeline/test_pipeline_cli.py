@@ -274,6 +274,26 @@ def test_tflite_quality_is_measured_in_the_exported_mode(tiny_run, tmp_path):
   assert lite["ndcg@10"] == evaluated["ndcg@10"]
 
 
+def test_the_runs_export_options_reach_the_exported_models(tiny_run,
+                                                           tmp_path):
+  """--exclude_length, --more_k and --partitions/--probe shape the run's
+  export (probing every partition of the float model is exact search)."""
+  out = tmp_path / "copy"
+  shutil.copytree(tiny_run[0], out)
+  shutil.rmtree(out / "export")
+  config = PipelineConfig.from_json(json.loads(
+      (out / "config.json").read_text()))
+  config = dataclasses.replace(config, exclude_length=3, more_k=(4,),
+                               partitions=4, probe=4, min_recall=1.0,
+                               quantize="none")
+  (out / "config.json").write_text(json.dumps(config.to_json()))
+  manifest = Run(str(out), config).export()["manifest"]
+  assert set(manifest["signatures"]) == {"recommend", "recommend_excluding",
+                                         "recommend_k4"}
+  assert manifest["partitions"]["recall_at_k"] == 1.0
+  assert (out / "export" / "serving" / "models.config").is_file()
+
+
 def test_a_run_distils_its_student_from_another_teacher(tiny_run, tmp_path):
   out = tmp_path / "copy"
   shutil.copytree(tiny_run[0], out)
