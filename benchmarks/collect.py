@@ -41,7 +41,8 @@ SECTIONS = (
     )),
     ("Speed", (
         ("speed", "Training steps", ("Ratios",)),
-        ("latency", "On-device latency against the hardware limit", None),
+        ("latency", "On-device latency against the hardware limit",
+         ("Exact top-10", "Approximate top-10 at")),
         ("teacher_objective", "Teacher training: every position against "
          "sliding windows", None),
     )),
