@@ -122,17 +122,6 @@ def _convert_limit(vectors: np.ndarray, mode: str) -> bytes:
     return converter.convert()
 
 
-def _p50_ms(call, runs: int) -> dict:
-  for _ in range(20):
-    call()
-  times = []
-  for _ in range(runs):
-    start = time.perf_counter()
-    call()
-    times.append(time.perf_counter() - start)
-  return latency.summarize(times)
-
-
 def limits(vectors: np.ndarray, runs: int) -> dict:
   """p50 of the limit models per mode, and numpy's float32 limit."""
   from ai_edge_litert import interpreter as litert  # pylint: disable=import-outside-toplevel
@@ -143,10 +132,10 @@ def limits(vectors: np.ndarray, runs: int) -> dict:
     content = _convert_limit(vectors, mode)
     runner = litert.Interpreter(model_content=content,
                                 num_threads=1).get_signature_runner()
-    result[mode] = _p50_ms(lambda runner=runner: runner(query=query),
+    result[mode] = latency.time_call(lambda runner=runner: runner(query=query),
                            runs)["p50_ms"]
   flat = query[0]
-  result["numpy_float32"] = _p50_ms(
+  result["numpy_float32"] = latency.time_call(
       lambda: np.argpartition(-(vectors @ flat), K + L)[:K + L], runs)[
           "p50_ms"]
   return result
@@ -190,7 +179,6 @@ def approximate_rows(size: int, runs: int) -> list:
   rng = np.random.default_rng(size)
   student, contexts = structured_student(size, rng)
   exact = exact_top_k(student, contexts, K)
-  exact_timing = None
   rows = []
   for mode in ("none", "int8"):
     exact_content = tflite.convert(student, mode, K, contexts)

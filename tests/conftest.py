@@ -90,6 +90,36 @@ def make_student(prepared, **overrides):
   return build_student(prepared, CONTEXT_LENGTH, StudentConfig(**config))
 
 
+@pytest.fixture(scope="session")
+def trained_tiny_student(tiny_prepared, tiny_train):
+  """A tiny student trained for a few epochs (shared; tests must not train
+  or change it)."""
+  import tf_keras
+  tf_keras.utils.set_random_seed(5)
+  student = make_student(tiny_prepared, embedding_dim=16, hidden_dim=16)
+  student.compile(tf_keras.optimizers.Adam(1e-2),
+                  loss=tf_keras.losses.SparseCategoricalCrossentropy(
+                      from_logits=True))
+  student.fit(tiny_train, epochs=3, verbose=0)
+  return student
+
+
+@pytest.fixture(scope="session")
+def saved_student(trained_tiny_student, tiny_prepared, tmp_path_factory):
+  """`trained_tiny_student` saved by tfdistill, with its vocabulary, int8
+  calibration contexts and held-out contexts."""
+  from tfdistill.data import examples
+  from tfdistill.models.io import save_model
+  train = examples.sequence_arrays(tiny_prepared, "train", CONTEXT_LENGTH)
+  holdout = examples.evaluation_set(tiny_prepared, "validation",
+                                    CONTEXT_LENGTH)
+  return save_model(trained_tiny_student,
+                    str(tmp_path_factory.mktemp("m") / "student"),
+                    vocabulary=tiny_prepared.items,
+                    representative=train.contexts[:100],
+                    holdout=holdout.contexts)
+
+
 @pytest.fixture()
 def student_factory(tiny_prepared):
   return lambda **overrides: make_student(tiny_prepared, **overrides)

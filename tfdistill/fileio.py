@@ -130,18 +130,23 @@ def atomic_directory(directory: str, overwrite: bool, error_type,
     raise
 
 
-def write_json(path: str, values) -> None:
+def write_text(path: str, text: str) -> None:
   """Writes `path` whole or not at all: a temporary file of this writer's
   own (two processes may open the same run, e.g. benchmarks in parallel),
   then a rename."""
   partial = f"{path}.{os.getpid()}-{uuid.uuid4().hex[:8]}.partial"
   try:
-    with open(partial, "w") as f:
-      json.dump(values, f, indent=2, default=float)
+    with open(partial, "w", encoding="utf-8") as f:
+      f.write(text)
     os.replace(partial, path)
   finally:
     if os.path.exists(partial):
       os.remove(partial)
+
+
+def write_json(path: str, values) -> None:
+  """`write_text` of `values` as indented JSON."""
+  write_text(path, json.dumps(values, indent=2, default=float))
 
 
 def read_json(path: str):

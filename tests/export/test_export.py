@@ -17,26 +17,8 @@ from tfdistill.export.exporter import export_student
 from tfdistill.export import tflite as tflite_module
 from tfdistill.export.exporter import ExportConfig
 from tfdistill.export.tflite import LiteRTRecommender
-from tfdistill.models.io import save_model
 
 L = 6
-
-
-@pytest.fixture(scope="module")
-def saved_student(tiny_prepared, tiny_train, tmp_path_factory):
-  from conftest import make_student  # pylint: disable=import-outside-toplevel
-  tf_keras.utils.set_random_seed(5)
-  student = make_student(tiny_prepared, embedding_dim=16, hidden_dim=16)
-  student.compile(tf_keras.optimizers.Adam(1e-2),
-                  loss=tf_keras.losses.SparseCategoricalCrossentropy(
-                      from_logits=True))
-  student.fit(tiny_train, epochs=3, verbose=0)
-  train = examples.sequence_arrays(tiny_prepared, "train", L)
-  holdout = examples.evaluation_set(tiny_prepared, "validation", L)
-  return save_model(student, str(tmp_path_factory.mktemp("m") / "student"),
-                    vocabulary=tiny_prepared.items,
-                    representative=train.contexts[:100],
-                    holdout=holdout.contexts)
 
 
 @pytest.mark.parametrize("mode", ["none", "float16", "dynamic", "int8"])

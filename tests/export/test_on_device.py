@@ -34,28 +34,13 @@ L = 6
 
 
 @pytest.fixture(scope="module")
-def student(tiny_prepared, tiny_train):
-  from conftest import make_student  # pylint: disable=import-outside-toplevel
-  tf_keras.utils.set_random_seed(7)
-  model = make_student(tiny_prepared, embedding_dim=16, hidden_dim=16)
-  model.compile(tf_keras.optimizers.Adam(1e-2),
-                loss=tf_keras.losses.SparseCategoricalCrossentropy(
-                    from_logits=True))
-  model.fit(tiny_train, epochs=2, verbose=0)
-  return model
+def student(trained_tiny_student):
+  return trained_tiny_student
 
 
 @pytest.fixture(scope="module")
 def contexts(tiny_prepared):
   return examples.evaluation_set(tiny_prepared, "validation", L).contexts
-
-
-@pytest.fixture(scope="module")
-def saved(student, contexts, tiny_prepared, tmp_path_factory):
-  train = examples.sequence_arrays(tiny_prepared, "train", L)
-  return save_model(student, str(tmp_path_factory.mktemp("m") / "student"),
-                    vocabulary=tiny_prepared.items,
-                    representative=train.contexts[:100], holdout=contexts)
 
 
 def _reference_top_k(student, contexts, k, exclude=None):
@@ -87,9 +72,9 @@ def test_factored_scoring_is_the_students(encoder, tiny_prepared, contexts):
 
 
 def test_exclusions_and_more_k_in_tflite_and_saved_model(
-    saved, student, contexts, tiny_prepared, tmp_path):
+    saved_student, student, contexts, tiny_prepared, tmp_path):
   out = str(tmp_path / "e")
-  manifest = export_student(saved, out, ExportConfig(
+  manifest = export_student(saved_student, out, ExportConfig(
       saved_model=True, top_k=5, exclude_length=3, more_k=(2,),
       latency_runs=0))
   assert set(manifest["signatures"]) == {"recommend", "recommend_excluding",
@@ -138,7 +123,7 @@ def test_partition_index_is_balanced_and_complete():
     PartitionConfig(partitions=10, probe=11).resolved(1002)
 
 
-def test_approximate_top_k_against_exact(saved, student, contexts,
+def test_approximate_top_k_against_exact(saved_student, student, contexts,
                                          tiny_prepared, tmp_path):
   """Probing every partition is exact search; probing a few finds most of
   the exact top-K, and the gate refuses less than --min_recall."""
@@ -149,7 +134,7 @@ def test_approximate_top_k_against_exact(saved, student, contexts,
       student, "none", 5, partitions=PartitionConfig(8, 8)))
   assert recall_at_k(everything.recommend_all(contexts)[0], exact) == 1.0
   out = str(tmp_path / "a")
-  manifest = export_student(saved, out, ExportConfig(
+  manifest = export_student(saved_student, out, ExportConfig(
       saved_model=True, top_k=5, partitions=8, probe=4, min_recall=0.5,
       latency_runs=0))
   found = manifest["partitions"]
@@ -172,9 +157,9 @@ def test_approximate_top_k_against_exact(saved, student, contexts,
   assert not os.path.exists(tmp_path / "b" / "tflite")
 
 
-def test_the_vocabulary_travels_inside_the_tflite(saved, student, tmp_path):
+def test_the_vocabulary_travels_inside_the_tflite(saved_student, student, tmp_path):
   out = tmp_path / "v"
-  manifest = export_student(saved, str(out), ExportConfig(latency_runs=0))
+  manifest = export_student(saved_student, str(out), ExportConfig(latency_runs=0))
   content = (out / "tflite" / "model.tflite").read_bytes()
   tokens, digest = tflite.embedded_vocabulary(content)
   side = (out / "tflite" / "vocabulary.txt").read_text().rstrip("\n")
@@ -219,10 +204,10 @@ def _batching_parameters_class():
       pool.FindMessageTypeByName("tfdistill_test.BatchingParameters"))
 
 
-def test_serving_bundle_files_and_warmup_requests(saved, tmp_path):
+def test_serving_bundle_files_and_warmup_requests(saved_student, tmp_path):
   out = tmp_path / "s"
   for _ in range(2):
-    export_student(saved, str(out), ExportConfig(
+    export_student(saved_student, str(out), ExportConfig(
         tflite=False, saved_model=True, model_name="recs", top_k=4,
         latency_runs=0))
   config = text_format.Parse(
@@ -257,7 +242,7 @@ def test_serving_bundle_files_and_warmup_requests(saved, tmp_path):
   # A user's own models.config is never overwritten.
   own = out / "serving" / serving.SERVER_CONFIG_FILE
   own.write_text("model_config_list {}\n")
-  manifest = export_student(saved, str(out), ExportConfig(
+  manifest = export_student(saved_student, str(out), ExportConfig(
       tflite=False, saved_model=True, model_name="recs", latency_runs=0))
   assert own.read_text() == "model_config_list {}\n"
   assert manifest["server_files"]["kept"] == [str(own)]

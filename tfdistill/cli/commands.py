@@ -152,8 +152,8 @@ def export() -> int:
       quantize=FLAGS.quantize or "none", top_k=FLAGS.top_k or 10,
       model_name=FLAGS.model_name or "", version=FLAGS.version or 0,
       overwrite=FLAGS.overwrite, min_agreement=FLAGS.min_agreement,
-      exclude_length=FLAGS.exclude_length, more_k=_integers(
-          "more_k", FLAGS.more_k), partitions=FLAGS.partitions,
+      exclude_length=FLAGS.exclude_length,
+      more_k=options.integers("more_k"), partitions=FLAGS.partitions,
       probe=FLAGS.probe, min_recall=FLAGS.min_recall)
   manifest = export_student(FLAGS.model, FLAGS.out, config,
                             vocabulary=vocabulary,
@@ -162,14 +162,6 @@ def export() -> int:
                "bytes": manifest["bytes"], "parity": manifest.get("parity"),
                "latency": manifest.get("latency")})
   return 0
-
-
-def _integers(flag: str, values) -> tuple:
-  try:
-    return tuple(int(v) for v in values)
-  except ValueError as error:
-    raise ExportError(f"--{flag}={','.join(values)} must be a comma-separated "
-                      "list of integers.") from error
 
 
 def evaluate() -> int:

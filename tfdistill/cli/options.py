@@ -230,6 +230,16 @@ def data_flags_given() -> list:
   return [name for name in DATA_FLAGS if _present(name)]
 
 
+def integers(flag: str) -> tuple:
+  """A list flag's values as integers."""
+  from tfdistill.errors import ConfigError  # pylint: disable=import-outside-toplevel
+  try:
+    return tuple(int(v) for v in FLAGS[flag].value)
+  except ValueError as error:
+    raise ConfigError(f"--{flag}={','.join(FLAGS[flag].value)} must be a "
+                      "comma-separated list of integers.") from error
+
+
 def pipeline_config():
   """The preset, with every flag given on the command line applied."""
   import dataclasses  # pylint: disable=import-outside-toplevel
@@ -274,11 +284,7 @@ def pipeline_config():
     if _present(flag):
       values[field] = FLAGS[flag].value
   if _present("more_k"):
-    try:
-      values["more_k"] = tuple(int(k) for k in FLAGS.more_k)
-    except ValueError as error:
-      raise ConfigError(f"--more_k={','.join(FLAGS.more_k)} must be a "
-                        "comma-separated list of integers.") from error
+    values["more_k"] = integers("more_k")
   teacher = {}
   if _present("teacher_dim"):
     dim = FLAGS.teacher_dim

@@ -12,7 +12,6 @@ behind. An existing tflite/ folder or version is never replaced without
 """
 
 import dataclasses
-import hashlib
 import json
 import os
 import shutil
@@ -357,16 +356,19 @@ def _build(model, staging, config, vocabulary, representative, contexts,
   os.makedirs(lite_dir)
   warmup = vocabulary.ids(contexts[:5]).astype(str)
   warmup[contexts[:5] == 0] = ""
+  # One index (k-means over the catalog) for every model exported here.
+  partitions = (tflite.partition_index(model, config.partition_config)
+                if config.partitions else PartitionConfig())
   serving_info = serving.save_serving_model(
       model, vocabulary.tokens, serving_dir, name, config.top_k, warmup,
-      config.partition_config)
+      partitions)
   vocabulary.save(os.path.join(lite_dir, VOCABULARY_FILE))
   manifest = {"format_version": 1, "model": model_card(model),
               "context_length": serving_info["context_length"],
               "top_k": config.top_k, "padding_id": 0, "oov_id": 1,
               "num_items": len(vocabulary), "vocabulary": VOCABULARY_FILE,
-              "vocabulary_sha256": hashlib.sha256(tflite.vocabulary_bytes(
-                  vocabulary.tokens)).hexdigest(),
+              "vocabulary_sha256": tflite.vocabulary_sha256(
+                  vocabulary.tokens),
               "quantization": config.quantize}
   bytes_info = {}
   if config.saved_model:
@@ -383,7 +385,7 @@ def _build(model, staging, config, vocabulary, representative, contexts,
   if config.tflite:
     shape = dict(exclude_length=config.exclude_length,
                  more_k=tuple(config.more_k),
-                 partitions=config.partition_config)
+                 partitions=partitions)
     content = tflite.embed_vocabulary(tflite.convert(
         model, config.quantize, config.top_k, representative, **shape),
                                       vocabulary.tokens)

@@ -20,7 +20,8 @@ def summarize(seconds) -> dict:
   return {f"p{p}_ms": float(np.percentile(values, p)) for p in PERCENTILES}
 
 
-def _time(call, runs: int, warmup: int = 20) -> dict:
+def time_call(call, runs: int, warmup: int = 20) -> dict:
+  """Latency percentiles of `runs` calls after `warmup` untimed ones."""
   for _ in range(warmup):
     call()
   times = []
@@ -39,7 +40,7 @@ def measure(tflite_path: str = "", saved_model_dir: str = "",
     from tfdistill.export.tflite import LiteRTRecommender  # pylint: disable=import-outside-toplevel
     model = LiteRTRecommender(tflite_path, num_threads=1)
     rows = iter(np.tile(contexts, (runs // len(contexts) + 30, 1)))
-    results["tflite"] = _time(lambda: model(next(rows)), runs)
+    results["tflite"] = time_call(lambda: model(next(rows)), runs)
   if saved_model_dir:
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
     serve = tf.saved_model.load(saved_model_dir).signatures["serving_default"]
@@ -47,7 +48,7 @@ def measure(tflite_path: str = "", saved_model_dir: str = "",
     strings[contexts == 0] = ""
     requests = [tf.constant(row[np.newaxis]) for row in strings]
     rows = iter(requests * (runs // len(requests) + 30))
-    results["saved_model"] = _time(lambda: serve(context=next(rows)), runs)
+    results["saved_model"] = time_call(lambda: serve(context=next(rows)), runs)
   if "tflite" in results and "saved_model" in results:
     results["tflite_vs_saved_model_p50"] = (
         results["tflite"]["p50_ms"] / results["saved_model"]["p50_ms"])

@@ -30,6 +30,7 @@ from tfdistill.data.vocab import NUM_RESERVED
 from tfdistill.data.vocab import OOV_INDEX
 from tfdistill.data.vocab import PAD_INDEX
 from tfdistill.export.partitions import PartitionConfig
+from tfdistill.fileio import write_text
 from tfdistill.export.tflite import context_length_of
 from tfdistill.export.tflite import EXCLUDE
 from tfdistill.export.tflite import INPUT
@@ -47,7 +48,7 @@ class ServingModule(tf.Module):
   """Vocabulary lookups, scoring and top-K around a retrieval student."""
 
   def __init__(self, student, vocabulary: Sequence[str], top_k: int = 10,
-               partitions: PartitionConfig = PartitionConfig()):
+               partitions=PartitionConfig()):
     super().__init__(name="tfdistill_serving")
     self.scorer = Scorer(student, partitions)
     self.top_k = top_k
@@ -133,7 +134,7 @@ def write_warmup_requests(directory: str, model_name: str,
 def save_serving_model(student, vocabulary: Sequence[str], directory: str,
                        model_name: str, top_k: int,
                        warmup_contexts: np.ndarray,
-                       partitions: PartitionConfig = PartitionConfig()) -> dict:
+                       partitions=PartitionConfig()) -> dict:
   """Writes the SavedModel (with warm-up requests) into `directory`."""
   module = ServingModule(student, vocabulary, top_k, partitions)
   tf.saved_model.save(module, directory, signatures=module.signatures())
@@ -233,9 +234,6 @@ def write_server_files(serving_root: str, is_ours) -> dict:
         if not f.readline().startswith(SERVER_FILE_HEADER):
           kept.append(path)
           continue
-    temporary = path + ".tmp"
-    with open(temporary, "w", encoding="utf-8") as f:
-      f.write(text)
-    os.replace(temporary, path)
+    write_text(path, text)
     written.append(path)
   return {"models": models, "written": written, "kept": kept}

@@ -14,11 +14,14 @@ re-rank, so no large sentinel scores are needed (they break int8 graphs).
 
 import contextlib
 import copy
+import hashlib
+import io
 import os
 import re
 import shutil
 import tempfile
 import warnings
+import zipfile
 from typing import Optional
 
 import numpy as np
@@ -31,6 +34,7 @@ from tfdistill.models.io import catalog_size
 from tfdistill.export.partitions import build_index
 from tfdistill.export.partitions import PartitionConfig
 from tfdistill.export.partitions import PartitionedCatalog
+from tfdistill.export.partitions import PartitionIndex
 from tfdistill.models.layers import CatalogScores
 from tfdistill.models.layers import MaskedMean
 from tfdistill.models.layers import PositionWeightedMean
@@ -140,39 +144,49 @@ def factor_student(student):
 class Scorer(tf.Module):
   """Context ids -> candidate scores (and their item ids), as exported.
 
-  Exact: every catalog item is a candidate. With a `PartitionConfig`, the
-  candidates are the items of the best partitions (`PartitionedCatalog`).
+  Exact: every catalog item is a candidate. With partitions (a
+  `PartitionConfig`, or a `PartitionIndex` built once for several models of
+  one student by `partition_index`), the candidates are the items of the
+  best partitions (`PartitionedCatalog`).
   """
 
-  def __init__(self, student, partitions: PartitionConfig = PartitionConfig()):
+  def __init__(self, student, partitions=PartitionConfig()):
     super().__init__(name="scorer")
     self.student = student
     self.num_items = catalog_size(student)
     factored = factor_student(student)
+    approximate = isinstance(partitions, PartitionIndex) or partitions.enabled
     self.encoder = self.catalog = self.partitioned = None
     if factored is None:
-      if partitions.enabled:
+      if approximate:
         raise ExportError(f"approximate top-K (--partitions) needs a student "
                           f"with a full item table; {student.name} has none.")
       return
     self.encoder, vectors = factored
-    if partitions.enabled:
-      self.partitioned = PartitionedCatalog(vectors, build_index(
-          vectors, partitions.resolved(self.num_items)))
+    if approximate:
+      index = (partitions if isinstance(partitions, PartitionIndex)
+               else build_index(vectors, partitions))
+      self.partitioned = PartitionedCatalog(vectors, index)
     else:
       self.catalog = tf.Variable(vectors, trainable=False, name="catalog")
+
+  def _vectors(self, ids):
+    """Item vectors of item indices [...] -> [..., d]."""
+    if self.partitioned is not None:
+      return self.partitioned.item_vectors(ids)
+    return tf.gather(self.catalog, ids)
+
+  def _query(self, context):
+    return self.encoder([context, self._vectors(context)], training=False)
 
   def __call__(self, context):
     """context int32 [B, L] -> (scores [B, C], ids [B, C] or None)."""
     if self.encoder is None:
       return student_logits(self.student, {INPUT: context}), None
     if self.partitioned is not None:
-      query = self.encoder([context, self.partitioned.item_vectors(context)],
-                           training=False)
-      return self.partitioned.candidates(query)
-    query = self.encoder([context, tf.gather(self.catalog, context)],
-                         training=False)
-    return tf.matmul(query, self.catalog, transpose_b=True), None
+      return self.partitioned.candidates(self._query(context))
+    return tf.matmul(self._query(context), self.catalog,
+                     transpose_b=True), None
 
   def top_k(self, context, k, exclude=None):
     scores, ids = self(context)
@@ -183,10 +197,18 @@ class Scorer(tf.Module):
     if self.encoder is None:
       return tf.gather(student_logits(self.student, {INPUT: context}),
                        candidates, batch_dims=1)
-    lookup = (self.partitioned.item_vectors if self.partitioned is not None
-              else lambda ids: tf.gather(self.catalog, ids))
-    query = self.encoder([context, lookup(context)], training=False)
-    return tf.einsum("bd,bcd->bc", query, lookup(candidates))
+    return tf.einsum("bd,bcd->bc", self._query(context),
+                     self._vectors(candidates))
+
+
+def partition_index(student, config: PartitionConfig) -> PartitionIndex:
+  """The approximate top-K index of a student's item vectors, to build once
+  and pass as `partitions` to every model exported from the student."""
+  factored = factor_student(student)
+  if factored is None:
+    raise ExportError(f"approximate top-K (--partitions) needs a student "
+                      f"with a full item table; {student.name} has none.")
+  return build_index(factored[1], config)
 
 
 def context_length_of(student) -> int:
@@ -200,7 +222,7 @@ class TopKRecommender(tf.Module):
   `exclude_length` > 0, and "recommend_k{K}" for each of `more_k`."""
 
   def __init__(self, student, top_k: int = 10, exclude_length: int = 0,
-               more_k=(), partitions: PartitionConfig = PartitionConfig()):
+               more_k=(), partitions=PartitionConfig()):
     super().__init__(name="tfdistill_recommender")
     self.scorer = Scorer(student, partitions)
     self.context_length = context_length = context_length_of(student)
@@ -250,7 +272,7 @@ def _temporary_dir():
 def convert(student, mode: str = "none", top_k: int = 10,
             representative: Optional[np.ndarray] = None,
             exclude_length: int = 0, more_k=(),
-            partitions: PartitionConfig = PartitionConfig()) -> bytes:
+            partitions=PartitionConfig()) -> bytes:
   """Converts a student to .tflite bytes with builtin ops only.
 
   Args:
@@ -264,7 +286,8 @@ def convert(student, mode: str = "none", top_k: int = 10,
       for "int8".
     exclude_length: E of the "recommend_excluding" signature (0: none).
     more_k: Further K, each a "recommend_k{K}" signature.
-    partitions: Approximate top-K (`PartitionConfig`; default exact).
+    partitions: Approximate top-K (a `PartitionConfig` or a built
+      `PartitionIndex`; default exact).
 
   Raises:
     ExportError: unknown mode, int8 without representative data, or a model
@@ -411,7 +434,12 @@ VOCABULARY_MEMBER = "vocabulary.txt"
 
 
 def vocabulary_bytes(tokens) -> bytes:
+  """vocabulary.txt's content: one item id per line."""
   return ("\n".join(str(t) for t in tokens) + "\n").encode("utf-8")
+
+
+def vocabulary_sha256(tokens) -> str:
+  return hashlib.sha256(vocabulary_bytes(tokens)).hexdigest()
 
 
 def embed_vocabulary(content: bytes, tokens) -> bytes:
@@ -419,16 +447,12 @@ def embed_vocabulary(content: bytes, tokens) -> bytes:
   entry, and the file itself as an associated file (a zip archive appended
   to the flatbuffer, the layout TFLite metadata uses, which LiteRT
   ignores and any zip reader, e.g. Android's MetadataExtractor, opens)."""
-  import hashlib  # pylint: disable=import-outside-toplevel
-  import io  # pylint: disable=import-outside-toplevel
-  import zipfile  # pylint: disable=import-outside-toplevel
   from tensorflow.lite.python import schema_py_generated as schema  # pylint: disable=import-outside-toplevel
   from tensorflow.lite.tools import flatbuffer_utils  # pylint: disable=import-outside-toplevel
   data = vocabulary_bytes(tokens)
   model = flatbuffer_utils.convert_bytearray_to_object(bytearray(content))
   buffer = schema.BufferT()
-  buffer.data = np.frombuffer(hashlib.sha256(data).hexdigest().encode(),
-                              np.uint8)
+  buffer.data = np.frombuffer(vocabulary_sha256(tokens).encode(), np.uint8)
   model.buffers.append(buffer)
   entry = schema.MetadataT()
   entry.name = VOCABULARY_HASH_METADATA
@@ -446,9 +470,6 @@ def embedded_vocabulary(content: bytes):
   """(tokens, hash in the metadata) of a .tflite written by
   `embed_vocabulary`; raises ExportError when the two disagree or are
   missing."""
-  import hashlib  # pylint: disable=import-outside-toplevel
-  import io  # pylint: disable=import-outside-toplevel
-  import zipfile  # pylint: disable=import-outside-toplevel
   from tensorflow.lite.tools import flatbuffer_utils  # pylint: disable=import-outside-toplevel
   model = flatbuffer_utils.convert_bytearray_to_object(bytearray(content))
   stated = {}
