@@ -28,7 +28,11 @@ _INSTALL_REQUIRES = [
     "tqdm>=4.60",
 ]
 
-_TEST_REQUIRES = [
+# `tfdistill cache` (the teacher's signals as an Apache Beam job). Beam 2.77+
+# installs beside TensorFlow 2.21 (protobuf 6.33).
+_BEAM_REQUIRES = ["apache-beam>=2.77,<3"]
+
+_TEST_REQUIRES = _BEAM_REQUIRES + [
     "pytest>=8",
     "pytest-timeout>=2.2",
     "nbformat>=5.9",
@@ -49,7 +53,7 @@ setuptools.setup(
     packages=setuptools.find_packages(include=["tfdistill", "tfdistill.*"]),
     python_requires=">=3.10",
     install_requires=_INSTALL_REQUIRES,
-    extras_require={"test": _TEST_REQUIRES},
+    extras_require={"beam": _BEAM_REQUIRES, "test": _TEST_REQUIRES},
     entry_points={"console_scripts": ["tfdistill=tfdistill.cli:run"]},
     classifiers=[
         "Programming Language :: Python :: 3",

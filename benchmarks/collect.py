@@ -46,6 +46,9 @@ SECTIONS = (
         ("teacher_objective", "Teacher training: every position against "
          "sliding windows", None),
     )),
+    ("Scaling", (
+        ("scale", "Catalog size and local workers", None),
+    )),
     ("Design choices", (
         ("student_init", "The student's item table from the teacher's",
          ("Summary",)),

@@ -58,12 +58,32 @@ def data() -> int:
   return 0
 
 
-def _run():
+def _run(command: str = ""):
+  """The run of --out; for a training command, under --strategy (made
+  before any other TensorFlow work, as multi-worker training needs)."""
   from tfdistill.errors import ConfigError  # pylint: disable=import-outside-toplevel
   from tfdistill.pipeline.run import Run  # pylint: disable=import-outside-toplevel
   if not FLAGS.out:
     raise ConfigError("--out=DIR (the run directory) is required.")
-  return Run(FLAGS.out, options.pipeline_config(), force=FLAGS.force)
+  config = options.pipeline_config()
+  strategy = None
+  if command and FLAGS.strategy != "default":
+    from tfdistill.distribute import describe  # pylint: disable=import-outside-toplevel
+    from tfdistill.distribute import make_strategy  # pylint: disable=import-outside-toplevel
+    strategy = make_strategy(FLAGS.strategy, FLAGS.worker_timeout)
+    logging.info("training under %s", describe(strategy))
+  return Run(FLAGS.out, config, force=FLAGS.force, strategy=strategy)
+
+
+def _worker_summary(run) -> bool:
+  """For a worker that is not the chief: prints its one JSON line (the
+  chief prints the results) and returns True."""
+  if run.chief:
+    return False
+  from tfdistill.distribute import describe  # pylint: disable=import-outside-toplevel
+  _print_json({"chief": False, "strategy": describe(run.strategy),
+               "out": run.shared})
+  return True
 
 
 def _stage_summary(run, step: str) -> None:
@@ -83,8 +103,10 @@ def pipeline() -> int:
   """
   if not FLAGS.out:
     FLAGS.out = "tfdistill_run"
-  run = _run()
+  run = _run("pipeline")
   metrics = run.all()
+  if _worker_summary(run):
+    return 0
   print(f"report: {os.path.join(run.step_dir('report'), 'report.html')}")
   _print_json(metrics)
   return 0
@@ -92,28 +114,31 @@ def pipeline() -> int:
 
 def train_teacher() -> int:
   """Train the sequential self-attention teacher of a run (--out)."""
-  run = _run()
+  run = _run("train-teacher")
   run.teacher()
-  _stage_summary(run, "teacher")
+  if not _worker_summary(run):
+    _stage_summary(run, "teacher")
   return 0
 
 
 def distill() -> int:
   """Distil the student from the run's teacher (trains the teacher first if
   needed), and train the same student without a teacher for comparison."""
-  run = _run()
+  run = _run("distill")
   run.student_alone()
   run.student_kd()
-  _stage_summary(run, "student_kd")
+  if not _worker_summary(run):
+    _stage_summary(run, "student_kd")
   return 0
 
 
 def compress() -> int:
   """Prune, quantization-aware train (and optionally factorize or cluster)
   the run's distilled student; writes compressed/compression_report.md."""
-  run = _run()
+  run = _run("compress")
   run.compressed()
-  _stage_summary(run, "compressed")
+  if not _worker_summary(run):
+    _stage_summary(run, "compressed")
   return 0
 
 
@@ -164,6 +189,18 @@ def export() -> int:
   return 0
 
 
+def _data_of_model(model: str) -> tuple:
+  """(the run's config or None, prepared data) for a saved model: the data
+  of the run it belongs to, unless data flags say otherwise."""
+  from tfdistill.pipeline.run import config_of_model  # pylint: disable=import-outside-toplevel
+  config = None if options.data_flags_given() else config_of_model(model)
+  if config is not None:
+    source, prepare_with = config.source, config.prepare
+  else:
+    source, prepare_with = options.source_config(), options.prepare_config()
+  return config, prepare(load_dataset(source), prepare_with)
+
+
 def evaluate() -> int:
   """Evaluate a saved model (--model) on a data set's split: a retrieval
   model by its ranking metrics (HR, recall, precision, F1, NDCG@10, MRR), a
@@ -172,21 +209,64 @@ def evaluate() -> int:
   on the run's own data set."""
   from tfdistill.errors import ConfigError  # pylint: disable=import-outside-toplevel
   from tfdistill.evaluation.evaluate import evaluate_saved_model  # pylint: disable=import-outside-toplevel
-  from tfdistill.pipeline.run import config_of_model  # pylint: disable=import-outside-toplevel
   if not FLAGS.model:
     raise ConfigError("--model=PATH is required.")
-  # A model of a run is evaluated on the run's data unless data flags say
-  # otherwise.
-  config = None if options.data_flags_given() else config_of_model(
-      FLAGS.model)
-  if config is not None:
-    source, prepare_with = config.source, config.prepare
-  else:
-    source, prepare_with = options.source_config(), options.prepare_config()
+  _, prepared = _data_of_model(FLAGS.model)
   result = evaluate_saved_model(
-      FLAGS.model, prepare(load_dataset(source), prepare_with), FLAGS.split,
-      FLAGS.context_length, FLAGS.positive_rating)
+      FLAGS.model, prepared, FLAGS.split, FLAGS.context_length,
+      FLAGS.positive_rating)
   _print_json(dict(result, split=FLAGS.split, model=FLAGS.model))
+  return 0
+
+
+def cache() -> int:
+  """Compute a teacher's signals over the training examples as an Apache
+  Beam pipeline: sharded TFRecords and cache.json in --out, which
+  `cached_teacher`/`cached_examples` read.
+
+  --teacher is a teacher saved by tfdistill (a run's teacher/model); its
+  run's data and context length are used unless data flags are given. Beam
+  runs with --beam_options (DirectRunner by default; Dataflow, Flink or
+  Spark through Beam's own options). An interrupted job resumes when rerun
+  with the same flags; a finished one is left as it is.
+  """
+  import shlex  # pylint: disable=import-outside-toplevel
+  from tfdistill.data import examples  # pylint: disable=import-outside-toplevel
+  from tfdistill.distill.beam_cache import cache_with_beam  # pylint: disable=import-outside-toplevel
+  from tfdistill.distill.beam_cache import SavedTeacher  # pylint: disable=import-outside-toplevel
+  from tfdistill.errors import ConfigError  # pylint: disable=import-outside-toplevel
+  from tfdistill.models.io import MODEL_MARKER  # pylint: disable=import-outside-toplevel
+  if not FLAGS.teacher or not FLAGS.out:
+    raise ConfigError("--teacher=MODEL (a teacher saved by tfdistill, e.g. "
+                      "RUN/teacher/model) and --out=DIR are required.")
+  if not MODEL_MARKER.found_in(FLAGS.teacher):
+    raise ConfigError(f"--teacher={FLAGS.teacher} is not a model saved by "
+                      "tfdistill (no tfdistill_model.json); give a run's "
+                      "teacher/model folder.")
+  config, prepared = _data_of_model(FLAGS.teacher)
+  context_length = FLAGS.context_length or (
+      config.context_length if config else examples.DEFAULT_CONTEXT_LENGTH)
+  batch_size = FLAGS.batch_size or (config.batch_size if config else 256)
+  for flag, value in (("context_length", context_length),
+                      ("batch_size", batch_size), ("shards", FLAGS.shards)):
+    if value < 1:
+      raise ConfigError(f"--{flag}={value} must be >= 1.")
+  try:
+    beam_options = shlex.split(FLAGS.beam_options or "")
+  except ValueError as error:
+    raise ConfigError(f"--beam_options={FLAGS.beam_options}: {error}.") from error
+  data = examples.sequence_examples(prepared, "train", context_length,
+                                    batch_size=batch_size)
+  index = cache_with_beam(SavedTeacher(FLAGS.teacher), data, FLAGS.out,
+                          top_k=FLAGS.top_k or 50, signals=FLAGS.signals,
+                          num_shards=FLAGS.shards,
+                          pipeline_options=beam_options,
+                          overwrite=FLAGS.overwrite)
+  _print_json({"out": FLAGS.out, "batches": index["batches"],
+               "shards": len(index["shards"]), "top_k": index["top_k"],
+               "signals": FLAGS.signals,
+               "data_fingerprint": index["data_fingerprint"],
+               "teacher_fingerprint": index["teacher_fingerprint"]})
   return 0
 
 
@@ -205,15 +285,17 @@ COMMANDS = {
         Command("data", data, "prepare and inspect a data set",
                 options.DATA_FLAGS + ("out", "overwrite")),
         Command("pipeline", pipeline, "run every step, from data to report",
-                options.RUN_FLAGS),
+                options.TRAIN_FLAGS),
         Command("train-teacher", train_teacher, "train the teacher of a run",
-                options.RUN_FLAGS),
+                options.TRAIN_FLAGS),
         Command("distill", distill, "distil the student of a run",
-                options.RUN_FLAGS),
+                options.TRAIN_FLAGS),
         Command("compress", compress, "prune + QAT the distilled student",
-                options.RUN_FLAGS),
+                options.TRAIN_FLAGS),
         Command("export", export, "export a student (SavedModel, TFLite)",
                 options.EXPORT_FLAGS),
+        Command("cache", cache, "the teacher's signals as a Beam job",
+                options.CACHE_FLAGS),
         Command("evaluate", evaluate, "evaluate a saved model",
                 options.DATA_FLAGS + ("model", "split", "context_length",
                                       "positive_rating")),

@@ -194,6 +194,31 @@ flags.DEFINE_float("positive_rating", 4.0,
                    "interaction counts as positive (accuracy, precision, "
                    "recall, F1, AUC).")
 
+# Where training runs.
+flags.DEFINE_enum("strategy", "default", ["default", "mirrored",
+                                          "multi_worker"],
+                  "tf.distribute strategy: default (one device), mirrored "
+                  "(this machine's devices) or multi_worker "
+                  "(MultiWorkerMirroredStrategy from TF_CONFIG; run the same "
+                  "command on every worker).")
+flags.DEFINE_float("worker_timeout", 120.0,
+                   "multi_worker: seconds to wait for every worker of "
+                   "TF_CONFIG to join.")
+
+# Teacher cache (Beam).
+flags.DEFINE_list("signals", ["logits"],
+                  "cache: the teacher's signals to keep: logits (as its "
+                  "top-K), hidden, query_embedding.")
+flags.DEFINE_integer("shards", 4, "cache: output files, the unit of "
+                     "parallel work of the Beam pipeline.")
+flags.DEFINE_integer("batch_size", None,
+                     "cache: examples per cached batch (default: the run's, "
+                     "256).")
+flags.DEFINE_string("beam_options", "--runner=DirectRunner",
+                    "cache: Apache Beam's own pipeline options, e.g. "
+                    "'--runner=DataflowRunner --project=P --region=R "
+                    "--temp_location=gs://B/tmp'.")
+
 # Tuning.
 flags.DEFINE_integer("max_trials", 8, "keras-tuner trials.")
 flags.DEFINE_integer("max_params", None, "Budget: most student parameters.")
@@ -215,6 +240,10 @@ RUN_FLAGS = DATA_FLAGS + (
     "low_rank_energy", "clusters", "compress_epochs", "quantize", "top_k",
     "min_agreement", "exclude_length", "more_k", "partitions", "probe",
     "min_recall")
+TRAIN_FLAGS = RUN_FLAGS + ("strategy", "worker_timeout")
+CACHE_FLAGS = DATA_FLAGS + ("teacher", "out", "overwrite", "context_length",
+                            "top_k", "signals", "shards", "batch_size",
+                            "beam_options")
 EXPORT_FLAGS = ("model", "out", "tflite", "saved_model", "quantize", "top_k",
                 "model_name", "version", "overwrite", "min_agreement",
                 "exclude_length", "more_k", "partitions", "probe",

@@ -206,15 +206,25 @@ def fisher_saliency(model: tf_keras.Model, variables: list, data,
   batches of `data`: a diagonal estimate of the Fisher information, which
   for an item table grows with how often the item is read and scored.
   """
-  loss = tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-
   @tf.function
   def squared_gradients(inputs, labels):
     with tf.GradientTape() as tape:
-      value = loss(labels, model(inputs, training=False))
+      # The batch mean by hand: a Keras loss object with its default
+      # reduction refuses to run inside a tf.distribute strategy's scope.
+      value = tf.reduce_mean(tf_keras.losses.sparse_categorical_crossentropy(
+          labels, model(inputs, training=False), from_logits=True))
     return [tf.zeros_like(v) if g is None else tf.square(
         tf.convert_to_tensor(g)) for v, g in zip(
             variables, tape.gradient(value, variables))]
+
+  def local_squared_gradients(inputs, labels):
+    # Under a tf.distribute strategy the gradient of distributed variables
+    # is taken in a replica: each computes the same batch; one is read.
+    if not tf.distribute.has_strategy():
+      return squared_gradients(inputs, labels)
+    strategy = tf.distribute.get_strategy()
+    per_replica = strategy.run(squared_gradients, args=(inputs, labels))
+    return [strategy.experimental_local_results(g)[0] for g in per_replica]
 
   totals = [np.zeros(v.shape, np.float64) for v in variables]
   count = 0
@@ -223,7 +233,8 @@ def fisher_saliency(model: tf_keras.Model, variables: list, data,
     if is_chunk_batch(inputs, labels):  # one example per target
       inputs, labels = examples_at_every_position(
           inputs, labels, input_signature(model)[CONTEXT].shape[1])
-    for total, square in zip(totals, squared_gradients(inputs, labels)):
+    for total, square in zip(totals, local_squared_gradients(inputs,
+                                                             labels)):
       total += square.numpy()
     count += 1
   if not count:

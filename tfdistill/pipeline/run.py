@@ -12,15 +12,27 @@ and vocabularies), then `teacher/`, `student_alone/`, `student_kd/`,
 an interrupted training resumes from `<step>/checkpoints` (Keras
 `BackupAndRestore`). Every training writes TensorBoard logs to
 `<step>/logs` and its epoch curves to `<step>/training_log.csv`.
+
+With a `tf.distribute` strategy (`tfdistill.distribute.make_strategy`) the
+models are built and trained under its scope. With several workers, every
+worker runs the same steps; the chief alone writes the run directory, the
+others read the finished steps there and write their own copies to a
+temporary folder of theirs (removed when the process ends), and all resume
+from the chief's checkpoints.
 """
+
+import atexit
+import contextlib
 
 import os
 import shutil
+import tempfile
 from typing import Optional
 
 import numpy as np
 
 from absl import logging
+import tensorflow as tf
 import tf_keras
 
 from tfdistill.compress.pipeline import compress_student
@@ -31,6 +43,7 @@ from tfdistill.data.prepare import PreparedData
 from tfdistill.data.prepare import prepare
 from tfdistill.data.sources import load_dataset
 from tfdistill.data.vocab import NUM_RESERVED
+from tfdistill.distribute import is_chief
 from tfdistill.distill.distiller import compiled_trainer
 from tfdistill.distill.embedding_transfer import transfer_item_embeddings
 from tfdistill.distill.teachers import as_teacher_source
@@ -65,6 +78,8 @@ from tfdistill.resume import RepeatableEpochs
 
 STEPS = ("teacher", "student_alone", "student_kd", "compressed", "export",
          "report")
+#: The steps that train (under a strategy, every worker takes part).
+TRAINING_STEPS = STEPS[:4]
 #: The file without which a finished step is redone.
 STEP_OUTPUTS = {step: ("model", MODEL_FILE) for step in
                 ("teacher", "student_alone", "student_kd", "compressed")}
@@ -192,10 +207,16 @@ class Run:
     config: The run's configuration; must match an existing run's
       config.json unless `force`.
     force: Recompute every step (and accept a changed configuration).
+    strategy: A `tf.distribute` strategy to train under (default: none).
   """
 
-  def __init__(self, out: str, config: PipelineConfig, force: bool = False):
+  def __init__(self, out: str, config: PipelineConfig, force: bool = False,
+               strategy=None):
     self.out, self.config, self.force = out, config, force
+    self.strategy = strategy
+    #: Whether this process writes the run directory (`shared`).
+    self.chief = is_chief(strategy)
+    self.shared = out
     self._prepared = None
     self._models = {}
     self._done_this_run = set()
@@ -215,6 +236,9 @@ class Run:
                         "(no config.json); choose an empty or new --out.")
     # Nothing is written until a step starts (`claim`): a run that fails
     # its checks leaves no state that would refuse the corrected command.
+    if not self.chief:
+      self.out = tempfile.mkdtemp(prefix="tfdistill-worker-")
+      atexit.register(shutil.rmtree, self.out, True)
 
   def claim(self) -> None:
     """Creates the run directory and writes its config.json (once).
@@ -231,14 +255,28 @@ class Run:
   def step_dir(self, step: str) -> str:
     return os.path.join(self.out, step)
 
+  def _scope(self):
+    """The strategy's scope, for building and training models."""
+    return (self.strategy.scope() if self.strategy is not None else
+            contextlib.nullcontext())
+
+  def _finished_root(self, step: str) -> str:
+    """Where a step's finished files are: this process's own folder, or for
+    a worker that is not the chief, the chief's run directory."""
+    own = os.path.join(self.out, step, METRICS_FILE)
+    if self.chief or step in self._done_this_run or os.path.isfile(own):
+      return self.out
+    return self.shared
+
   def done(self, step: str) -> bool:
     """Whether a step is finished: its metrics.json and its model (or
     export) are there. A finished step whose model was deleted is redone."""
     if self.force and step not in self._done_this_run:
       return False
-    if not os.path.isfile(os.path.join(self.step_dir(step), METRICS_FILE)):
+    directory = os.path.join(self._finished_root(step), step)
+    if not os.path.isfile(os.path.join(directory, METRICS_FILE)):
       return False
-    output = os.path.join(self.step_dir(step), *STEP_OUTPUTS.get(step, ()))
+    output = os.path.join(directory, *STEP_OUTPUTS.get(step, ()))
     if step == "teacher" and self.config.teacher_path:
       return True  # the user's teacher: nothing saved
     if step in STEP_OUTPUTS and not os.path.isfile(output):
@@ -249,8 +287,9 @@ class Run:
   def step_metrics(self, step: str) -> dict:
     """A finished step's metrics.json, its paths resolved against the run
     directory's current location."""
-    metrics = read_json(os.path.join(self.step_dir(step), METRICS_FILE))
-    return {k: (os.path.normpath(os.path.join(self.out, v))
+    root = self._finished_root(step)
+    metrics = read_json(os.path.join(root, step, METRICS_FILE))
+    return {k: (os.path.normpath(os.path.join(root, v))
                 if k in PATH_FIELDS and isinstance(v, str) else v)
             for k, v in metrics.items()}
 
@@ -270,6 +309,8 @@ class Run:
   def prepared(self) -> PreparedData:
     if self._prepared is None:
       path = os.path.join(self.out, "data")
+      if not os.path.isdir(path) and not self.chief:
+        path = os.path.join(self.shared, "data")
       if os.path.isdir(path) and not (self.force and "data" not in
                                       self._done_this_run):
         self._prepared = PreparedData.load(path)
@@ -278,7 +319,7 @@ class Run:
                            self.config.prepare)
         self._check_fits(prepared)
         self.claim()
-        prepared.save(path, overwrite=True)
+        prepared.save(os.path.join(self.out, "data"), overwrite=True)
         self._prepared = prepared
         self._done_this_run.add("data")
     return self._prepared
@@ -339,9 +380,11 @@ class Run:
     directory = self.step_dir(step)
     os.makedirs(directory, exist_ok=True)
     log = os.path.join(directory, "training_log.csv")
-    checkpoints = os.path.join(directory, "checkpoints")
+    # Every worker restores the chief's checkpoints (Keras writes a
+    # non-chief's into a temporary folder inside them and removes it).
+    checkpoints = os.path.join(self.shared, step, "checkpoints")
     best_dir = os.path.join(directory, "best_epoch")
-    if self.force and os.path.isdir(checkpoints):
+    if self.force and self.chief and os.path.isdir(checkpoints):
       # --force recomputes: an interrupted training's checkpoint (which this
       # step wrote) is not resumed.
       shutil.rmtree(checkpoints)
@@ -373,6 +416,13 @@ class Run:
       data = self.chunk_data(epoch=repeatable.epoch)
     else:
       data = self.train_data(epoch=repeatable.epoch, with_users=with_users)
+    if self.strategy is not None:
+      # Each worker keeps its share of every global batch (the data come
+      # from memory, not files).
+      options = tf.data.Options()
+      options.experimental_distribute.auto_shard_policy = (
+          tf.data.experimental.AutoShardPolicy.DATA)
+      data = data.with_options(options)
     if not trainer.built:
       # BackupAndRestore restores the optimizer's slots only into a built
       # model; a subclassed teacher is built by calling it once.
@@ -393,8 +443,9 @@ class Run:
 
   def _load(self, step: str):
     if step not in self._models:
-      self._models[step] = load_model(os.path.join(self.step_dir(step),
-                                                   "model"))
+      with self._scope():
+        self._models[step] = load_model(os.path.join(
+            self._finished_root(step), step, "model"))
     return self._models[step]
 
   def _seed(self, offset: int) -> None:
@@ -442,11 +493,12 @@ class Run:
   def _train_teacher(self):
     config = self.config
     self._seed(1)
-    teacher = build_sequential_teacher(self.prepared, config.context_length,
-                                       config.teacher)
-    teacher.compile(tf_keras.optimizers.Adam(config.teacher_learning_rate))
-    epochs = self._fit("teacher", teacher, config.teacher_epochs,
-                       chunks=config.teacher.objective == "all_positions")
+    with self._scope():
+      teacher = build_sequential_teacher(self.prepared, config.context_length,
+                                         config.teacher)
+      teacher.compile(tf_keras.optimizers.Adam(config.teacher_learning_rate))
+      epochs = self._fit("teacher", teacher, config.teacher_epochs,
+                         chunks=config.teacher.objective == "all_positions")
     path = save_model(teacher, os.path.join(self.step_dir("teacher"),
                                             "model"), overwrite=True)
     self._models["teacher"] = teacher
@@ -502,10 +554,11 @@ class Run:
       # Counted before the Distiller freezes the teacher's weights (a
       # teacher frozen by an earlier Distiller counts 0 and is not compared).
       teacher_params = teacher_parameters(teacher)
-    student, trainer = self.student_trainer(teacher)
-    epochs = self._fit(step, trainer, self.config.student_epochs,
-                       with_users=reads_users(teacher),
-                       chunks=teaches_every_position(teacher))
+    with self._scope():
+      student, trainer = self.student_trainer(teacher)
+      epochs = self._fit(step, trainer, self.config.student_epochs,
+                         with_users=reads_users(teacher),
+                         chunks=teaches_every_position(teacher))
     path = save_model(student, os.path.join(self.step_dir(step), "model"),
                       overwrite=True, **self.save_extras())
     self._models[step] = student
@@ -546,10 +599,11 @@ class Run:
       train = self.chunk_data()
     else:
       train = self.train_data(with_users=reads_users(teacher))
-    return compress_student(
-        student, train, self.evaluation("test"), config,
-        teacher=teacher, representative=self.save_extras()["representative"],
-        log_dir=log_dir, distillation_loss=self.distillation_loss())
+    with self._scope():
+      return compress_student(
+          student, train, self.evaluation("test"), config, teacher=teacher,
+          representative=self.save_extras()["representative"],
+          log_dir=log_dir, distillation_loss=self.distillation_loss())
 
   def compressed(self):
     return self._cached("compressed", self._compress_step)
@@ -581,7 +635,8 @@ class Run:
     # overwrite: an unfinished export of an interrupted run (only folders
     # the exporter wrote are replaced).
     manifest = export_student(
-        os.path.join(self.step_dir("compressed"), "model"), out,
+        os.path.join(self._finished_root("compressed"), "compressed",
+                     "model"), out,
         ExportConfig(tflite=True, saved_model=True,
                      quantize=self.config.quantize, top_k=self.config.top_k,
                      min_agreement=self.config.min_agreement,
@@ -634,6 +689,9 @@ class Run:
     return path
 
   def all(self) -> dict:
-    for step in STEPS:
+    """Every step; its metrics. A worker that is not the chief takes part
+    in the trainings only (export and report involve no other worker) and
+    returns {}."""
+    for step in STEPS if self.chief else TRAINING_STEPS:
       getattr(self, step)()
-    return self.metrics()
+    return self.metrics() if self.chief else {}

@@ -1,0 +1,112 @@
+"""Training under tf.distribute: two local worker processes with TF_CONFIG
+against one process, and the checks on TF_CONFIG."""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from cli_runner import assert_user_error
+from cli_runner import run_cli
+from tfdistill.distribute import cluster_from_environment
+from tfdistill.distribute import is_chief_task
+from tfdistill.distribute import local_tf_configs
+from tfdistill.errors import ConfigError
+
+HELPER = pathlib.Path(__file__).with_name("multi_worker_run.py")
+
+
+def _start(out, strategy: str, tf_config: str = "") -> subprocess.Popen:
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+  env.pop("TF_CONFIG", None)
+  if tf_config:
+    env["TF_CONFIG"] = tf_config
+  return subprocess.Popen([sys.executable, str(HELPER), str(out), strategy],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True, env=env)
+
+
+def _finish(process: subprocess.Popen) -> dict:
+  stdout, stderr = process.communicate(timeout=600)
+  assert process.returncode == 0, stderr[-3000:]
+  return json.loads(stdout.strip().splitlines()[-1])
+
+
+def test_two_workers_train_as_one_process(tmp_path):
+  """Tolerance: the two runs sum the same gradients in another order, so the
+  teacher differs at rounding level; Adam turns rounding-level gradients of
+  rarely seen item rows into steps of up to the learning rate (2e-3), so a
+  few student weights move by a few 1e-3 while the typical one stays within
+  1e-4, and the test metrics agree."""
+  workers = [_start(tmp_path / "run", "multi_worker", tf_config)
+             for tf_config in local_tf_configs(2)]
+  alone = _start(tmp_path / "alone", "default")
+  chief, other = [_finish(w) for w in workers]
+  single = _finish(alone)
+  assert chief["chief"] and not other["chief"]
+  # The chief alone wrote the run directory; the other worker's own copies
+  # went to a temporary folder of its own, removed when it ended.
+  assert other["writes"] == [], other["writes"]
+  assert not os.path.exists(other["own"])
+  assert sorted(os.listdir(tmp_path / "run")) == [
+      "config.json", "data", "student_kd", "teacher"]
+  assert not list((tmp_path / "run").rglob("*workertemp*"))
+  assert abs(chief["ndcg"] - single["ndcg"]) < 1e-3
+  import tfdistill  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
+  from tfdistill.models.io import load_model  # pylint: disable=import-outside-toplevel
+  for step, typical, largest in (("teacher", 1e-4, 1e-3),
+                                 ("student_kd", 1e-4, 1e-2)):
+    a = load_model(str(tmp_path / "run" / step / "model")).get_weights()
+    b = load_model(str(tmp_path / "alone" / step / "model")).get_weights()
+    differences = np.concatenate([np.abs(x - y).ravel()
+                                  for x, y in zip(a, b)])
+    assert np.median(differences) < typical, (step, np.median(differences))
+    assert differences.max() < largest, (step, differences.max())
+
+
+@pytest.mark.parametrize("value,fragment", [
+    ("", "needs the TF_CONFIG environment variable"),
+    ("{not json", "not valid JSON"),
+    ('{"task": {"type": "worker", "index": 0}}', "needs a \"cluster\""),
+    ('{"cluster": {"worker": ["localhost"]}, "task": {"type": "worker"}}',
+     "cluster.worker[0] is 'localhost'"),
+    ('{"cluster": {"worker": ["a:1", "b:2"]}, '
+     '"task": {"type": "worker", "index": 2}}', "task 'worker' 2 is not in"),
+    ('{"cluster": {"ps": ["a:1"], "worker": ["b:2"]}, '
+     '"task": {"type": "worker", "index": 0}}', "task type 'ps'"),
+])
+def test_tf_config_errors_name_what_to_fix(monkeypatch, value, fragment):
+  monkeypatch.setenv("TF_CONFIG", value)
+  with pytest.raises(ConfigError, match=None) as error:
+    cluster_from_environment()
+  assert fragment in str(error.value), str(error.value)
+
+
+def test_the_chief_is_the_chief_task_else_worker_zero():
+  two = {"worker": ["a:1", "b:2"]}
+  assert is_chief_task({"cluster": two, "task": {"type": "worker",
+                                                 "index": 0}})
+  assert not is_chief_task({"cluster": two, "task": {"type": "worker",
+                                                     "index": 1}})
+  with_chief = dict(two, chief=["c:3"])
+  assert is_chief_task({"cluster": with_chief, "task": {"type": "chief"}})
+  assert not is_chief_task({"cluster": with_chief, "task": {
+      "type": "worker", "index": 0}})
+
+
+def test_multi_worker_bad_input_from_the_command_line(tmp_path):
+  out = tmp_path / "run"
+  result = run_cli("distill", "--preset=tiny", f"--out={out}",
+                   "--strategy=multi_worker", env={"TF_CONFIG": ""})
+  assert_user_error(result, "needs the TF_CONFIG environment variable")
+  tf_config = local_tf_configs(2)[0]
+  other = json.loads(tf_config)["cluster"]["worker"][1]
+  result = run_cli("distill", "--preset=tiny", f"--out={out}",
+                   "--strategy=multi_worker", "--worker_timeout=3",
+                   env={"TF_CONFIG": tf_config})
+  assert_user_error(result, f"cannot reach worker 1 at {other}", "within 3 s")
+  assert not out.exists()
