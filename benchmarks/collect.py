@@ -26,7 +26,7 @@ SECTIONS = (
         ("ml1m", "MovieLens-1M, the literature's file, against published "
          "figures", ("tfdistill and the literature",)),
         ("quality_latest_small", "MovieLens latest-small, the pipeline's "
-         "student", None),
+         "student", ("Mean over seeds",)),
         ("own_teacher", "A TFRS tutorial model trained outside tfdistill",
          None),
         ("pipeline_default", "`tfdistill pipeline` with no flags",
@@ -48,10 +48,6 @@ SECTIONS = (
     )),
     ("Scaling", (
         ("scale", "Catalog size and local workers", None),
-    )),
-    ("Design choices", (
-        ("student_init", "The student's item table from the teacher's",
-         ("Summary",)),
     )),
 )
 #: Tables left on the result files: the per-seed and per-epoch details.

@@ -252,13 +252,10 @@ def main():
                   "slowest_worker_seconds",
                   "throughput_vs_1", "ndcg@10", "ndcg@10_vs_1"])],
       notes=(
-          "Step times: median over rounds of the compiled train step on "
-          "batches held in memory (speed.py's `step_times`). The student's "
-          "steps score the full catalog ([batch, items] logits), as does "
-          "evaluation (in batches of 256 examples). Workers: every worker "
-          "is a process on the same 2-core machine, so more workers share "
-          "the same cores: the table measures the overhead of the "
-          "multi-worker machinery, not the speed-up of more machines."))
+          "Step times: median of the compiled train step on batches held in "
+          "memory. The student's steps and the evaluation score the full "
+          "catalog ([batch, items] logits). The workers are processes sharing "
+          "this machine's 2 cores."))
   print(path.read_text())
 
 
