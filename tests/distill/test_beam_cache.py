@@ -164,11 +164,10 @@ def test_tfdistill_cache_command(tiny_run, tmp_path):
   in_process = cache_teacher_signal(load_model(teacher), data,
                                     str(tmp_path / "one"), top_k=5)
   _assert_same_records(_records(in_process), _records(str(out)))
-  # Bad input: one line, exit 2, nothing written.
-  for flags, fragment in (
-      ((f"--teacher={teacher}", f"--out={tmp_path / 'a'}",
-        "--beam_options=--runner=NoSuchRunner"), "--beam_options"),
-      ((f"--teacher={teacher}", f"--out={out}", "--top_k=3"),
-       "already holds a teacher cache of another top k")):
-    assert_user_error(run_cli("cache", *flags), fragment)
+  # Bad input: one line, exit 2, nothing written (the other cases are the
+  # library's, tested above).
+  assert_user_error(run_cli("cache", f"--teacher={teacher}",
+                            f"--out={tmp_path / 'a'}",
+                            "--beam_options=--runner=NoSuchRunner"),
+                    "--beam_options")
   assert not os.path.exists(tmp_path / "a")

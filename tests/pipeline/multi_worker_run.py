@@ -58,7 +58,7 @@ def main():
   config = dataclasses.replace(
       base, teacher=dataclasses.replace(base.teacher, dropout=0.0),
       student=dataclasses.replace(base.student, dropout=0.0),
-      teacher_epochs=1, student_epochs=2)
+      teacher_epochs=1, student_epochs=1)
   run = Run(sys.argv[1], config, strategy=strategy)
   run.student_kd()
   print(json.dumps({"chief": run.chief, "own": run.out,

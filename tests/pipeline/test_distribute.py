@@ -98,11 +98,8 @@ def test_the_chief_is_the_chief_task_else_worker_zero():
       "type": "worker", "index": 0}})
 
 
-def test_multi_worker_bad_input_from_the_command_line(tmp_path):
+def test_an_unreachable_worker_from_the_command_line(tmp_path):
   out = tmp_path / "run"
-  result = run_cli("distill", "--preset=tiny", f"--out={out}",
-                   "--strategy=multi_worker", env={"TF_CONFIG": ""})
-  assert_user_error(result, "needs the TF_CONFIG environment variable")
   tf_config = local_tf_configs(2)[0]
   other = json.loads(tf_config)["cluster"]["worker"][1]
   result = run_cli("distill", "--preset=tiny", f"--out={out}",
