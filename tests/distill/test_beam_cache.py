@@ -138,6 +138,20 @@ def test_the_beam_cache_never_writes_into_a_folder_of_the_users(
       cache_with_beam(SavedTeacher(saved_teacher), data, str(mine), top_k=3,
                       overwrite=overwrite)
   assert os.listdir(mine) == ["notes.txt"]
+  # Replacing a finished cache removes only its own shard files, whatever
+  # its index says.
+  victim = tmp_path / "victim.tfrecord"
+  victim.write_text("keep")
+  done = tmp_path / "done"
+  cache_with_beam(SavedTeacher(saved_teacher), data, str(done), top_k=3,
+                  num_shards=1)
+  index = json.loads((done / "cache.json").read_text())
+  index["shards"].append({"file": "../victim.tfrecord", "bytes": 4})
+  (done / "cache.json").write_text(json.dumps(index))
+  cache_with_beam(SavedTeacher(saved_teacher), data, str(done), top_k=3,
+                  num_shards=1, overwrite=True)
+  assert victim.read_text() == "keep"
+  assert cached_teacher(str(done)).top_k == 3
   with pytest.raises(ConfigError, match="Beam does not|Unexpected pipeline"):
     cache_with_beam(SavedTeacher(saved_teacher), data, str(tmp_path / "x"),
                     pipeline_options=["--runner=NoSuchRunner"])

@@ -26,6 +26,7 @@ require, is written last, after every shard is checked.
 import hashlib
 import logging as pylogging
 import os
+import re
 from typing import Callable, Optional, Sequence
 
 from absl import logging
@@ -68,6 +69,8 @@ _PROGRESS = "progress.json"
 #: A finished sharded cache (its index names its shards).
 CACHE_MARKER = Marker(cache.SHARDED_INDEX, keys=("shards", "tensors"))
 _FORMAT = "tfdistill-teacher-cache"
+#: The names of the shard files tfdistill writes.
+_SHARD_FILE = re.compile(r"signals-\d{5}-of-\d{5}\.tfrecord")
 
 
 class SavedTeacher:
@@ -196,11 +199,12 @@ def _prepare_out(out: str, overwrite: bool) -> None:
   if CACHE_MARKER.found_in(out):
     check_replaceable(out, [CACHE_MARKER], ConfigError, what=f"--out={out}")
     index = read_json(os.path.join(out, cache.SHARDED_INDEX))
-    # Only the files this cache's index names: tfdistill wrote those.
+    # Only the shard files this cache's index names, and only names of the
+    # form tfdistill writes (an edited index cannot point elsewhere).
     os.remove(os.path.join(out, cache.SHARDED_INDEX))
     for shard in index["shards"]:
       name = os.path.join(out, shard["file"])
-      if os.path.exists(name):
+      if _SHARD_FILE.fullmatch(shard["file"]) and os.path.isfile(name):
         os.remove(name)
     return
   entries = set(tf.io.gfile.listdir(out))
@@ -334,6 +338,7 @@ def cache_with_beam(teacher: Callable, dataset, out: str, top_k: int = 50,
     tf.io.gfile.remove(os.path.join(work, _shard_name("inputs", s,
                                                       num_shards)))
   tf.io.gfile.remove(progress_path)
-  os.rmdir(work)
+  if not os.listdir(work):  # anything else in it is not tfdistill's
+    os.rmdir(work)
   logging.info("wrote the teacher cache %s (%d shards)", out, num_shards)
   return index
