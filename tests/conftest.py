@@ -1,7 +1,11 @@
 """Shared fixtures: tiny seeded data sets and the offline MovieLens archive."""
 
+import contextlib
+import fcntl
+import json
 import os
 import pathlib
+import subprocess
 
 import pytest
 
@@ -43,11 +47,31 @@ def movielens_dir():
   return str(SHARED_MOVIELENS)
 
 
+@contextlib.contextmanager
+def shared_folder(tmp_path_factory, name: str):
+  """A folder shared by every process of this test session (pytest-xdist
+  workers included), held under an exclusive lock: the first process to
+  enter builds what goes in it, the others wait and reuse it."""
+  root = tmp_path_factory.getbasetemp()
+  if os.environ.get("PYTEST_XDIST_WORKER"):
+    root = root.parent  # the session's folder, above each worker's own
+  folder = root / f"shared-{name}"
+  with open(root / f"shared-{name}.lock", "w") as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    try:
+      folder.mkdir(exist_ok=True)
+      yield folder
+    finally:
+      fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 @pytest.fixture(scope="session")
 def tfds_cache(tmp_path_factory):
   """One TFDS cache for the whole session, so latest-small is built once."""
-  return os.environ.get("TFDISTILL_TEST_TFDS_DIR") or str(
-      tmp_path_factory.mktemp("tfds"))
+  if os.environ.get("TFDISTILL_TEST_TFDS_DIR"):
+    return os.environ["TFDISTILL_TEST_TFDS_DIR"]
+  with shared_folder(tmp_path_factory, "tfds") as folder:
+    return str(folder)
 
 
 CONTEXT_LENGTH = 6
@@ -132,6 +156,14 @@ def tiny_run(tmp_path_factory):
   copy it first."""
   from cli_runner import last_json  # pylint: disable=import-outside-toplevel
   from cli_runner import run_cli  # pylint: disable=import-outside-toplevel
-  out = tmp_path_factory.mktemp("runs") / "tiny"
-  result = run_cli("pipeline", "--preset=tiny", f"--out={out}", "--seed=3")
+  with shared_folder(tmp_path_factory, "tiny-run") as folder:
+    out, record = folder / "tiny", folder / "process.json"
+    if record.is_file():
+      result = subprocess.CompletedProcess(**json.loads(record.read_text()))
+    else:
+      result = run_cli("pipeline", "--preset=tiny", f"--out={out}",
+                       "--seed=3")
+      record.write_text(json.dumps(dict(
+          args=result.args, returncode=result.returncode,
+          stdout=result.stdout, stderr=result.stderr)))
   return out, last_json(result), result

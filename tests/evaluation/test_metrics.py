@@ -113,6 +113,47 @@ def test_memory_is_bounded_by_chunks():
   np.testing.assert_array_equal(np.concatenate(ranks), expected)
 
 
+def test_evaluation_memory_stays_bounded_for_a_large_catalog(monkeypatch):
+  # A score function over 200,000 items: by default evaluate_retrieval
+  # scores and ranks a block of rows at a time that fits MAX_CELLS, and
+  # gives the metrics of one big batch.
+  import tracemalloc  # pylint: disable=g-import-not-at-top
+  from tfdistill.evaluation import ranking  # pylint: disable=g-import-not-at-top
+  num_items, rows = 200_000, 96
+  rng = np.random.default_rng(1)
+  queries = rng.normal(size=(rows, 4)).astype(np.float32)
+  catalog = rng.normal(size=(num_items, 4)).astype(np.float32)
+  examples = SequenceArrays(
+      contexts=np.arange(rows, dtype=np.int32)[:, None],
+      targets=rng.integers(2, num_items, size=rows),
+      users=np.arange(rows), ratings=np.ones(rows, np.float32),
+      seen_starts=np.zeros(rows, np.int64), seen_ends=np.zeros(rows, np.int64),
+      item_history=np.zeros(0, np.int64))
+  shapes = []
+
+  def scores(contexts):
+    shapes.append(len(contexts))
+    return queries[contexts[:, 0]] @ catalog.T
+
+  monkeypatch.setattr(ranking, "MAX_CELLS", 1 << 21)  # ~10 rows of 200k
+  tracemalloc.start()
+  chunked = RankingMetrics(ks=(10,), num_items=num_items)
+  evaluate_retrieval(scores, examples, metrics=chunked)
+  _, peak = tracemalloc.get_traced_memory()
+  tracemalloc.stop()
+  assert max(shapes) == (1 << 21) // num_items and shapes[0] == 1
+  # One block of scores is 8 MB; its copies, ranks and top-K indices stay
+  # within a few blocks (one batch of all 96 rows would be 77 MB each).
+  assert peak < 48e6, peak
+  whole = RankingMetrics(ks=(10,), num_items=num_items)
+  monkeypatch.setattr(ranking, "MAX_CELLS", 1 << 30)
+  evaluate_retrieval(scores, examples, batch_size=rows, metrics=whole)
+  for name in ("ndcg@10", "hr@10", "mrr"):
+    np.testing.assert_allclose(chunked.per_example(name),
+                               whole.per_example(name))
+  assert chunked.result()["coverage@10"] == whole.result()["coverage@10"]
+
+
 def test_rmse():
   assert rmse([1, 2, 3], [1, 3, 5]) == pytest.approx(math.sqrt(5 / 3))
 

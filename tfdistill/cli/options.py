@@ -120,6 +120,12 @@ flags.DEFINE_integer("early_stopping_patience", None,
                      "Every training stops after this many epochs without a "
                      "better validation NDCG@10 and keeps its best epoch "
                      "(default 2; 0: train every epoch, keep the best).")
+flags.DEFINE_integer("student_negatives", None,
+                     "The student's hard loss: 0 (default) for the softmax "
+                     "over the whole catalog; N > 0 estimates it from the "
+                     "label, the teacher's top-K and N uniform items per "
+                     "step, for catalogs too large to score every step "
+                     "(docs/scaling_out.md).")
 flags.DEFINE_float("student_learning_rate", None,
                    "Student's Adam learning rate, alone and distilled, > 0.")
 flags.DEFINE_integer("student_dim", None, "Student embedding size.")
@@ -232,7 +238,7 @@ RUN_FLAGS = DATA_FLAGS + (
     "strict_vocabulary", "teacher_objective", "chunk_batch_size",
     "teacher_epochs",
     "teacher_learning_rate", "teacher_dim", "teacher_blocks",
-    "student_epochs", "early_stopping_patience",
+    "student_epochs", "early_stopping_patience", "student_negatives",
     "student_learning_rate", "student_dim", "student_encoder",
     "student_init",
     "distillation_loss", "alpha", "temperature", "target_sparsity",
@@ -295,6 +301,7 @@ def pipeline_config():
                       ("teacher_epochs", "teacher_epochs"),
                       ("student_epochs", "student_epochs"),
                       ("early_stopping_patience", "early_stopping_patience"),
+                      ("student_negatives", "student_negatives"),
                       ("teacher_learning_rate", "teacher_learning_rate"),
                       ("student_learning_rate", "student_learning_rate"),
                       ("student_init", "student_init"),

@@ -26,9 +26,13 @@ import tf_keras
 from tfdistill.data.examples import CONTEXT
 from tfdistill.distill.positions import examples_at_every_position
 from tfdistill.distill.positions import is_chunk_batch
+from tfdistill.distill.sampled_softmax import CatalogTrainer
+from tfdistill.distill.sampled_softmax import sampled_hard_loss
+from tfdistill.distill.sampled_softmax import SampledCatalogSoftmax
 from tfdistill.distill.soft_targets import check_temperature
 from tfdistill.distill.soft_targets import DistillationLoss
 from tfdistill.distill.soft_targets import SoftTargetKL
+from tfdistill.distill.soft_targets import teacher_mask
 from tfdistill.distill.student_scores import StudentScores
 from tfdistill.distill.teachers import as_teacher_source
 from tfdistill.distill.teachers import CATALOG_ITEMS
@@ -250,6 +254,10 @@ class Distiller(tf_keras.Model):
       loss.build(teacher_signals[loss.signal].shape,
                  student_signals[loss.signal].shape)
       _distillation_term(loss, teacher_signals, student_signals,
+                         self._sampled_scores(None, teacher_signals,
+                                              student_signals)[1]
+                         if isinstance(self.student_loss,
+                                       SampledCatalogSoftmax) else
                          self._student_scores(None, student_signals, None))
       layers.extend(loss.trainable_layers)
     self.projections = layers  # Tracked: trained and checkpointed.
@@ -315,10 +323,38 @@ class Distiller(tf_keras.Model):
           hard_values + scores.at(labels)[:, 0])
     return scores
 
+  def _sampled_scores(self, y, teacher_signals, student_signals) -> tuple:
+    """(hard loss, its per-example values, StudentScores) of a
+    `SampledCatalogSoftmax` student loss: the label, the teacher's top-K
+    and the step's uniform draws scored from the student's factors."""
+    if CATALOG_ITEMS not in student_signals:
+      raise ModelError(f"SampledCatalogSoftmax needs a student whose logits "
+                       f"come from a CatalogScores layer; "
+                       f"{self.student.name}'s do not.")
+    labels = tf.zeros([tf.shape(student_signals[CATALOG_QUERIES])[0]],
+                      tf.int32) if y is None else y
+    ids = valid = None
+    if TOP_K_SIGNAL in teacher_signals:
+      ids, top_scores = teacher_signals[TOP_K_SIGNAL]
+      valid = teacher_mask(tf.cast(top_scores, tf.float32))
+    step = self.optimizer.iterations if self.optimizer is not None else 0
+    scores = self.student_loss.student_scores(
+        StudentScores(student_signals[LOGITS],
+                      student_signals[CATALOG_QUERIES],
+                      student_signals[CATALOG_ITEMS]),
+        labels, step, ids, valid)
+    values = sampled_hard_loss(scores, labels)
+    return values, scores
+
   def _compute_losses(self, y, sample_weight, teacher_signals, student_signals):
-    hard, hard_values = self._hard_loss(
-        y, self._student_outputs(student_signals), sample_weight)
-    scores = self._student_scores(y, student_signals, hard_values)
+    if isinstance(self.student_loss, SampledCatalogSoftmax):
+      hard_values, scores = self._sampled_scores(y, teacher_signals,
+                                                 student_signals)
+      hard = _per_batch(hard_values, sample_weight)
+    else:
+      hard, hard_values = self._hard_loss(
+          y, self._student_outputs(student_signals), sample_weight)
+      scores = self._student_scores(y, student_signals, hard_values)
     terms = [w * _per_batch(_distillation_term(loss, teacher_signals,
                                                student_signals, scores),
                             sample_weight)
@@ -438,18 +474,29 @@ class Distiller(tf_keras.Model):
 def compiled_trainer(student: tf_keras.Model, teacher=None,
                      optimizer="adam", alpha: float = 0.1,
                      temperature: Optional[float] = None,
-                     distillation_loss=None) -> tf_keras.Model:
+                     distillation_loss=None, student_negatives: int = 0,
+                     seed: int = 0) -> tf_keras.Model:
   """What `fit` trains: `student` compiled on its hard labels alone
   (softmax cross-entropy over its logits) when `teacher` is None, else a
   `Distiller` of `student` on `teacher`, compiled with these settings.
-  Either way, training it trains `student` in place."""
+  Either way, training it trains `student` in place.
+
+  With `student_negatives` > 0 the hard loss is `SampledCatalogSoftmax`
+  with that many uniform items per step (seeded by `seed`), alone through
+  `CatalogTrainer`."""
+  hard = (SampledCatalogSoftmax(student_negatives, seed=seed)
+          if student_negatives else None)
   if teacher is None:
+    if hard is not None:
+      trainer = CatalogTrainer(student, hard)
+      trainer.compile(optimizer)
+      return trainer
     student.compile(optimizer, loss=tf_keras.losses
                     .SparseCategoricalCrossentropy(from_logits=True))
     return student
   distiller = Distiller(student=student, teacher=teacher)
   distiller.compile(optimizer=optimizer, alpha=alpha, temperature=temperature,
-                    distillation_loss=distillation_loss)
+                    distillation_loss=distillation_loss, student_loss=hard)
   return distiller
 
 

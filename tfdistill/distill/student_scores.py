@@ -12,7 +12,10 @@ instead, so the gradient stays [batch, K, dim].
 It also carries the student's log-normaliser over the catalog when the
 hard-label loss has computed it already: the softmax cross-entropy of the
 label is `logsumexp(logits) - logits[label]`, so at temperature 1 the
-soft-target KL reuses it instead of a second pass over the catalog.
+soft-target KL reuses it instead of a second pass over the catalog. With a
+sampled normaliser (`SampledCatalogSoftmax`) the log-normaliser is estimated
+from a few scored items at every temperature, and nothing reads the dense
+logits.
 """
 
 from typing import Optional
@@ -32,15 +35,18 @@ class StudentScores:
 
   def __init__(self, logits: tf.Tensor, queries: Optional[tf.Tensor] = None,
                catalog: Optional[tf.Tensor] = None,
-               log_normalizer: Optional[tf.Tensor] = None):
+               log_normalizer: Optional[tf.Tensor] = None,
+               sampled: Optional[tuple] = None):
     """Args: as the attributes; `log_normalizer` is logsumexp(logits) [B, 1]
-    when already computed (temperature 1)."""
+    when already computed (temperature 1); `sampled` is (scores [B, C],
+    valid [B, C] bool, log-weights [B, C]) of a sampled normaliser."""
     if (queries is None) != (catalog is None):
       raise ValueError("queries and catalog go together.")
     self.logits = tf.cast(logits, tf.float32)
     self.queries = None if queries is None else tf.cast(queries, tf.float32)
     self.catalog = None if catalog is None else tf.cast(catalog, tf.float32)
     self._log_normalizer = log_normalizer
+    self._sampled = sampled
 
   def at(self, ids: tf.Tensor) -> tf.Tensor:
     """Scores at item ids [B, K] -> [B, K] (equal to gathering the logits)."""
@@ -53,14 +59,30 @@ class StudentScores:
     """logsumexp(logits / temperature) over the catalog, [B, 1]."""
     if temperature == 1.0 and self._log_normalizer is not None:
       return self._log_normalizer
+    if self._sampled is not None:
+      scores, valid, log_weights = self._sampled
+      terms = tf.where(valid, scores / temperature + log_weights,
+                       tf.float32.min)
+      return tf.reduce_logsumexp(terms, axis=-1, keepdims=True)
     return tf.reduce_logsumexp(self.logits / temperature, axis=-1,
                                keepdims=True)
+
+  @property
+  def is_sampled(self) -> bool:
+    return self._sampled is not None
 
   def with_log_normalizer(self, log_normalizer: tf.Tensor) -> "StudentScores":
     """A copy that returns `log_normalizer` [B] (as [B, 1]) at temperature
     1."""
     return StudentScores(self.logits, self.queries, self.catalog,
-                         tf.reshape(log_normalizer, [-1, 1]))
+                         tf.reshape(log_normalizer, [-1, 1]), self._sampled)
+
+  def with_sampled_normalizer(self, scores: tf.Tensor, valid: tf.Tensor,
+                              log_weights: tf.Tensor) -> "StudentScores":
+    """A copy whose log-normaliser at any temperature is the logsumexp of
+    `scores / T + log_weights` over the `valid` entries ([B, C] each)."""
+    return StudentScores(self.logits, self.queries, self.catalog, None,
+                         (scores, valid, log_weights))
 
 
 def as_student_scores(y_pred) -> StudentScores:

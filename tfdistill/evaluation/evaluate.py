@@ -7,6 +7,7 @@ import numpy as np
 from tfdistill.data.examples import CONTEXT
 from tfdistill.data.examples import SequenceArrays
 from tfdistill.evaluation.ranking import RankingMetrics
+from tfdistill.evaluation.ranking import rows_per_block
 
 ScoreFn = Callable[[np.ndarray], np.ndarray]
 
@@ -38,10 +39,25 @@ def teacher_score_function(teacher) -> Callable:
   return scores
 
 
+def _catalog_size(model) -> Optional[int]:
+  """The catalog size a Keras model scores, if its output says it."""
+  if not hasattr(model, "predict_on_batch"):
+    return None
+  model = getattr(model, "student", model)  # a Distiller scores its student's
+  try:
+    output = model.output
+  except (AttributeError, ValueError):  # a subclassed model: no static output
+    return None
+  if isinstance(output, dict):
+    output = output.get("logits")
+  size = getattr(output, "shape", [None])[-1] if output is not None else None
+  return int(size) if size else None
+
+
 def evaluate_retrieval(model: Union[ScoreFn, object],
                        examples: SequenceArrays,
                        ks: Sequence[int] = (10,),
-                       batch_size: int = 256,
+                       batch_size: Optional[int] = None,
                        exclude_seen: bool = True,
                        metrics: Optional[RankingMetrics] = None) -> dict:
   """Full-catalog ranking metrics of a model on held-out examples.
@@ -52,7 +68,10 @@ def evaluate_retrieval(model: Union[ScoreFn, object],
       (`tfdistill.distill.TeacherSource`, e.g. a user's TFRS model).
     examples: `evaluation_set(prepared, "test")` or "validation".
     ks: Cut-offs for HR, Recall, NDCG and coverage.
-    batch_size: Rows scored at once; memory is O(batch_size x catalog).
+    batch_size: Rows scored at once (memory is O(batch_size x catalog)).
+      Default: after a first row shows the catalog size, as many rows as
+      `tfdistill.evaluation.ranking.rows_per_block` allows (at most 256),
+      so that memory stays bounded for any catalog.
     exclude_seen: Exclude each user's earlier items from the ranking.
     metrics: A fresh `RankingMetrics` to fill (with the same `ks`), to read
       `metrics.per_example("ndcg@10")` afterwards; default: a new one.
@@ -71,14 +90,18 @@ def evaluate_retrieval(model: Union[ScoreFn, object],
   else:
     score = model if not hasattr(model, "predict_on_batch") else (
         score_function(model))
-  for lo in range(0, len(examples), batch_size):
-    batch = examples.take(slice(lo, lo + batch_size))
+  known = _catalog_size(model)
+  lo, rows = 0, batch_size or (rows_per_block(known) if known else 1)
+  while lo < len(examples):
+    batch = examples.take(slice(lo, lo + rows))
     scores = score(batch) if source else score(batch.contexts)
     if metrics is None:
       metrics = RankingMetrics(ks, num_items=scores.shape[1])
     exclude = ([batch.seen(i) for i in range(len(batch))]
                if exclude_seen else None)
     metrics.update(scores, batch.targets, exclude)
+    lo += len(batch)
+    rows = batch_size or rows_per_block(scores.shape[1])
   return metrics.result()
 
 

@@ -20,6 +20,14 @@ from tfdistill.errors import ConfigError
 
 # Largest [rows, relevant, items] comparison block held in memory at once.
 _MAX_BLOCK = 32_000_000
+# Largest [rows, items] block that `RankingMetrics.update` copies, sorts and
+# compares at once (float32 copies and int64 partition indices of it).
+MAX_CELLS = 1 << 22
+
+
+def rows_per_block(num_items: int, max_rows: int = 256) -> int:
+  """Rows of [rows, num_items] scores that fit `MAX_CELLS`, 1 to max_rows."""
+  return int(max(1, min(max_rows, MAX_CELLS // max(int(num_items), 1))))
 
 
 def _as_lists(values, rows: int) -> list:
@@ -97,7 +105,11 @@ STAGE_METRICS = ("ndcg@10", "hr@10", "recall@10", "precision@10", "f1@10")
 
 
 class RankingMetrics:
-  """Accumulates ranking metrics over batches; memory is O(batch x catalog).
+  """Accumulates ranking metrics over batches.
+
+  Each batch of scores is ranked in blocks of `rows_per_block(catalog)`
+  rows, so the working memory beyond the scores handed in stays bounded
+  whatever the catalog size.
 
   Example:
     >>> metrics = RankingMetrics(ks=(10,), num_items=prepared.num_items)
@@ -159,11 +171,19 @@ class RankingMetrics:
     if self.num_items is not None and scores.shape[1] != self.num_items:
       raise ConfigError(f"scores have {scores.shape[1]} columns but the "
                         f"catalog has {self.num_items} items.")
-    ranks = relevant_ranks(scores, relevant, exclude, self.num_reserved)
-    self._accumulate(ranks, cutoff=scores.shape[1])
-    top = top_k_indices(scores, max(self.ks), exclude, self.num_reserved)
-    for k in self.ks:
-      self._covered[k].update(np.unique(top[:, :k]).tolist())
+    rows = scores.shape[0]
+    relevant = _as_lists(relevant, rows)
+    excluded = _as_lists(exclude, rows)
+    step = rows_per_block(scores.shape[1], max_rows=rows)
+    for lo in range(0, rows, step):
+      block = slice(lo, lo + step)
+      ranks = relevant_ranks(scores[block], relevant[block], excluded[block],
+                             self.num_reserved)
+      self._accumulate(ranks, cutoff=scores.shape[1])
+      top = top_k_indices(scores[block], max(self.ks), excluded[block],
+                          self.num_reserved)
+      for k in self.ks:
+        self._covered[k].update(np.unique(top[:, :k]).tolist())
 
   def update_top_k(self, top_items: np.ndarray, relevant) -> None:
     """Adds a batch of top-K lists (e.g. from a TFLite model).

@@ -90,6 +90,12 @@ class PipelineConfig:
   # full item table; random otherwise, e.g. for a low-rank, hashed or QR
   # table or several teachers); benchmarks/student_init.py compares them.
   student_init: str = "auto"
+  # The student's hard loss (alone and distilled): 0 for the softmax over
+  # the whole catalog, else a softmax estimated from the label, the
+  # teacher's top-K and this many uniform items per step
+  # (tfdistill.distill.SampledCatalogSoftmax), for catalogs too large to
+  # score at every step.
+  student_negatives: int = 0
   distillation_loss: str = "kl+ranking"
   alpha: float = 0.5
   temperature: float = 2.0
@@ -150,6 +156,9 @@ class PipelineConfig:
     for name in ("teacher_learning_rate", "student_learning_rate"):
       if not getattr(self, name) > 0:
         raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}.")
+    if self.student_negatives < 0:
+      raise ConfigError(f"--student_negatives must be >= 0 (0: the softmax "
+                        f"over the catalog), got {self.student_negatives}.")
     if self.early_stopping_patience < 0:
       raise ConfigError(f"--early_stopping_patience must be >= 0, got "
                         f"{self.early_stopping_patience}.")

@@ -521,7 +521,8 @@ class Run:
         tf_keras.optimizers.Adam(config.student_learning_rate),
         alpha=config.alpha, temperature=config.temperature,
         distillation_loss=(None if teacher is None else
-                           self.distillation_loss()))
+                           self.distillation_loss()),
+        student_negatives=config.student_negatives, seed=config.seed)
 
   def distillation_loss(self) -> list:
     """New objects of the run's distillation losses (config's names)."""
