@@ -164,3 +164,43 @@ def test_a_student_without_catalog_factors_is_refused(tiny_prepared):
     CatalogTrainer(plain, SampledCatalogSoftmax(8))
   with pytest.raises(ValueError, match="num_negatives"):
     SampledCatalogSoftmax(0)
+
+
+def test_a_run_trains_with_sampled_softmaxes(tmp_path, monkeypatch):
+  # --teacher_negatives=mixed and --student_negatives reach the run's
+  # steps: the teacher trains on mixed negatives, both students on the
+  # sampled softmax (alone through CatalogTrainer), and validation still
+  # ranks the whole catalog.
+  import dataclasses  # pylint: disable=g-import-not-at-top
+  from tfdistill.pipeline.config import preset  # pylint: disable=g-import-not-at-top
+  from tfdistill.pipeline.run import Run  # pylint: disable=g-import-not-at-top
+  config = preset("tiny", teacher_epochs=1, student_epochs=1,
+                  student_negatives=24)
+  config = dataclasses.replace(config, teacher=dataclasses.replace(
+      config.teacher, negatives="mixed", num_extra_negatives=16))
+  calls = []
+  scores = SampledCatalogSoftmax.student_scores
+
+  def recorded(self, *args, **kwargs):
+    calls.append(self.num_negatives)
+    return scores(self, *args, **kwargs)
+  monkeypatch.setattr(SampledCatalogSoftmax, "student_scores", recorded)
+  run = Run(str(tmp_path / "r"), config)
+  assert run.teacher().negatives == "mixed"
+  assert not calls
+  run.student_alone()
+  alone = len(calls)
+  run.student_kd()
+  assert alone and len(calls) > alone and set(calls) == {24}
+  # The compression fine-tunes too: the pruned and the QAT student still
+  # score items through their CatalogScores factors.
+  distilled = len(calls)
+  run.compressed()
+  assert len(calls) > distilled and set(calls) == {24}
+  for step in ("student_alone", "student_kd", "compressed"):
+    assert np.isfinite(run.step_metrics(step)["ndcg@10"])
+  with pytest.raises(ValueError, match="student_negatives"):
+    preset("tiny", student_negatives=-1)
+  large = preset("large")
+  assert large.source.synthetic.num_items == 1_000_000
+  assert large.teacher.negatives == "mixed" and large.student_negatives

@@ -158,6 +158,11 @@ def _pipeline_negative_seed(d, _):
   return ["pipeline", "--preset=tiny", "--seed=-5", f"--out={d}/r"], None
 
 
+def _pipeline_negative_student_negatives(d, _):
+  return ["pipeline", "--preset=tiny", "--student_negatives=-1",
+          f"--out={d}/r"], None
+
+
 def _pipeline_partitions_one(d, _):
   return ["pipeline", "--preset=tiny", "--partitions=1", f"--out={d}/r"], None
 
@@ -244,6 +249,8 @@ CASES = [
      ["--top_k=100000", "catalog"]),
     ("data_negative_seed", _data_negative_seed, ["--seed", "-5"]),
     ("pipeline_negative_seed", _pipeline_negative_seed, ["--seed", "-5"]),
+    ("pipeline_negative_student_negatives",
+     _pipeline_negative_student_negatives, ["--student_negatives", "-1"]),
     ("pipeline_partitions_one", _pipeline_partitions_one,
      ["--partitions=1"]),
     ("pipeline_more_k_beyond_catalog", _pipeline_more_k_beyond_catalog,

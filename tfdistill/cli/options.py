@@ -76,7 +76,8 @@ def prepare_config() -> PrepareConfig:
 # Pipeline runs.
 flags.DEFINE_string("preset", "default",
                     "Run size: default (the full job on the data, < 10 min "
-                    "on the synthetic default) or tiny (about a minute).")
+                    "on the synthetic default), tiny (about a minute) or "
+                    "large (1,000,000 synthetic items: sampled softmaxes).")
 flags.DEFINE_boolean("force", False,
                      "Recompute finished steps (and accept a changed "
                      "configuration in --out).")
@@ -102,6 +103,14 @@ flags.DEFINE_enum("teacher_objective", None, ["last", "all_positions"],
                   "How the teacher trains: last (one target per context "
                   "window, the default) or all_positions (causal attention, "
                   "a target at every position of a user's sequence).")
+flags.DEFINE_enum("teacher_negatives", None, ["in_batch", "mixed", "catalog"],
+                  "What the teacher's softmax runs over: catalog (every "
+                  "item, the default), mixed (the batch's items plus "
+                  "--teacher_extra_negatives uniform items, logQ-corrected: "
+                  "for large catalogs) or in_batch.")
+flags.DEFINE_integer("teacher_extra_negatives", None,
+                     "Uniform items per step of --teacher_negatives=mixed "
+                     "(default 256).")
 flags.DEFINE_integer("chunk_batch_size", None,
                      "With --teacher_objective=all_positions: chunks of a "
                      "user's sequence (up to --context_length targets each) "
@@ -235,7 +244,8 @@ flags.DEFINE_integer("tune_epochs", 2, "Epochs per tuning trial.")
 RUN_FLAGS = DATA_FLAGS + (
     "out", "preset", "force", "context_length", "teacher",
     "teacher_signature", "teacher_inputs", "teacher_item_key",
-    "strict_vocabulary", "teacher_objective", "chunk_batch_size",
+    "strict_vocabulary", "teacher_objective", "teacher_negatives",
+    "teacher_extra_negatives", "chunk_batch_size",
     "teacher_epochs",
     "teacher_learning_rate", "teacher_dim", "teacher_blocks",
     "student_epochs", "early_stopping_patience", "student_negatives",
@@ -331,6 +341,10 @@ def pipeline_config():
     teacher["num_blocks"] = FLAGS.teacher_blocks
   if _present("teacher_objective"):
     teacher["objective"] = FLAGS.teacher_objective
+  if _present("teacher_negatives"):
+    teacher["negatives"] = FLAGS.teacher_negatives
+  if _present("teacher_extra_negatives"):
+    teacher["num_extra_negatives"] = FLAGS.teacher_extra_negatives
   if teacher:
     values["teacher"] = dataclasses.replace(base.teacher, **teacher)
   student = {}

@@ -16,6 +16,7 @@ import shutil
 import tempfile
 from typing import Optional, Sequence
 
+from absl import logging
 import numpy as np
 import tensorflow as tf
 import tf_keras
@@ -35,6 +36,8 @@ from tfdistill.compress.pruning import TABLE_PRUNING
 from tfdistill.compress.quantization import quantize_student
 from tfdistill.data.vocab import NUM_RESERVED
 from tfdistill.distill.distiller import compiled_trainer
+from tfdistill.distill.teachers import CATALOG_ITEMS
+from tfdistill.distill.teachers import signal_model
 from tfdistill.distill.soft_targets import SoftTargetKL
 from tfdistill.errors import ConfigError
 from tfdistill.evaluation.evaluate import evaluate_retrieval
@@ -121,7 +124,8 @@ class _Compressor:
   """Holds the data and settings shared by the steps."""
 
   def __init__(self, train, evaluation, config, teacher, distillation_loss,
-               representative, log_dir):
+               representative, log_dir, student_negatives=0):
+    self.student_negatives = student_negatives
     self.train, self.evaluation = train, evaluation
     self.config, self.teacher = config, teacher
     # One set of loss objects for every fine-tune: a loss's learned
@@ -135,11 +139,19 @@ class _Compressor:
     if self.log_dir:
       callbacks.append(tf_keras.callbacks.TensorBoard(
           os.path.join(self.log_dir, name)))
+    negatives = self.student_negatives
+    if negatives and CATALOG_ITEMS not in signal_model(
+        model, with_catalog=True).output:
+      logging.warning("%s: the student's item scores are not a CatalogScores "
+                      "layer's here; this fine-tune uses the softmax over "
+                      "the whole catalog.", name)
+      negatives = 0
     trainer = compiled_trainer(
         model, self.teacher, tf_keras.optimizers.Adam(
             self.config.learning_rate), alpha=self.config.alpha,
         temperature=self.config.temperature,
-        distillation_loss=self.distillation_loss)
+        distillation_loss=self.distillation_loss,
+        student_negatives=negatives)
     trainer.fit(self.train, epochs=self.config.fine_tune_epochs,
                 callbacks=callbacks, verbose=fit_verbosity())
     return model
@@ -236,7 +248,8 @@ def compress_student(student: tf_keras.Model, train, evaluation,
                      config: CompressConfig = CompressConfig(),
                      teacher=None, representative: Optional[np.ndarray] = None,
                      log_dir: Optional[str] = None,
-                     distillation_loss: Optional[Sequence] = None):
+                     distillation_loss: Optional[Sequence] = None,
+                     student_negatives: int = 0):
   """Compresses a trained student; returns (compressed model, report).
 
   Args:
@@ -255,6 +268,9 @@ def compress_student(student: tf_keras.Model, train, evaluation,
     distillation_loss: The `DistillationLoss`es of the fine-tunes with a
       teacher: those the student was distilled with (a pipeline run passes
       its own). Default `SoftTargetKL`. The same objects serve every step.
+    student_negatives: As `compiled_trainer`: > 0 fine-tunes with
+      `SampledCatalogSoftmax` (where the compressed student still scores
+      items through its `CatalogScores` factors).
 
   Returns:
     (model, report, sparse_model): the final Keras model (QAT applied if
@@ -281,7 +297,7 @@ def compress_student(student: tf_keras.Model, train, evaluation,
                       "a causal teacher; pass teacher= or windows "
                       "(sequence_examples).")
   work = _Compressor(train, evaluation, config, teacher, distillation_loss,
-                     representative, log_dir)
+                     representative, log_dir, student_negatives)
   report = {"config": config.to_json(), "low_rank": [],
             "distillation_loss": [loss.name for loss in distillation_loss]
                                  if teacher is not None else []}

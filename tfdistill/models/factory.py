@@ -53,6 +53,9 @@ class TeacherConfig:
     if self.negatives not in NEGATIVES:
       raise ConfigError(f"unknown negatives {self.negatives!r}; choose one of "
                         f"{NEGATIVES}.")
+    if self.num_extra_negatives < 0:
+      raise ConfigError(f"--teacher_extra_negatives must be >= 0, got "
+                        f"{self.num_extra_negatives}.")
     if self.embedding_dim % self.num_heads:
       raise ConfigError(f"embedding_dim {self.embedding_dim} must be divisible "
                         f"by num_heads {self.num_heads}.")

@@ -201,6 +201,19 @@ PRESETS = {
         compress=CompressConfig(fine_tune_epochs=1)),
     # The README's first command: the embedded synthetic default, < 10 min.
     "default": {},
+    # A million-item catalog with the synthetic data's popularity skew:
+    # every softmax sampled (the teacher's over the batch's items and
+    # uniform ones, the student's over its label, the teacher's top-K and
+    # uniform ones).
+    "large": dict(
+        source=SourceConfig(synthetic=SyntheticConfig(
+            num_users=20_000, num_items=1_000_000,
+            mean_interactions_per_user=40.0)),
+        teacher=TeacherConfig(embedding_dim=64, num_blocks=2, num_heads=2,
+                              ffn_dim=128, negatives="mixed",
+                              num_extra_negatives=1024),
+        teacher_epochs=3, student_epochs=3, student_negatives=1024,
+        compress=CompressConfig(fine_tune_epochs=1)),
 }
 
 

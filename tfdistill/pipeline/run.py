@@ -604,7 +604,8 @@ class Run:
       return compress_student(
           student, train, self.evaluation("test"), config, teacher=teacher,
           representative=self.save_extras()["representative"],
-          log_dir=log_dir, distillation_loss=self.distillation_loss())
+          log_dir=log_dir, distillation_loss=self.distillation_loss(),
+          student_negatives=self.config.student_negatives)
 
   def compressed(self):
     return self._cached("compressed", self._compress_step)
