@@ -48,6 +48,8 @@ SECTIONS = (
     )),
     ("Scaling", (
         ("scale", "Catalog size and local workers", None),
+        ("sampled_softmax", "The student's softmax, dense or sampled",
+         ("Mean over seeds",)),
     )),
 )
 #: Tables left on the result files: the per-seed and per-epoch details.

@@ -2,6 +2,7 @@
 
     python multi_worker_run.py OUT multi_worker   # with TF_CONFIG set
     python multi_worker_run.py OUT default        # the single-process twin
+    python multi_worker_run.py OUT multi_worker 6 # the teacher alone, 6 epochs
 
 Trains the tiny preset's teacher and distils its student without dropout
 (so that every replica computes what one process would), and prints one
@@ -54,15 +55,18 @@ def main():
                               (tempfile, "mkdtemp", ())):
     setattr(module, name, _audit(getattr(module, name), paths))
   strategy = make_strategy(sys.argv[2], worker_timeout=60)
+  teacher_only = len(sys.argv) > 3
   base = preset("tiny", seed=3)
   config = dataclasses.replace(
       base, teacher=dataclasses.replace(base.teacher, dropout=0.0),
       student=dataclasses.replace(base.student, dropout=0.0),
-      teacher_epochs=1, student_epochs=1)
+      teacher_epochs=int(sys.argv[3]) if teacher_only else 1,
+      student_epochs=1, early_stopping_patience=0)
   run = Run(sys.argv[1], config, strategy=strategy)
-  run.student_kd()
+  step = "teacher" if teacher_only else "student_kd"
+  getattr(run, step)()
   print(json.dumps({"chief": run.chief, "own": run.out,
-                    "ndcg": run.step_metrics("student_kd")["ndcg@10"],
+                    "ndcg": run.step_metrics(step)["ndcg@10"],
                     "writes": WRITES if not run.chief else len(WRITES)}),
         flush=True)
 

@@ -6,6 +6,7 @@ import os
 import pathlib
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -20,12 +21,14 @@ from tfdistill.errors import ConfigError
 HELPER = pathlib.Path(__file__).with_name("multi_worker_run.py")
 
 
-def _start(out, strategy: str, tf_config: str = "") -> subprocess.Popen:
+def _start(out, strategy: str, tf_config: str = "",
+           *extra: str) -> subprocess.Popen:
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
   env.pop("TF_CONFIG", None)
   if tf_config:
     env["TF_CONFIG"] = tf_config
-  return subprocess.Popen([sys.executable, str(HELPER), str(out), strategy],
+  return subprocess.Popen([sys.executable, str(HELPER), str(out), strategy,
+                           *extra],
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           text=True, env=env)
 
@@ -66,6 +69,53 @@ def test_two_workers_train_as_one_process(tmp_path):
                                   for x, y in zip(a, b)])
     assert np.median(differences) < typical, (step, np.median(differences))
     assert differences.max() < largest, (step, differences.max())
+
+
+def _epochs_logged(run) -> list:
+  log = run / "teacher" / "training_log.csv"
+  if not log.is_file():
+    return []
+  return [int(line.split(",")[0]) for line in
+          log.read_text().splitlines()[1:] if line]
+
+
+def test_killed_workers_restart_and_resume_from_the_chiefs_checkpoint(
+    tmp_path):
+  # Both workers are killed (as a preempted job is) once the first epoch's
+  # checkpoint is written, and started again with new ports: training
+  # resumes after that epoch, each epoch is logged once, the other worker
+  # still writes nothing in the run directory, and the teacher matches an
+  # uninterrupted single-process run: within the tolerance above, the
+  # largest difference allowed to grow with the epochs of Adam steps on
+  # rounding-level gradient differences.
+  epochs, run = "3", tmp_path / "run"
+  alone = _start(tmp_path / "alone", "default", "", epochs)
+  workers = [_start(run, "multi_worker", tf_config, epochs)
+             for tf_config in local_tf_configs(2)]
+  deadline = time.time() + 300
+  while not _epochs_logged(run):
+    assert time.time() < deadline and all(
+        w.poll() is None for w in workers), "no epoch finished"
+    time.sleep(0.05)
+  for worker in workers:
+    worker.kill()
+    worker.wait()
+  interrupted = _epochs_logged(run)
+  assert len(interrupted) < int(epochs), "finished before the interrupt"
+  workers = [_start(run, "multi_worker", tf_config, epochs)
+             for tf_config in local_tf_configs(2)]
+  chief, other = [_finish(w) for w in workers]
+  single = _finish(alone)
+  assert chief["chief"] and other["writes"] == [], other["writes"]
+  assert _epochs_logged(run) == list(range(int(epochs)))
+  assert abs(chief["ndcg"] - single["ndcg"]) < 1e-3
+  import tfdistill  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
+  from tfdistill.models.io import load_model  # pylint: disable=import-outside-toplevel
+  a = load_model(str(run / "teacher" / "model")).get_weights()
+  b = load_model(str(tmp_path / "alone" / "teacher" / "model")).get_weights()
+  differences = np.concatenate([np.abs(x - y).ravel() for x, y in zip(a, b)])
+  assert np.median(differences) < 1e-4, np.median(differences)
+  assert differences.max() < 5e-3, differences.max()
 
 
 @pytest.mark.parametrize("value,fragment", [
