@@ -78,16 +78,21 @@ def command_line() -> str:
 
 
 def write_report(out_dir, name: str, title: str, results: dict,
-                 tables: list, notes: str = "") -> pathlib.Path:
+                 tables: list, notes: str = "",
+                 measured: dict = None) -> pathlib.Path:
   """Writes <name>.json and <name>.md; returns the Markdown path.
 
   Args:
     tables: [(heading, rows, columns)].
+    measured: The "machine" and "command" of the run that measured the
+      figures, when this call only re-derives statistics from them
+      (default: this run's).
   """
   out = pathlib.Path(out_dir)
   out.mkdir(parents=True, exist_ok=True)
-  machine = machine_info()
-  payload = dict(results, machine=machine, command=command_line())
+  machine = (measured or {}).get("machine") or machine_info()
+  payload = dict(results, machine=machine,
+                 command=(measured or {}).get("command") or command_line())
   (out / f"{name}.json").write_text(json.dumps(payload, indent=2,
                                                default=str) + "\n")
   parts = [f"# {title}", "", f"Command: `{payload['command']}`", ""]

@@ -52,20 +52,36 @@ SECTIONS = (
          ("Mean over seeds",)),
     )),
 )
+#: Columns a page table keeps (the results file keeps every column), by
+#: (result name, table heading prefix).
+PAGE_COLUMNS = {
+    ("quality_latest_small", "Mean over seeds"): (
+        "variant", "seeds", "params_vs_teacher", "ndcg@10", "hr@10", "mrr",
+        "ndcg_vs_teacher", "ndcg_vs_student_alone", "agreement"),
+    ("compression_latest_small_c2_fisher", "Mean over seeds"): (
+        "variant", "seeds", "sparsity", "ndcg@10", "float_change",
+        "tflite_ndcg@10", "tflite_change", "tflite_change_per_seed"),
+    ("scale", "Growth"): (
+        "cost", "slope", "at_10M", "per_1M_items", "at_10M_linear"),
+    ("scale", "Local workers"): (
+        "workers", "seconds", "throughput_vs_1", "ndcg@10", "ndcg@10_vs_1"),
+    ("latency", "Approximate"): (
+        "quantization", "probe", "recall_at_10", "p50_ms", "p99_ms",
+        "speedup_vs_exact", "bytes"),
+}
 #: Tables left on the result files: the per-seed and per-epoch details.
 DETAIL = re.compile(r"^(Per seed|Per epoch)")
 MACHINE_KEYS = ("cpu", "cpu_count", "tensorflow", "date", "git_commit")
 INTRO = """# Benchmarks
 
-The current figures, one section per question. Each table comes from
-`benchmarks/results/<name>.md` (`python benchmarks/collect.py` assembles
-this page); the JSON beside it holds every number, the per-seed tables and
-the machine. Run the command under a heading from the repository root to
-reproduce it. Ratios are measured within one run; absolute times are this
-machine's (2 CPU cores). The latest-small benchmarks read
-`../shared/data/movielens` through TFDS offline, the MovieLens-1M one
-`../shared/data/ml-1m-sasrec/ml-1m.txt`. benchmarks/NOTES.md, at the end,
-explains what the figures mean.
+The current figures, one section per question, assembled by
+`python benchmarks/collect.py` from `benchmarks/results/<name>.md`; the JSON
+beside each holds every number, the per-seed tables and the machine. Run a
+heading's command from the repository root to reproduce it. Ratios are
+measured within one run; times are this machine's (2 CPU cores). Data:
+`../shared/data/movielens` (TFDS, offline) and
+`../shared/data/ml-1m-sasrec/ml-1m.txt`. The notes at the end say what the
+figures mean.
 """
 
 
@@ -92,6 +108,29 @@ def _parts(markdown: str) -> tuple:
   return command, tables, " ".join(notes), machine
 
 
+def _page_table(body: str, columns=None) -> str:
+  """A Markdown table as the page shows it: only `columns` when given, and
+  without the columns whose every cell equals an earlier column's (e.g.
+  recall@10 = hr@10 with one relevant item)."""
+  lines = body.splitlines()
+  if len(lines) < 3 or not all(l.startswith("|") for l in lines[:2]):
+    return body
+  table = [l.strip().strip("|").split("|") for l in lines if
+           l.startswith("|")]
+  if len({len(row) for row in table}) != 1:
+    return body
+  cells = [[row[j].strip() for row in table[2:]] for j in range(len(table[0]))]
+  names = [name.strip() for name in table[0]]
+  keep = [j for j in range(len(cells))
+          if not any(cells[i] == cells[j] for i in range(1, j))
+          and (not columns or names[j] in columns)]
+  rows = ["| " + " | ".join(row[j].strip() for j in keep) + " |"
+          for row in table]
+  rows[1] = "|" + "---|" * len(keep)
+  rest = [l for l in lines if not l.startswith("|")]
+  return "\n".join(rows + rest)
+
+
 def _machine(line: str) -> str:
   values = dict(item.split("=", 1) for item in line.split(", ")
                 if "=" in item)
@@ -111,7 +150,9 @@ def section(results: pathlib.Path, name: str, title: str,
     shown = [t for t in tables if not DETAIL.match(t[0])] or tables[:1]
   lines = [f"### {title}", "", command, ""]
   for heading, body in shown:
-    lines += [f"**{heading}**", "", body, ""]
+    columns = next((c for (result, prefix), c in PAGE_COLUMNS.items()
+                    if result == name and heading.startswith(prefix)), None)
+    lines += [f"**{heading}**", "", _page_table(body, columns), ""]
   if notes:
     lines += [notes, ""]
   if machine:

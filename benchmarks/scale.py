@@ -32,6 +32,7 @@ and the distilled student's test NDCG@10 against the one-process run.
 import argparse
 import json
 import os
+import pathlib
 import resource
 import subprocess
 import sys
@@ -162,17 +163,24 @@ def catalog_scaling(sizes, steps: int, rounds: int) -> list:
 
 
 def fitted_growth(rows: list, target: int = 10_000_000) -> list:
-  """cost ~ items^slope by least squares in log-log; the cost at
-  `target` items by extrapolation."""
+  """Each cost's growth: cost ~ items^slope (least squares in log-log) and
+  cost ~ fixed + per_item * items (least squares), each extrapolated to
+  `target` items. A cost with a large fixed part (memory: TensorFlow
+  itself) has a small log-log slope that understates its growth; the
+  linear fit does not."""
   import numpy as np  # pylint: disable=import-outside-toplevel
-  items = np.log([r["items"] for r in rows])
+  items = np.array([r["items"] for r in rows], np.float64)
   out = []
   for key in [k for k in rows[0] if k != "items"]:
-    values = np.log([max(r[key], 1e-9) for r in rows])
-    slope, intercept = np.polyfit(items, values, 1)
+    values = np.array([max(r[key], 1e-9) for r in rows])
+    slope, intercept = np.polyfit(np.log(items), np.log(values), 1)
+    per_item, fixed = np.polyfit(items, values, 1)
+    millions = target // 1_000_000
     out.append({"cost": key, "slope": float(slope),
-                f"at_{target // 1_000_000}M": float(
-                    np.exp(intercept + slope * np.log(target)))})
+                f"at_{millions}M": float(
+                    np.exp(intercept + slope * np.log(target))),
+                "fixed": float(fixed), "per_1M_items": float(per_item * 1e6),
+                f"at_{millions}M_linear": float(fixed + per_item * target)})
   return out
 
 
@@ -248,6 +256,9 @@ def main():
   parser.add_argument("--rounds", type=int, default=3)
   parser.add_argument("--name", default="scale")
   parser.add_argument("--out", default=str(_common.DEFAULT_OUT))
+  parser.add_argument("--refit", action="store_true",
+                      help="recompute the growth fits from <out>/<name>.json "
+                      "(keeps its figures, command and machine)")
   parser.add_argument("--_catalog", type=int, default=0, help=argparse.SUPPRESS)
   parser.add_argument("--_worker", type=int, default=-1, help=argparse.SUPPRESS)
   parser.add_argument("--_strategy", default="", help=argparse.SUPPRESS)
@@ -259,13 +270,21 @@ def main():
   if args._worker >= 0:  # pylint: disable=protected-access
     _worker_child(args._worker, args._strategy, args._out)  # pylint: disable=protected-access
     return
-  sizes = [int(s) for s in (args.sizes or (
-      "10000,30000" if args.quick else "10000,100000,1000000")).split(",")]
-  catalog = catalog_scaling(sizes, args.steps, args.rounds)
+  name = args.name + ("_quick" if args.quick else "")
+  measured = None
+  if args.refit:  # the growth fits again, from the figures already measured
+    measured = json.loads((pathlib.Path(args.out) / f"{name}.json")
+                          .read_text())
+    catalog, workers = measured["catalog"], measured["workers"]
+    args = argparse.Namespace(**dict(measured["settings"], out=args.out))
+  else:
+    sizes = [int(s) for s in (args.sizes or (
+        "10000,30000" if args.quick else "10000,100000,1000000")).split(",")]
+    catalog = catalog_scaling(sizes, args.steps, args.rounds)
+    workers = worker_scaling([int(w) for w in args.workers.split(",")])
   growth = fitted_growth(catalog)
-  workers = worker_scaling([int(w) for w in args.workers.split(",")])
   path = _common.write_report(
-      args.out, args.name + ("_quick" if args.quick else ""),
+      args.out, name,
       "Scaling: catalog size and local workers",
       {"catalog": catalog, "growth": growth, "workers": workers,
        "settings": vars(args)},
@@ -274,8 +293,9 @@ def main():
          "student_alone_sampled_step_ms", "distilled_cached_top50_dense_step_ms",
          "distilled_cached_top50_sampled_step_ms", "evaluation_s",
          "peak_rss_sampled_mib", "peak_rss_mib"]),
-       ("Growth: cost ~ items^slope, extrapolated to 10M items", growth,
-        ["cost", "slope", "at_10M"]),
+       ("Growth with the catalog, extrapolated to 10M items", growth,
+        ["cost", "slope", "at_10M", "fixed", "per_1M_items",
+         "at_10M_linear"]),
        ("Local workers (processes on this machine, TF_CONFIG on loopback)",
         workers, ["workers", "seconds", "examples_per_s",
                   "slowest_worker_seconds",
@@ -287,7 +307,11 @@ def main():
           "1,024 uniform items per step. peak_rss_sampled_mib: after the "
           "teacher, the sampled steps and the evaluation; peak_rss_mib: "
           "after the dense steps too. The workers are processes sharing "
-          "this machine's 2 cores."))
+          "this machine's 2 cores. Growth: slope of cost ~ items^slope "
+          "(log-log fit) and its extrapolation; fixed + per_1M_items x items "
+          "(linear fit) and its extrapolation, the better guide for a cost "
+          "with a large fixed part such as memory."),
+      measured=measured)
   print(path.read_text())
 
 
