@@ -125,6 +125,23 @@ def test_empty_after_filtering_is_an_error(tiny_data):
     prepare(tiny_data, PrepareConfig(min_user_interactions=10_000))
 
 
+def test_min_item_interactions_zero_keeps_the_whole_item_table():
+  # 500 items, far fewer interacted with: the catalog is all 500, the items
+  # without interactions last, and the seen ones indexed as by default.
+  from tfdistill.data.synthetic import SyntheticConfig  # pylint: disable=g-import-not-at-top
+  data = load_dataset(SourceConfig(synthetic=SyntheticConfig(
+      num_users=30, num_items=500, mean_interactions_per_user=12, seed=1)))
+  seen = prepare(data)
+  whole = prepare(data, PrepareConfig(min_item_interactions=0))
+  assert len(seen.items) < len(whole.items) == 500 + 2
+  assert whole.items.tokens[:len(seen.items)] == seen.items.tokens
+  np.testing.assert_array_equal(whole.item, seen.item)
+  assert (whole.item != OOV_INDEX).all()
+  assert whole.item_genres.shape[0] == len(whole.items)
+  with pytest.raises(ConfigError, match="min_item_interactions"):
+    PrepareConfig(min_item_interactions=-1)
+
+
 def test_min_user_interactions_below_three_is_rejected():
   with pytest.raises(ConfigError, match="min_user_interactions"):
     PrepareConfig(min_user_interactions=2)

@@ -43,7 +43,8 @@ flags.DEFINE_integer("min_user_interactions",
                      "Drop users with fewer interactions (>= 3).")
 flags.DEFINE_integer("min_item_interactions",
                      PrepareConfig.min_item_interactions,
-                     "Drop items with fewer interactions.")
+                     "Drop items with fewer interactions (0: keep every "
+                     "item of the item table, cold ones too).")
 
 # Shared.
 flags.DEFINE_integer("seed", 0, "Random seed; the same seed repeats a run.")

@@ -35,7 +35,10 @@ class PrepareConfig:
     min_user_interactions: Users with fewer interactions are dropped (>= 3,
       so every user has train, validation and test interactions).
     min_item_interactions: Items with fewer interactions are dropped.
-      Filtering repeats until both conditions hold (k-core).
+      Filtering repeats until both conditions hold (k-core). 0 keeps every
+      item of the data set's item table, with or without interactions (a
+      catalog with cold items, as TFRS builds candidates from the item
+      table).
     max_genres: Genres kept per item (content feature).
     max_title_tokens: Title tokens kept per item (content feature).
     min_title_token_count: Title tokens rarer than this map to OOV.
@@ -51,8 +54,9 @@ class PrepareConfig:
       raise ConfigError(
           "min_user_interactions must be >= 3 (leave-last-out needs train, "
           f"validation and test items), got {self.min_user_interactions}.")
-    if self.min_item_interactions < 1:
-      raise ConfigError("min_item_interactions must be >= 1, got "
+    if self.min_item_interactions < 0:
+      raise ConfigError("min_item_interactions must be >= 0 (0: every item "
+                        "of the item table), got "
                         f"{self.min_item_interactions}.")
     if self.max_genres < 1 or self.max_title_tokens < 1:
       raise ConfigError("max_genres and max_title_tokens must be >= 1.")
@@ -273,6 +277,12 @@ def prepare(data: InteractionData,
         f"min_user_interactions={config.min_user_interactions} and "
         f"min_item_interactions={config.min_item_interactions}; lower them.")
   item_counts = kept["item_id"].value_counts()
+  if config.min_item_interactions == 0:
+    # Every item of the table; those without interactions count 0 and come
+    # last in the vocabulary.
+    item_counts = item_counts.reindex(
+        pd.Index(data.items["item_id"]).union(item_counts.index),
+        fill_value=0)
   items = Vocabulary.from_counts(item_counts.index, item_counts.to_numpy())
   user_counts = kept["user_id"].value_counts()
   users = Vocabulary.from_counts(user_counts.index, user_counts.to_numpy())

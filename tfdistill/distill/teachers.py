@@ -47,14 +47,21 @@ CATALOG_ITEMS = "catalog_items"
 
 
 def _catalog_factors(model: tf_keras.Model, logits) -> Optional[tuple]:
-  """(queries, catalog) when `logits` is a `CatalogScores` layer's output."""
+  """(queries, catalog) when `logits` is a `CatalogScores` layer's output.
+
+  The layer may have been called in several models (quantization-aware
+  training rebuilds the model around the same layer object): the call that
+  produced `logits` gives the factors."""
   try:
     layer = model.get_layer(LOGITS)
-    if isinstance(layer, CatalogScores) and layer.output is logits:
-      queries, catalog = layer.input
+  except ValueError:  # No such layer.
+    return None
+  if not isinstance(layer, CatalogScores):
+    return None
+  for node in layer.inbound_nodes:
+    if node.output_tensors is logits:
+      queries, catalog = node.input_tensors
       return queries, catalog
-  except (ValueError, AttributeError):  # No such layer, or shared.
-    pass
   return None
 
 

@@ -209,6 +209,9 @@ PRESETS = {
         source=SourceConfig(synthetic=SyntheticConfig(
             num_users=20_000, num_items=1_000_000,
             mean_interactions_per_user=40.0)),
+        # The catalog is every generated item, most of them never seen in
+        # training (the long tail of a real catalog).
+        prepare=PrepareConfig(min_item_interactions=0),
         teacher=TeacherConfig(embedding_dim=64, num_blocks=2, num_heads=2,
                               ffn_dim=128, negatives="mixed",
                               num_extra_negatives=1024),
