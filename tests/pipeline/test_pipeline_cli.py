@@ -107,6 +107,22 @@ def test_cli_user_errors(tiny_run, tmp_path):
   assert not (tmp_path / "x").exists() and not (tmp_path / "z").exists()
 
 
+def test_data_flags_change_only_their_own_fields_of_the_preset(tmp_path):
+  # --synthetic_users on the tiny preset keeps the preset's item count and
+  # interactions per user (and its prepare settings), as --preset=large
+  # --synthetic_users=N keeps its million items.
+  out = tmp_path / "r"
+  last_json(run_cli("train-teacher", "--preset=tiny", "--synthetic_users=90",
+                    "--min_user_interactions=4", "--teacher_epochs=1",
+                    f"--out={out}"))
+  config = stored_config(str(out))
+  tiny = preset("tiny")
+  assert config.source.synthetic == dataclasses.replace(
+      tiny.source.synthetic, num_users=90)
+  assert config.prepare == dataclasses.replace(tiny.prepare,
+                                               min_user_interactions=4)
+
+
 def test_flagfile_and_help(tmp_path):
   flagfile = tmp_path / "flags"
   flagfile.write_text("--preset=tiny\n--alpha=0.3\n--compress_epochs=3\n")

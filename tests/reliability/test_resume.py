@@ -21,6 +21,7 @@ from cli_runner import run_cli
 # every epoch runs (no early stopping), so that epochs remain after the
 # ones the interruptions wait for, however the machine's load shifts them.
 ARGS = ("train-teacher", "--preset=tiny", "--synthetic_users=1200",
+        "--synthetic_items=3000", "--synthetic_interactions_per_user=40",
         "--teacher_epochs=5", "--early_stopping_patience=0", "--seed=4")
 
 

@@ -295,14 +295,22 @@ def pipeline_config():
   values = {}
   data_given = [f for f in data_flags_given() if f != "seed"]
   if data_given:
-    source = source_config()
-    if FLAGS.dataset == "synthetic" and not any(
-        _present(f) for f in ("synthetic_users", "synthetic_items",
-                              "synthetic_interactions_per_user")):
-      source = dataclasses.replace(source, synthetic=dataclasses.replace(
-          base.source.synthetic, seed=FLAGS.seed))
-    values["source"] = source
-    values["prepare"] = prepare_config()
+    # The preset's data settings, with each data flag given applied (e.g.
+    # --preset=large --synthetic_users=1000 keeps the million items).
+    synthetic = dataclasses.replace(base.source.synthetic, seed=FLAGS.seed)
+    for flag, field in (("synthetic_users", "num_users"),
+                        ("synthetic_items", "num_items"),
+                        ("synthetic_interactions_per_user",
+                         "mean_interactions_per_user")):
+      if _present(flag):
+        synthetic = dataclasses.replace(synthetic,
+                                        **{field: FLAGS[flag].value})
+    values["source"] = dataclasses.replace(source_config(),
+                                           synthetic=synthetic)
+    values["prepare"] = dataclasses.replace(base.prepare, **{
+        flag: FLAGS[flag].value for flag in ("min_user_interactions",
+                                             "min_item_interactions")
+        if _present(flag)})
   elif _present("seed"):
     values["source"] = dataclasses.replace(
         base.source, synthetic=dataclasses.replace(base.source.synthetic,
