@@ -27,7 +27,6 @@ from tfdistill.data.examples import CONTEXT
 from tfdistill.distill.positions import examples_at_every_position
 from tfdistill.distill.positions import is_chunk_batch
 from tfdistill.distill.sampled_softmax import CatalogTrainer
-from tfdistill.distill.sampled_softmax import sampled_hard_loss
 from tfdistill.distill.sampled_softmax import SampledCatalogSoftmax
 from tfdistill.distill.soft_targets import check_temperature
 from tfdistill.distill.soft_targets import DistillationLoss
@@ -244,6 +243,11 @@ class Distiller(tf_keras.Model):
       if t != s:
         raise ModelError(f"the teacher scores {t} items but the student {s}; "
                          "they must share the catalog.")
+    if isinstance(self.student_loss, SampledCatalogSoftmax):
+      dry_scores = self._sampled_scores(None, teacher_signals,
+                                        student_signals)[1]
+    else:
+      dry_scores = self._student_scores(None, student_signals, None)
     layers = []
     for loss in self.distillation_losses:
       for who, signals in (("teacher", teacher_signals),
@@ -254,11 +258,7 @@ class Distiller(tf_keras.Model):
       loss.build(teacher_signals[loss.signal].shape,
                  student_signals[loss.signal].shape)
       _distillation_term(loss, teacher_signals, student_signals,
-                         self._sampled_scores(None, teacher_signals,
-                                              student_signals)[1]
-                         if isinstance(self.student_loss,
-                                       SampledCatalogSoftmax) else
-                         self._student_scores(None, student_signals, None))
+                         dry_scores)
       layers.extend(loss.trainable_layers)
     self.projections = layers  # Tracked: trained and checkpointed.
     self._per_loss_trackers = [
@@ -324,27 +324,18 @@ class Distiller(tf_keras.Model):
     return scores
 
   def _sampled_scores(self, y, teacher_signals, student_signals) -> tuple:
-    """(hard loss, its per-example values, StudentScores) of a
+    """(per-example hard losses, StudentScores) of a
     `SampledCatalogSoftmax` student loss: the label, the teacher's top-K
     and the step's uniform draws scored from the student's factors."""
-    if CATALOG_ITEMS not in student_signals:
-      raise ModelError(f"SampledCatalogSoftmax needs a student whose logits "
-                       f"come from a CatalogScores layer; "
-                       f"{self.student.name}'s do not.")
-    labels = tf.zeros([tf.shape(student_signals[CATALOG_QUERIES])[0]],
-                      tf.int32) if y is None else y
+    labels = y if y is not None else tf.zeros(  # the dry run: padding ids
+        [tf.shape(student_signals[LOGITS])[0]], tf.int32)
     ids = valid = None
     if TOP_K_SIGNAL in teacher_signals:
       ids, top_scores = teacher_signals[TOP_K_SIGNAL]
       valid = teacher_mask(tf.cast(top_scores, tf.float32))
-    step = self.optimizer.iterations if self.optimizer is not None else 0
-    scores = self.student_loss.student_scores(
-        StudentScores(student_signals[LOGITS],
-                      student_signals[CATALOG_QUERIES],
-                      student_signals[CATALOG_ITEMS]),
-        labels, step, ids, valid)
-    values = sampled_hard_loss(scores, labels)
-    return values, scores
+    return self.student_loss.per_example(student_signals, labels,
+                                         self.optimizer.iterations, ids,
+                                         valid)
 
   def _compute_losses(self, y, sample_weight, teacher_signals, student_signals):
     if isinstance(self.student_loss, SampledCatalogSoftmax):

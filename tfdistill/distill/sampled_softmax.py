@@ -16,8 +16,9 @@ step. `SampledCatalogSoftmax` estimates the log-normaliser instead from
 The student is scored from its `CatalogScores` factors (`StudentScores.at`),
 so neither the hard loss nor a top-K distillation loss ever forms the
 [batch, catalog] matrix. The same estimate serves the soft-target KL at any
-temperature. With `num_negatives` at least the catalog size the estimate
-holds every item at least once; the test pins it against the exact loss.
+temperature. exp(log Z) is an unbiased estimate of the normaliser Z: each
+uniform draw outside the exact items has expectation (sum of the others'
+exp-scores) / (N - reserved).
 """
 
 from typing import Optional
@@ -27,9 +28,14 @@ import tf_keras
 
 from tfdistill.data.vocab import NUM_RESERVED
 from tfdistill.distill.student_scores import StudentScores
+from tfdistill.distill.teachers import CATALOG_ITEMS
+from tfdistill.distill.teachers import CATALOG_QUERIES
+from tfdistill.distill.teachers import model_inputs
+from tfdistill.distill.teachers import signal_model
 from tfdistill.errors import ConfigError
 from tfdistill.errors import ModelError
 from tfdistill.models.registry import register
+from tfdistill.models.signals import LOGITS
 
 
 @register
@@ -123,6 +129,27 @@ class SampledCatalogSoftmax(tf_keras.losses.Loss):
         tf.concat([tf.zeros_like(exact), tf.fill(tf.shape(sampled), weight)],
                   1))
 
+  def per_example(self, signals: dict, labels, step,
+                  exact_ids: Optional[tf.Tensor] = None,
+                  exact_valid: Optional[tf.Tensor] = None) -> tuple:
+    """(per-example losses [B], the `StudentScores` with the sampled
+    normaliser) from a student's signals (`signal_model(...,
+    with_catalog=True)`); arguments after `signals` as `student_scores`.
+
+    Raises:
+      ModelError: if the student's logits do not come from `CatalogScores`.
+    """
+    if CATALOG_ITEMS not in signals:
+      raise ModelError("SampledCatalogSoftmax needs a student whose logits "
+                       "come from a CatalogScores layer (queries @ item "
+                       "table); train this one with a dense softmax "
+                       "cross-entropy instead.")
+    scores = self.student_scores(
+        StudentScores(signals[LOGITS], signals[CATALOG_QUERIES],
+                      signals[CATALOG_ITEMS]),
+        labels, step, exact_ids, exact_valid)
+    return sampled_hard_loss(scores, labels), scores
+
   def get_config(self):
     return dict(super().get_config(), num_negatives=self.num_negatives,
                 seed=self.seed)
@@ -155,8 +182,6 @@ class CatalogTrainer(tf_keras.Model):
 
   def __init__(self, student: tf_keras.Model, loss: SampledCatalogSoftmax,
                **kwargs):
-    from tfdistill.distill.teachers import CATALOG_ITEMS  # pylint: disable=import-outside-toplevel
-    from tfdistill.distill.teachers import signal_model  # pylint: disable=import-outside-toplevel
     kwargs.setdefault("name", "catalog_trainer")
     super().__init__(**kwargs)
     self.student = student
@@ -172,16 +197,10 @@ class CatalogTrainer(tf_keras.Model):
     return self.student(inputs, training=training)
 
   def _loss(self, data, training: bool):
-    from tfdistill.distill.teachers import CATALOG_ITEMS  # pylint: disable=import-outside-toplevel
-    from tfdistill.distill.teachers import CATALOG_QUERIES  # pylint: disable=import-outside-toplevel
-    from tfdistill.distill.teachers import model_inputs  # pylint: disable=import-outside-toplevel
-    from tfdistill.models.signals import LOGITS  # pylint: disable=import-outside-toplevel
     x, y, sample_weight = tf_keras.utils.unpack_x_y_sample_weight(data)
     signals = self._signals(model_inputs(self.student, x), training=training)
-    scores = self.sampled_loss.student_scores(
-        StudentScores(signals[LOGITS], signals[CATALOG_QUERIES],
-                      signals[CATALOG_ITEMS]), y, self.optimizer.iterations)
-    values = sampled_hard_loss(scores, y)
+    values, _ = self.sampled_loss.per_example(signals, y,
+                                              self.optimizer.iterations)
     if sample_weight is not None:
       values *= tf.cast(tf.reshape(sample_weight, [-1]), tf.float32)
     loss = tf.reduce_mean(values)
