@@ -20,6 +20,8 @@ from tfdistill.models.students import StudentConfig
 L = 6
 CONTEXTS = np.array([[0, 0, 5, 6, 7, 8], [3, 4, 5, 6, 7, 9]], np.int32)
 TARGETS = np.array([[0, 0, 6, 7, 8, 9], [4, 5, 6, 7, 9, 10]], np.int32)
+# The items before each chunk (the first is a user's first chunk).
+PRECEDING = np.array([[0, 0, 0, 0, 0], [0, 0, 11, 12, 2]], np.int32)
 
 
 def _models(prepared, objective="all_positions", student_length=L):
@@ -44,6 +46,15 @@ def test_windows_end_at_each_position():
   windows = position_windows(tf.constant([[0, 3, 4, 5]]), 3).numpy()
   np.testing.assert_array_equal(windows[0], [[0, 0, 0], [0, 0, 3],
                                              [0, 3, 4], [3, 4, 5]])
+  # With the items before the chunk, a window near its start reads them.
+  windows = position_windows(tf.constant([[3, 4, 5]]), 3,
+                             tf.constant([[9, 1, 2]])).numpy()
+  np.testing.assert_array_equal(windows[0], [[1, 2, 3], [2, 3, 4],
+                                             [3, 4, 5]])
+  windows = position_windows(tf.constant([[3, 4, 5]]), 4,
+                             tf.constant([[2]])).numpy()
+  np.testing.assert_array_equal(windows[0], [[0, 0, 2, 3], [0, 2, 3, 4],
+                                             [2, 3, 4, 5]])
   assert is_chunk_batch({"context": tf.constant(CONTEXTS)},
                         tf.constant(TARGETS))
   # One target per example, or a rating [B, 1], is not a chunk batch.
@@ -53,25 +64,30 @@ def test_windows_end_at_each_position():
                             tf.ones([2, 1]))
 
 
-@pytest.mark.parametrize("student_length", [L, 3])
+@pytest.mark.parametrize("student_length,preceding",
+                         [(L, False), (3, False), (L, True), (3, True)])
 def test_the_chunk_loss_is_the_kl_of_every_position_by_hand(
-    tiny_prepared, student_length):
+    tiny_prepared, student_length, preceding):
   teacher, student = _models(tiny_prepared, student_length=student_length)
   distiller = Distiller(student=student, teacher=teacher)
   temperature = 2.0
   distiller.compile(optimizer="adam", alpha=0.0,
                     distillation_loss=SoftTargetKL(temperature=temperature))
-  logs = distiller.test_step(({"context": tf.constant(CONTEXTS)},
-                              tf.constant(TARGETS)))
-  # By hand: the teacher's query at every position with a target, against
-  # the student on the window of its own length ending there.
+  features = {"context": tf.constant(CONTEXTS)}
+  if preceding:
+    features["preceding"] = tf.constant(PRECEDING)
+  logs = distiller.test_step((features, tf.constant(TARGETS)))
+  # By hand: the teacher's query at every position with a target (from the
+  # chunk alone), against the student on the window of its own length
+  # ending there, which starts in the preceding items when there are any.
   queries = teacher.sequence_queries(
       {"context": tf.constant(CONTEXTS)}).numpy()
   catalog = teacher.catalog_embeddings().numpy()
   kls = []
   for b, p in zip(*np.nonzero(TARGETS)):
     window = np.r_[np.zeros(student_length, np.int32),
-                   CONTEXTS[b, :p + 1]][-student_length:]
+                   PRECEDING[b] if preceding else [],
+                   CONTEXTS[b, :p + 1]].astype(np.int32)[-student_length:]
     t = queries[b, p] @ catalog.T
     t[:2] = -1e9  # padding and OOV are never an answer
     s = student({"context": window[None]}).numpy()[0]

@@ -86,3 +86,13 @@ def test_chunks_hold_every_training_target_once(tiny_prepared):
   pairs = sorted(zip(features["context"][:, -1], targets[:, -1]))
   window_pairs = set(zip(windows.contexts[:, -1], windows.targets))
   assert all(p in window_pairs for p in pairs)
+  # With the items before each chunk, the window ending at every position
+  # is the sliding window of the same target: the same multiset of
+  # (context window, target).
+  history = np.concatenate([features["preceding"], features["context"]], 1)
+  rows, positions = np.nonzero(targets)
+  from_chunks = sorted(
+      (tuple(history[r, p:p + L]), targets[r, p])
+      for r, p in zip(rows, positions))
+  assert from_chunks == sorted(
+      (tuple(c), t) for c, t in zip(windows.contexts, windows.targets))

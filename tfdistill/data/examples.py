@@ -18,6 +18,9 @@ from tfdistill.data.vocab import NUM_RESERVED
 from tfdistill.errors import ConfigError
 
 CONTEXT = "context"
+#: In a chunk of a user's sequence, the items before the chunk: the windows
+#: of a student that distils at every position start in them.
+PRECEDING = "preceding"
 DEFAULT_CONTEXT_LENGTH = 20
 
 
@@ -353,10 +356,15 @@ def sequence_chunks(prepared: PreparedData, length: int,
   the `length` items that follow each of them as targets (left-padded with
   0, the most recent last). Chunks are cut from the end of the sequence
   backwards, so that every training target of `sequence_arrays(prepared,
-  "train")` appears exactly once.
+  "train")` appears exactly once. A chunk also carries the `length - 1`
+  items of the user's sequence before its first input ("preceding",
+  left-padded with 0): with them, the window of `length` items that ends at
+  any position of the chunk is the context window that `sequence_arrays`
+  gives the same target.
 
   Returns:
-    ({"context": int32 [n, L]}, targets int32 [n, L]).
+    ({"context": int32 [n, L], "preceding": int32 [n, L - 1]},
+     targets int32 [n, L]).
   """
   if length < 1:
     raise ConfigError(f"context_length must be >= 1, got {length}.")
@@ -366,24 +374,30 @@ def sequence_chunks(prepared: PreparedData, length: int,
   items, users = prepared.item[keep], prepared.user[keep]
   starts = np.flatnonzero(np.r_[True, users[1:] != users[:-1]])
   ends = np.r_[starts[1:], len(users)]
-  inputs, targets = [], []
+  inputs, preceding, targets = [], [], []
+
+  def left_padded(values, size):
+    return np.r_[np.zeros(size - len(values), np.int32), values]
+
   for start, end in zip(starts, ends):
     sequence = items[start:end]
     # Targets are sequence[1:]; cut them into chunks from the end.
     for stop in range(len(sequence), 1, -length):
       first = max(1, stop - length)
-      chunk_targets = sequence[first:stop]
-      chunk_inputs = sequence[first - 1:stop - 1]
-      pad = length - len(chunk_targets)
-      inputs.append(np.r_[np.zeros(pad, np.int32), chunk_inputs])
-      targets.append(np.r_[np.zeros(pad, np.int32), chunk_targets])
-  return ({CONTEXT: np.asarray(inputs, np.int32).reshape(-1, length)},
+      inputs.append(left_padded(sequence[first - 1:stop - 1], length))
+      targets.append(left_padded(sequence[first:stop], length))
+      preceding.append(left_padded(
+          sequence[max(0, first - length):first - 1], length - 1))
+  return ({CONTEXT: np.asarray(inputs, np.int32).reshape(-1, length),
+           PRECEDING: np.asarray(preceding, np.int32).reshape(
+               -1, length - 1)},
           np.asarray(targets, np.int32).reshape(-1, length))
 
 
 def chunk_examples(prepared: PreparedData, length: int, batch_size: int = 0,
                    shuffle: bool = False, seed: int = 0, epoch=None):
-  """`tf.data` of `sequence_chunks`: ({"context": [L]}, targets [L]), for
+  """`tf.data` of `sequence_chunks`: ({"context": [L], "preceding":
+  [L - 1]}, targets [L]), for
   a teacher trained on every position at once (`objective="all_positions"`);
   `epoch` as in `sequence_examples`."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top

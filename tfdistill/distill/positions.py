@@ -5,12 +5,14 @@ A batch of chunks ({"context": [B, L]}, targets [B, L]; see
 with one (0 marks padding). A causal teacher scores all of them in one pass
 (`OnlineTeacher.at_every_position`); the student reads, for each of them,
 the window of its own context length that ends at that position, the input
-a sliding-window example for the same target would give it.
+a sliding-window example for the same target would give it (the chunk's
+"preceding" items fill the start of the windows near its beginning).
 """
 
 import tensorflow as tf
 
 from tfdistill.data.examples import CONTEXT
+from tfdistill.data.examples import PRECEDING
 
 
 def is_chunk_batch(features, labels) -> bool:
@@ -25,10 +27,22 @@ def is_chunk_batch(features, labels) -> bool:
   return length is not None and length > 1 and length == context.shape[1]
 
 
-def position_windows(context: tf.Tensor, length: int) -> tf.Tensor:
+def position_windows(context: tf.Tensor, length: int,
+                     preceding: tf.Tensor = None) -> tf.Tensor:
   """[B, L] chunks -> [B, L, length]: at each position, the `length` items
-  up to and including it, left-padded with 0."""
-  padded = tf.pad(context, [[0, 0], [length - 1, 0]])
+  up to and including it; before the chunk's start, the last of its
+  `preceding` items [B, P] (most recent last), else 0."""
+  before = length - 1
+  if preceding is None or before == 0:
+    padded = tf.pad(context, [[0, 0], [before, 0]])
+  else:
+    preceding = tf.cast(preceding, context.dtype)
+    have = preceding.shape[1]
+    if have is None:
+      raise ValueError("the preceding items need a static width.")
+    preceding = (preceding[:, have - before:] if have >= before else
+                 tf.pad(preceding, [[0, 0], [before - have, 0]]))
+    padded = tf.concat([preceding, context], axis=1)
   return tf.signal.frame(padded, length, 1, axis=1)
 
 
@@ -41,6 +55,8 @@ def examples_at_every_position(features: dict, targets: tf.Tensor,
                                length: int) -> tuple:
   """A batch of chunks as one example per target: ({"context": the window
   of `length` items ending at the target's position [M, length]}, the
-  targets [M])."""
-  windows = position_windows(tf.cast(features[CONTEXT], tf.int32), length)
+  targets [M]). Windows start in the chunk's "preceding" items when the
+  batch has them."""
+  windows = position_windows(tf.cast(features[CONTEXT], tf.int32), length,
+                             features.get(PRECEDING))
   return {CONTEXT: at_targets(windows, targets)}, at_targets(targets, targets)
