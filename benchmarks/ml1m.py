@@ -82,7 +82,8 @@ def config_for(args, seed: int):
 
 
 def _timed(timings: dict, path: str, step: str, function) -> None:
-  """Runs a step; records its wall time when this process computed it."""
+  """Runs a step; records its wall time when this process finished it (a
+  resumed step's earlier processes are in its training_seconds)."""
   start = time.time()
   function()
   if step not in timings:
@@ -108,7 +109,7 @@ def run_seed(args, seed: int) -> dict:
   row = {"seed": seed}
   for stage in STAGES:
     for key in ("hr@10", "ndcg@10", "params", "best_epoch",
-                "epochs_trained"):
+                "epochs_trained", "training_seconds"):
       if stages.get(stage, {}).get(key) is not None:
         row[f"{stage}_{key}"] = stages[stage][key]
     if stage in timings:
@@ -181,6 +182,7 @@ def main():
                         for k in ("hr@10", "ndcg@10")] + [
                             "kd_vs_teacher", "kd_vs_alone",
                             "params_vs_teacher", "teacher_seconds",
+                            "teacher_training_seconds",
                             "teacher_epochs_trained",
                             "student_alone_epochs_trained",
                             "student_kd_epochs_trained"]
@@ -209,7 +211,10 @@ def main():
           "published SASRec+ and BERT4Rec figures use every user's last "
           "item as test (as here); gSASRec's hold out 512 validation users. "
           "Seconds are wall time on this machine's 2 CPU cores, which other "
-          "work (test runs) shared for part of each step."))
+          "work (test runs) shared for part of each step: teacher_seconds "
+          "is the step in the process that finished it, "
+          "teacher_training_seconds its epochs summed over every process "
+          "that trained them (a resumed training included)."))
   print(path.read_text())
 
 

@@ -25,6 +25,7 @@ model's layers are built (`enable_repeatable_randomness`).
 
 import json
 import os
+import time
 
 import tensorflow as tf
 import tf_keras
@@ -135,6 +136,10 @@ class BestEpoch(tf_keras.callbacks.Callback):
   Attributes:
     best_epoch: 0-based epoch whose weights the model holds after `fit`.
     epochs_trained: Epochs trained in all (stopping included).
+    training_seconds: Wall time of those epochs (training and the epoch-end
+      work before this callback, such as validation), summed over every
+      process that trained them: the time of a fit, resumed or not, without
+      the epochs an interrupt cut short.
   """
 
   def __init__(self, directory: str, monitor: str = "val_ndcg@10",
@@ -147,8 +152,10 @@ class BestEpoch(tf_keras.callbacks.Callback):
     self.patience = patience
     self.model_attribute = model_attribute
     self.history = {}
+    self.seconds = {}
     self.best_epoch = None
     self.epochs_trained = 0
+    self._epoch_start = None
 
   @property
   def _state_path(self) -> str:
@@ -169,13 +176,23 @@ class BestEpoch(tf_keras.callbacks.Callback):
     epoch = max(sorted(history), key=lambda e: history[e])
     return epoch, history[epoch]
 
+  @property
+  def training_seconds(self) -> float:
+    return float(sum(self.seconds.get(e, 0.0) for e in self.history))
+
   def on_train_begin(self, logs=None):
-    self.history = {}
+    self.history, self.seconds = {}, {}
     if os.path.isfile(self._state_path):
       with open(self._state_path) as f:
-        self.history = {int(e): v for e, v in json.load(f)["history"].items()}
+        state = json.load(f)
+      self.history = {int(e): v for e, v in state["history"].items()}
+      # States written before epoch times were kept have none.
+      self.seconds = {int(e): v for e, v in state.get("seconds", {}).items()}
     self.best_epoch, _ = self._best(self.history)
     self.epochs_trained = len(self.history)
+
+  def on_epoch_begin(self, epoch, logs=None):
+    self._epoch_start = time.monotonic()
 
   def on_epoch_end(self, epoch, logs=None):
     if self.monitor not in (logs or {}):
@@ -183,13 +200,17 @@ class BestEpoch(tf_keras.callbacks.Callback):
                        f"epoch logs lack ({sorted(logs or {})}).")
     self.history = {e: v for e, v in self.history.items() if e < epoch}
     self.history[epoch] = float(logs[self.monitor])
+    if self._epoch_start is not None:
+      self.seconds[epoch] = time.monotonic() - self._epoch_start
     best, _ = self._best(self.history)
     if best == epoch:
       self._target().save_weights(self._weights_path)
     os.makedirs(self.directory, exist_ok=True)
     partial = self._state_path + ".partial"
     with open(partial, "w") as f:
-      json.dump({"monitor": self.monitor, "history": self.history}, f)
+      json.dump({"monitor": self.monitor, "history": self.history,
+                 "seconds": {e: v for e, v in self.seconds.items()
+                             if e in self.history}}, f)
     os.replace(partial, self._state_path)
     self.best_epoch, self.epochs_trained = best, epoch + 1
     if self.patience and epoch - best >= self.patience:

@@ -63,6 +63,11 @@ def test_an_interrupted_fit_stops_and_restores_as_the_whole_one(tmp_path):
     _fit(tmp_path / "b", [_Interrupt(2)])
   resumed, _, best = _fit(tmp_path / "b")
   assert best.best_epoch == 1 and best.epochs_trained == 4
+  # The wall time of the four epochs trained, the first three timed by the
+  # interrupted process (kept in the state it wrote).
+  assert sorted(best.seconds) == [0, 1, 2, 3]
+  assert all(s > 0 for s in best.seconds.values())
+  assert best.training_seconds == pytest.approx(sum(best.seconds.values()))
   for a, b in zip(whole.get_weights(), resumed.get_weights()):
     np.testing.assert_array_equal(a, b)
 

@@ -225,7 +225,8 @@ def write_run_report(run) -> str:
            plot_training(run, os.path.join(figures, "training.png")),
            plot_latency(metrics, os.path.join(figures, "latency.png"))]
   columns = ["stage", *STAGE_METRICS, "params", "vs teacher",
-             "vs student alone", "best_epoch", "epochs_trained"]
+             "vs student alone", "best_epoch", "epochs_trained",
+             "training_seconds"]
   table = markdown_table(rows, columns)
   compression = os.path.join(run.step_dir("compressed"),
                              "compression_report.md")

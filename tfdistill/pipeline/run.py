@@ -430,7 +430,8 @@ class Run:
     trainer.fit(data, epochs=epochs, callbacks=callbacks,
                 verbose=fit_verbosity())
     return {"best_epoch": best.best_epoch + 1,
-            "epochs_trained": best.epochs_trained}
+            "epochs_trained": best.epochs_trained,
+            "training_seconds": best.training_seconds}
 
   def _quality(self, model) -> dict:
     result = evaluate_retrieval(model, self.evaluation("test"))
