@@ -8,8 +8,8 @@ import tensorflow as tf
 import tensorflow_recommenders as tfrs
 import tf_keras
 
-from tfdistill.models.features import ItemContentEncoder
 from tfdistill.models.registry import register
+from tfdistill.models.teachers import ContentTeacher
 from tfdistill.models.teachers import features_and_labels
 from tfdistill.models.teachers import TwoTowerRetrievalTeacher
 
@@ -23,7 +23,7 @@ def _rating_task():
 
 
 @register
-class DCNRankingTeacher(tfrs.Model):
+class DCNRankingTeacher(ContentTeacher):
   """Deep & Cross Network v2: (user, item with content) -> rating.
 
   Inputs {"user": int32 [B], "item": int32 [B]}; trained on
@@ -47,24 +47,16 @@ class DCNRankingTeacher(tfrs.Model):
                num_title_tokens: int = 2, max_genres: int = 4,
                max_title_tokens: int = 8, vocabulary_fingerprint: str = "",
                **kwargs):
-    super().__init__(**kwargs)
+    super().__init__(num_items, embedding_dim, num_genres=num_genres,
+                     num_title_tokens=num_title_tokens, max_genres=max_genres,
+                     max_title_tokens=max_title_tokens,
+                     vocabulary_fingerprint=vocabulary_fingerprint, **kwargs)
     self.num_users = num_users
-    self.num_items = num_items
-    self.embedding_dim = embedding_dim
     self.num_cross_layers = num_cross_layers
     self.projection_dim = projection_dim
     self.deep_layers = tuple(deep_layers)
-    self.vocabulary_fingerprint = vocabulary_fingerprint
-    self._feature_sizes = dict(num_genres=num_genres,
-                               num_title_tokens=num_title_tokens,
-                               max_genres=max_genres,
-                               max_title_tokens=max_title_tokens)
     self.user_embedding = tf_keras.layers.Embedding(num_users, embedding_dim,
                                                     name="user_embedding")
-    self.item_encoder = ItemContentEncoder(num_items, embedding_dim,
-                                           name="item_encoder",
-                                           **self._feature_sizes)
-    self.item_encoder.build(None)
     self.cross = [tfrs.layers.dcn.Cross(projection_dim=projection_dim or None,
                                         name=f"cross_{i}")
                   for i in range(num_cross_layers)]
@@ -105,17 +97,10 @@ class DCNRankingTeacher(tfrs.Model):
         labels=tf.reshape(ratings, [-1, 1]), predictions=predictions))
 
   def get_config(self):
-    return dict(num_users=self.num_users, num_items=self.num_items,
-                embedding_dim=self.embedding_dim,
+    return dict(super().get_config(), num_users=self.num_users,
                 num_cross_layers=self.num_cross_layers,
                 projection_dim=self.projection_dim,
-                deep_layers=list(self.deep_layers),
-                vocabulary_fingerprint=self.vocabulary_fingerprint,
-                name=self.name, **self._feature_sizes)
-
-  @classmethod
-  def from_config(cls, config):
-    return cls(**config)
+                deep_layers=list(self.deep_layers))
 
 
 @register

@@ -43,7 +43,43 @@ def features_and_labels(inputs, label_key: str):
   return inputs, inputs[label_key]
 
 
-class RetrievalTeacher(tfrs.Model):
+class ContentTeacher(tfrs.Model):
+  """A TFRS teacher with an item tower over item ids and content features.
+
+  Holds what every tfdistill teacher shares: the catalog and embedding
+  sizes, the item vocabulary's fingerprint, the content feature sizes, the
+  item tower (`item_encoder`, built at once), and the Keras config of those
+  arguments (subclasses add their own to `get_config`).
+  """
+
+  def __init__(self, num_items: int, embedding_dim: int, num_genres: int = 2,
+               num_title_tokens: int = 2, max_genres: int = 4,
+               max_title_tokens: int = 8, vocabulary_fingerprint: str = "",
+               **kwargs):
+    super().__init__(**kwargs)
+    self.num_items = num_items
+    self.embedding_dim = embedding_dim
+    self.vocabulary_fingerprint = vocabulary_fingerprint
+    self._feature_sizes = dict(num_genres=num_genres,
+                               num_title_tokens=num_title_tokens,
+                               max_genres=max_genres,
+                               max_title_tokens=max_title_tokens)
+    self.item_encoder = ItemContentEncoder(num_items, embedding_dim,
+                                           name="item_encoder",
+                                           **self._feature_sizes)
+    self.item_encoder.build(None)
+
+  def get_config(self):
+    return dict(num_items=self.num_items, embedding_dim=self.embedding_dim,
+                vocabulary_fingerprint=self.vocabulary_fingerprint,
+                name=self.name, **self._feature_sizes)
+
+  @classmethod
+  def from_config(cls, config):
+    return cls(**config)
+
+
+class RetrievalTeacher(ContentTeacher):
   """Shared machinery: item tower, retrieval task and catalog scoring.
 
   Subclasses implement `query_signals` and `input_signature`.
@@ -72,25 +108,17 @@ class RetrievalTeacher(tfrs.Model):
                sampling_bias_correction: bool = True,
                temperature: float = 1.0, vocabulary_fingerprint: str = "",
                **kwargs):
-    super().__init__(**kwargs)
     if negatives not in NEGATIVES:
       raise ConfigError(f"unknown negatives {negatives!r}; choose one of "
                         f"{NEGATIVES}.")
-    self.num_items = num_items
-    self.embedding_dim = embedding_dim
+    super().__init__(num_items, embedding_dim, num_genres=num_genres,
+                     num_title_tokens=num_title_tokens, max_genres=max_genres,
+                     max_title_tokens=max_title_tokens,
+                     vocabulary_fingerprint=vocabulary_fingerprint, **kwargs)
     self.negatives = negatives
     self.num_extra_negatives = num_extra_negatives
     self.sampling_bias_correction = sampling_bias_correction
     self.temperature = temperature
-    self.vocabulary_fingerprint = vocabulary_fingerprint
-    self._feature_sizes = dict(num_genres=num_genres,
-                               num_title_tokens=num_title_tokens,
-                               max_genres=max_genres,
-                               max_title_tokens=max_title_tokens)
-    self.item_encoder = ItemContentEncoder(num_items, embedding_dim,
-                                           name="item_encoder",
-                                           **self._feature_sizes)
-    self.item_encoder.build(None)
     self.item_probability = self.add_weight(
         name="item_probability", shape=(num_items,), trainable=False,
         initializer=tf_keras.initializers.Constant(1.0 / num_items))
@@ -192,17 +220,10 @@ class RetrievalTeacher(tfrs.Model):
         compute_metrics=False))
 
   def get_config(self):
-    return dict(num_items=self.num_items, embedding_dim=self.embedding_dim,
-                negatives=self.negatives,
+    return dict(super().get_config(), negatives=self.negatives,
                 num_extra_negatives=self.num_extra_negatives,
                 sampling_bias_correction=self.sampling_bias_correction,
-                temperature=self.temperature,
-                vocabulary_fingerprint=self.vocabulary_fingerprint,
-                name=self.name, **self._feature_sizes)
-
-  @classmethod
-  def from_config(cls, config):
-    return cls(**config)
+                temperature=self.temperature)
 
 
 @register
