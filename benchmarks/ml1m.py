@@ -76,6 +76,8 @@ def config_for(args, seed: int):
                             hidden_dim=args.student_hidden, dropout=0.1),
       student_epochs=args.student_epochs,
       student_learning_rate=args.student_lr,
+      distillation_loss=args.distillation_loss, alpha=args.alpha,
+      temperature=args.temperature, student_init=args.student_init,
       early_stopping_patience=args.patience,
       compress=dataclasses.replace(base.compress,
                                    fine_tune_epochs=args.compress_epochs))
@@ -142,6 +144,13 @@ def main():
   parser.add_argument("--student_hidden", type=int, default=32)
   parser.add_argument("--student_lr", type=float, default=1e-2)
   parser.add_argument("--student_epochs", type=int, default=20)
+  defaults = preset("default")
+  parser.add_argument("--distillation_loss",
+                      default=defaults.distillation_loss)
+  parser.add_argument("--alpha", type=float, default=defaults.alpha)
+  parser.add_argument("--temperature", type=float,
+                      default=defaults.temperature)
+  parser.add_argument("--student_init", default=defaults.student_init)
   parser.add_argument("--compress_epochs", type=int, default=1)
   parser.add_argument("--patience", type=int, default=3)
   parser.add_argument("--steps", default=",".join(STEPS),
@@ -203,9 +212,12 @@ def main():
           f"catalog, Adam {args.teacher_lr}, {args.chunk_batch_size} chunks "
           "per batch, item ids only (as the published models). Student: "
           f"{args.student_encoder} encoder, d={args.student_dim}, the same "
-          "seeded student alone (random item table, one context window per "
-          "target) and distilled (item table from the teacher's items, KL + "
-          "ranking at every position of each chunk). Every training stops "
+          "seeded student alone (one context window per target) and "
+          f"distilled ({args.distillation_loss}, alpha {args.alpha}, "
+          f"temperature {args.temperature}, student init "
+          f"{args.student_init}, at every position of each chunk, each "
+          "position reading the same window as the student alone). Every "
+          "training stops "
           f"after {args.patience} epochs without a better validation "
           "NDCG@10 and keeps its best epoch. Protocol differences: the "
           "published SASRec+ and BERT4Rec figures use every user's last "
