@@ -96,3 +96,6 @@ def test_chunks_hold_every_training_target_once(tiny_prepared):
       for r, p in zip(rows, positions))
   assert from_chunks == sorted(
       (tuple(c), t) for c, t in zip(windows.contexts, windows.targets))
+  # A context of one item has no items before a chunk.
+  features, targets = examples.sequence_chunks(tiny_prepared, 1)
+  assert features["preceding"].shape == (len(targets), 0)

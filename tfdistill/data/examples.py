@@ -388,10 +388,11 @@ def sequence_chunks(prepared: PreparedData, length: int,
       targets.append(left_padded(sequence[first:stop], length))
       preceding.append(left_padded(
           sequence[max(0, first - length):first - 1], length - 1))
-  return ({CONTEXT: np.asarray(inputs, np.int32).reshape(-1, length),
+  rows = len(inputs)  # explicit: -1 cannot be inferred for width 0
+  return ({CONTEXT: np.asarray(inputs, np.int32).reshape(rows, length),
            PRECEDING: np.asarray(preceding, np.int32).reshape(
-               -1, length - 1)},
-          np.asarray(targets, np.int32).reshape(-1, length))
+               rows, length - 1)},
+          np.asarray(targets, np.int32).reshape(rows, length))
 
 
 def chunk_examples(prepared: PreparedData, length: int, batch_size: int = 0,
