@@ -203,7 +203,7 @@ def test_qat_student_trains_and_converts_to_int8(trained_student, tiny_train,
 
 def test_qat_works_for_every_encoder(tiny_prepared):
   from conftest import make_student  # pylint: disable=import-outside-toplevel
-  for encoder in ("cnn", "gru"):
+  for encoder in ("attention", "cnn", "gru"):
     qat = quantize_student(make_student(tiny_prepared, encoder=encoder))
     assert qat(tf.ones([2, L], tf.int32)).shape[0] == 2
 
@@ -277,6 +277,7 @@ def test_bad_input():
     prune_student(tf_keras.Sequential())
 
 
+@pytest.mark.slow
 def test_compress_step_reports_every_stage(trained_student, tiny_train,
                                            tiny_prepared, tiny_teacher):
   contexts = examples.sequence_arrays(tiny_prepared, "train", L).contexts
@@ -298,6 +299,7 @@ def test_compress_step_reports_every_stage(trained_student, tiny_train,
   assert model is not trained_student
 
 
+@pytest.mark.slow
 def test_fine_tunes_distil_with_the_given_losses(
     trained_student, tiny_train, tiny_prepared, tiny_teacher, monkeypatch):
   """A hint loss reaches the hidden layer through the pruning and QAT

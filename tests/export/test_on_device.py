@@ -55,7 +55,7 @@ def _reference_top_k(student, contexts, k, exclude=None):
   return np.argsort(-logits, axis=1, kind="stable")[:, :k]
 
 
-@pytest.mark.parametrize("encoder", ["mean", "gru"])
+@pytest.mark.parametrize("encoder", ["mean", "attention", "gru"])
 def test_factored_scoring_is_the_students(encoder, tiny_prepared, contexts):
   """The exported graph (catalog matrix, context rows gathered from it)
   scores exactly as the student's own graph."""
@@ -123,6 +123,7 @@ def test_partition_index_is_balanced_and_complete():
     PartitionConfig(partitions=10, probe=11).resolved(1002)
 
 
+@pytest.mark.slow
 def test_approximate_top_k_against_exact(saved_student, student, contexts,
                                          tiny_prepared, tmp_path):
   """Probing every partition is exact search; probing a few finds most of

@@ -26,6 +26,7 @@ from tfdistill.models.io import read_model_card
 from tfdistill.models.io import save_model
 from tfdistill.models.students import build_multitask_student
 from tfdistill.models.students import build_ranking_student
+from tfdistill.models.students import build_sequential_student
 from tfdistill.models.students import build_two_tower_student
 from tfdistill.models.students import StudentConfig
 
@@ -121,6 +122,7 @@ def test_save_refuses_to_overwrite(tiny_prepared, tmp_path):
 
 STUDENTS = [
     StudentConfig(encoder="mean"),
+    StudentConfig(encoder="attention"),
     StudentConfig(encoder="cnn"),
     StudentConfig(encoder="gru"),
     StudentConfig(embedding=EmbeddingConfig("low_rank", rank=4)),
@@ -211,6 +213,7 @@ def test_teacher_query_reads_the_last_position_of_full_blocks(tiny_prepared):
 
 @pytest.mark.parametrize("layer", [
     layers.MaskedMean(), layers.PositionWeightedMean(),
+    layers.LastPosition(), layers.QueriedPooling(),
     layers.PositionEmbedding(),
     layers.TransformerBlock(num_heads=2, ffn_dim=8),
     layers.ContextAndCatalogIds(10), layers.SplitContextAndCatalog(10),
@@ -247,3 +250,45 @@ def test_position_weighted_mean_by_hand():
   # Row 1: all padding pools to zeros.
   np.testing.assert_allclose(pool([embeddings, ids]).numpy(),
                              [[2 / 3, 4 / 3], [0.0, 0.0]], rtol=1e-6)
+
+
+def test_queried_pooling_by_hand():
+  pool = layers.QueriedPooling()
+  query = tf.constant([[2., 0.], [1., 1.]])
+  keys = tf.constant([[[9., 9.], [1., 0.], [0., 1.]],
+                      [[1., 1.], [1., 1.], [1., 1.]]])
+  values = tf.constant([[[5., 5.], [1., 0.], [0., 3.]],
+                        [[1., 1.], [1., 1.], [1., 1.]]])
+  ids = tf.constant([[0, 5, 7], [0, 0, 0]])
+  pool([query, keys, values, ids])
+  pool.position_logits.assign([7.0, 0.0, 0.5])
+  # Row 0, positions 1 and 2 (0 is padding): scores 2/sqrt(2) + 0 and
+  # 0/sqrt(2) + 0.5, so weights proportional to exp(sqrt(2)) and exp(0.5).
+  w1, w2 = np.exp(np.sqrt(2.0)), np.exp(0.5)
+  w1, w2 = w1 / (w1 + w2), w2 / (w1 + w2)
+  # Row 1: all padding pools to zeros.
+  np.testing.assert_allclose(pool([query, keys, values, ids]).numpy(),
+                             [[w1, 3 * w2], [0.0, 0.0]], rtol=1e-6)
+
+
+def test_attention_student_reads_the_most_recent_item():
+  """The attention encoder's query and skip connection are the item at the
+  last position of the left-padded context (the most recent one)."""
+  student = build_sequential_student(
+      50, 4, StudentConfig(encoder="attention", embedding_dim=4, hidden_dim=4,
+                           dropout=0.0))
+  last = tf_keras.Model(student.input, student.get_layer("last_item").output)
+  rows = last.predict_on_batch({"context": np.array(
+      [[0, 0, 3, 9], [0, 4, 3, 9], [0, 0, 9, 3]], np.int32)})
+  np.testing.assert_allclose(rows[0], rows[1])
+  assert not np.allclose(rows[0], rows[2])
+  scores = student.predict_on_batch({"context": np.array(
+      [[0, 0, 3, 9], [0, 0, 0, 9]], np.int32)})
+  assert scores.shape == (2, 50) and not np.allclose(scores[0], scores[1])
+
+
+def test_cli_student_encoders_are_the_library_ones():
+  from absl import flags  # pylint: disable=import-outside-toplevel
+  from tfdistill.cli import options  # pylint: disable=import-outside-toplevel,unused-import
+  from tfdistill.models.students import ENCODERS  # pylint: disable=import-outside-toplevel
+  assert tuple(flags.FLAGS["student_encoder"].parser.enum_values) == ENCODERS

@@ -38,6 +38,7 @@ from tfdistill.export.partitions import PartitionIndex
 from tfdistill.models.layers import CatalogScores
 from tfdistill.models.layers import MaskedMean
 from tfdistill.models.layers import PositionWeightedMean
+from tfdistill.models.layers import QueriedPooling
 from tfdistill.models.layers import SplitContextAndCatalog
 
 QUANTIZATION_MODES = ("none", "float16", "dynamic", "int8")
@@ -46,7 +47,7 @@ QUANTIZATION_MODES = ("none", "float16", "dynamic", "int8")
 #: them float, they cost a few hundred operations, and int8 rounding of their
 #: masks, weights, sums and divisions moves the top-10 more than the rest of
 #: the graph does (benchmarks/export_modes.py measures the agreement).
-FLOAT_IN_INT8 = (PositionWeightedMean, MaskedMean)
+FLOAT_IN_INT8 = (PositionWeightedMean, QueriedPooling, MaskedMean)
 SIGNATURE = "recommend"
 EXCLUDING_SIGNATURE = "recommend_excluding"
 INPUT = "context"

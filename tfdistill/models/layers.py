@@ -54,6 +54,45 @@ class PositionWeightedMean(tf_keras.layers.Layer):
 
 
 @register
+class LastPosition(tf_keras.layers.Layer):
+  """The vector at the last position of [B, L, d]: the most recent item of
+  a left-padded context."""
+
+  def call(self, inputs):
+    return inputs[:, -1]
+
+
+@register
+class QueriedPooling(tf_keras.layers.Layer):
+  """Attention pooling of a context with one query per row.
+
+  Call with `[query [B, d], keys [B, L, d], values [B, L, e], ids [B, L]]`;
+  returns [B, e], the values weighted by a softmax over the non-padding
+  positions of `query . key / sqrt(d) + b`, with one learned bias `b` per
+  position (the recency prior of `PositionWeightedMean`). As there, the
+  softmax is exp * mask / sum, without a large negative score at padding,
+  and an all-padding row pools to zeros.
+  """
+
+  def build(self, input_shape):
+    self.position_logits = self.add_weight(
+        name="position_logits", shape=(input_shape[1][-2],),
+        initializer="zeros")
+    super().build(input_shape)
+
+  def call(self, inputs):
+    query, keys, values, ids = inputs
+    scale = tf.math.rsqrt(tf.cast(tf.shape(keys)[-1], keys.dtype))
+    scores = (tf.einsum("bd,bld->bl", query, keys) * scale
+              + self.position_logits[tf.newaxis])
+    scores = tf.exp(scores - tf.reduce_max(scores, -1, keepdims=True))
+    scores *= tf.cast(tf.not_equal(ids, 0), scores.dtype)
+    weights = scores / tf.maximum(tf.reduce_sum(scores, -1, keepdims=True),
+                                  1e-9)
+    return tf.reduce_sum(values * weights[..., tf.newaxis], axis=-2)
+
+
+@register
 class PositionEmbedding(tf_keras.layers.Layer):
   """Adds a learned embedding per position to [B, L, d] inputs."""
 

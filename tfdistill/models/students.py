@@ -24,8 +24,10 @@ from tfdistill.models.embeddings import EmbeddingConfig
 from tfdistill.models.embeddings import item_embedding
 from tfdistill.models.layers import CatalogScores
 from tfdistill.models.layers import ContextAndCatalogIds
+from tfdistill.models.layers import LastPosition
 from tfdistill.models.layers import PairWithEach
 from tfdistill.models.layers import PositionWeightedMean
+from tfdistill.models.layers import QueriedPooling
 from tfdistill.models.layers import SplitContextAndCatalog
 from tfdistill.models.registry import register
 from tfdistill.models.signals import HIDDEN
@@ -33,7 +35,7 @@ from tfdistill.models.signals import LOGITS
 from tfdistill.models.signals import QUERY_EMBEDDING
 from tfdistill.models.signals import RATING
 
-ENCODERS = ("mean", "cnn", "gru")
+ENCODERS = ("mean", "attention", "cnn", "gru")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,8 +43,9 @@ class StudentConfig:
   """Architecture of a sequential student.
 
   Attributes:
-    encoder: "mean" (position-weighted bag of items), "cnn" (1-D convolution
-      over the sequence) or "gru" (recurrent).
+    encoder: "mean" (position-weighted bag of items), "attention" (the
+      items pooled by attention queried by the most recent one, beside that
+      item), "cnn" (1-D convolution over the sequence) or "gru" (recurrent).
     embedding_dim: Size of item and query embeddings.
     hidden_dim: Size of the encoder's hidden layer.
     embedding: The item table (full, low-rank, hashing, quotient-remainder).
@@ -86,6 +89,16 @@ def _encode_context(config: StudentConfig, context_vectors, context):
   """The sequence encoder; returns the "hidden" layer's output [B, h]."""
   if config.encoder == "mean":
     pooled = PositionWeightedMean(name="pool")([context_vectors, context])
+  elif config.encoder == "attention":
+    vectors = ZeroPadding(name="zero_padding")([context_vectors, context])
+    last = LastPosition(name="last_item")(vectors)
+    query = tf_keras.layers.Dense(config.embedding_dim, use_bias=False,
+                                  name="attention_query")(last)
+    keys = tf_keras.layers.Dense(config.embedding_dim, use_bias=False,
+                                 name="attention_key")(vectors)
+    attended = QueriedPooling(name="pool")([query, keys, vectors, context])
+    pooled = tf_keras.layers.Concatenate(name="pool_and_last")(
+        [attended, last])
   else:
     vectors = ZeroPadding(name="zero_padding")([context_vectors, context])
     if config.encoder == "cnn":
