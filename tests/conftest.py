@@ -19,6 +19,21 @@ from tfdistill.data.synthetic import SyntheticConfig
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SHARED_MOVIELENS = REPO.parent / "shared" / "data" / "movielens"
 
+def pytest_collection_modifyitems(items):
+  """Files with more tests marked slow run first.
+
+  The test command distributes whole files to its two processes
+  (`--dist loadfile`, in collection order): a long file collected last
+  keeps one process busy while the other has finished. A stable sort, so
+  tests keep their order within a file.
+  """
+  slow = {}
+  for item in items:
+    slow.setdefault(item.fspath, 0)
+    slow[item.fspath] += item.get_closest_marker("slow") is not None
+  items.sort(key=lambda item: -slow[item.fspath])
+
+
 TINY_SYNTHETIC = SyntheticConfig(num_users=120, num_items=80,
                                  mean_interactions_per_user=12, seed=7)
 

@@ -4,6 +4,8 @@ import shutil
 import sys
 import pathlib
 
+import pytest
+
 from cli_runner import assert_user_error
 from cli_runner import last_json
 from cli_runner import run_cli
@@ -39,6 +41,7 @@ def test_existing_output_is_not_overwritten(tmp_path):
   assert (out / "keep.txt").read_text() == "mine"
 
 
+@pytest.mark.slow
 def test_latest_small_counts(movielens_dir, tfds_cache):
   summary = last_json(run_cli("data", "--dataset=movielens/latest-small-ratings",
                               f"--manual_dir={movielens_dir}",
@@ -85,6 +88,7 @@ START_UP_LINES = ("absl::InitializeLog", "cudart_stub", "cuda_platform",
                   "cpu_feature_guard", "I0000 ", "E0000 ", "W0000 ")
 
 
+@pytest.mark.slow
 def test_commands_print_no_tensorflow_start_up_lines(tiny_run):
   """TensorFlow's native start-up logs ignore TF_CPP_MIN_LOG_LEVEL; the CLI
   starts TensorFlow with them silenced (unless --verbosity asks)."""

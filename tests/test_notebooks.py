@@ -24,6 +24,7 @@ def test_notebook_is_stored_without_outputs(path):
       assert not cell.outputs and cell.execution_count is None, path.name
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_executes(path, tmp_path, monkeypatch):
   monkeypatch.setenv("TFDISTILL_NOTEBOOK_SCALE", "tiny")

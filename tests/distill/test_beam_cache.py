@@ -97,6 +97,7 @@ def test_the_beam_cache_equals_the_in_process_cache(
     cached_teacher(out)
 
 
+@pytest.mark.slow
 def test_an_interrupted_beam_cache_resumes(saved_teacher, tiny_prepared,
                                            tmp_path, monkeypatch):
   data = examples.sequence_examples(tiny_prepared, "validation", 6,
@@ -126,6 +127,7 @@ def test_an_interrupted_beam_cache_resumes(saved_teacher, tiny_prepared,
                          num_shards=2)["shards"] == index["shards"]
 
 
+@pytest.mark.slow
 def test_the_beam_cache_never_writes_into_a_folder_of_the_users(
     saved_teacher, tiny_prepared, tmp_path):
   data = examples.sequence_examples(tiny_prepared, "validation", 6,
@@ -161,6 +163,7 @@ def test_the_beam_cache_never_writes_into_a_folder_of_the_users(
   assert not os.path.exists(tmp_path / "x")
 
 
+@pytest.mark.slow
 def test_tfdistill_cache_command(tiny_run, tmp_path):
   run_dir, _, _ = tiny_run
   teacher = os.path.join(run_dir, "teacher", "model")

@@ -307,6 +307,7 @@ def test_bad_teachers_are_one_clear_error(gru, gru_saved, tiny_prepared,
     TowerTeacher(gru.query_model, gru.candidate_model, tiny_prepared.items)
 
 
+@pytest.mark.slow
 def test_cli_pipeline_distils_from_a_saved_teacher(gru_saved, tmp_path):
   out = tmp_path / "run"
   result = run_cli("pipeline", "--preset=tiny", "--seed=7", f"--out={out}",
@@ -364,6 +365,7 @@ class _EmbeddingExport(tf.Module):
     return {"embedding": self.candidate_model(movie_id)}
 
 
+@pytest.mark.slow
 def test_query_and_candidate_signatures_give_the_towers_scores(
     gru, tiny_prepared, tmp_path):
   module = _EmbeddingExport(gru.query_model, gru.candidate_model)
@@ -480,6 +482,7 @@ def test_a_teacher_of_integer_ids_through_integer_lookup(tiny_prepared):
   assert [int(item_keys[i]) for i in np.argmax(logits, 1)] == list(best)
 
 
+@pytest.mark.slow
 def test_cli_takes_a_tfdistill_model_folder_as_teacher(tiny_run, tmp_path):
   out, metrics, _ = tiny_run
   result = run_cli("distill", "--preset=tiny", "--seed=3",

@@ -166,6 +166,7 @@ def test_a_student_without_catalog_factors_is_refused(tiny_prepared):
     SampledCatalogSoftmax(0)
 
 
+@pytest.mark.slow
 def test_a_run_trains_with_sampled_softmaxes(tmp_path, monkeypatch, caplog):
   # --teacher_negatives=mixed and --student_negatives reach the run's
   # steps: the teacher trains on mixed negatives, both students on the

@@ -256,6 +256,7 @@ def _kl_to(reference, model, arrays):
   return float(tf.reduce_mean(tf.reduce_sum(tf.exp(ref) * (ref - new), -1)))
 
 
+@pytest.mark.slow
 def test_continual_distillation_anchors_the_previous_window(
     tiny_teacher, tiny_prepared, student_factory):
   middle = int(np.median(tiny_prepared.timestamp))
@@ -332,6 +333,7 @@ def test_fused_recommender(tiny_teacher, tiny_prepared, student_factory):
   np.testing.assert_array_equal(top, best)
 
 
+@pytest.mark.slow
 def test_mirrored_strategy_on_two_logical_cpus():
   script = REPO / "tests" / "distill" / "mirrored_run.py"
   result = subprocess.run([sys.executable, str(script)], capture_output=True,

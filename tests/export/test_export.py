@@ -21,6 +21,7 @@ from tfdistill.export.tflite import LiteRTRecommender
 L = 6
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["none", "float16", "dynamic", "int8"])
 def test_every_mode_passes_the_parity_gate(mode, saved_student, tmp_path,
                                            tiny_prepared):

@@ -39,6 +39,7 @@ def _finish(process: subprocess.Popen) -> dict:
   return json.loads(stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_two_workers_train_as_one_process(tmp_path):
   """Tolerance: the two runs sum the same gradients in another order, so the
   teacher differs at rounding level; Adam turns rounding-level gradients of
@@ -79,6 +80,7 @@ def _epochs_logged(run) -> list:
           log.read_text().splitlines()[1:] if line]
 
 
+@pytest.mark.slow
 def test_killed_workers_restart_and_resume_from_the_chiefs_checkpoint(
     tmp_path):
   # Both workers are killed (as a preempted job is) once the first epoch's

@@ -62,6 +62,7 @@ def test_rerun_skips_finished_steps_and_is_repeatable(tiny_run, tmp_path):
   assert "teacher done" not in again.stderr  # nothing was retrained
 
 
+@pytest.mark.slow
 def test_student_path_feeds_export(tiny_run, tmp_path):
   _, metrics, _ = tiny_run
   result = run_cli("export", f"--model={metrics['student_kd']['path']}",
@@ -90,6 +91,7 @@ def test_a_copied_run_directory_points_at_its_own_files(tiny_run, tmp_path):
   assert os.path.isdir(metrics["tflite"]["saved_model_path"])
 
 
+@pytest.mark.slow
 def test_cli_user_errors(tiny_run, tmp_path):
   out, _, _ = tiny_run
   assert_user_error(run_cli("pipeline", "--preset=tiny", f"--out={out}",
@@ -123,6 +125,7 @@ def test_data_flags_change_only_their_own_fields_of_the_preset(tmp_path):
                                                min_user_interactions=4)
 
 
+@pytest.mark.slow
 def test_flagfile_and_help(tmp_path):
   flagfile = tmp_path / "flags"
   flagfile.write_text("--preset=tiny\n--alpha=0.3\n--compress_epochs=3\n")
@@ -290,6 +293,7 @@ def test_tflite_quality_is_measured_in_the_exported_mode(tiny_run, tmp_path):
   assert lite["ndcg@10"] == evaluated["ndcg@10"]
 
 
+@pytest.mark.slow
 def test_the_runs_export_options_reach_the_exported_models(tiny_run,
                                                            tmp_path):
   """--exclude_length, --more_k and --partitions/--probe shape the run's
@@ -351,6 +355,7 @@ def test_concurrent_writers_of_one_json_file_never_collide(tmp_path):
   assert os.listdir(tmp_path) == ["config.json"]  # no temporary file left
 
 
+@pytest.mark.slow
 def test_tune_searches_under_the_size_budget_and_writes_a_flagfile(
     tiny_run, tmp_path):
   from absl import flags  # pylint: disable=import-outside-toplevel
@@ -382,6 +387,7 @@ def test_tune_searches_under_the_size_budget_and_writes_a_flagfile(
   assert "student_loss" not in result.stdout
 
 
+@pytest.mark.slow
 def test_evaluate_scores_a_run_model_on_the_runs_own_data(tiny_run):
   out, metrics, _ = tiny_run
   model = out / "student_kd" / "model"
@@ -429,6 +435,7 @@ def test_compression_and_int8_calibration_follow_the_run(tiny_run):
   assert abs((saved == 0).mean() - (train == 0).mean()) < 0.05
 
 
+@pytest.mark.slow
 def test_evaluate_gives_classification_metrics_for_a_ranking_model(
     tiny_run, tmp_path):
   from tfdistill.data.prepare import PreparedData  # pylint: disable=import-outside-toplevel
@@ -455,6 +462,7 @@ def test_evaluate_gives_classification_metrics_for_a_ranking_model(
   assert retrieval["precision@10"] == pytest.approx(retrieval["hr@10"] / 10)
 
 
+@pytest.mark.slow
 def test_a_teacher_trained_on_every_position_distils_every_position(
     tmp_path, monkeypatch):
   # The run trains its causal teacher on chunks of users' sequences and

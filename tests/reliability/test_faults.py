@@ -48,6 +48,7 @@ def fill(folder) -> str:
   return path
 
 
+@pytest.mark.slow
 def test_a_full_disk_keeps_finished_steps_and_resumes(tmp_path, tiny_run):
   with tmpfs(tmp_path / "fs", "16m") as fs:
     out = os.path.join(fs, "run")

@@ -13,16 +13,19 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from cli_runner import assert_user_error
 from cli_runner import last_json
 from cli_runner import run_cli
 
-# About 0.5 s per epoch on 2 cores, so that a signal lands inside an epoch;
-# every epoch runs (no early stopping), and five remain after the first
-# interruption, so that a slow epoch under the load of parallel tests
-# cannot push the signal past the end of the training.
-ARGS = ("train-teacher", "--preset=tiny", "--synthetic_users=1200",
-        "--synthetic_items=3000", "--synthetic_interactions_per_user=40",
+# A hundred-odd steps per epoch, so that a signal lands inside an epoch
+# (the signal waits a fraction of the shortest epoch seen); every epoch runs
+# (no early stopping), and five remain after the first interruption, so
+# that a slow epoch under the load of parallel tests cannot push the signal
+# past the end of the training.
+ARGS = ("train-teacher", "--preset=tiny", "--synthetic_users=300",
+        "--synthetic_items=600", "--synthetic_interactions_per_user=30",
         "--teacher_epochs=8", "--early_stopping_patience=0", "--seed=4")
 
 
@@ -63,6 +66,7 @@ def _interrupt(out, after_epochs: int, sig):
                                      stderr), at_signal
 
 
+@pytest.mark.slow
 def test_sigint_then_sigkill_mid_epoch_resume_to_the_uninterrupted_result(
     tmp_path):
   reference = last_json(run_cli(*ARGS, f"--out={tmp_path / 'a'}"))
@@ -119,6 +123,7 @@ class _StopAfterEpoch(object):
                                             original)
 
 
+@pytest.mark.slow
 def test_every_random_draw_resumes_mixed_negatives_and_sampled_losses(
     tmp_path, monkeypatch):
   """Dropout, "mixed" negatives (uniform samples) and the losses that
