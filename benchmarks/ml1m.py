@@ -138,7 +138,7 @@ def main():
   parser.add_argument("--teacher_dim", type=int, default=64)
   parser.add_argument("--teacher_dropout", type=float, default=0.2)
   parser.add_argument("--teacher_lr", type=float, default=1e-3)
-  parser.add_argument("--teacher_epochs", type=int, default=40)
+  parser.add_argument("--teacher_epochs", type=int, default=200)
   parser.add_argument("--student_encoder", default="mean")
   parser.add_argument("--student_dim", type=int, default=8)
   parser.add_argument("--student_hidden", type=int, default=32)
@@ -152,7 +152,7 @@ def main():
                       default=defaults.temperature)
   parser.add_argument("--student_init", default=defaults.student_init)
   parser.add_argument("--compress_epochs", type=int, default=1)
-  parser.add_argument("--patience", type=int, default=3)
+  parser.add_argument("--patience", type=int, default=10)
   parser.add_argument("--steps", default=",".join(STEPS),
                       help="The pipeline steps to run (the table reports "
                       "those finished), e.g. teacher,student_alone,"
@@ -192,7 +192,7 @@ def main():
                             "kd_vs_teacher", "kd_vs_alone",
                             "params_vs_teacher", "teacher_seconds",
                             "teacher_training_seconds",
-                            "teacher_epochs_trained",
+                            "teacher_best_epoch", "teacher_epochs_trained",
                             "student_alone_epochs_trained",
                             "student_kd_epochs_trained"]
   path = _common.write_report(

@@ -26,6 +26,7 @@ model's layers are built (`enable_repeatable_randomness`).
 import json
 import os
 import time
+from typing import Optional
 
 import tensorflow as tf
 import tf_keras
@@ -139,7 +140,8 @@ class BestEpoch(tf_keras.callbacks.Callback):
     training_seconds: Wall time of those epochs (training and the epoch-end
       work before this callback, such as validation), summed over every
       process that trained them: the time of a fit, resumed or not, without
-      the epochs an interrupt cut short.
+      the epochs an interrupt cut short; None if a state written before
+      epoch times were kept holds some of the epochs.
   """
 
   def __init__(self, directory: str, monitor: str = "val_ndcg@10",
@@ -177,8 +179,11 @@ class BestEpoch(tf_keras.callbacks.Callback):
     return epoch, history[epoch]
 
   @property
-  def training_seconds(self) -> float:
-    return float(sum(self.seconds.get(e, 0.0) for e in self.history))
+  def training_seconds(self) -> Optional[float]:
+    """None when an epoch's time is unknown (its state predates them)."""
+    if any(e not in self.seconds for e in self.history):
+      return None
+    return float(sum(self.seconds[e] for e in self.history))
 
   def on_train_begin(self, logs=None):
     self.history, self.seconds = {}, {}

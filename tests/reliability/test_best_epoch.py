@@ -1,5 +1,7 @@
 """Early stopping that restores the best epoch, across an interrupt."""
 
+import json
+
 import numpy as np
 import pytest
 import tf_keras
@@ -78,3 +80,18 @@ def test_a_missing_metric_is_named(tmp_path):
   with pytest.raises(ValueError, match="val_ndcg@10"):
     model.fit(np.zeros((4, 2)), np.zeros((4, 1)), epochs=1, verbose=0,
               callbacks=[BestEpoch(str(tmp_path / "b"))])
+
+
+def test_training_time_is_unknown_when_an_epoch_was_not_timed(tmp_path):
+  """A state written before epoch times were kept: the sum of the timed
+  epochs would undercount the training, so there is no total."""
+  _fit(tmp_path / "a")
+  path = str(tmp_path / "a" / "best" / "state.json")
+  with open(path) as f:
+    state = json.load(f)
+  del state["seconds"]["0"]
+  with open(path, "w") as f:
+    json.dump(state, f)
+  best = BestEpoch(str(tmp_path / "a" / "best"))
+  best.on_train_begin()
+  assert best.epochs_trained == 4 and best.training_seconds is None
