@@ -83,12 +83,14 @@ def config_for(args, seed: int):
                                    fine_tune_epochs=args.compress_epochs))
 
 
-def _timed(timings: dict, path: str, step: str, function) -> None:
+def _timed(run: Run, timings: dict, path: str, step: str) -> None:
   """Runs a step; records its wall time when this process finished it (a
-  resumed step's earlier processes are in its training_seconds)."""
+  resumed step's earlier processes are in its training_seconds), never
+  the moment it takes to read a step finished before."""
+  finished_before = run.done(step)
   start = time.time()
-  function()
-  if step not in timings:
+  getattr(run, step)()
+  if step not in timings and not finished_before:
     timings[step] = time.time() - start
     with open(path, "w") as f:
       json.dump(timings, f, indent=1)
@@ -104,7 +106,7 @@ def run_seed(args, seed: int) -> dict:
     with open(timing_path) as f:
       timings = json.load(f)
   for step in args.steps.split(","):
-    _timed(timings, timing_path, step, getattr(run, step))
+    _timed(run, timings, timing_path, step)
   stages = (run.metrics() if run.done("export") else
             {step: run.step_metrics(step) for step in STAGES[:4]
              if run.done(step)})
