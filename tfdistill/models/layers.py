@@ -25,6 +25,21 @@ class MaskedMean(tf_keras.layers.Layer):
     return total / tf.maximum(tf.reduce_sum(mask, axis=-2), 1.0)
 
 
+def masked_softmax_pool(scores, values, ids):
+  """Sum of `values` [B, L, e] weighted by a softmax of `scores` ([B, L] or
+  [1, L]) over the non-padding positions of `ids` [B, L].
+
+  Written as exp * mask / sum rather than with a large negative score at
+  padding: such a sentinel stretches the int8 range of the whole tensor and
+  ruins full-integer TFLite models. An all-padding row pools to zeros.
+  """
+  scores = tf.exp(scores - tf.reduce_max(scores, -1, keepdims=True))
+  scores = scores * tf.cast(tf.not_equal(ids, 0), scores.dtype)
+  weights = scores / tf.maximum(tf.reduce_sum(scores, -1, keepdims=True),
+                                1e-9)
+  return tf.reduce_sum(values * weights[..., tf.newaxis], axis=-2)
+
+
 @register
 class PositionWeightedMean(tf_keras.layers.Layer):
   """Order-aware bag of items: a learned softmax weight per position.
@@ -41,16 +56,8 @@ class PositionWeightedMean(tf_keras.layers.Layer):
 
   def call(self, inputs):
     embeddings, ids = inputs
-    # A softmax over the non-padding positions, written as exp * mask / sum
-    # rather than with a large negative score at padding: such a sentinel
-    # stretches the int8 range of the whole tensor and ruins full-integer
-    # TFLite models. An all-padding row pools to zeros.
-    position = tf.exp(self.position_logits -
-                      tf.reduce_max(self.position_logits))[tf.newaxis]
-    scores = position * tf.cast(tf.not_equal(ids, 0), position.dtype)
-    weights = scores / tf.maximum(tf.reduce_sum(scores, -1, keepdims=True),
-                                  1e-9)
-    return tf.reduce_sum(embeddings * weights[..., tf.newaxis], axis=-2)
+    return masked_softmax_pool(self.position_logits[tf.newaxis], embeddings,
+                               ids)
 
 
 @register
@@ -69,9 +76,8 @@ class QueriedPooling(tf_keras.layers.Layer):
   Call with `[query [B, d], keys [B, L, d], values [B, L, e], ids [B, L]]`;
   returns [B, e], the values weighted by a softmax over the non-padding
   positions of `query . key / sqrt(d) + b`, with one learned bias `b` per
-  position (the recency prior of `PositionWeightedMean`). As there, the
-  softmax is exp * mask / sum, without a large negative score at padding,
-  and an all-padding row pools to zeros.
+  position (the recency prior of `PositionWeightedMean`), through
+  `masked_softmax_pool`.
   """
 
   def build(self, input_shape):
@@ -85,11 +91,7 @@ class QueriedPooling(tf_keras.layers.Layer):
     scale = tf.math.rsqrt(tf.cast(tf.shape(keys)[-1], keys.dtype))
     scores = (tf.einsum("bd,bld->bl", query, keys) * scale
               + self.position_logits[tf.newaxis])
-    scores = tf.exp(scores - tf.reduce_max(scores, -1, keepdims=True))
-    scores *= tf.cast(tf.not_equal(ids, 0), scores.dtype)
-    weights = scores / tf.maximum(tf.reduce_sum(scores, -1, keepdims=True),
-                                  1e-9)
-    return tf.reduce_sum(values * weights[..., tf.newaxis], axis=-2)
+    return masked_softmax_pool(scores, values, ids)
 
 
 @register

@@ -89,19 +89,18 @@ def _encode_context(config: StudentConfig, context_vectors, context):
   """The sequence encoder; returns the "hidden" layer's output [B, h]."""
   if config.encoder == "mean":
     pooled = PositionWeightedMean(name="pool")([context_vectors, context])
-  elif config.encoder == "attention":
-    vectors = ZeroPadding(name="zero_padding")([context_vectors, context])
-    last = LastPosition(name="last_item")(vectors)
-    query = tf_keras.layers.Dense(config.embedding_dim, use_bias=False,
-                                  name="attention_query")(last)
-    keys = tf_keras.layers.Dense(config.embedding_dim, use_bias=False,
-                                 name="attention_key")(vectors)
-    attended = QueriedPooling(name="pool")([query, keys, vectors, context])
-    pooled = tf_keras.layers.Concatenate(name="pool_and_last")(
-        [attended, last])
   else:
     vectors = ZeroPadding(name="zero_padding")([context_vectors, context])
-    if config.encoder == "cnn":
+    if config.encoder == "attention":
+      last = LastPosition(name="last_item")(vectors)
+      query = tf_keras.layers.Dense(config.embedding_dim, use_bias=False,
+                                    name="attention_query")(last)
+      keys = tf_keras.layers.Dense(config.embedding_dim, use_bias=False,
+                                   name="attention_key")(vectors)
+      attended = QueriedPooling(name="pool")([query, keys, vectors, context])
+      pooled = tf_keras.layers.Concatenate(name="pool_and_last")(
+          [attended, last])
+    elif config.encoder == "cnn":
       conv = tf_keras.layers.Conv1D(config.hidden_dim, 3, padding="same",
                                     activation="relu", name="conv")(vectors)
       pooled = tf_keras.layers.GlobalMaxPooling1D(name="pool")(conv)
