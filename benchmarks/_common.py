@@ -9,6 +9,7 @@ import json
 import os
 import pathlib
 import platform
+import shutil
 import subprocess
 import sys
 
@@ -105,3 +106,20 @@ def write_report(out_dir, name: str, title: str, results: dict,
   path = out / f"{name}.md"
   path.write_text("\n".join(parts))
   return path
+
+
+def shared_run(base_dir: str, out: str, config,
+               steps=("data", "teacher")):
+  """The run of `config` in `out`, started (when `out` does not exist yet)
+  with copies of the finished `steps` of the run in `base_dir`: for a
+  configuration that differs from the base's only after those steps."""
+  from tfdistill.pipeline.run import Run  # pylint: disable=import-outside-toplevel
+  if not os.path.isdir(out):
+    staging = out + ".partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    Run(staging, config).claim()  # creates it with config.json
+    for step in steps:
+      shutil.copytree(os.path.join(base_dir, step),
+                      os.path.join(staging, step))
+    os.rename(staging, out)
+  return Run(out, config)

@@ -10,7 +10,7 @@ product plus `argpartition`. The ratio model / limit is per size and mode.
 At the largest catalog, approximate top-K (`--partitions`, k-means
 partitions inside the graph) against exact search of the same model:
 recall@10, p50 and file size per `probe`; the same on a trained student
-(MovieLens-1M's distilled student, when benchmarks/ml1m.py has run).
+(MovieLens-1M's distilled student, when `benchmarks/run.py ml1m` has run).
 
 The students' item tables are not trained (training a 1M-item student is
 the scaling benchmark's job): they are drawn with the structure of the
@@ -237,7 +237,7 @@ def main():
       "--trained", default=str(_common.REPO / "benchmarks" / "results" / "runs"
                                / "ml1m" / "seed0" / "student_kd" / "model"),
       help="A trained student for the approximate rows (written by "
-           "python benchmarks/ml1m.py; skipped when absent).")
+           "python benchmarks/run.py ml1m; skipped when absent).")
   args = parser.parse_args()
   sizes = (2000, 20_000) if args.quick else (10_000, 100_000, 1_000_000)
   runs = 100 if args.quick else 500

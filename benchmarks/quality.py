@@ -38,7 +38,6 @@ import argparse
 import dataclasses
 import json
 import os
-import shutil
 import sys
 
 import _common  # pylint: disable=import-error
@@ -271,22 +270,6 @@ def compression_tag(args, reference: dict = None) -> str:
           else f"_c{args.compress_epochs}_{args.table_pruning}")
 
 
-def shared_run(base_dir: str, out: str, config: PipelineConfig,
-               steps=("data", "teacher")) -> Run:
-  """The run of `config` in `out`, started (when `out` does not exist yet)
-  with copies of the finished `steps` of the run in `base_dir`: for a
-  configuration that differs from the base's only after those steps."""
-  if not os.path.isdir(out):
-    staging = out + ".partial"
-    shutil.rmtree(staging, ignore_errors=True)
-    Run(staging, config).claim()  # creates it with config.json
-    for step in steps:
-      shutil.copytree(os.path.join(base_dir, step),
-                      os.path.join(staging, step))
-    os.rename(staging, out)
-  return Run(out, config)
-
-
 def _student_epochs(args) -> int:
   """--quick runs keep the base name whatever their epochs."""
   return BASE["student_epochs"] if args.quick else args.student_epochs
@@ -354,14 +337,14 @@ def run_for(args, seed: int) -> Run:
   if students != out and os.path.isfile(os.path.join(
       students, "student_kd", "metrics.json")) and _differs_only_in(
           students, config, AFTER_STUDENTS):
-    return shared_run(students, out, config, steps=(
+    return _common.shared_run(students, out, config, steps=(
         "data", "teacher", "student_alone", "student_kd"))
   base = run_directory(args.work_dir, data, seed, args.student_encoder,
                        _student_epochs(args), **blocks)
   if base != out and os.path.isfile(os.path.join(
       base, "teacher", "metrics.json")) and _differs_only_in(
           base, config, AFTER_TEACHER):
-    return shared_run(base, out, config)
+    return _common.shared_run(base, out, config)
   root = run_directory(args.work_dir, data, seed, args.student_encoder,
                        **blocks)
   if root != out:
@@ -372,7 +355,7 @@ def run_for(args, seed: int) -> Run:
       run = Run(root, stored_config(root))
       if not run.done("teacher"):
         run.teacher()
-      return shared_run(root, out, config)
+      return _common.shared_run(root, out, config)
   return Run(out, config)
 
 
@@ -445,7 +428,7 @@ def loss_rows(args, seed: int, losses) -> list:
   rows = []
   for loss in trained_losses(args, losses):
     out = f"{run.out}_loss_{loss}"
-    loss_run = shared_run(run.out, out, dataclasses.replace(
+    loss_run = _common.shared_run(run.out, out, dataclasses.replace(
         run.config, distillation_loss=loss))
 
     def compute(loss_run=loss_run, loss=loss):

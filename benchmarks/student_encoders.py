@@ -50,7 +50,7 @@ def encoder_run(base_dir: str, out: str, encoder: str, epochs: int,
                                teacher_epochs=teacher_epochs,
                                student=dataclasses.replace(
                                    base.student, encoder=encoder))
-  return quality.shared_run(
+  return _common.shared_run(
       base_dir, out, config, ("data", "teacher")
       if teacher_epochs == base.teacher_epochs else ("data",))
 

@@ -5,6 +5,7 @@ this pins the parts whose errors would silently change the published
 figures.
 """
 
+import dataclasses
 import json
 import os
 import pathlib
@@ -412,3 +413,128 @@ def test_collect_shows_current_results_with_command_and_summary(tmp_path):
   assert "memory_gib" not in page
   assert readme.read_text().startswith("a\n" + collect.README_START)
   assert "old" not in readme.read_text()
+
+
+def _import(name):
+  sys.path.insert(0, str(BENCHMARKS))
+  try:
+    return __import__(name)
+  finally:
+    sys.path.remove(str(BENCHMARKS))
+
+
+def test_every_named_configuration_is_a_valid_pipeline_configuration(
+    quality):
+  configs = _import("configs")
+  assert {"ml1m", "latest_small", "synthetic_tiny"} <= set(
+      configs.BENCHMARKS)
+  for name, benchmark in configs.BENCHMARKS.items():
+    assert benchmark.name == name
+    config = configs.pipeline_config(benchmark, seed=1, data_root="/data")
+    assert config.seed == 1
+    assert set(benchmark.steps) <= set(configs.STEPS)
+    if benchmark.teacher_from:
+      # A configuration that starts from another's teacher differs from it
+      # only in what the steps after the teacher read.
+      parent = configs.pipeline_config(
+          configs.BENCHMARKS[benchmark.teacher_from], seed=1,
+          data_root="/data")
+      assert dataclasses.replace(config, **{
+          field: getattr(parent, field)
+          for field in quality.AFTER_TEACHER}) == parent, name
+
+
+def test_ml1m_configuration_is_sasrecs_setting():
+  configs = _import("configs")
+  config = configs.pipeline_config(configs.BENCHMARKS["ml1m"], 0, "/data")
+  assert config.source.dataset == "sequences"
+  assert config.source.path == "/data/ml-1m-sasrec/ml-1m.txt"
+  assert config.context_length == 200
+  assert (config.teacher.embedding_dim, config.teacher.num_blocks,
+          config.teacher.objective, config.teacher.negatives) == (
+              64, 2, "all_positions", "catalog")
+  assert configs.BENCHMARKS["ml1m"].data in configs.PUBLISHED
+
+
+def test_a_derived_configuration_changes_only_what_it_names():
+  configs = _import("configs")
+  base = configs.pipeline_config(configs.BENCHMARKS["ml1m"], 0, "/data")
+  derived = configs.BENCHMARKS["ml1m_attention"]
+  assert derived.teacher_from == "ml1m"
+  assert derived.steps == ("student_alone", "student_kd")
+  config = configs.pipeline_config(derived, 0, "/data")
+  assert config.student == dataclasses.replace(base.student,
+                                               encoder="attention")
+  assert dataclasses.replace(config, student=base.student) == base
+  with pytest.raises(KeyError, match="no field 'encodr'"):
+    configs.pipeline_config(configs.derive(
+        "ml1m", "typo", "", student={"encodr": "gru"}), 0)
+
+
+def test_runner_targets_are_ratios_of_the_means():
+  run = _import("run")
+  summary = {"teacher_ndcg@10": 0.2, "student_alone_ndcg@10": 0.1,
+             "student_kd_ndcg@10": 0.15, "compressed_ndcg@10": 0.147,
+             "teacher_params": 1000, "student_kd_params": 90}
+  rows = {r["target"]: r for r in run.targets(
+      summary, {"student_kd NDCG@10 / teacher NDCG@10": [0.7, 0.8]})}
+  assert rows["student_kd NDCG@10 / teacher NDCG@10"]["measured"] == (
+      pytest.approx(0.75))
+  assert rows["student_kd NDCG@10 / teacher NDCG@10"]["met"] is False
+  assert rows["student_kd NDCG@10 / teacher NDCG@10"]["ci95"] == "[0.7, 0.8]"
+  assert rows["student_kd NDCG@10 gain over student_alone"]["met"] is True
+  assert rows["compressed NDCG@10 change vs student_kd"]["measured"] == (
+      pytest.approx(-0.02))
+  assert rows["student_kd params / teacher params"]["met"] is True
+  # Stages not run yet give no target.
+  assert [r["target"] for r in run.targets(
+      {"teacher_ndcg@10": 0.2, "student_alone_ndcg@10": 0.1}, {})] == []
+
+
+def test_runner_refuses_missing_data_and_writes_nothing(tmp_path, capsys):
+  run = _import("run")
+  with pytest.raises(SystemExit) as error:
+    run.main(["ml1m", f"--data_root={tmp_path / 'none'}",
+              f"--work_dir={tmp_path / 'runs'}", f"--out={tmp_path / 'out'}"])
+  assert error.value.code == 2
+  assert "ml-1m-sasrec/ml-1m.txt, which does not exist" in (
+      capsys.readouterr().err)
+  assert list(tmp_path.iterdir()) == []
+  with pytest.raises(SystemExit):
+    run.main(["no_such_configuration", f"--work_dir={tmp_path}"])
+  assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_runner_trains_a_derived_configuration_on_its_parents_teacher(
+    tmp_path):
+  run = _import("run")
+  args = [f"--work_dir={tmp_path / 'runs'}", f"--out={tmp_path / 'out'}",
+          "--bootstrap_samples=50"]
+  assert run.main(["synthetic_tiny_gru"] + args) == 0
+  parent = tmp_path / "runs" / "synthetic_tiny" / "seed0"
+  child = tmp_path / "runs" / "synthetic_tiny_gru" / "seed0"
+  # The parent's teacher trained once and copied: the same metrics.
+  assert (parent / "teacher" / "metrics.json").read_text() == (
+      child / "teacher" / "metrics.json").read_text()
+  assert not (parent / "student_alone").exists()
+  assert sorted(p.name for p in child.iterdir() if p.is_dir()) == [
+      "data", "student_alone", "student_kd", "teacher"]
+  results = json.loads((tmp_path / "out" /
+                        "synthetic_tiny_gru.json").read_text())
+  row = results["rows"][0]
+  for stage in ("teacher", "student_alone", "student_kd"):
+    assert 0 < row[f"{stage}_ndcg@10"] <= 1
+    assert 1 <= row[f"{stage}_best_epoch"] <= row[f"{stage}_epochs_trained"]
+  assert row["kd_vs_alone"] == pytest.approx(
+      row["student_kd_ndcg@10"] / row["student_alone_ndcg@10"] - 1)
+  assert "student_alone_seconds" in row and "teacher_seconds" not in row
+  assert results["configuration"]["teacher_from"] == "synthetic_tiny"
+  markdown = (tmp_path / "out" / "synthetic_tiny_gru.md").read_text()
+  assert "| tfdistill student distilled |" in markdown
+  # A rerun reads the finished steps: the same figures, nothing retrained.
+  stamp = (child / "student_kd" / "metrics.json").stat().st_mtime_ns
+  assert run.main(["synthetic_tiny_gru"] + args) == 0
+  assert json.loads((tmp_path / "out" / "synthetic_tiny_gru.json")
+                    .read_text())["rows"] == results["rows"]
+  assert (child / "student_kd" / "metrics.json").stat().st_mtime_ns == stamp

@@ -1,0 +1,320 @@
+"""Runs named benchmark configurations (configs.py) and writes their tables.
+
+For each seed, one pipeline run in `<work_dir>/<name>/seed<N>` (teacher,
+student alone, distilled student, compressed, exported .tflite; each
+training stops after the configuration's patience without a better
+validation NDCG@10 and keeps its best epoch), then a table per
+configuration: every stage's test HR@10 and NDCG@10 (per-user
+leave-last-out, full catalog, earlier items excluded) with the published
+figures on the same data beside them, the distillation targets with 95%
+paired bootstrap intervals over test users, and per seed the best and
+trained epochs and wall times of every step.
+
+    python benchmarks/run.py ml1m                  # seeds and steps of ml1m
+    python benchmarks/run.py latest_small --seeds=0 --steps=teacher,student_alone
+    python benchmarks/run.py --list
+
+Runs resume: each seed's run directory keeps the finished steps (and a
+resumed training continues from its last epoch). Writes
+benchmarks/results/<name>.{json,md}.
+"""
+
+import argparse
+import dataclasses
+import os
+import sys
+import time
+
+import _common  # pylint: disable=import-error
+import configs  # pylint: disable=import-error
+
+import numpy as np
+
+from tfdistill.evaluation.evaluate import evaluate_retrieval
+from tfdistill.evaluation.ranking import RankingMetrics
+from tfdistill.evaluation.statistics import paired_bootstrap
+from tfdistill.evaluation.statistics import t_interval
+from tfdistill.fileio import read_json
+from tfdistill.fileio import write_json
+from tfdistill.pipeline.run import Run
+
+#: The stages of the table, after the steps that produce them.
+STAGES = ("teacher", "student_alone", "student_kd", "compressed", "tflite")
+STAGE_NAMES = {"teacher": "teacher", "student_alone": "student alone",
+               "student_kd": "student distilled",
+               "compressed": "student pruned + QAT",
+               "tflite": "student .tflite"}
+#: The stages evaluated per test user for the paired intervals (the .tflite
+#: stage's figure is the export step's own LiteRT evaluation).
+PER_USER_STAGES = STAGES[:4]
+TIMINGS_FILE = "benchmark_seconds.json"
+PER_USER_FILE = "benchmark_per_user.json"
+
+
+def _ratios(means: dict) -> dict:
+  """The issue's relative targets from mean NDCG@10 per stage."""
+  out = {}
+  if "student_kd" in means and "teacher" in means:
+    out["student_kd NDCG@10 / teacher NDCG@10"] = (
+        means["student_kd"] / means["teacher"])
+  if "student_kd" in means and "student_alone" in means:
+    out["student_kd NDCG@10 gain over student_alone"] = (
+        means["student_kd"] / means["student_alone"] - 1)
+  if "compressed" in means and "student_kd" in means:
+    out["compressed NDCG@10 change vs student_kd"] = (
+        means["compressed"] / means["student_kd"] - 1)
+  return out
+
+
+#: (target, operator, goal) of the relative targets.
+GOALS = (("student_kd params / teacher params", "<=", 0.10),
+         ("student_kd NDCG@10 / teacher NDCG@10", ">=", 0.90),
+         ("student_kd NDCG@10 gain over student_alone", ">=", 0.20),
+         ("compressed NDCG@10 change vs student_kd", ">=", -0.03))
+
+
+def targets(summary: dict, intervals: dict) -> list:
+  """The relative targets measured on the mean NDCG@10 over seeds."""
+  measured = _ratios({stage: summary[f"{stage}_ndcg@10"]
+                      for stage in STAGES if f"{stage}_ndcg@10" in summary})
+  if "student_kd_params" in summary and "teacher_params" in summary:
+    measured["student_kd params / teacher params"] = (
+        summary["student_kd_params"] / summary["teacher_params"])
+  rows = []
+  for name, op, goal in GOALS:
+    if name in measured:
+      value = measured[name]
+      rows.append({"target": name, "measured": value, "goal": f"{op} {goal}",
+                   "met": value <= goal if op == "<=" else value >= goal,
+                   "ci95": ("[{:.3g}, {:.3g}]".format(*intervals[name])
+                            if name in intervals else "")})
+  return rows
+
+
+def open_run(benchmark, seed: int, args) -> Run:
+  """The seed's run; a new one of a configuration with `teacher_from`
+  starts with copies of that configuration's data and trained teacher."""
+  out = os.path.join(args.work_dir, benchmark.name, f"seed{seed}")
+  config = configs.pipeline_config(benchmark, seed, args.data_root)
+  if benchmark.teacher_from and not os.path.isdir(out):
+    parent = configs.BENCHMARKS[benchmark.teacher_from]
+    base = Run(os.path.join(args.work_dir, parent.name, f"seed{seed}"),
+               configs.pipeline_config(parent, seed, args.data_root))
+    if not base.done("teacher"):
+      print(f"{benchmark.name}: training {parent.name}'s seed {seed} "
+            "teacher first", flush=True)
+      base.teacher()
+    return _common.shared_run(base.out, out, config)
+  return Run(out, config)
+
+
+def _timings(run: Run) -> dict:
+  """{step: wall seconds} of the steps timed in the run directory."""
+  path = os.path.join(run.out, TIMINGS_FILE)
+  return read_json(path) if os.path.isfile(path) else {}
+
+
+def _timed(run: Run, timings: dict, step: str) -> None:
+  """Runs a step; records its wall time when this process finished it (a
+  resumed step's earlier processes are in its training_seconds), never
+  the moment it takes to read a step finished before."""
+  finished_before = run.done(step)
+  start = time.time()
+  getattr(run, step)()
+  if step not in timings and not finished_before:
+    timings[step] = time.time() - start
+    write_json(os.path.join(run.out, TIMINGS_FILE), timings)
+
+
+def per_user_ndcg(run: Run) -> dict:
+  """{stage: NDCG@10 per test user} of the finished stages, the same users
+  in the same order (kept in the run directory)."""
+  path = os.path.join(run.out, PER_USER_FILE)
+  values = read_json(path) if os.path.isfile(path) else {}
+  missing = [stage for stage in PER_USER_STAGES
+             if stage not in values and run.done(stage)]
+  if missing:
+    test = run.evaluation("test")
+    for stage in missing:
+      metrics = RankingMetrics((10,))
+      evaluate_retrieval(getattr(run, stage)(), test, metrics=metrics)
+      values[stage] = metrics.per_example("ndcg@10").tolist()
+    write_json(path, values)
+  return values
+
+
+def seed_row(run: Run, seed: int) -> dict:
+  """One seed's figures: every finished stage's test metrics, parameters,
+  epochs and seconds, and the relative targets."""
+  timings = _timings(run)
+  stages = (run.metrics() if run.done("export") else
+            {step: run.step_metrics(step) for step in STAGES[:4]
+             if run.done(step)})
+  row = {"seed": seed}
+  for stage in STAGES:
+    for key in ("hr@10", "ndcg@10", "params", "best_epoch",
+                "epochs_trained", "training_seconds"):
+      if stages.get(stage, {}).get(key) is not None:
+        row[f"{stage}_{key}"] = stages[stage][key]
+    if stage in timings:
+      row[f"{stage}_seconds"] = timings[stage]
+  if "tflite" in stages:
+    row["tflite_bytes"] = stages["tflite"]["bytes"]
+  if "student_kd_ndcg@10" in row and "teacher_ndcg@10" in row:
+    row["kd_vs_teacher"] = (row["student_kd_ndcg@10"]
+                            / row["teacher_ndcg@10"])
+    row["params_vs_teacher"] = (row["student_kd_params"]
+                                / row["teacher_params"])
+  if "student_kd_ndcg@10" in row and "student_alone_ndcg@10" in row:
+    row["kd_vs_alone"] = (row["student_kd_ndcg@10"]
+                          / row["student_alone_ndcg@10"] - 1)
+  return row
+
+
+def run_benchmark(benchmark, args) -> dict:
+  """Runs the steps of every seed and returns the results to report."""
+  seeds = ([int(s) for s in args.seeds.split(",")] if args.seeds
+           else list(benchmark.seeds))
+  steps = args.steps.split(",") if args.steps else list(benchmark.steps)
+  rows, per_user = [], []
+  for seed in seeds:
+    run = open_run(benchmark, seed, args)
+    run.claim()
+    timings = _timings(run)
+    for step in steps:
+      _timed(run, timings, step)
+    rows.append(seed_row(run, seed))
+    per_user.append(per_user_ndcg(run))
+  numeric = sorted({k for r in rows for k, v in r.items()
+                    if k != "seed" and isinstance(v, (int, float))})
+  summary = {k: float(np.mean([r[k] for r in rows if k in r]))
+             for k in numeric}
+  seed_intervals = {k: t_interval([r[k] for r in rows])
+                    for k in numeric if len(rows) > 1
+                    and all(k in r for r in rows)}
+  common = set.intersection(*(set(values) for values in per_user))
+  bootstrap = paired_bootstrap(
+      [{stage: values[stage] for stage in common} for values in per_user],
+      _ratios, args.bootstrap_samples) if common else {}
+  return {"benchmark": benchmark.name, "seeds": seeds, "rows": rows,
+          "summary": summary, "intervals": seed_intervals,
+          "bootstrap_intervals": bootstrap,
+          "targets": targets(summary, bootstrap),
+          "published": list(configs.PUBLISHED.get(benchmark.data, ())),
+          "configuration": dataclasses.asdict(benchmark),
+          "pipeline_config": configs.pipeline_config(
+              benchmark, seeds[0], args.data_root).to_json()}
+
+
+def _interval(results: dict, key: str) -> str:
+  if key in results["intervals"]:
+    return "[{:.4f}, {:.4f}]".format(*results["intervals"][key])
+  return "one seed" if len(results["rows"]) < 2 else ""
+
+
+def report(benchmark, results: dict, out: str):
+  """Writes <out>/<name>.{json,md}; returns the Markdown path."""
+  summary, rows = results["summary"], results["rows"]
+  ours = [{"model": f"tfdistill {STAGE_NAMES[stage]}",
+           "hr@10": summary.get(f"{stage}_hr@10"),
+           "ndcg@10": summary.get(f"{stage}_ndcg@10"),
+           "ndcg@10 95% interval": _interval(results, f"{stage}_ndcg@10"),
+           "params": summary.get(f"{stage}_params"),
+           "best epoch": summary.get(f"{stage}_best_epoch"),
+           "epochs trained": summary.get(f"{stage}_epochs_trained"),
+           "source": f"this run, {len(rows)} seed(s)"}
+          for stage in STAGES if f"{stage}_ndcg@10" in summary]
+  columns = ["seed"] + [f"{s}_{k}" for s in STAGES
+                        for k in ("hr@10", "ndcg@10")] + [
+                            "kd_vs_teacher", "kd_vs_alone",
+                            "params_vs_teacher"] + [
+                                f"{s}_{k}" for s in STAGES[:4]
+                                for k in ("best_epoch", "epochs_trained",
+                                          "seconds")]
+  columns = [c for c in columns if any(c in row for row in rows)]
+  config = results["pipeline_config"]
+  teacher, student = config["teacher"], config["student"]
+  notes = (
+      f"Teacher: {teacher['num_blocks']} blocks, d={teacher['embedding_dim']}"
+      f", {teacher['num_heads']} head(s), objective {teacher['objective']}, "
+      f"negatives {teacher['negatives']}, L={config['context_length']}, "
+      f"dropout {teacher['dropout']}, Adam {config['teacher_learning_rate']},"
+      f" at most {config['teacher_epochs']} epochs. Students: "
+      f"{student['encoder']} encoder, d={student['embedding_dim']}, at most "
+      f"{config['student_epochs']} epochs, Adam "
+      f"{config['student_learning_rate']}; the distilled one "
+      f"{config['distillation_loss']} (alpha {config['alpha']}, temperature "
+      f"{config['temperature']}, item table {config['student_init']}), from "
+      "the same initial weights as the student alone. Every training stops "
+      f"after {config['early_stopping_patience']} epochs without a better "
+      "validation NDCG@10 and keeps its best epoch; a best epoch equal to "
+      "the epochs trained means it was still improving. Targets: ratios of "
+      "the mean NDCG@10 over seeds; ci95 is a 95% paired bootstrap interval "
+      f"over test users ({results['bootstrap_samples']} samples, users "
+      "redrawn per seed). Seconds: wall time of the step in the process "
+      "that finished it, on this machine's cores (shared with other work "
+      "for some steps); training_seconds in the JSON sums every process's "
+      "epochs. " + benchmark.notes)
+  return _common.write_report(
+      out, benchmark.name, benchmark.title, results,
+      [("tfdistill" + (" and the literature" if results["published"]
+                       else ""), ours + results["published"],
+        ["model", "hr@10", "ndcg@10", "ndcg@10 95% interval", "params",
+         "best epoch", "epochs trained", "source"]),
+       ("Targets", results["targets"],
+        ["target", "measured", "goal", "met", "ci95"]),
+       ("Per seed", rows, columns)], notes=notes.strip())
+
+
+def build_parser() -> argparse.ArgumentParser:
+  parser = argparse.ArgumentParser(
+      description=__doc__.split("\n")[0],
+      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+  parser.add_argument("names", nargs="*", help="configurations of "
+                      "configs.py to run (--list shows them)")
+  parser.add_argument("--list", action="store_true",
+                      help="print the configurations and exit")
+  parser.add_argument("--seeds", default="", help="comma-separated seeds "
+                      "(default: the configuration's)")
+  parser.add_argument("--steps", default="", help="pipeline steps to run, "
+                      f"of {','.join(configs.STEPS)} (default: the "
+                      "configuration's); the table reports those finished")
+  parser.add_argument("--data_root", default=str(configs.DATA_ROOT),
+                      help="folder holding ml-1m-sasrec/ and movielens/")
+  parser.add_argument("--bootstrap_samples", type=int, default=2000)
+  parser.add_argument("--work_dir", default=str(_common.DEFAULT_OUT / "runs"))
+  parser.add_argument("--out", default=str(_common.DEFAULT_OUT))
+  return parser
+
+
+def main(argv=None) -> int:
+  parser = build_parser()
+  args = parser.parse_args(argv)
+  if args.list or not args.names:
+    for name, benchmark in configs.BENCHMARKS.items():
+      print(f"{name:16s} {benchmark.title}")
+    return 0
+  for name in args.names:
+    if name not in configs.BENCHMARKS:
+      parser.error(f"unknown configuration {name!r}; run.py --list shows "
+                   "them")
+    benchmark = configs.BENCHMARKS[name]
+    if benchmark.data in configs.DATA_FILES:
+      path = os.path.join(args.data_root, configs.DATA_FILES[benchmark.data])
+      if not os.path.isfile(path):
+        parser.error(f"{name} reads {path}, which does not exist; pass "
+                     "--data_root (the data folder beside the repository)")
+    for step in (args.steps.split(",") if args.steps else ()):
+      if step not in configs.STEPS:
+        parser.error(f"--steps: unknown step {step!r}; choose from "
+                     f"{','.join(configs.STEPS)}")
+  for name in args.names:
+    benchmark = configs.BENCHMARKS[name]
+    results = run_benchmark(benchmark, args)
+    results["bootstrap_samples"] = args.bootstrap_samples
+    print(report(benchmark, results, args.out).read_text())
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
