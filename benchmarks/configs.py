@@ -5,13 +5,15 @@ default configuration: the data, nested overrides of `PipelineConfig`, the
 steps to run and, when it differs from another configuration only after
 the teacher, the configuration whose data and trained teacher it starts
 from. Its name is its run directory (`<work_dir>/<name>/seed<N>`) and its
-result files (`benchmarks/results/<name>.{json,md}`). A new comparison is a
-few lines here:
+result files (`benchmarks/results/<name>.{json,md}`). A comparison is a named
+list of configurations, reported in one table. A new one is a few lines:
 
-    register(derive("ml1m", "ml1m_qr", "quotient-remainder item table",
-                    student={"embedding": {"kind": "qr"}}))
+    register(derive("ml1m", "ml1m_gru", "GRU students",
+                    student={"encoder": "gru"},
+                    steps=("student_alone", "student_kd")))
+    compare("ml1m_gru_vs_mean", "GRU and mean students", "ml1m", "ml1m_gru")
 
-and `python benchmarks/run.py ml1m_qr`.
+and `python benchmarks/run.py ml1m_gru_vs_mean`.
 """
 
 import dataclasses
@@ -124,6 +126,21 @@ def register(benchmark: Benchmark) -> Benchmark:
   return benchmark
 
 
+#: Named comparisons: {name: (title, [configuration names])}; `run.py NAME`
+#: runs each configuration and writes one table of them all, each stage
+#: against the first configuration's on the same seeds.
+COMPARISONS = {}
+
+
+def compare(name: str, title: str, *names: str) -> None:
+  if name in COMPARISONS or name in BENCHMARKS:
+    raise ValueError(f"{name!r} is defined twice")
+  for member in names:
+    if member not in BENCHMARKS:
+      raise ValueError(f"comparison {name}: {member!r} is not defined")
+  COMPARISONS[name] = (title, names)
+
+
 def _merge(base: dict, changes: dict) -> dict:
   merged = dict(base)
   for key, value in changes.items():
@@ -178,6 +195,9 @@ register(derive("ml1m", "ml1m_quick", "MovieLens-1M smoke run (2 teacher "
                 "epochs, 1 student epoch)", share_teacher=False,
                 teacher_epochs=2, student_epochs=1, seeds=(0,)))
 
+compare("ml1m_encoders", "MovieLens-1M: the student's context encoder",
+        "ml1m", "ml1m_attention")
+
 # --------------------------------------------------- MovieLens latest-small
 register(Benchmark(
     name="latest_small",
@@ -192,6 +212,15 @@ register(Benchmark(
         early_stopping_patience=3,
         compress=dict(fine_tune_epochs=2, table_pruning="fisher"))))
 
+for _encoder in ("gru", "attention"):
+  register(derive("latest_small", f"latest_small_{_encoder}",
+                  f"MovieLens latest-small, {_encoder} students",
+                  student={"encoder": _encoder},
+                  steps=("student_alone", "student_kd")))
+compare("latest_small_encoders", "MovieLens latest-small: the student's "
+        "context encoder", "latest_small", "latest_small_gru",
+        "latest_small_attention")
+
 # ------------------------------------------------------- synthetic smoke runs
 register(Benchmark(
     name="synthetic_tiny",
@@ -205,3 +234,5 @@ register(derive("synthetic_tiny", "synthetic_tiny_gru", "Synthetic smoke "
                 "run, GRU students on the tiny run's teacher",
                 student={"encoder": "gru"},
                 steps=("student_alone", "student_kd")))
+compare("synthetic_tiny_encoders", "Synthetic smoke run: mean and GRU "
+        "students", "synthetic_tiny", "synthetic_tiny_gru")

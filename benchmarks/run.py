@@ -171,8 +171,9 @@ def seed_row(run: Run, seed: int) -> dict:
   return row
 
 
-def run_benchmark(benchmark, args) -> dict:
-  """Runs the steps of every seed and returns the results to report."""
+def run_benchmark(benchmark, args) -> tuple:
+  """Runs the steps of every seed; returns the results to report and each
+  seed's {stage: NDCG@10 per test user}."""
   seeds = ([int(s) for s in args.seeds.split(",")] if args.seeds
            else list(benchmark.seeds))
   steps = args.steps.split(",") if args.steps else list(benchmark.steps)
@@ -203,7 +204,8 @@ def run_benchmark(benchmark, args) -> dict:
           "published": list(configs.PUBLISHED.get(benchmark.data, ())),
           "configuration": dataclasses.asdict(benchmark),
           "pipeline_config": configs.pipeline_config(
-              benchmark, seeds[0], args.data_root).to_json()}
+              benchmark, seeds[0], args.data_root).to_json(),
+          "bootstrap_samples": args.bootstrap_samples}, per_user
 
 
 def _interval(results: dict, key: str) -> str:
@@ -266,12 +268,65 @@ def report(benchmark, results: dict, out: str):
        ("Per seed", rows, columns)], notes=notes.strip())
 
 
+def comparison(title: str, members: list, args) -> tuple:
+  """One table of several configurations' results.
+
+  Args:
+    members: [(name, results, per_user)] from `run_benchmark`, the first
+      the reference.
+
+  Returns:
+    (results, rows): every configuration's stages with the change of their
+    mean NDCG@10 against the reference's same stage on the seeds both ran,
+    and its 95% paired bootstrap interval over test users.
+  """
+  reference, ref_results, ref_users = members[0]
+  ref_seeds = ref_results["seeds"]
+  rows, changes = [], {}
+  for name, results, per_user in members:
+    seeds = [s for s in results["seeds"] if s in ref_seeds]
+    for stage in STAGES:
+      values = [r.get(f"{stage}_ndcg@10") for r in results["rows"]]
+      if any(v is None for v in values):
+        continue
+      row = {"configuration": name, "stage": stage, "seeds": len(values),
+             "ndcg@10": float(np.mean(values)),
+             "ndcg@10 95% interval": _interval(results, f"{stage}_ndcg@10"),
+             "params": results["summary"].get(f"{stage}_params"),
+             "best epoch": results["summary"].get(f"{stage}_best_epoch"),
+             "epochs trained": results["summary"].get(
+                 f"{stage}_epochs_trained")}
+      ours = {r["seed"]: r.get(f"{stage}_ndcg@10") for r in results["rows"]}
+      theirs = {r["seed"]: r.get(f"{stage}_ndcg@10")
+                for r in ref_results["rows"]}
+      if name != reference and all(theirs.get(s) is not None and ours[s]
+                                   is not None for s in seeds) and seeds:
+        key = f"{name} {stage} vs {reference}"
+        row["vs reference"] = (np.mean([ours[s] for s in seeds]) /
+                               np.mean([theirs[s] for s in seeds]) - 1)
+        users = [(per_user[results["seeds"].index(s)],
+                  ref_users[ref_seeds.index(s)]) for s in seeds]
+        if all(stage in mine and stage in ref for mine, ref in users):
+          low, high = paired_bootstrap(
+              [{"ours": mine[stage], "reference": ref[stage]}
+               for mine, ref in users],
+              lambda means: {"change": means["ours"] / means["reference"]
+                             - 1}, args.bootstrap_samples)["change"]
+          row["ci95"] = f"[{low:.3g}, {high:.3g}]"
+          changes[key] = [low, high]
+      rows.append(row)
+  return {"title": title, "reference": reference,
+          "configurations": [name for name, _, _ in members], "rows": rows,
+          "intervals": changes,
+          "bootstrap_samples": args.bootstrap_samples}, rows
+
+
 def build_parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(
       description=__doc__.split("\n")[0],
       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-  parser.add_argument("names", nargs="*", help="configurations of "
-                      "configs.py to run (--list shows them)")
+  parser.add_argument("names", nargs="*", help="configurations or "
+                      "comparisons of configs.py to run (--list shows them)")
   parser.add_argument("--list", action="store_true",
                       help="print the configurations and exit")
   parser.add_argument("--seeds", default="", help="comma-separated seeds "
@@ -292,27 +347,55 @@ def main(argv=None) -> int:
   args = parser.parse_args(argv)
   if args.list or not args.names:
     for name, benchmark in configs.BENCHMARKS.items():
-      print(f"{name:16s} {benchmark.title}")
+      print(f"{name:24s} {benchmark.title}")
+    for name, (title, members) in configs.COMPARISONS.items():
+      print(f"{name:24s} {title}: {', '.join(members)}")
     return 0
   for name in args.names:
-    if name not in configs.BENCHMARKS:
+    if name not in configs.BENCHMARKS and name not in configs.COMPARISONS:
       parser.error(f"unknown configuration {name!r}; run.py --list shows "
                    "them")
-    benchmark = configs.BENCHMARKS[name]
-    if benchmark.data in configs.DATA_FILES:
-      path = os.path.join(args.data_root, configs.DATA_FILES[benchmark.data])
-      if not os.path.isfile(path):
-        parser.error(f"{name} reads {path}, which does not exist; pass "
-                     "--data_root (the data folder beside the repository)")
+    for member in configs.COMPARISONS.get(name, (None, [name]))[1]:
+      benchmark = configs.BENCHMARKS[member]
+      if benchmark.data in configs.DATA_FILES:
+        path = os.path.join(args.data_root,
+                            configs.DATA_FILES[benchmark.data])
+        if not os.path.isfile(path):
+          parser.error(f"{member} reads {path}, which does not exist; pass "
+                       "--data_root (the data folder beside the "
+                       "repository)")
     for step in (args.steps.split(",") if args.steps else ()):
       if step not in configs.STEPS:
         parser.error(f"--steps: unknown step {step!r}; choose from "
                      f"{','.join(configs.STEPS)}")
+  done = {}
+
+  def run_one(name):
+    if name not in done:
+      benchmark = configs.BENCHMARKS[name]
+      results, per_user = run_benchmark(benchmark, args)
+      print(report(benchmark, results, args.out).read_text())
+      done[name] = (name, results, per_user)
+    return done[name]
+
   for name in args.names:
-    benchmark = configs.BENCHMARKS[name]
-    results = run_benchmark(benchmark, args)
-    results["bootstrap_samples"] = args.bootstrap_samples
-    print(report(benchmark, results, args.out).read_text())
+    if name in configs.BENCHMARKS:
+      run_one(name)
+      continue
+    title, members = configs.COMPARISONS[name]
+    results, rows = comparison(title, [run_one(m) for m in members], args)
+    path = _common.write_report(
+        args.out, name, title, results,
+        [(f"Each stage against {members[0]}'s", rows,
+          ["configuration", "stage", "seeds", "ndcg@10",
+           "ndcg@10 95% interval", "vs reference", "ci95", "params",
+           "best epoch", "epochs trained"])],
+        notes=f"vs reference: the change of mean NDCG@10 against "
+        f"{members[0]}'s same stage on the seeds both ran; ci95: its 95% "
+        f"paired bootstrap interval over test users "
+        f"({args.bootstrap_samples} samples). Each configuration's own "
+        "table: benchmarks/results/<configuration>.md.")
+    print(path.read_text())
   return 0
 
 

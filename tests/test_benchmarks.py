@@ -506,18 +506,16 @@ def test_runner_refuses_missing_data_and_writes_nothing(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_runner_trains_a_derived_configuration_on_its_parents_teacher(
-    tmp_path):
+def test_runner_compares_configurations_on_a_shared_teacher(tmp_path):
   run = _import("run")
   args = [f"--work_dir={tmp_path / 'runs'}", f"--out={tmp_path / 'out'}",
-          "--bootstrap_samples=50"]
-  assert run.main(["synthetic_tiny_gru"] + args) == 0
+          "--bootstrap_samples=50", "--steps=teacher,student_alone,student_kd"]
+  assert run.main(["synthetic_tiny_encoders"] + args) == 0
   parent = tmp_path / "runs" / "synthetic_tiny" / "seed0"
   child = tmp_path / "runs" / "synthetic_tiny_gru" / "seed0"
   # The parent's teacher trained once and copied: the same metrics.
   assert (parent / "teacher" / "metrics.json").read_text() == (
       child / "teacher" / "metrics.json").read_text()
-  assert not (parent / "student_alone").exists()
   assert sorted(p.name for p in child.iterdir() if p.is_dir()) == [
       "data", "student_alone", "student_kd", "teacher"]
   results = json.loads((tmp_path / "out" /
@@ -530,11 +528,22 @@ def test_runner_trains_a_derived_configuration_on_its_parents_teacher(
       row["student_kd_ndcg@10"] / row["student_alone_ndcg@10"] - 1)
   assert "student_alone_seconds" in row and "teacher_seconds" not in row
   assert results["configuration"]["teacher_from"] == "synthetic_tiny"
-  markdown = (tmp_path / "out" / "synthetic_tiny_gru.md").read_text()
-  assert "| tfdistill student distilled |" in markdown
+  assert "| tfdistill student distilled |" in (
+      tmp_path / "out" / "synthetic_tiny_gru.md").read_text()
+  compared = json.loads((tmp_path / "out" /
+                         "synthetic_tiny_encoders.json").read_text())
+  rows = {(r["configuration"], r["stage"]): r for r in compared["rows"]}
+  assert len(rows) == 6 and compared["reference"] == "synthetic_tiny"
+  # The same teacher: no change, and no spread over resampled users.
+  assert rows["synthetic_tiny_gru", "teacher"]["vs reference"] == 0
+  assert rows["synthetic_tiny_gru", "teacher"]["ci95"] == "[0, 0]"
+  gru = rows["synthetic_tiny_gru", "student_kd"]
+  mean = rows["synthetic_tiny", "student_kd"]
+  assert gru["vs reference"] == pytest.approx(
+      gru["ndcg@10"] / mean["ndcg@10"] - 1)
   # A rerun reads the finished steps: the same figures, nothing retrained.
   stamp = (child / "student_kd" / "metrics.json").stat().st_mtime_ns
-  assert run.main(["synthetic_tiny_gru"] + args) == 0
-  assert json.loads((tmp_path / "out" / "synthetic_tiny_gru.json")
-                    .read_text())["rows"] == results["rows"]
+  assert run.main(["synthetic_tiny_encoders"] + args) == 0
+  assert json.loads((tmp_path / "out" / "synthetic_tiny_encoders.json")
+                    .read_text())["rows"] == compared["rows"]
   assert (child / "student_kd" / "metrics.json").stat().st_mtime_ns == stamp
