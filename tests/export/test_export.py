@@ -21,6 +21,29 @@ from tfdistill.export.tflite import LiteRTRecommender
 L = 6
 
 
+def test_mixed_dimension_student_exports_in_int8(tiny_prepared, tiny_train,
+                                                 tmp_path):
+  from conftest import make_student  # pylint: disable=import-outside-toplevel
+  from tfdistill.models.embeddings import EmbeddingConfig  # pylint: disable=import-outside-toplevel
+  from tfdistill.models.io import save_model  # pylint: disable=import-outside-toplevel
+  tf_keras.utils.set_random_seed(3)
+  student = make_student(tiny_prepared, embedding_dim=16, hidden_dim=16,
+                         embedding=EmbeddingConfig("mixed", rank=4,
+                                                   head_items=30))
+  student.compile(tf_keras.optimizers.Adam(1e-2), loss=tf_keras.losses
+                  .SparseCategoricalCrossentropy(from_logits=True))
+  student.fit(tiny_train, epochs=3, verbose=0)
+  path = save_model(student, str(tmp_path / "student"),
+                    vocabulary=tiny_prepared.items,
+                    representative=examples.sequence_arrays(
+                        tiny_prepared, "train", L).contexts[:100],
+                    holdout=examples.evaluation_set(
+                        tiny_prepared, "validation", L).contexts)
+  manifest = export_student(path, str(tmp_path / "export"), ExportConfig(
+      quantize="int8", top_k=5, latency_runs=5))
+  assert manifest["parity"]["passed"]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", ["none", "float16", "dynamic", "int8"])
 def test_every_mode_passes_the_parity_gate(mode, saved_student, tmp_path,

@@ -12,6 +12,7 @@ from tfdistill.models import layers
 from tfdistill.models.embeddings import EmbeddingConfig
 from tfdistill.models.embeddings import HashEmbedding
 from tfdistill.models.embeddings import LowRankEmbedding
+from tfdistill.models.embeddings import MixedDimensionEmbedding
 from tfdistill.models.embeddings import QuotientRemainderEmbedding
 from tfdistill.models.factory import build_multitask_teacher
 from tfdistill.models.factory import build_ranking_teacher
@@ -128,6 +129,7 @@ STUDENTS = [
     StudentConfig(embedding=EmbeddingConfig("low_rank", rank=4)),
     StudentConfig(embedding=EmbeddingConfig("hash", num_buckets=16)),
     StudentConfig(embedding=EmbeddingConfig("quotient_remainder")),
+    StudentConfig(embedding=EmbeddingConfig("mixed", rank=4, head_items=20)),
 ]
 
 
@@ -164,6 +166,28 @@ def test_compressed_tables_have_fewer_parameters(tiny_prepared):
   # Quotient-remainder gives distinct items distinct vectors.
   vectors = qr(tf.range(n)).numpy()
   assert len(np.unique(vectors.round(6), axis=0)) == n
+
+
+def test_mixed_dimension_rows_against_their_tables():
+  layer = MixedDimensionEmbedding(num_items=10, dim=3, head_items=4, rank=2)
+  layer.build(None)
+  head = np.arange(12, dtype=np.float32).reshape(4, 3)
+  tail = np.arange(12, dtype=np.float32).reshape(6, 2) / 10
+  projection = np.array([[1, 0, 2], [0, 1, -1]], np.float32)
+  layer.set_weights([head, tail, projection])
+  rows = layer(tf.constant([[0, 3, 4, 9]])).numpy()[0]
+  # Items 0-3 read the head; item 4 + j reads tail row j times P.
+  np.testing.assert_allclose(rows[0], [0, 1, 2])
+  np.testing.assert_allclose(rows[1], [9, 10, 11])
+  np.testing.assert_allclose(rows[2], [0.0, 0.1, -0.1], atol=1e-6)
+  np.testing.assert_allclose(rows[3], [1.0, 1.1, 0.9], atol=1e-6)
+  assert count_parameters(layer) == 4 * 3 + 6 * 2 + 2 * 3
+  restored = MixedDimensionEmbedding.from_config(layer.get_config())
+  assert (restored.head_items, restored.rank) == (4, 2)
+  for bad in (dict(head_items=0, rank=2), dict(head_items=10, rank=2),
+              dict(head_items=4, rank=4)):
+    with pytest.raises(ConfigError, match="mixed embedding"):
+      MixedDimensionEmbedding(num_items=10, dim=3, **bad)
 
 
 def test_other_students(tiny_prepared):

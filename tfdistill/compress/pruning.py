@@ -35,15 +35,11 @@ from tfdistill.distill.positions import examples_at_every_position
 from tfdistill.distill.positions import is_chunk_batch
 from tfdistill.errors import ConfigError
 from tfdistill.errors import ModelError
-from tfdistill.models.embeddings import HashEmbedding
-from tfdistill.models.embeddings import LowRankEmbedding
-from tfdistill.models.embeddings import QuotientRemainderEmbedding
+from tfdistill.models.embeddings import ITEM_TABLES
 from tfdistill.models.io import input_signature
 
 SCHEDULES = ("polynomial", "constant")
 TABLE_PRUNING = ("magnitude", "fisher")
-_TABLES = (tf_keras.layers.Embedding, LowRankEmbedding, HashEmbedding,
-           QuotientRemainderEmbedding)
 _sparsity = tfmot.sparsity.keras
 
 
@@ -167,7 +163,7 @@ def prune_student(model: tf_keras.Model,
     target = config.target_for(layer)
     if not _prunable(layer) or target == 0.0:
       return clone
-    if by_fisher and isinstance(layer, _TABLES):
+    if by_fisher and isinstance(layer, ITEM_TABLES):
       tables.append((clone, target))
       return clone
     kwargs = {}

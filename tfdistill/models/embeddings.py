@@ -15,7 +15,7 @@ from tfdistill.errors import ConfigError
 from tfdistill.models.registry import register
 
 _PrunableLayer = tfmot.sparsity.keras.PrunableLayer
-EMBEDDING_KINDS = ("full", "low_rank", "hash", "quotient_remainder")
+EMBEDDING_KINDS = ("full", "low_rank", "hash", "quotient_remainder", "mixed")
 
 
 @register
@@ -126,18 +126,85 @@ class QuotientRemainderEmbedding(tf_keras.layers.Layer, _PrunableLayer):
                 num_remainders=self.num_remainders)
 
 
+@register
+class MixedDimensionEmbedding(tf_keras.layers.Layer, _PrunableLayer):
+  """Full-width rows for the first items, narrow projected rows for the rest.
+
+  E[i] = H[i] for i < head_items, else T[i - head_items] @ P, with H
+  [head_items, dim], T [num_items - head_items, rank] and P [rank, dim]
+  (mixed-dimension embeddings, Ginart et al., ISIT 2021). tfdistill's
+  vocabularies order items by decreasing training count, so the head is
+  the most popular items, which most targets are: at the parameters of a
+  narrow full table, they are scored in `dim` dimensions.
+
+  Example:
+    >>> table = MixedDimensionEmbedding(num_items=1000, dim=32,
+    ...                                 head_items=100, rank=4)
+    >>> table(tf.constant([3, 500])).shape
+    TensorShape([2, 32])
+  """
+
+  def __init__(self, num_items: int, dim: int, head_items: int, rank: int,
+               **kwargs):
+    super().__init__(**kwargs)
+    if not 1 <= head_items < num_items:
+      raise ConfigError(f"mixed embedding head_items must be in [1, "
+                        f"{num_items - 1}], got {head_items}.")
+    if not 1 <= rank <= dim:
+      raise ConfigError(f"mixed embedding rank must be in [1, {dim}], got "
+                        f"{rank}.")
+    self.num_items, self.dim = num_items, dim
+    self.head_items, self.rank = head_items, rank
+
+  def build(self, input_shape):
+    self.head = self.add_weight(
+        name="head", shape=(self.head_items, self.dim),
+        initializer=tf_keras.initializers.RandomUniform(-0.05, 0.05))
+    self.tail = self.add_weight(
+        name="tail", shape=(self.num_items - self.head_items, self.rank),
+        initializer=tf_keras.initializers.RandomUniform(-0.05, 0.05))
+    self.projection = self.add_weight(
+        name="projection", shape=(self.rank, self.dim),
+        initializer="glorot_uniform")
+    super().build(input_shape)
+
+  def call(self, ids):
+    ids = tf.cast(ids, tf.int32)
+    head = tf.gather(self.head, tf.minimum(ids, self.head_items - 1))
+    tail = tf.matmul(tf.gather(self.tail,
+                               tf.maximum(ids - self.head_items, 0)),
+                     self.projection)
+    return tf.where((ids < self.head_items)[..., None], head, tail)
+
+  def get_prunable_weights(self):
+    return [self.head, self.tail, self.projection]
+
+  def get_config(self):
+    return dict(super().get_config(), num_items=self.num_items, dim=self.dim,
+                head_items=self.head_items, rank=self.rank)
+
+
+#: The item-table layers a student may use (pruned as tables).
+ITEM_TABLES = (tf_keras.layers.Embedding, LowRankEmbedding, HashEmbedding,
+               QuotientRemainderEmbedding, MixedDimensionEmbedding)
+
+
 @dataclasses.dataclass(frozen=True)
 class EmbeddingConfig:
   """Which item table a student uses.
 
   Attributes:
-    kind: "full", "low_rank", "hash" or "quotient_remainder".
-    rank: Inner rank of "low_rank".
+    kind: "full", "low_rank", "hash", "quotient_remainder" or "mixed".
+    rank: Inner rank of "low_rank"; width of the projected tail rows of
+      "mixed".
     num_buckets: Buckets of "hash" (default: a quarter of the catalog).
+    head_items: The items of "mixed" with full-width rows: the first ones of
+      the vocabulary, the most frequent (default: an eighth of the catalog).
   """
   kind: str = "full"
   rank: int = 8
   num_buckets: int = 0
+  head_items: int = 0
 
   def __post_init__(self):
     if self.kind not in EMBEDDING_KINDS:
@@ -159,4 +226,8 @@ def item_embedding(config: EmbeddingConfig, num_items: int, dim: int,
     return HashEmbedding(num_items, dim,
                          config.num_buckets or max(2, num_items // 4),
                          name=name)
+  if config.kind == "mixed":
+    return MixedDimensionEmbedding(
+        num_items, dim, config.head_items or max(1, num_items // 8),
+        config.rank, name=name)
   return QuotientRemainderEmbedding(num_items, dim, name=name)
