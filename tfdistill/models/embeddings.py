@@ -18,6 +18,19 @@ _PrunableLayer = tfmot.sparsity.keras.PrunableLayer
 EMBEDDING_KINDS = ("full", "low_rank", "hash", "quotient_remainder", "mixed")
 
 
+def _table(layer, name: str, rows: int, width: int):
+  """A [rows, width] table of `layer`, initialised like Keras Embedding's."""
+  return layer.add_weight(
+      name=name, shape=(rows, width),
+      initializer=tf_keras.initializers.RandomUniform(-0.05, 0.05))
+
+
+def _projection(layer, rank: int, dim: int):
+  """The [rank, dim] projection of a factored table of `layer`."""
+  return layer.add_weight(name="projection", shape=(rank, dim),
+                          initializer="glorot_uniform")
+
+
 @register
 class LowRankEmbedding(tf_keras.layers.Layer, _PrunableLayer):
   """E = A @ B with A [num_items, rank] and B [rank, dim]."""
@@ -30,12 +43,8 @@ class LowRankEmbedding(tf_keras.layers.Layer, _PrunableLayer):
     self.num_items, self.dim, self.rank = num_items, dim, rank
 
   def build(self, input_shape):
-    self.factors = self.add_weight(
-        name="factors", shape=(self.num_items, self.rank),
-        initializer=tf_keras.initializers.RandomUniform(-0.05, 0.05))
-    self.projection = self.add_weight(
-        name="projection", shape=(self.rank, self.dim),
-        initializer="glorot_uniform")
+    self.factors = _table(self, "factors", self.num_items, self.rank)
+    self.projection = _projection(self, self.rank, self.dim)
     super().build(input_shape)
 
   def call(self, ids):
@@ -71,9 +80,7 @@ class HashEmbedding(tf_keras.layers.Layer, _PrunableLayer):
     self.num_items, self.dim, self.num_buckets = num_items, dim, num_buckets
 
   def build(self, input_shape):
-    self.table = self.add_weight(
-        name="table", shape=(self.num_buckets, self.dim),
-        initializer=tf_keras.initializers.RandomUniform(-0.05, 0.05))
+    self.table = _table(self, "table", self.num_buckets, self.dim)
     super().build(input_shape)
 
   def call(self, ids):
@@ -157,15 +164,10 @@ class MixedDimensionEmbedding(tf_keras.layers.Layer, _PrunableLayer):
     self.head_items, self.rank = head_items, rank
 
   def build(self, input_shape):
-    self.head = self.add_weight(
-        name="head", shape=(self.head_items, self.dim),
-        initializer=tf_keras.initializers.RandomUniform(-0.05, 0.05))
-    self.tail = self.add_weight(
-        name="tail", shape=(self.num_items - self.head_items, self.rank),
-        initializer=tf_keras.initializers.RandomUniform(-0.05, 0.05))
-    self.projection = self.add_weight(
-        name="projection", shape=(self.rank, self.dim),
-        initializer="glorot_uniform")
+    self.head = _table(self, "head", self.head_items, self.dim)
+    self.tail = _table(self, "tail", self.num_items - self.head_items,
+                       self.rank)
+    self.projection = _projection(self, self.rank, self.dim)
     super().build(input_shape)
 
   def call(self, ids):
