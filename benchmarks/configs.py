@@ -239,6 +239,19 @@ compare("latest_small_encoders", "MovieLens latest-small: the student's "
         "context encoder", "latest_small", "latest_small_gru",
         "latest_small_attention")
 
+# ------------------------------------------------ the embedded synthetic data
+register(Benchmark(
+    name="synthetic_default",
+    title="The embedded synthetic data, `tfdistill pipeline`'s defaults"))
+
+register(derive("synthetic_default", "synthetic_all_positions",
+                "The embedded synthetic data, a teacher trained on every "
+                "position (SASRec's objective)", share_teacher=False,
+                teacher={"objective": "all_positions"}))
+compare("synthetic_teacher_objective", "The default pipeline's teacher: "
+        "one target per window or every position", "synthetic_default",
+        "synthetic_all_positions")
+
 # ------------------------------------------------------- synthetic smoke runs
 register(Benchmark(
     name="synthetic_tiny",

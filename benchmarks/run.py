@@ -240,23 +240,15 @@ def report(benchmark, results: dict, out: str):
       f"Teacher: {teacher['num_blocks']} blocks, d={teacher['embedding_dim']}"
       f", {teacher['num_heads']} head(s), objective {teacher['objective']}, "
       f"negatives {teacher['negatives']}, L={config['context_length']}, "
-      f"dropout {teacher['dropout']}, Adam {config['teacher_learning_rate']},"
-      f" at most {config['teacher_epochs']} epochs. Students: "
-      f"{student['encoder']} encoder, d={student['embedding_dim']}, at most "
-      f"{config['student_epochs']} epochs, Adam "
-      f"{config['student_learning_rate']}; the distilled one "
+      f"at most {config['teacher_epochs']} epochs. Students: "
+      f"{student['encoder']} encoder, d={student['embedding_dim']}, "
+      f"{student['embedding']['kind']} item table, at most "
+      f"{config['student_epochs']} epochs; distilled with "
       f"{config['distillation_loss']} (alpha {config['alpha']}, temperature "
-      f"{config['temperature']}, item table {config['student_init']}), from "
-      "the same initial weights as the student alone. Every training stops "
-      f"after {config['early_stopping_patience']} epochs without a better "
-      "validation NDCG@10 and keeps its best epoch; a best epoch equal to "
-      "the epochs trained means it was still improving. Targets: ratios of "
-      "the mean NDCG@10 over seeds; ci95 is a 95% paired bootstrap interval "
-      f"over test users ({results['bootstrap_samples']} samples, users "
-      "redrawn per seed). Seconds: wall time of the step in the process "
-      "that finished it, on this machine's cores (shared with other work "
-      "for some steps); training_seconds in the JSON sums every process's "
-      "epochs. " + benchmark.notes)
+      f"{config['temperature']}, item table {config['student_init']}). "
+      f"Patience {config['early_stopping_patience']} on validation NDCG@10, "
+      f"best epoch kept. ci95: paired bootstrap over test users "
+      f"({results['bootstrap_samples']} samples). " + benchmark.notes)
   return _common.write_report(
       out, benchmark.name, benchmark.title, results,
       [("tfdistill" + (" and the literature" if results["published"]
