@@ -235,6 +235,16 @@ for _encoder in ("gru", "attention"):
                   f"MovieLens latest-small, {_encoder} students",
                   student={"encoder": _encoder},
                   steps=("student_alone", "student_kd")))
+# One distilled student per loss alone, beside the configuration's kl+hint.
+_LOSSES = ("kl", "mse", "listwise", "ranking", "relaxed_ranking",
+           "contrastive", "hint")
+for _loss in _LOSSES:
+  register(derive("latest_small", f"latest_small_{_loss}",
+                  f"MovieLens latest-small, distilled with {_loss} alone",
+                  distillation_loss=_loss, steps=("student_kd",)))
+compare("latest_small_losses", "MovieLens latest-small: each distillation "
+        "loss alone", "latest_small",
+        *(f"latest_small_{loss}" for loss in _LOSSES))
 compare("latest_small_encoders", "MovieLens latest-small: the student's "
         "context encoder", "latest_small", "latest_small_gru",
         "latest_small_attention")

@@ -339,9 +339,9 @@ def main(argv=None) -> int:
   args = parser.parse_args(argv)
   if args.list or not args.names:
     for name, benchmark in configs.BENCHMARKS.items():
-      print(f"{name:24s} {benchmark.title}")
+      print(f"{name:28s} {benchmark.title}")
     for name, (title, members) in configs.COMPARISONS.items():
-      print(f"{name:24s} {title}: {', '.join(members)}")
+      print(f"{name:28s} {title}: {', '.join(members)}")
     return 0
   for name in args.names:
     if name not in configs.BENCHMARKS and name not in configs.COMPARISONS:
