@@ -181,7 +181,11 @@ register(Benchmark(
                      dropout=0.1),
         student_epochs=20, student_learning_rate=1e-2,
         early_stopping_patience=10,
-        compress=dict(fine_tune_epochs=1)),
+        compress=dict(fine_tune_epochs=1),
+        # A 3,418-item catalog scored in 8 dimensions has near-ties at the
+        # tenth place that int8 rounding swaps; the measured agreement and
+        # the .tflite's own NDCG@10 are in the table.
+        min_agreement=0.85),
     notes="Protocol differences: the published SASRec+ and BERT4Rec figures "
     "use every user's last item as test (as here); gSASRec's hold out 512 "
     "validation users."))
@@ -221,7 +225,9 @@ register(Benchmark(
         teacher_epochs=10, teacher_learning_rate=2e-3,
         student_epochs=30, student_learning_rate=2e-3,
         student_init="teacher_items", distillation_loss="kl+hint",
-        early_stopping_patience=3,
+        # latest-small's 610 validation users make the validation curve
+        # noisy: a short patience stops a student that is still improving.
+        early_stopping_patience=10,
         compress=dict(fine_tune_epochs=2, table_pruning="fisher")),
     # The question is the distillation gain under the same early stopping;
     # compression has its own benchmark.

@@ -160,6 +160,9 @@ def seed_row(run: Run, seed: int) -> dict:
       row[f"{stage}_seconds"] = timings[stage]
   if "tflite" in stages:
     row["tflite_bytes"] = stages["tflite"]["bytes"]
+    agreement = (stages["tflite"].get("parity") or {}).get("agreement")
+    if agreement is not None:
+      row["tflite_agreement"] = agreement
   if "student_kd_ndcg@10" in row and "teacher_ndcg@10" in row:
     row["kd_vs_teacher"] = (row["student_kd_ndcg@10"]
                             / row["teacher_ndcg@10"])
@@ -229,7 +232,8 @@ def report(benchmark, results: dict, out: str):
   columns = ["seed"] + [f"{s}_{k}" for s in STAGES
                         for k in ("hr@10", "ndcg@10")] + [
                             "kd_vs_teacher", "kd_vs_alone",
-                            "params_vs_teacher"] + [
+                            "params_vs_teacher", "tflite_bytes",
+                            "tflite_agreement"] + [
                                 f"{s}_{k}" for s in STAGES[:4]
                                 for k in ("best_epoch", "epochs_trained",
                                           "seconds")]
