@@ -123,6 +123,10 @@ def _timed(run: Run, timings: dict, step: str) -> None:
   getattr(run, step)()
   if step not in timings and not finished_before:
     timings[step] = time.time() - start
+    # Merged with the file: another process may have timed another step
+    # of the same run meanwhile (e.g. --steps=student_alone beside
+    # --steps=student_kd).
+    timings.update(_timings(run) | {step: timings[step]})
     write_json(os.path.join(run.out, TIMINGS_FILE), timings)
 
 
@@ -176,10 +180,17 @@ def seed_row(run: Run, seed: int) -> dict:
 
 def run_benchmark(benchmark, args) -> tuple:
   """Runs the steps of every seed; returns the results to report and each
-  seed's {stage: NDCG@10 per test user}."""
+  seed's {stage: NDCG@10 per test user} (None, None: --report_only and no
+  seed started)."""
   seeds = ([int(s) for s in args.seeds.split(",")] if args.seeds
            else list(benchmark.seeds))
   steps = args.steps.split(",") if args.steps else list(benchmark.steps)
+  if args.report_only:
+    seeds = [seed for seed in seeds if os.path.isfile(os.path.join(
+        args.work_dir, benchmark.name, f"seed{seed}", "config.json"))]
+    steps = []
+  if not seeds:
+    return None, None
   rows, per_user = [], []
   for seed in seeds:
     run = open_run(benchmark, seed, args)
@@ -330,6 +341,9 @@ def build_parser() -> argparse.ArgumentParser:
   parser.add_argument("--steps", default="", help="pipeline steps to run, "
                       f"of {','.join(configs.STEPS)} (default: the "
                       "configuration's); the table reports those finished")
+  parser.add_argument("--report_only", action="store_true",
+                      help="train nothing: the tables of the finished "
+                      "steps of the seeds already started")
   parser.add_argument("--data_root", default=str(configs.DATA_ROOT),
                       help="folder holding ml-1m-sasrec/ and movielens/")
   parser.add_argument("--bootstrap_samples", type=int, default=2000)
@@ -370,7 +384,8 @@ def main(argv=None) -> int:
     if name not in done:
       benchmark = configs.BENCHMARKS[name]
       results, per_user = run_benchmark(benchmark, args)
-      print(report(benchmark, results, args.out).read_text())
+      if results is not None:
+        print(report(benchmark, results, args.out).read_text())
       done[name] = (name, results, per_user)
     return done[name]
 
@@ -379,7 +394,12 @@ def main(argv=None) -> int:
       run_one(name)
       continue
     title, members = configs.COMPARISONS[name]
-    results, rows = comparison(title, [run_one(m) for m in members], args)
+    measured = [m for m in map(run_one, members) if m[1] is not None]
+    if not measured or measured[0][0] != members[0]:
+      print(f"{name}: {members[0]} has no finished run to compare with")
+      continue
+    members = [m[0] for m in measured]
+    results, rows = comparison(title, measured, args)
     path = _common.write_report(
         args.out, name, title, results,
         [(f"Each stage against {members[0]}'s", rows,

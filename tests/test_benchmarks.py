@@ -547,3 +547,11 @@ def test_runner_compares_configurations_on_a_shared_teacher(tmp_path):
   assert json.loads((tmp_path / "out" / "synthetic_tiny_encoders.json")
                     .read_text())["rows"] == compared["rows"]
   assert (child / "student_kd" / "metrics.json").stat().st_mtime_ns == stamp
+  # --report_only trains nothing: a configuration never started is left
+  # out, and a comparison without its reference writes no table.
+  empty = [f"--work_dir={tmp_path / 'none'}", f"--out={tmp_path / 'out2'}"]
+  assert run.main(["synthetic_tiny_encoders", "--report_only"] + empty) == 0
+  assert not (tmp_path / "none").exists() and not (tmp_path / "out2").exists()
+  assert run.main(["synthetic_tiny_encoders", "--report_only"] + args) == 0
+  assert json.loads((tmp_path / "out" / "synthetic_tiny_encoders.json")
+                    .read_text())["rows"] == compared["rows"]
