@@ -283,9 +283,10 @@ def comparison(title: str, members: list, args) -> tuple:
       the reference.
 
   Returns:
-    (results, rows): every configuration's stages with the change of their
-    mean NDCG@10 against the reference's same stage on the seeds both ran,
-    and its 95% paired bootstrap interval over test users.
+    (results, rows): the stages on which the configurations differ, each
+    with the change of its mean NDCG@10 against the reference's same stage
+    on the seeds both ran and its 95% paired bootstrap interval over test
+    users.
   """
   reference, ref_results, ref_users = members[0]
   ref_seeds = ref_results["seeds"]
@@ -322,6 +323,13 @@ def comparison(title: str, members: list, args) -> tuple:
           row["ci95"] = f"[{low:.3g}, {high:.3g}]"
           changes[key] = [low, high]
       rows.append(row)
+  # Only the stages that differ between configurations: a shared teacher,
+  # or a stage only one of them ran, is in that configuration's own table.
+  values = {}
+  for row in rows:
+    values.setdefault(row["stage"], []).append(row["ndcg@10"])
+  rows = [row for row in rows if len(values[row["stage"]]) > 1
+          and len(set(values[row["stage"]])) > 1]
   return {"title": title, "reference": reference,
           "configurations": [name for name, _, _ in members], "rows": rows,
           "intervals": changes,
@@ -384,7 +392,10 @@ def main(argv=None) -> int:
     if name not in done:
       benchmark = configs.BENCHMARKS[name]
       results, per_user = run_benchmark(benchmark, args)
-      if results is not None:
+      # A comparison's --report_only leaves its members' own tables as the
+      # commands that measured them wrote them.
+      if results is not None and not (args.report_only
+                                      and name not in args.names):
         print(report(benchmark, results, args.out).read_text())
       done[name] = (name, results, per_user)
     return done[name]
