@@ -261,9 +261,7 @@ def report(benchmark, results: dict, out: str):
       f"{config['student_epochs']} epochs; distilled with "
       f"{config['distillation_loss']} (alpha {config['alpha']}, temperature "
       f"{config['temperature']}, item table {config['student_init']}). "
-      f"Patience {config['early_stopping_patience']} on validation NDCG@10, "
-      f"best epoch kept. ci95: paired bootstrap over test users "
-      f"({results['bootstrap_samples']} samples). " + benchmark.notes)
+      f"Patience {config['early_stopping_patience']}. " + benchmark.notes)
   return _common.write_report(
       out, benchmark.name, benchmark.title, results,
       [("tfdistill" + (" and the literature" if results["published"]
@@ -418,10 +416,8 @@ def main(argv=None) -> int:
            "ndcg@10 95% interval", "vs reference", "ci95", "params",
            "best epoch", "epochs trained"])],
         notes=f"vs reference: the change of mean NDCG@10 against "
-        f"{members[0]}'s same stage on the seeds both ran; ci95: its 95% "
-        f"paired bootstrap interval over test users "
-        f"({args.bootstrap_samples} samples). Each configuration's own "
-        "table: benchmarks/results/<configuration>.md.")
+        f"{members[0]}'s same stage, same seeds; ci95: paired bootstrap "
+        f"over test users ({args.bootstrap_samples} samples).")
     print(path.read_text())
   return 0
 
