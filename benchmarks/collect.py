@@ -24,9 +24,11 @@ from tfdistill.reporting import markdown_table
 SECTIONS = (
     ("Quality against the teacher", (
         ("ml1m", "MovieLens-1M, the literature's file, against published "
-         "figures", ("tfdistill and the literature",)),
-        ("quality_latest_small", "MovieLens latest-small, the pipeline's "
-         "student", ("Mean over seeds",)),
+         "figures", ("tfdistill and the literature", "Targets")),
+        ("ml1m_students", "MovieLens-1M: the 10% student's encoder and item "
+         "table", None),
+        ("latest_small", "MovieLens latest-small, the pipeline's student",
+         ("tfdistill", "Targets")),
         ("own_teacher", "A TFRS tutorial model trained outside tfdistill",
          None),
         ("pipeline_default", "`tfdistill pipeline` with no flags",
@@ -55,9 +57,12 @@ SECTIONS = (
 #: Columns a page table keeps (the results file keeps every column), by
 #: (result name, table heading prefix).
 PAGE_COLUMNS = {
-    ("quality_latest_small", "Mean over seeds"): (
-        "variant", "seeds", "params_vs_teacher", "ndcg@10", "hr@10", "mrr",
-        "ndcg_vs_teacher", "ndcg_vs_student_alone", "agreement"),
+    ("ml1m_students", "Each stage"): (
+        "configuration", "stage", "ndcg@10", "vs reference", "ci95",
+        "params", "best epoch", "epochs trained"),
+    ("latest_small", "tfdistill"): (
+        "model", "hr@10", "ndcg@10", "ndcg@10 95% interval", "params",
+        "best epoch", "epochs trained"),
     ("compression_latest_small_c2_fisher", "Mean over seeds"): (
         "variant", "seeds", "sparsity", "ndcg@10", "float_change",
         "tflite_ndcg@10", "tflite_change", "tflite_change_per_seed"),
@@ -71,14 +76,15 @@ PAGE_COLUMNS = {
 }
 #: Tables left on the result files: the per-seed and per-epoch details.
 DETAIL = re.compile(r"^(Per seed|Per epoch)")
-MACHINE_KEYS = ("cpu", "cpu_count", "tensorflow", "date", "git_commit")
+MACHINE_KEYS = ("cpu_count", "date", "git_commit")
 INTRO = """# Benchmarks
 
 The current figures, one section per question, assembled by
 `python benchmarks/collect.py` from `benchmarks/results/<name>.md`; the JSON
 beside each holds every number, the per-seed tables and the machine. Run a
 heading's command from the repository root to reproduce it. Ratios are
-measured within one run; times are this machine's (2 CPU cores). Data:
+measured within one run; times are this machine's (its CPU and library
+versions are in each JSON). Data:
 `../shared/data/movielens` (TFDS, offline) and
 `../shared/data/ml-1m-sasrec/ml-1m.txt`. The notes at the end say what the
 figures mean.
@@ -185,26 +191,26 @@ def _row(data, stages: dict, seeds) -> dict:
           "seeds": seeds}
 
 
+#: The run.py results in the README's table: (result name, data).
+RUNNER_ROWS = (("ml1m", "MovieLens-1M (ml-1m.txt)"),
+               ("latest_small", "MovieLens latest-small"))
+
+
 def readme_rows(results: pathlib.Path) -> list:
   """The README's results table: one row per headline benchmark."""
   def load(name):
     path = results / f"{name}.json"
     return json.loads(path.read_text()) if path.is_file() else None
   rows = []
-  ml1m = load("ml1m")
-  if ml1m:
-    summary = ml1m["summary"]
-    rows.append(_row("MovieLens-1M (ml-1m.txt)", {
-        stage: (summary.get(f"{stage}_ndcg@10"), summary.get(
-            f"{stage}_params")) for stage in (
-                "teacher", "student_alone", "student_kd", "tflite")},
-                     len(ml1m["rows"])))
-  quality = load("quality_latest_small")
-  if quality:
-    variants = {v["variant"]: (v["ndcg@10"], v.get("params"))
-                for v in quality["variants"]}
-    rows.append(_row("MovieLens latest-small", variants,
-                     len(quality["seeds"])))
+  for name, data in RUNNER_ROWS:
+    found = load(name)
+    if found:
+      summary = found["summary"]
+      rows.append(_row(data, {
+          stage: (summary.get(f"{stage}_ndcg@10"), summary.get(
+              f"{stage}_params")) for stage in (
+                  "teacher", "student_alone", "student_kd", "tflite")},
+                       len(found["rows"])))
   own = load("own_teacher")
   if own:
     summary = own["summary"]
