@@ -112,14 +112,20 @@ def shared_run(base_dir: str, out: str, config,
                steps=("data", "teacher")):
   """The run of `config` in `out`, started (when `out` does not exist yet)
   with copies of the finished `steps` of the run in `base_dir`: for a
-  configuration that differs from the base's only after those steps."""
+  configuration that differs from the base's only after those steps.
+
+  The copies go to a fresh staging folder of this call's own, renamed to
+  `out` when complete (removed if the copy fails): nothing else is deleted.
+  """
+  from tfdistill.errors import ConfigError  # pylint: disable=import-outside-toplevel
+  from tfdistill.fileio import atomic_directory  # pylint: disable=import-outside-toplevel
   from tfdistill.pipeline.run import Run  # pylint: disable=import-outside-toplevel
   if not os.path.isdir(out):
-    staging = out + ".partial"
-    shutil.rmtree(staging, ignore_errors=True)
-    Run(staging, config).claim()  # creates it with config.json
-    for step in steps:
-      shutil.copytree(os.path.join(base_dir, step),
-                      os.path.join(staging, step))
-    os.rename(staging, out)
+    with atomic_directory(out, False, ConfigError, f"{out} is a file; "
+                          "choose another --work_dir.", markers=(),
+                          prefix=".shared-run-") as staging:
+      Run(staging, config).claim()  # config.json
+      for step in steps:
+        shutil.copytree(os.path.join(base_dir, step),
+                        os.path.join(staging, step))
   return Run(out, config)

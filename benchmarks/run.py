@@ -114,20 +114,18 @@ def _timings(run: Run) -> dict:
   return read_json(path) if os.path.isfile(path) else {}
 
 
-def _timed(run: Run, timings: dict, step: str) -> None:
+def _timed(run: Run, step: str) -> None:
   """Runs a step; records its wall time when this process finished it (a
   resumed step's earlier processes are in its training_seconds), never
-  the moment it takes to read a step finished before."""
+  the moment it takes to read a step finished before. The file is read
+  again before writing: another process may have timed another step of
+  the same run meanwhile (--steps=student_alone beside student_kd)."""
   finished_before = run.done(step)
   start = time.time()
   getattr(run, step)()
-  if step not in timings and not finished_before:
-    timings[step] = time.time() - start
-    # Merged with the file: another process may have timed another step
-    # of the same run meanwhile (e.g. --steps=student_alone beside
-    # --steps=student_kd).
-    timings.update(_timings(run) | {step: timings[step]})
-    write_json(os.path.join(run.out, TIMINGS_FILE), timings)
+  if not finished_before:
+    write_json(os.path.join(run.out, TIMINGS_FILE),
+               _timings(run) | {step: time.time() - start})
 
 
 def per_user_ndcg(run: Run) -> dict:
@@ -195,9 +193,8 @@ def run_benchmark(benchmark, args) -> tuple:
   for seed in seeds:
     run = open_run(benchmark, seed, args)
     run.claim()
-    timings = _timings(run)
     for step in steps:
-      _timed(run, timings, step)
+      _timed(run, step)
     rows.append(seed_row(run, seed))
     per_user.append(per_user_ndcg(run))
   numeric = sorted({k for r in rows for k, v in r.items()

@@ -471,6 +471,27 @@ def test_a_derived_configuration_changes_only_what_it_names():
         "ml1m", "typo", "", student={"encodr": "gru"}), 0)
 
 
+def test_a_shared_run_copies_the_base_steps_and_deletes_nothing(tmp_path):
+  common = _import("_common")
+  from tfdistill.pipeline.config import preset  # pylint: disable=import-outside-toplevel
+  base = tmp_path / "base"
+  for step in ("data", "teacher"):
+    (base / step).mkdir(parents=True)
+    (base / step / "metrics.json").write_text("{}")
+  # A folder of the user's beside the new run, named as an old version's
+  # staging folder was: left alone.
+  mine = tmp_path / "new.partial"
+  mine.mkdir()
+  (mine / "notes.txt").write_text("keep")
+  run = common.shared_run(str(base), str(tmp_path / "new"), preset("tiny"))
+  assert sorted(p.name for p in (tmp_path / "new").iterdir()) == [
+      "config.json", "data", "teacher"]
+  assert (mine / "notes.txt").read_text() == "keep"
+  assert sorted(p.name for p in tmp_path.iterdir()) == [
+      "base", "new", "new.partial"]  # no staging folder left
+  assert run.out == str(tmp_path / "new")
+
+
 def test_runner_targets_are_ratios_of_the_means():
   run = _import("run")
   summary = {"teacher_ndcg@10": 0.2, "student_alone_ndcg@10": 0.1,

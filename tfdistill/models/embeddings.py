@@ -171,12 +171,10 @@ class MixedDimensionEmbedding(tf_keras.layers.Layer, _PrunableLayer):
     super().build(input_shape)
 
   def call(self, ids):
-    ids = tf.cast(ids, tf.int32)
-    head = tf.gather(self.head, tf.minimum(ids, self.head_items - 1))
-    tail = tf.matmul(tf.gather(self.tail,
-                               tf.maximum(ids - self.head_items, 0)),
-                     self.projection)
-    return tf.where((ids < self.head_items)[..., None], head, tail)
+    # The student looks up the whole catalog with its context (to score
+    # it), so the table is built once and read once.
+    table = tf.concat([self.head, tf.matmul(self.tail, self.projection)], 0)
+    return tf.gather(table, tf.cast(ids, tf.int32))
 
   def get_prunable_weights(self):
     return [self.head, self.tail, self.projection]
