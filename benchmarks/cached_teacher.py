@@ -3,18 +3,17 @@
 The speed target for a cached teacher signal is about the training step; this
 script puts each cached-signal loss's step time next to the quality it
 reaches, on real data, so that a fast setting is not quoted without its
-NDCG. For each seed it reuses a `student_encoders.py` run (data, trained
-teacher, the student trained alone, the student distilled online with the
-run's loss), caches the teacher's top-K over the training examples once (in
+NDCG. For each seed it takes the run of a named configuration (`--config`,
+configs.py: data, trained teacher, the student trained alone, the student
+distilled online with the run's loss; trained here when missing), caches the teacher's top-K over the training examples once (in
 the run directory), and trains the same student (same seed, epochs,
 optimizer, alpha and temperature unless `--temperature` sets another) with
 the Distiller reading the cache, once per loss in `--losses`. Step times are
 those of the compiled train function over in-memory batches, the trainers
 taking turns (as in speed.py).
 
-    python benchmarks/student_encoders.py --encoders=mean --student_epochs=10
-    python benchmarks/cached_teacher.py --student_epochs=10
-    python benchmarks/cached_teacher.py --student_epochs=10 --losses=kl \
+    python benchmarks/cached_teacher.py --config=latest_small
+    python benchmarks/cached_teacher.py --config=latest_small --losses=kl \
         --temperature=1 --name=cached_teacher_t1
 
 Writes benchmarks/results/<name>.{json,md} (default name cached_teacher).
@@ -23,12 +22,11 @@ Writes benchmarks/results/<name>.{json,md} (default name cached_teacher).
 import argparse
 import json
 import os
-import sys
 
 import _common  # pylint: disable=import-error
-import quality  # pylint: disable=import-error
+import configs  # pylint: disable=import-error
+import run as runner  # pylint: disable=import-error
 import speed  # pylint: disable=import-error
-import student_encoders  # pylint: disable=import-error
 
 import tfdistill  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow)
 import tf_keras
@@ -120,18 +118,10 @@ def _step_ratios(run, cache: str, losses: list, temperature: float,
 
 
 def seed_rows(args, seed: int) -> list:
-  epochs = args.student_epochs or quality.BASE["student_epochs"]
-  teacher_epochs = args.teacher_epochs or quality.DEFAULT_TEACHER_EPOCHS
-  base = quality.run_directory(args.work_dir, args.data, seed, "mean")
-  out = quality.run_directory(args.work_dir, args.data, seed, "mean", epochs,
-                              teacher_epochs)
-  if not os.path.isfile(os.path.join(base, "teacher", "metrics.json")):
-    sys.exit(f"error: {base} holds no trained teacher; run "
-             f"`python benchmarks/quality.py --seeds={seed}` first.")
-  run = student_encoders.encoder_run(base, out, "mean", epochs,
-                                     teacher_epochs)
-  run.student_alone()
-  run.student_kd()
+  benchmark = configs.BENCHMARKS[args.config]
+  run = runner.open_run(benchmark, seed, args)
+  for step in ("teacher", "student_alone", "student_kd"):
+    runner.run_step(benchmark, run, step, args)
   cache = _teacher_cache(run, args.top_k)
   temperature = args.temperature or run.config.temperature
   ratios = _step_ratios(run, cache, args.losses, temperature, args.steps,
@@ -173,12 +163,11 @@ def aggregate(rows: list) -> list:
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--seeds", default="0,1,2")
-  parser.add_argument("--data", default="latest-small")
-  parser.add_argument("--student_epochs", type=int, default=0,
-                      help="student epochs (default: the base runs' 5)")
-  parser.add_argument("--teacher_epochs", type=int, default=0,
-                      help="the teacher of student_encoders.py "
-                      "--teacher_epochs (default: the base runs' 5)")
+  parser.add_argument("--config", default="latest_small",
+                      choices=sorted(configs.BENCHMARKS),
+                      help="the named configuration (configs.py) whose runs "
+                      "give the teacher and students")
+  parser.add_argument("--data_root", default=str(configs.DATA_ROOT))
   parser.add_argument("--losses", default="kl,kl_teacher_items",
                       help="distillation losses to train with the cached "
                       "signal, comma-separated (names as --distillation_loss)")
@@ -200,7 +189,7 @@ def main():
   table = aggregate(rows)
   path = _common.write_report(
       args.out, args.name,
-      f"Distilling from a cached teacher top-{args.top_k} ({args.data}, "
+      f"Distilling from a cached teacher top-{args.top_k} ({args.config}, "
       f"seeds {args.seeds})", {"variants": table, "per_seed": rows},
       [("Mean over seeds (test split, full catalog, seen excluded)", table,
         ["variant", "loss", "teacher_signal", "temperature", "seeds",

@@ -29,14 +29,16 @@ SECTIONS = (
          "table", None),
         ("latest_small", "MovieLens latest-small, the pipeline's student",
          ("tfdistill", "Targets")),
+        ("latest_small_strategies", "MovieLens latest-small: two teachers, "
+         "a teaching assistant", None),
         ("own_teacher", "A TFRS tutorial model trained outside tfdistill",
          None),
         ("pipeline_default", "`tfdistill pipeline` with no flags",
          ("Summary",)),
     )),
     ("Compression", (
-        ("compression_latest_small_c2_fisher", "Each compression step, "
-         "latest-small", None),
+        ("latest_small_compression", "Each compression step against a "
+         "control, latest-small", None),
     )),
     ("Export modes", (
         ("export_modes", "The distilled student", None),
@@ -63,9 +65,12 @@ PAGE_COLUMNS = {
     ("latest_small", "tfdistill"): (
         "model", "hr@10", "ndcg@10", "ndcg@10 95% interval", "params",
         "best epoch", "epochs trained"),
-    ("compression_latest_small_c2_fisher", "Mean over seeds"): (
-        "variant", "seeds", "sparsity", "ndcg@10", "float_change",
-        "tflite_ndcg@10", "tflite_change", "tflite_change_per_seed"),
+    ("latest_small_compression", "Each stage"): (
+        "configuration", "stage", "ndcg@10", "vs reference", "ci95",
+        "vs student_kd"),
+    ("latest_small_strategies", "Each stage"): (
+        "configuration", "stage", "ndcg@10", "vs reference", "ci95",
+        "params", "best epoch", "epochs trained"),
     ("scale", "Growth"): (
         "cost", "slope", "at_10M", "per_1M_items", "at_10M_linear"),
     ("scale", "Local workers"): (

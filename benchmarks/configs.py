@@ -3,8 +3,8 @@
 A configuration is a name and what differs from `tfdistill pipeline`'s
 default configuration: the data, nested overrides of `PipelineConfig`, the
 steps to run and, when it differs from another configuration only after
-the teacher, the configuration whose data and trained teacher it starts
-from. Its name is its run directory (`<work_dir>/<name>/seed<N>`) and its
+the teacher (or the students), the configuration whose finished steps it
+starts from. Its name is its run directory (`<work_dir>/<name>/seed<N>`) and its
 result files (`benchmarks/results/<name>.{json,md}`). A comparison is a named
 list of configurations, reported in one table. A new one is a few lines:
 
@@ -53,6 +53,20 @@ PUBLISHED = {"ml1m": (
 )}
 
 
+#: The steps a configuration can start from copies of (`Benchmark.shares`),
+#: and the `PipelineConfig` fields only the steps after them read: a
+#: configuration sharing them with another may differ from it in these only.
+SHARED_STEPS = {
+    "teacher": ("data", "teacher"),
+    "students": ("data", "teacher", "student_alone", "student_kd")}
+READ_AFTER = {
+    "teacher": ("student", "student_epochs", "student_learning_rate",
+                "student_init", "distillation_loss", "alpha", "temperature",
+                "compress", "quantize", "top_k",
+                "min_agreement"),
+    "students": ("compress", "quantize", "top_k", "min_agreement")}
+
+
 @dataclasses.dataclass(frozen=True)
 class Benchmark:
   """One named configuration.
@@ -66,9 +80,16 @@ class Benchmark:
       the fields that differ from the preset's.
     steps: The pipeline steps `run.py` runs by default.
     seeds: The seeds `run.py` runs by default.
-    teacher_from: A configuration that differs from this one only after
-      the teacher: a new run directory starts with copies of its data and
-      teacher steps (trained first when missing).
+    start_from: A configuration that differs from this one only after the
+      steps `shares` names: a new run directory starts with copies of that
+      configuration's finished steps (trained first when missing).
+    shares: "teacher" (data and teacher) or "students" (also both
+      students: for a configuration that differs only in compression or
+      export).
+    teachers: What the distilled student learns from instead of the run's
+      own teacher: "<configuration>:<step>" names, the same seed's model of
+      that step (a teacher, or a distilled student as a teaching
+      assistant); several form a confidence-weighted `TeacherEnsemble`.
     notes: What the result page says under the tables.
   """
   name: str
@@ -77,7 +98,9 @@ class Benchmark:
   overrides: dict = dataclasses.field(default_factory=dict)
   steps: tuple = STEPS
   seeds: tuple = (0, 1, 2)
-  teacher_from: Optional[str] = None
+  start_from: Optional[str] = None
+  shares: str = "teacher"
+  teachers: tuple = ()
   notes: str = ""
 
 
@@ -117,11 +140,33 @@ BENCHMARKS = {}
 
 
 def register(benchmark: Benchmark) -> Benchmark:
+  """Adds `benchmark`; refuses a duplicate name, an unknown reference, and
+  a configuration that differs from its `start_from` in a field a shared
+  step reads."""
   if benchmark.name in BENCHMARKS:
     raise ValueError(f"benchmark {benchmark.name!r} is defined twice")
-  if benchmark.teacher_from and benchmark.teacher_from not in BENCHMARKS:
-    raise ValueError(f"{benchmark.name}: teacher_from "
-                     f"{benchmark.teacher_from!r} is not defined above it")
+  for source in benchmark.teachers:
+    name, _, step = source.partition(":")
+    if name not in BENCHMARKS or step not in STEPS[:3]:
+      raise ValueError(f"{benchmark.name}: teacher {source!r} is not "
+                       "<configuration defined above>:<teacher, "
+                       "student_alone or student_kd>")
+  if benchmark.start_from:
+    if benchmark.start_from not in BENCHMARKS:
+      raise ValueError(f"{benchmark.name}: start_from "
+                       f"{benchmark.start_from!r} is not defined above it")
+    parent = BENCHMARKS[benchmark.start_from]
+    mine, theirs = (pipeline_config(b, 0, "/data") for b in (benchmark,
+                                                              parent))
+    fields = READ_AFTER[benchmark.shares]
+    differ = [field.name for field in dataclasses.fields(mine)
+              if field.name not in fields and getattr(mine, field.name)
+              != getattr(theirs, field.name)]
+    if differ or parent.data != benchmark.data:
+      raise ValueError(
+          f"{benchmark.name} differs from {parent.name} in "
+          f"{', '.join(differ) or 'data'}, which the shared steps "
+          f"({', '.join(SHARED_STEPS[benchmark.shares])}) read")
   BENCHMARKS[benchmark.name] = benchmark
   return benchmark
 
@@ -149,18 +194,29 @@ def _merge(base: dict, changes: dict) -> dict:
   return merged
 
 
-def derive(base: str, name: str, title: str, share_teacher: bool = True,
+def derive(base: str, name: str, title: str, shares: Optional[str] = "teacher",
            **changes) -> Benchmark:
   """A configuration of `base` with `changes`: `Benchmark` fields (steps,
-  seeds, notes) or `PipelineConfig` overrides (nested dicts merged). It
-  starts from `base`'s teacher unless `share_teacher` is False."""
+  seeds, teachers, notes) or `PipelineConfig` overrides (nested dicts
+  merged). It starts from copies of `base`'s steps that `shares` names
+  ("teacher", "students"), or from nothing when `shares` is None."""
   parent = BENCHMARKS[base]
   fields = {field.name for field in dataclasses.fields(Benchmark)}
   own = {key: changes.pop(key) for key in list(changes) if key in fields}
+  if shares is not None and shares not in SHARED_STEPS:
+    raise ValueError(f"{name}: shares={shares!r}; choose from "
+                     f"{', '.join(SHARED_STEPS)} or None")
+  start = None
+  if shares is not None:
+    start = base
+    # A chain of shared teachers starts from its root.
+    if shares == "teacher" and parent.start_from:
+      start = parent.start_from
+  own = {"notes": "", "teachers": (), **own}
   return dataclasses.replace(
-      parent, name=name, title=title, notes="",
+      parent, name=name, title=title,
       overrides=_merge(parent.overrides, changes), **own,
-      teacher_from=(parent.teacher_from or base) if share_teacher else None)
+      start_from=start, shares=shares or "teacher")
 
 
 # ------------------------------------------------------------- MovieLens-1M
@@ -211,7 +267,7 @@ compare("ml1m_students", "MovieLens-1M: the 10% student's encoder and item "
         "table", "ml1m", "ml1m_mixed", "ml1m_gru", "ml1m_attention")
 
 register(derive("ml1m", "ml1m_quick", "MovieLens-1M smoke run (2 teacher "
-                "epochs, 1 student epoch)", share_teacher=False,
+                "epochs, 1 student epoch)", shares=None,
                 teacher_epochs=2, student_epochs=1, seeds=(0,)))
 
 # --------------------------------------------------- MovieLens latest-small
@@ -221,20 +277,20 @@ register(Benchmark(
     "stopping (leave-last-out, full catalog, earlier items excluded)",
     data="latest-small",
     overrides=dict(
-        teacher=dict(embedding_dim=128, num_heads=4, ffn_dim=256),
+        teacher=dict(embedding_dim=128, num_heads=4, ffn_dim=256,
+                     objective="last"),
         teacher_epochs=10, teacher_learning_rate=2e-3,
         student_epochs=30, student_learning_rate=2e-3,
         student_init="teacher_items", distillation_loss="kl+hint",
         # latest-small's 610 validation users make the validation curve
         # noisy: a short patience stops a student that is still improving.
         early_stopping_patience=10,
-        compress=dict(fine_tune_epochs=2, table_pruning="fisher")),
-    # The question is the distillation gain under the same early stopping;
-    # compression has its own benchmark.
-    steps=("teacher", "student_alone", "student_kd"),
-    notes="The headline configuration of quality.py (teacher d=128, 4 "
-    "heads; students from the teacher's item table, kl+hint), with every "
-    "training under early stopping."))
+        compress=dict(fine_tune_epochs=2, table_pruning="fisher"),
+        # The measured agreement and the .tflite's own NDCG@10 are in the
+        # table; the gate only stops an export that is broken.
+        min_agreement=0.85),
+    notes="Teacher d=128, 4 heads; students from the teacher's item table, "
+    "distilled with kl+hint; every training under early stopping."))
 
 for _encoder in ("gru", "attention"):
   register(derive("latest_small", f"latest_small_{_encoder}",
@@ -254,6 +310,64 @@ compare("latest_small_losses", "MovieLens latest-small: each distillation "
 compare("latest_small_encoders", "MovieLens latest-small: the student's "
         "context encoder", "latest_small", "latest_small_gru",
         "latest_small_attention")
+register(derive("latest_small", "latest_small_random_init", "MovieLens "
+                "latest-small, the distilled student's item table random",
+                student_init="random", steps=("student_kd",)))
+compare("latest_small_student_init", "MovieLens latest-small: the distilled "
+        "student's item table from the teacher's items or random",
+        "latest_small", "latest_small_random_init")
+
+# Each compression step against a control, on the same distilled students:
+# latest_small compresses with 50% pruning (item table by Fisher saliency),
+# then pruning-preserving QAT, two fine-tune epochs each.
+_COMPRESSIONS = {
+    "qat_only": ("QAT alone, no pruning (the control)",
+                 dict(target_sparsity=0.0)),
+    "magnitude": ("the item table pruned gradually by magnitude",
+                  dict(table_pruning="magnitude")),
+    "fisher_1_epoch": ("one fine-tune epoch per step",
+                       dict(fine_tune_epochs=1)),
+    "fisher_4_epochs": ("four fine-tune epochs per step",
+                        dict(fine_tune_epochs=4)),
+    "hard_labels": ("fine-tuned on the hard labels alone",
+                    dict(alpha=1.0)),
+}
+for _name, (_title, _compress) in _COMPRESSIONS.items():
+  register(derive("latest_small", f"latest_small_{_name}",
+                  f"MovieLens latest-small compressed: {_title}",
+                  shares="students", compress=_compress,
+                  steps=("compressed", "export")))
+compare("latest_small_compression", "MovieLens latest-small: each "
+        "compression step against a control, on the same distilled "
+        "students", "latest_small",
+        *(f"latest_small_{name}" for name in _COMPRESSIONS))
+
+# Distillation strategies beyond one teacher: an ensemble of the teacher
+# and a one-block teacher, and a teaching assistant (a student four times
+# as wide, distilled from the teacher) between teacher and student. Their
+# students' item tables start random (the teacher's items transfer from one
+# retrieval teacher only), as latest_small_random_init's do.
+register(derive("latest_small", "latest_small_b1", "MovieLens "
+                "latest-small, a one-block teacher", shares=None,
+                teacher={"num_blocks": 1}, steps=("teacher",)))
+register(derive("latest_small", "latest_small_multi_teacher",
+                "MovieLens latest-small, the student distilled from two "
+                "teachers (confidence-weighted)", steps=("student_kd",),
+                student_init="auto",
+                teachers=("latest_small:teacher", "latest_small_b1:teacher")))
+register(derive("latest_small", "latest_small_assistant", "MovieLens "
+                "latest-small, the teaching assistant (a 4x wider student)",
+                student={"embedding_dim": 64, "hidden_dim": 256},
+                steps=("student_kd",)))
+register(derive("latest_small", "latest_small_via_assistant",
+                "MovieLens latest-small, the student distilled from the "
+                "teaching assistant", steps=("student_kd",),
+                student_init="auto",
+                teachers=("latest_small_assistant:student_kd",)))
+compare("latest_small_strategies", "MovieLens latest-small: one teacher, "
+        "two teachers, a teaching assistant", "latest_small",
+        "latest_small_random_init", "latest_small_multi_teacher",
+        "latest_small_via_assistant")
 
 # ------------------------------------------------ the embedded synthetic data
 register(Benchmark(
@@ -262,7 +376,7 @@ register(Benchmark(
 
 register(derive("synthetic_default", "synthetic_all_positions",
                 "The embedded synthetic data, a teacher trained on every "
-                "position (SASRec's objective)", share_teacher=False,
+                "position (SASRec's objective)", shares=None,
                 teacher={"objective": "all_positions"}))
 compare("synthetic_teacher_objective", "The default pipeline's teacher: "
         "one target per window or every position", "synthetic_default",

@@ -30,6 +30,7 @@ import configs  # pylint: disable=import-error
 
 import numpy as np
 
+from tfdistill.distill import TeacherEnsemble
 from tfdistill.evaluation.evaluate import evaluate_retrieval
 from tfdistill.evaluation.ranking import RankingMetrics
 from tfdistill.evaluation.statistics import paired_bootstrap
@@ -47,6 +48,9 @@ STAGE_NAMES = {"teacher": "teacher", "student_alone": "student alone",
 #: The stages evaluated per test user for the paired intervals (the .tflite
 #: stage's figure is the export step's own LiteRT evaluation).
 PER_USER_STAGES = STAGES[:4]
+#: The stages after compression, also compared with their own distilled
+#: student in a comparison's table.
+COMPRESSED_STAGES = ("compressed", "tflite")
 TIMINGS_FILE = "benchmark_seconds.json"
 PER_USER_FILE = "benchmark_per_user.json"
 
@@ -60,9 +64,10 @@ def _ratios(means: dict) -> dict:
   if "student_kd" in means and "student_alone" in means:
     out["student_kd NDCG@10 gain over student_alone"] = (
         means["student_kd"] / means["student_alone"] - 1)
-  if "compressed" in means and "student_kd" in means:
-    out["compressed NDCG@10 change vs student_kd"] = (
-        means["compressed"] / means["student_kd"] - 1)
+  for stage in COMPRESSED_STAGES:
+    if stage in means and "student_kd" in means:
+      out[f"{stage} NDCG@10 change vs student_kd"] = (
+          means[stage] / means["student_kd"] - 1)
   return out
 
 
@@ -70,7 +75,8 @@ def _ratios(means: dict) -> dict:
 GOALS = (("student_kd params / teacher params", "<=", 0.10),
          ("student_kd NDCG@10 / teacher NDCG@10", ">=", 0.90),
          ("student_kd NDCG@10 gain over student_alone", ">=", 0.20),
-         ("compressed NDCG@10 change vs student_kd", ">=", -0.03))
+         ("compressed NDCG@10 change vs student_kd", ">=", -0.03),
+         ("tflite NDCG@10 change vs student_kd", ">=", -0.03))
 
 
 def targets(summary: dict, intervals: dict) -> list:
@@ -92,20 +98,52 @@ def targets(summary: dict, intervals: dict) -> list:
 
 
 def open_run(benchmark, seed: int, args) -> Run:
-  """The seed's run; a new one of a configuration with `teacher_from`
-  starts with copies of that configuration's data and trained teacher."""
+  """The seed's run; a new one of a configuration with `start_from`
+  starts with copies of that configuration's finished shared steps
+  (trained first when missing)."""
   out = os.path.join(args.work_dir, benchmark.name, f"seed{seed}")
   config = configs.pipeline_config(benchmark, seed, args.data_root)
-  if benchmark.teacher_from and not os.path.isdir(out):
-    parent = configs.BENCHMARKS[benchmark.teacher_from]
-    base = Run(os.path.join(args.work_dir, parent.name, f"seed{seed}"),
-               configs.pipeline_config(parent, seed, args.data_root))
-    if not base.done("teacher"):
-      print(f"{benchmark.name}: training {parent.name}'s seed {seed} "
-            "teacher first", flush=True)
-      base.teacher()
-    return _common.shared_run(base.out, out, config)
+  if benchmark.start_from and not os.path.isdir(out):
+    parent = configs.BENCHMARKS[benchmark.start_from]
+    shared = configs.SHARED_STEPS[benchmark.shares]
+    base = open_run(parent, seed, args)
+    for step in shared[1:]:
+      if not base.done(step):
+        print(f"{benchmark.name}: running {parent.name}'s seed {seed} "
+              f"{step} step first", flush=True)
+        run_step(parent, base, step, args)
+    return _common.shared_run(base.out, out, config, shared)
   return Run(out, config)
+
+
+def teacher_of(benchmark, seed: int, args):
+  """The model the distilled student of `benchmark` learns from, when its
+  `teachers` name other configurations' models (else None: the run's own
+  teacher): one model, or a confidence-weighted ensemble of several."""
+  if not benchmark.teachers:
+    return None
+  models = []
+  for source in benchmark.teachers:
+    name, step = source.split(":")
+    other = configs.BENCHMARKS[name]
+    # A fresh load for each: a Distiller freezes its teachers in place.
+    run = open_run(other, seed, args)
+    if not run.done(step):
+      print(f"{benchmark.name}: running {name}'s seed {seed} {step} step "
+            "first", flush=True)
+      run_step(other, run, step, args)
+    models.append(getattr(Run(run.out, run.config), step)())
+  return models[0] if len(models) == 1 else TeacherEnsemble(
+      models, weighting="confidence")
+
+
+def run_step(benchmark, run: Run, step: str, args):
+  """Runs (or loads) one step of `benchmark`'s run: the pipeline's, with
+  the distilled student learning from `benchmark.teachers` when named."""
+  if step == "student_kd" and benchmark.teachers:
+    return run.distilled_student(
+        step, teacher_of(benchmark, run.config.seed, args))
+  return getattr(run, step)()
 
 
 def _timings(run: Run) -> dict:
@@ -114,7 +152,7 @@ def _timings(run: Run) -> dict:
   return read_json(path) if os.path.isfile(path) else {}
 
 
-def _timed(run: Run, step: str) -> None:
+def _timed(benchmark, run: Run, step: str, args) -> None:
   """Runs a step; records its wall time when this process finished it (a
   resumed step's earlier processes are in its training_seconds), never
   the moment it takes to read a step finished before. The file is read
@@ -122,7 +160,7 @@ def _timed(run: Run, step: str) -> None:
   the same run meanwhile (--steps=student_alone beside student_kd)."""
   finished_before = run.done(step)
   start = time.time()
-  getattr(run, step)()
+  run_step(benchmark, run, step, args)
   if not finished_before:
     write_json(os.path.join(run.out, TIMINGS_FILE),
                _timings(run) | {step: time.time() - start})
@@ -194,7 +232,7 @@ def run_benchmark(benchmark, args) -> tuple:
     run = open_run(benchmark, seed, args)
     run.claim()
     for step in steps:
-      _timed(run, step)
+      _timed(benchmark, run, step, args)
     rows.append(seed_row(run, seed))
     per_user.append(per_user_ndcg(run))
   numeric = sorted({k for r in rows for k, v in r.items()
@@ -299,6 +337,10 @@ def comparison(title: str, members: list, args) -> tuple:
              "best epoch": results["summary"].get(f"{stage}_best_epoch"),
              "epochs trained": results["summary"].get(
                  f"{stage}_epochs_trained")}
+      if stage in COMPRESSED_STAGES:
+        kd = [r.get("student_kd_ndcg@10") for r in results["rows"]]
+        if all(v is not None for v in kd):
+          row["vs student_kd"] = float(np.mean(values) / np.mean(kd) - 1)
       ours = {r["seed"]: r.get(f"{stage}_ndcg@10") for r in results["rows"]}
       theirs = {r["seed"]: r.get(f"{stage}_ndcg@10")
                 for r in ref_results["rows"]}
@@ -410,11 +452,12 @@ def main(argv=None) -> int:
         args.out, name, title, results,
         [(f"Each stage against {members[0]}'s", rows,
           ["configuration", "stage", "seeds", "ndcg@10",
-           "ndcg@10 95% interval", "vs reference", "ci95", "params",
-           "best epoch", "epochs trained"])],
+           "ndcg@10 95% interval", "vs reference", "ci95", "vs student_kd",
+           "params", "best epoch", "epochs trained"])],
         notes=f"vs reference: the change of mean NDCG@10 against "
         f"{members[0]}'s same stage, same seeds; ci95: paired bootstrap "
-        f"over test users ({args.bootstrap_samples} samples).")
+        f"over test users ({args.bootstrap_samples} samples); vs "
+        "student_kd: a compressed stage against its own distilled student.")
     print(path.read_text())
   return 0
 

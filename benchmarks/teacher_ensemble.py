@@ -3,16 +3,16 @@
 A student distilled from one teacher can hardly beat that teacher, so its
 gain over the same student trained alone is capped by how far the student
 alone is behind. An ensemble of teachers is a stronger teacher at no cost to
-the student's size. This script takes the `student_encoders.py` runs of
-`--seeds` (same data, each with its own trained teacher, student alone and
-student distilled from that teacher), scores the ensemble of all their
+the student's size. This script takes the runs of a named configuration
+(`--config`, configs.py) for `--seeds` (same data, each with its own
+trained teacher, student alone and student distilled from that teacher;
+trained here when missing), scores the ensemble of all their
 teachers (`TeacherEnsemble`, equal weights: the mean of the teachers' log
 probabilities, the very target the student is distilled towards), and for
 each seed distils the run's student (same initial weights, loss, alpha,
 temperature and epochs as its `student_kd`) from that ensemble instead.
 
-    python benchmarks/student_encoders.py --encoders=mean --student_epochs=10
-    python benchmarks/teacher_ensemble.py --student_epochs=10
+    python benchmarks/teacher_ensemble.py --config=latest_small
 
 Writes benchmarks/results/<name>.{json,md} (default teacher_ensemble).
 """
@@ -21,8 +21,8 @@ import argparse
 import sys
 
 import _common  # pylint: disable=import-error
-import quality  # pylint: disable=import-error
-import student_encoders  # pylint: disable=import-error
+import configs  # pylint: disable=import-error
+import run as runner  # pylint: disable=import-error
 
 import tfdistill  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow)
 import tensorflow as tf
@@ -39,12 +39,18 @@ VARIANTS = {"teacher": "teacher", "alone": "student_alone",
 
 
 def _runs(args) -> list:
-  runs = student_encoders.mean_runs(
-      args.work_dir, args.data, [int(s) for s in args.seeds.split(",")],
-      args.student_epochs or quality.BASE["student_epochs"])
-  if len(runs) < 2:
+  """The configuration's run of each seed, its students trained."""
+  seeds = [int(s) for s in args.seeds.split(",")]
+  if len(seeds) < 2:
     sys.exit("error: an ensemble needs the teachers of at least two seeds "
              f"(--seeds={args.seeds}).")
+  benchmark = configs.BENCHMARKS[args.config]
+  runs = []
+  for seed in seeds:
+    run = runner.open_run(benchmark, seed, args)
+    for step in ("teacher", "student_alone", "student_kd"):
+      runner.run_step(benchmark, run, step, args)
+    runs.append(run)
   return runs
 
 
@@ -69,18 +75,16 @@ def main():
   parser.add_argument("--seeds", default="0,1,2",
                       help="the runs whose teachers form the ensemble and "
                       "whose students are distilled from it")
-  parser.add_argument("--data", default="latest-small")
-  parser.add_argument("--student_epochs", type=int, default=0,
-                      help="student epochs of the student_encoders.py runs "
-                      "(default: the base runs' 5)")
+  parser.add_argument("--config", default="latest_small",
+                      choices=sorted(configs.BENCHMARKS),
+                      help="the named configuration (configs.py) whose runs "
+                      "give the teachers and students")
+  parser.add_argument("--data_root", default=str(configs.DATA_ROOT))
   parser.add_argument("--work_dir", default=str(_common.DEFAULT_OUT / "runs"))
   parser.add_argument("--out", default=str(_common.DEFAULT_OUT))
   parser.add_argument("--name", default="teacher_ensemble")
   args = parser.parse_args()
   runs = _runs(args)
-  for run in runs:
-    run.student_alone()
-    run.student_kd()
   step = f"student_kd_ensemble{len(runs)}"
   ensemble = ensemble_quality(_teachers(runs), runs[0].evaluation("test"))
   params = {name: runs[0].step_metrics(step_name)["params"]
@@ -118,7 +122,7 @@ def main():
   config = runs[0].config
   path = _common.write_report(
       args.out, args.name,
-      f"Distilling from an ensemble of {len(runs)} teachers ({args.data}, "
+      f"Distilling from an ensemble of {len(runs)} teachers ({args.config}, "
       f"seeds {args.seeds})",
       {"summary": summary, "variants": variants, "per_seed": rows,
        "ensemble": ensemble, "ensemble_params": ensemble_params},

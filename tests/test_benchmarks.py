@@ -5,6 +5,7 @@ this pins the parts whose errors would silently change the published
 figures.
 """
 
+import argparse
 import dataclasses
 import json
 import os
@@ -15,23 +16,23 @@ import sys
 import numpy as np
 import pytest
 
+from tfdistill.evaluation.statistics import paired_bootstrap
+
 BENCHMARKS = pathlib.Path(__file__).resolve().parents[1] / "benchmarks"
-
-
-@pytest.fixture(scope="module")
-def quality():
-  sys.path.insert(0, str(BENCHMARKS))
-  try:
-    import quality as module  # pylint: disable=import-outside-toplevel,import-error
-  finally:
-    sys.path.remove(str(BENCHMARKS))
-  return module
 
 
 @pytest.mark.parametrize("script", sorted(p.name for p in
                                           BENCHMARKS.glob("*.py")))
 def test_script_compiles(script):
   py_compile.compile(str(BENCHMARKS / script), doraise=True)
+
+
+def _import(name):
+  sys.path.insert(0, str(BENCHMARKS))
+  try:
+    return __import__(name)
+  finally:
+    sys.path.remove(str(BENCHMARKS))
 
 
 def _per_user(kd, tflite, users=400, seed=0):
@@ -44,29 +45,29 @@ def _per_user(kd, tflite, users=400, seed=0):
           "tflite": (hits * tflite).tolist()}
 
 
-def test_bootstrap_of_exact_ratios_is_a_point(quality):
+def test_bootstrap_of_exact_ratios_is_a_point():
   # Every user's value is a fixed multiple of the teacher's, so every
   # resample gives the same ratios.
-  intervals = quality.bootstrap_targets([_per_user(0.8, 0.76)],
-                                        samples=50)
+  run = _import("run")
+  intervals = paired_bootstrap([_per_user(0.8, 0.76)], run._ratios, 50)  # pylint: disable=protected-access
   np.testing.assert_allclose(
       intervals["student_kd NDCG@10 / teacher NDCG@10"], [0.8, 0.8])
   np.testing.assert_allclose(
       intervals["student_kd NDCG@10 gain over student_alone"], [0.6, 0.6])
   np.testing.assert_allclose(
-      intervals["pruned + quantized TFLite NDCG@10 change vs student_kd"],
-      [-0.05, -0.05])
+      intervals["tflite NDCG@10 change vs student_kd"], [-0.05, -0.05])
 
 
-def test_bootstrap_interval_covers_the_measured_ratio(quality):
+def test_bootstrap_interval_covers_the_measured_ratio():
+  run = _import("run")
   rng = np.random.default_rng(1)
   per_seed = []
   for _ in range(3):
     values = {k: (rng.random(300) < p).astype(float).tolist() for k, p in
               (("teacher", 0.2), ("student_alone", 0.1),
-               ("student_kd", 0.15), ("compressed", 0.15), ("tflite", 0.15))}
+               ("student_kd", 0.15), ("compressed", 0.15))}
     per_seed.append(values)
-  low, high = quality.bootstrap_targets(per_seed, samples=300)[
+  low, high = paired_bootstrap(per_seed, run._ratios, 300)[  # pylint: disable=protected-access
       "student_kd NDCG@10 / teacher NDCG@10"]
   measured = (np.mean([np.mean(v["student_kd"]) for v in per_seed]) /
               np.mean([np.mean(v["teacher"]) for v in per_seed]))
@@ -74,309 +75,12 @@ def test_bootstrap_interval_covers_the_measured_ratio(quality):
   assert high - low > 0.05  # 900 binary outcomes cannot pin a ratio exactly
 
 
-def test_targets_report_interval_and_verdict(quality):
-  variants = [
-      {"variant": "teacher", "params": 100, "ndcg@10": 0.1},
-      {"variant": "student_alone", "params": 8, "ndcg@10": 0.05},
-      {"variant": "student_kd", "params": 8, "ndcg@10": 0.08,
-       "params_vs_teacher": 0.08, "ndcg_vs_teacher": 0.8,
-       "ndcg_vs_student_alone": 0.6},
-      {"variant": "tflite", "params": 8, "ndcg@10": 0.079,
-       "ndcg_vs_student_kd": -0.0125, "bytes": 25, "float_bytes": 100}]
-  rows = {r["target"]: r for r in quality.targets(
-      variants, {"student_kd NDCG@10 / teacher NDCG@10": [0.7, 0.9]})}
-  assert rows["student_kd NDCG@10 / teacher NDCG@10"]["met"] is False
-  assert rows["student_kd NDCG@10 / teacher NDCG@10"]["ci95"] == "[0.7, 0.9]"
-  assert rows["quantized .tflite bytes / float32 .tflite bytes"]["met"]
-  assert rows["pruned + quantized TFLite NDCG@10 change vs student_kd"]["met"]
-
-
-def test_best_distilled_student_is_chosen_on_validation(quality):
-  seeds = [{"student_kd": 0.05, "student_multi_teacher": 0.06,
-            "student_teaching_assistant": 0.04},
-           {"student_kd": 0.05, "student_multi_teacher": 0.05,
-            "student_teaching_assistant": 0.065}]
-  # Means 0.05, 0.055 and 0.0525 (seed 1 alone would pick the assistant).
-  assert quality.best_distilled(seeds) == "student_multi_teacher"
-  # A seed without the extra variants is left out of the comparison...
-  assert quality.best_distilled(seeds + [{"student_kd": 0.5}]) == (
-      "student_multi_teacher")
-  # ... unless no seed has them.
-  assert quality.best_distilled([{"student_kd": 0.5}]) == "student_kd"
-
-
-def test_targets_name_a_better_distilled_student_than_student_kd(quality):
-  variants = [
-      {"variant": "teacher", "params": 100, "ndcg@10": 0.1},
-      {"variant": "student_kd", "params": 8, "params_vs_teacher": 0.08,
-       "ndcg_vs_teacher": 0.8, "ndcg_vs_student_alone": 0.1},
-      {"variant": "student_multi_teacher", "params": 8,
-       "ndcg_vs_teacher": 0.95, "ndcg_vs_student_alone": 0.3},
-      {"variant": "tflite", "params": 8, "ndcg_vs_student_kd": 0.0}]
-  assert len(quality.targets(variants)) == 4
-  rows = {r["target"]: r["met"] for r in quality.targets(
-      variants, best="student_multi_teacher")}
-  label = "best distilled student on validation (student_multi_teacher)"
-  assert rows[f"{label} NDCG@10 / teacher NDCG@10"] is True
-  assert rows[f"{label} NDCG@10 gain over student_alone"] is True
-  assert rows["student_kd NDCG@10 / teacher NDCG@10"] is False
-
-
-def test_a_variant_of_fewer_seeds_is_compared_on_its_own_seeds(quality):
-  def seed(teacher, alone, kd, extra=None):
-    rows = [{"variant": "teacher", "params": 100, "ndcg@10": teacher},
-            {"variant": "student_alone", "params": 8, "ndcg@10": alone},
-            {"variant": "student_kd", "params": 8, "ndcg@10": kd}]
-    if extra is not None:
-      rows.append({"variant": "student_multi_teacher", "params": 8,
-                   "ndcg@10": extra})
-    return rows
-  variants = {v["variant"]: v for v in quality.aggregate(
-      [seed(0.10, 0.04, 0.06, extra=0.09), seed(0.30, 0.20, 0.28)])}
-  kd = variants["student_kd"]
-  assert kd["ndcg@10"] == pytest.approx(0.17)
-  assert kd["ndcg_vs_teacher"] == pytest.approx(0.34 / 0.40)
-  assert kd["params_vs_teacher"] == pytest.approx(0.08)
-  extra = variants["student_multi_teacher"]
-  assert extra["seeds"] == 1
-  # Against seed 0's references, not the two-seed means.
-  assert extra["ndcg_vs_teacher"] == pytest.approx(0.9)
-  assert extra["ndcg_vs_student_kd"] == pytest.approx(0.5)
-  assert extra["ndcg_vs_student_alone"] == pytest.approx(1.25)
-
-
 def test_recorded_command_runs_from_the_repository_root(monkeypatch):
-  sys.path.insert(0, str(BENCHMARKS))
-  try:
-    import _common  # pylint: disable=import-outside-toplevel,import-error
-  finally:
-    sys.path.remove(str(BENCHMARKS))
+  common = _import("_common")
   monkeypatch.chdir(BENCHMARKS)
-  monkeypatch.setattr(sys, "argv", ["quality.py", "--seeds=0"])
-  assert _common.command_line() == "python benchmarks/quality.py --seeds=0"
-
-
-def test_compression_changes_are_against_the_same_seeds_students():
-  sys.path.insert(0, str(BENCHMARKS))
-  try:
-    import compression  # pylint: disable=import-outside-toplevel,import-error
-  finally:
-    sys.path.remove(str(BENCHMARKS))
-
-  def report(kd, after, lite, sparsity):
-    return {"steps": [{"ndcg@10": kd, "sparsity": 0.0},
-                      {"ndcg@10": after, "sparsity": sparsity,
-                       "tflite_int8_bytes": 30}],
-            "tflite": {"ndcg@10": lite, "quantization": "int8"}}
-  rows = [compression.row(0, "pruned_50", report(0.10, 0.09, 0.08, 0.5)),
-          compression.row(1, "pruned_50", report(0.30, 0.30, 0.33, 0.5)),
-          compression.row(0, "qat_only", report(0.10, 0.10, 0.10, 0.0))]
-  table = {r["variant"]: r for r in compression.summarize(rows)}
-  pruned = table["pruned_50"]
-  assert pruned["seeds"] == 2 and pruned["int8_bytes"] == 30
-  assert pruned["float_change"] == pytest.approx(0.39 / 0.40 - 1)
-  assert pruned["tflite_change"] == pytest.approx(0.41 / 0.40 - 1)
-  assert pruned["tflite_change_per_seed"] == "-20.0% / +10.0%"
-  assert table["qat_only"]["tflite_change"] == pytest.approx(0.0)
-
-
-def _curves(teacher, alone, kd, val_alone, val_kd):
-  """One seed's curves: every user's NDCG a fixed multiple of a base."""
-  base = np.random.default_rng(0).random(200)
-  return {"teacher": {"test": (base * teacher).tolist(), "validation": 1.0},
-          "alone": {"test": [(base * a).tolist() for a in alone],
-                    "validation": list(val_alone)},
-          "kd": {"test": [(base * k).tolist() for k in kd],
-                 "validation": list(val_kd)}}
-
-
-def test_training_budget_marks_the_epochs_meeting_both_targets(tmp_path):
-  sys.path.insert(0, str(BENCHMARKS))
-  try:
-    import training_budget  # pylint: disable=import-outside-toplevel,import-error
-  finally:
-    sys.path.remove(str(BENCHMARKS))
-  # Epoch 1: kd 0.6 of the teacher, +20% over alone; epoch 2: 0.95 and
-  # +26.7%; epoch 3: 0.95 but only +5.6%. Validation: only epoch 1 meets.
-  curves = [_curves(1.0, (0.5, 0.75, 0.9), (0.6, 0.95, 0.95),
-                    (0.7, 0.9, 0.95), (0.9, 0.95, 0.99))] * 2
-  rows = training_budget.epoch_rows(curves, 3, samples=20)
-  np.testing.assert_allclose([r["kd_vs_teacher"] for r in rows],
-                             [0.6, 0.95, 0.95])
-  np.testing.assert_allclose([r["kd_vs_alone"] for r in rows],
-                             [0.2, 0.95 / 0.75 - 1, 0.95 / 0.9 - 1])
-  assert [r["both_met"] for r in rows] == [False, True, False]
-  assert [r["val_both_met"] for r in rows] == [True, False, False]
-  # Exact multiples: every bootstrap draw gives the same ratio.
-  assert rows[1]["kd_vs_teacher_ci95"] == "[0.95, 0.95]"
-
-
-def test_student_init_compares_every_student_with_the_same_baseline(
-    tmp_path):
-  sys.path.insert(0, str(BENCHMARKS))
-  try:
-    import student_init  # pylint: disable=import-outside-toplevel,import-error
-  finally:
-    sys.path.remove(str(BENCHMARKS))
-  # Two epochs. At the last: alone 0.8 of the teacher, kd 0.84, hard labels
-  # with the teacher's table 0.9, distilled with it 1.0.
-  curves = []
-  for _ in range(2):
-    seed = _curves(1.0, (0.5, 0.8), (0.6, 0.84), (0.7, 0.8), (0.7, 0.85))
-    base = np.asarray(seed["teacher"]["test"])
-    for name, last in (("alone_teacher_items", 0.9),
-                       ("kd_teacher_items", 1.0)):
-      seed[name] = {"test": [(base * 0.7).tolist(), (base * last).tolist()],
-                    "validation": [0.8, 1.0], "variance_kept": 0.86}
-    curves.append(seed)
-  rows, per_epoch = student_init.variant_rows(curves, 2, samples=20)
-  by_name = {r["variant"]: r for r in rows}
-  assert list(by_name) == ["teacher", "alone", "kd", "alone_teacher_items",
-                           "kd_teacher_items"]
-  np.testing.assert_allclose(
-      [by_name[n]["vs_teacher"] for n in by_name if n != "teacher"],
-      [0.8, 0.84, 0.9, 1.0])
-  np.testing.assert_allclose(
-      [by_name[n]["vs_alone"] for n in by_name if n != "teacher"],
-      [0.0, 0.05, 0.125, 0.25])
-  assert [by_name[n].get("both_met") for n in by_name] == [
-      None, None, False, False, True]
-  assert by_name["kd_teacher_items"]["vs_alone_ci95"] == "[0.25, 0.25]"
-  # The per-epoch rows are kd_teacher_items's: 0.7 of the teacher at epoch
-  # 1 (+40% over alone's 0.5), both targets only at epoch 2.
-  np.testing.assert_allclose([r["kd_vs_teacher"] for r in per_epoch],
-                             [0.7, 1.0])
-  assert [r["both_met"] for r in per_epoch] == [False, True]
-  assert [r["val_both_met"] for r in per_epoch] == [False, True]
-  seeds = student_init.seed_rows(curves, [0, 1])
-  assert seeds[1]["seed"] == 1 and seeds[1]["variance_kept"] == 0.86
-  np.testing.assert_allclose(seeds[0]["kd_teacher_items"],
-                             np.mean(curves[0]["teacher"]["test"]))
-
-
-def test_result_names_tag_what_differs_from_the_defaults(quality):
-  parse = quality.build_parser().parse_args
-  assert quality.result_suffix(parse([])) == ""
-  first = parse(["--student_epochs=5", "--student_init=random",
-                 "--compress_epochs=1", "--table_pruning=magnitude"])
-  assert quality.result_suffix(first) == "_e5_random_c1_magnitude"
-  assert quality.result_suffix(parse(["--student_encoder=gru"])) == "_gru"
-  one_block = parse(["--teacher_blocks=1", "--seeds=0"])
-  assert quality.result_suffix(one_block) == "_b1"
-  # A teacher of another size has runs of its own, whose teacher is not the
-  # base run's.
-  assert quality.run_directory("w", "latest-small", 0, "mean",
-                               teacher_blocks=1) == os.path.join(
-                                   "w", "latest-small_seed0_mean_b1")
-  assert quality._config(one_block, 0).teacher.num_blocks == 1
-  sys.path.insert(0, str(BENCHMARKS))
-  try:
-    import compression  # pylint: disable=import-outside-toplevel,import-error
-  finally:
-    sys.path.remove(str(BENCHMARKS))
-  defaults = compression.COMPRESSION_DEFAULTS
-  args = quality.build_parser(defaults).parse_args([])
-  assert (args.compress_epochs, args.table_pruning) == (1, "magnitude")
-  assert args.student_init == "teacher_items"
-  assert quality.result_suffix(args, defaults) == ""
-  assert quality.result_suffix(quality.build_parser(defaults).parse_args(
-      ["--student_init=random"]), defaults) == "_random"
-
-
-def test_a_run_starts_from_the_base_runs_teacher(quality, tmp_path,
-                                                 monkeypatch):
-  trained = []
-
-  def fake_teacher(run):  # what Run.teacher leaves behind, without training
-    trained.append(run.out)
-    for step in ("data", "teacher"):
-      os.makedirs(run.step_dir(step), exist_ok=True)
-    os.makedirs(os.path.join(run.step_dir("teacher"), "model"))
-    pathlib.Path(run.step_dir("teacher"), "model",
-                 "tfdistill_model.json").write_text("{}")
-    pathlib.Path(run.step_dir("teacher"), "metrics.json").write_text("{}")
-
-  monkeypatch.setattr(quality.Run, "teacher", fake_teacher)
-  flags = ["--quick", f"--work_dir={tmp_path}"]
-  # A fresh run of the defaults trains the seed's base teacher first (the
-  # other scripts reuse it), then starts from a copy of it.
-  run = quality.run_for(quality.build_parser().parse_args(flags), 0)
-  root = quality.run_directory(str(tmp_path), "quick", 0, "mean")
-  assert trained == [root]
-  assert run.out == root + "_teacher_items_c2_fisher"
-  assert run.config.student_init == "teacher_items"
-  assert quality.stored_config(root).student_init == "random"
-  assert run.done("teacher") and os.path.isdir(run.step_dir("data"))
-  # Another setting of the same seed shares the base teacher as it is.
-  other = quality.run_for(quality.build_parser().parse_args(
-      flags + ["--student_init=random", "--min_agreement=0.8"]), 0)
-  assert trained == [root] and other.done("teacher")
-  assert other.out == root + "_c2_fisher"
-  # The base run itself is the run of the base flags.
-  base = quality.run_for(quality.build_parser().parse_args(
-      flags + ["--student_init=random", "--table_pruning=magnitude",
-               "--compress_epochs=1"]), 0)
-  assert base.out == root
-  # A base of another teacher configuration is not shared.
-  seed1 = quality.run_for(quality.build_parser().parse_args(
-      flags + ["--student_init=random",
-               "--table_pruning=magnitude", "--compress_epochs=1"]), 1)
-  seed1.claim()  # what its first step writes
-  config = json.loads((tmp_path / seed1.out / "config.json").read_text())
-  config["teacher_epochs"] += 1
-  (tmp_path / seed1.out / "config.json").write_text(json.dumps(config))
-  fresh = quality.run_for(quality.build_parser().parse_args(flags), 1)
-  assert not fresh.done("teacher") and len(trained) == 1
-
-
-def test_a_loss_variant_is_the_runs_student_kd_with_that_loss_alone(
-    quality, tmp_path, monkeypatch):
-  trained = []
-
-  def fake_teacher(run):
-    for step in ("data", "teacher"):
-      os.makedirs(run.step_dir(step), exist_ok=True)
-    pathlib.Path(run.step_dir("teacher"), "metrics.json").write_text("{}")
-
-  def fake_student_kd(run):  # what Run.student_kd leaves behind
-    trained.append((run.out, run.config.distillation_loss))
-    os.makedirs(run.step_dir("student_kd"), exist_ok=True)
-    pathlib.Path(run.step_dir("student_kd"), "metrics.json").write_text(
-        json.dumps({"params": 8, "ndcg@10": 0.1, "hr@10": 0.2,
-                    "recall@10": 0.2, "mrr": 0.05}))
-
-  monkeypatch.setattr(quality.Run, "teacher", fake_teacher)
-  monkeypatch.setattr(quality.Run, "student_kd", fake_student_kd)
-  monkeypatch.setattr(quality.Run, "evaluation", lambda run, split: None)
-  monkeypatch.setattr(quality, "_validation_ndcg", lambda model, data: {
-      quality.VALIDATION_NDCG: 0.3})
-  args = quality.build_parser().parse_args(
-      ["--quick", f"--work_dir={tmp_path}", "--loss=kl+hint"])
-  run = quality.run_for(args, 0)
-  rows = quality.loss_rows(args, 0, ["kl", "kl+hint", "mse"])
-  # --loss itself is the run's student_kd: not trained again.
-  assert [r["variant"] for r in rows] == ["student_kd_kl", "student_kd_mse"]
-  assert [loss for _, loss in trained] == ["kl", "mse"]
-  assert rows[0]["ndcg@10"] == 0.1 and rows[0][quality.VALIDATION_NDCG] == 0.3
-  for out, loss in trained:
-    assert out == f"{run.out}_loss_{loss}"
-    # The run's configuration with only the loss changed, and its teacher.
-    assert quality.stored_config(out) == quality.dataclasses.replace(
-        run.config, distillation_loss=loss)
-    assert os.path.isfile(os.path.join(out, "teacher", "metrics.json"))
-  # A rerun reads the rows kept in the loss runs.
-  assert quality.loss_rows(args, 0, ["kl", "mse"]) == rows
-  assert len(trained) == 2
-  assert "kl_teacher_items" not in quality.LOSS_VARIANTS
-  assert set(quality.LOSS_VARIANTS) < set(quality.LOSSES)
-
-
-def test_a_loss_variant_can_be_the_best_distilled_student(quality):
-  seeds = [{"student_kd": 0.05, "student_kd_kl": 0.06},
-           {"student_kd": 0.05, "student_kd_kl": 0.055}]
-  assert quality.best_distilled(seeds) == "student_kd"  # not a candidate
-  assert quality.best_distilled(
-      seeds, quality.DISTILLED + ("student_kd_kl",)) == "student_kd_kl"
+  monkeypatch.setattr(sys, "argv", ["run.py", "latest_small", "--seeds=0"])
+  assert common.command_line() == (
+      "python benchmarks/run.py latest_small --seeds=0")
 
 
 def test_collect_shows_current_results_with_command_and_summary(tmp_path):
@@ -415,16 +119,7 @@ def test_collect_shows_current_results_with_command_and_summary(tmp_path):
   assert "old" not in readme.read_text()
 
 
-def _import(name):
-  sys.path.insert(0, str(BENCHMARKS))
-  try:
-    return __import__(name)
-  finally:
-    sys.path.remove(str(BENCHMARKS))
-
-
-def test_every_named_configuration_is_a_valid_pipeline_configuration(
-    quality):
+def test_every_named_configuration_is_a_valid_pipeline_configuration():
   configs = _import("configs")
   assert {"ml1m", "latest_small", "synthetic_tiny"} <= set(
       configs.BENCHMARKS)
@@ -433,15 +128,70 @@ def test_every_named_configuration_is_a_valid_pipeline_configuration(
     config = configs.pipeline_config(benchmark, seed=1, data_root="/data")
     assert config.seed == 1
     assert set(benchmark.steps) <= set(configs.STEPS)
-    if benchmark.teacher_from:
-      # A configuration that starts from another's teacher differs from it
-      # only in what the steps after the teacher read.
+    if benchmark.start_from:
+      # A configuration that starts from another's steps differs from it
+      # only in what the steps after them read.
       parent = configs.pipeline_config(
-          configs.BENCHMARKS[benchmark.teacher_from], seed=1,
+          configs.BENCHMARKS[benchmark.start_from], seed=1,
           data_root="/data")
       assert dataclasses.replace(config, **{
           field: getattr(parent, field)
-          for field in quality.AFTER_TEACHER}) == parent, name
+          for field in configs.READ_AFTER[benchmark.shares]}) == parent, name
+  for _, members in configs.COMPARISONS.values():
+    assert all(member in configs.BENCHMARKS for member in members)
+
+
+def test_a_configuration_cannot_change_what_its_shared_steps_read(
+    monkeypatch):
+  configs = _import("configs")
+  monkeypatch.setattr(configs, "BENCHMARKS", dict(configs.BENCHMARKS))
+  # Compression settings after shared students: accepted.
+  configs.register(configs.derive("latest_small", "x_ok", "",
+                                  shares="students",
+                                  compress={"fine_tune_epochs": 3}))
+  assert configs.BENCHMARKS["x_ok"].start_from == "latest_small"
+  # The students' epochs are read by a shared step: refused, named.
+  with pytest.raises(ValueError, match="differs from latest_small in "
+                     "student_epochs"):
+    configs.register(configs.derive("latest_small", "x_bad", "",
+                                     shares="students", student_epochs=3))
+  with pytest.raises(ValueError, match="teacher_epochs"):
+    configs.register(configs.derive("latest_small", "x_bad", "",
+                                    teacher_epochs=3))
+  # Not sharing: anything may change.
+  assert configs.register(configs.derive(
+      "latest_small", "x_own", "", shares=None,
+      teacher_epochs=3)).start_from is None
+  with pytest.raises(ValueError, match="not <configuration"):
+    configs.register(configs.derive("latest_small", "x_t", "",
+                                    teachers=("nothing:teacher",)))
+  with pytest.raises(ValueError, match="shares='everything'"):
+    configs.derive("latest_small", "x_s", "", shares="everything")
+
+
+def test_a_comparison_shows_compressed_stages_against_their_own_student():
+  run = _import("run")
+
+  def results(name, kd, tflite, users):
+    row = {"seed": 0, "teacher_ndcg@10": 0.2, "student_alone_ndcg@10": 0.1,
+           "student_kd_ndcg@10": kd, "compressed_ndcg@10": tflite,
+           "tflite_ndcg@10": tflite}
+    per_user = [{"teacher": users * 2, "student_alone": users,
+                 "student_kd": users, "compressed": users}]
+    return (name, {"seeds": [0], "rows": [row], "summary": {},
+                   "intervals": {}}, per_user)
+
+  out, rows = run.comparison("t", [results("ref", 0.15, 0.15, [0.1, 0.2]),
+                                   results("qat", 0.15, 0.12, [0.1, 0.2])],
+                             argparse.Namespace(bootstrap_samples=20))
+  rows = {(r["configuration"], r["stage"]): r for r in rows}
+  # The shared stages (same values) are not rows; the compressed ones are.
+  assert sorted(rows) == [("qat", "compressed"), ("qat", "tflite"),
+                          ("ref", "compressed"), ("ref", "tflite")]
+  assert rows["qat", "tflite"]["vs student_kd"] == pytest.approx(-0.2)
+  assert rows["qat", "tflite"]["vs reference"] == pytest.approx(-0.2)
+  assert rows["ref", "tflite"]["vs student_kd"] == pytest.approx(0.0)
+  assert out["reference"] == "ref"
 
 
 def test_ml1m_configuration_is_sasrecs_setting():
@@ -460,7 +210,7 @@ def test_a_derived_configuration_changes_only_what_it_names():
   configs = _import("configs")
   base = configs.pipeline_config(configs.BENCHMARKS["ml1m"], 0, "/data")
   derived = configs.BENCHMARKS["ml1m_attention"]
-  assert derived.teacher_from == "ml1m"
+  assert derived.start_from == "ml1m" and derived.shares == "teacher"
   assert derived.steps == ("student_alone", "student_kd")
   config = configs.pipeline_config(derived, 0, "/data")
   assert config.student == dataclasses.replace(base.student,
@@ -527,7 +277,8 @@ def test_runner_refuses_missing_data_and_writes_nothing(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_runner_compares_configurations_on_a_shared_teacher(tmp_path):
+def test_runner_compares_configurations_on_shared_steps(tmp_path,
+                                                        monkeypatch):
   run = _import("run")
   args = [f"--work_dir={tmp_path / 'runs'}", f"--out={tmp_path / 'out'}",
           "--bootstrap_samples=50", "--steps=teacher,student_alone,student_kd"]
@@ -548,7 +299,7 @@ def test_runner_compares_configurations_on_a_shared_teacher(tmp_path):
   assert row["kd_vs_alone"] == pytest.approx(
       row["student_kd_ndcg@10"] / row["student_alone_ndcg@10"] - 1)
   assert "student_alone_seconds" in row and "teacher_seconds" not in row
-  assert results["configuration"]["teacher_from"] == "synthetic_tiny"
+  assert results["configuration"]["start_from"] == "synthetic_tiny"
   assert "| tfdistill student distilled |" in (
       tmp_path / "out" / "synthetic_tiny_gru.md").read_text()
   compared = json.loads((tmp_path / "out" /
@@ -578,3 +329,47 @@ def test_runner_compares_configurations_on_a_shared_teacher(tmp_path):
   assert run.main(["synthetic_tiny_encoders", "--report_only"] + args) == 0
   assert json.loads((tmp_path / "out" / "synthetic_tiny_encoders.json")
                     .read_text())["rows"] == compared["rows"]
+  # Configurations that share the students (compression alone differs)
+  # and that distil from another configuration's model, on the same runs.
+  configs = _import("configs")
+  monkeypatch.setattr(configs, "BENCHMARKS", dict(configs.BENCHMARKS))
+  monkeypatch.setattr(configs, "COMPARISONS", dict(configs.COMPARISONS))
+  configs.register(configs.derive(
+      "synthetic_tiny", "tiny_qat", "QAT alone", shares="students",
+      compress={"target_sparsity": 0.0}, steps=("compressed", "export")))
+  configs.register(configs.derive(
+      "synthetic_tiny", "tiny_wide", "a wider student",
+      student={"embedding_dim": 16}, steps=("student_kd",)))
+  configs.register(configs.derive(
+      "synthetic_tiny", "tiny_via", "through the wider student",
+      steps=("student_kd",), teachers=("tiny_wide:student_kd",)))
+  configs.compare("tiny_cmp", "t", "synthetic_tiny", "tiny_qat", "tiny_via")
+  assert run.main(["tiny_cmp"] + args[:3]) == 0
+  runs = tmp_path / "runs"
+  base, qat = runs / "synthetic_tiny" / "seed0", runs / "tiny_qat" / "seed0"
+  # The students were trained once and copied; only compression differs.
+  for step in ("teacher", "student_alone", "student_kd"):
+    assert (base / step / "metrics.json").read_text() == (
+        qat / step / "metrics.json").read_text()
+  assert json.loads((qat / "compressed" / "metrics.json").read_text())[
+      "sparsity"] == pytest.approx(0.0, abs=0.01)
+  assert json.loads((base / "compressed" / "metrics.json").read_text())[
+      "sparsity"] == pytest.approx(0.5, abs=0.05)
+  # The assistant (tiny_wide's distilled student) trained in its own run
+  # and taught tiny_via's student; tiny_via's teacher is the shared one.
+  wide = json.loads((runs / "tiny_wide" / "seed0" / "student_kd" /
+                     "metrics.json").read_text())
+  via = json.loads((runs / "tiny_via" / "seed0" / "student_kd" /
+                    "metrics.json").read_text())
+  own = json.loads((base / "student_kd" / "metrics.json").read_text())
+  assert wide["params"] > via["params"] == own["params"]
+  assert via["ndcg@10"] != own["ndcg@10"]
+  assert via["params_vs_teacher"] == pytest.approx(
+      via["params"] / wide["params"])
+  rows = {(r["configuration"], r["stage"]): r for r in json.loads(
+      (tmp_path / "out" / "tiny_cmp.json").read_text())["rows"]}
+  assert ("tiny_qat", "teacher") not in rows  # shared by all: not compared
+  lite = rows["tiny_qat", "tflite"]
+  assert lite["vs student_kd"] == pytest.approx(
+      lite["ndcg@10"] / own["ndcg@10"] - 1)
+  assert ("tiny_via", "student_kd") in rows

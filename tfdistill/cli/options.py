@@ -166,8 +166,8 @@ flags.DEFINE_integer("clusters", None, "Weight clusters per kernel (0: off).")
 flags.DEFINE_integer("compress_epochs", None,
                      "Fine-tune epochs after each compression step (pruning, "
                      "clustering, QAT); the default preset uses 2, the tiny "
-                     "one 1 (benchmarks/compression.py measures the choice)"
-                     ".")
+                     "one 1 (the latest_small_compression benchmark "
+                     "measures the choice).")
 
 # Export.
 flags.DEFINE_string("model", None,

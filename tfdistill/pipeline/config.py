@@ -71,8 +71,7 @@ class PipelineConfig:
   chunk_batch_size: int = 32
   teacher: TeacherConfig = TeacherConfig(embedding_dim=64, num_blocks=2,
                                          num_heads=2, ffn_dim=128)
-  # Epochs and learning rates chosen on the synthetic default
-  # (benchmarks/training_budget.py).
+  # Epochs and learning rates chosen on the synthetic default.
   teacher_epochs: int = 8
   teacher_learning_rate: float = 5e-3
   student: StudentConfig = StudentConfig(embedding_dim=16, hidden_dim=64)
@@ -88,7 +87,8 @@ class PipelineConfig:
   # tfdistill.distill.transfer_item_embeddings), "random", or "auto" (the
   # teacher's items where the transfer applies: one retrieval teacher and a
   # full item table; random otherwise, e.g. for a low-rank, hashed or QR
-  # table or several teachers); benchmarks/student_init.py compares them.
+  # table or several teachers); the latest_small_student_init benchmark
+  # compares them.
   student_init: str = "auto"
   # The student's hard loss (alone and distilled): 0 for the softmax over
   # the whole catalog, else a softmax estimated from the label, the
@@ -99,7 +99,8 @@ class PipelineConfig:
   distillation_loss: str = "kl+ranking"
   alpha: float = 0.5
   temperature: float = 2.0
-  # Fine-tune epochs per compression step (benchmarks/compression.py).
+  # Fine-tune epochs per compression step (the latest_small_compression
+  # benchmark compares them).
   compress: CompressConfig = CompressConfig(fine_tune_epochs=2)
   quantize: str = "int8"
   top_k: int = 10
