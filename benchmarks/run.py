@@ -16,7 +16,10 @@ trained epochs and wall times of every step.
 
 Runs resume: each seed's run directory keeps the finished steps (and a
 resumed training continues from its last epoch). Writes
-benchmarks/results/<name>.{json,md}.
+benchmarks/results/<name>.{json,md}; the JSON keeps every seed's figures
+and per-user NDCG@10, so that seeds measured on other machines (their run
+directories gone) are reported beside new ones: `--seeds=0,1` after a run
+of seed 0 trains seed 1 only.
 """
 
 import argparse
@@ -51,6 +54,10 @@ PER_USER_STAGES = STAGES[:4]
 #: The stages after compression, also compared with their own distilled
 #: student in a comparison's table.
 COMPRESSED_STAGES = ("compressed", "tflite")
+#: The stage a step's figures are reported as.
+STEP_STAGE = {"export": "tflite"}
+#: Where a results file keeps each seed's per-user NDCG@10 (4 decimals).
+PER_USER_KEY = "per_user_ndcg"
 TIMINGS_FILE = "benchmark_seconds.json"
 PER_USER_FILE = "benchmark_per_user.json"
 
@@ -214,21 +221,61 @@ def seed_row(run: Run, seed: int) -> dict:
   return row
 
 
+def _comparable(config: dict) -> dict:
+  """A configuration's JSON without its seed and its data's folders (a
+  record made on another machine reads the same files elsewhere)."""
+  source = {key: (os.path.basename(os.path.normpath(value))
+                  if key in ("path", "manual_dir", "data_dir") and value
+                  else value) for key, value in config["source"].items()}
+  return dict(config, seed=None, source=source)
+
+
+def recorded_seeds(benchmark, args) -> dict:
+  """{seed: (row, {stage: NDCG@10 per test user})} kept in the results
+  file of an earlier run of the same configuration: a seed measured on
+  another machine, whose run directory is gone, is reported (and compared)
+  without training it again."""
+  path = os.path.join(args.out, f"{benchmark.name}.json")
+  if not os.path.isfile(path):
+    return {}
+  results = read_json(path)
+  wanted = configs.pipeline_config(benchmark, 0, args.data_root).to_json()
+  if (PER_USER_KEY not in results or _comparable(
+      results["pipeline_config"]) != _comparable(wanted)):
+    return {}
+  return {row["seed"]: (row, results[PER_USER_KEY][str(row["seed"])])
+          for row in results["rows"]
+          if str(row["seed"]) in results[PER_USER_KEY]}
+
+
+def _has_run(benchmark, seed: int, args) -> bool:
+  return os.path.isfile(os.path.join(args.work_dir, benchmark.name,
+                                     f"seed{seed}", "config.json"))
+
+
 def run_benchmark(benchmark, args) -> tuple:
   """Runs the steps of every seed; returns the results to report and each
   seed's {stage: NDCG@10 per test user} (None, None: --report_only and no
-  seed started)."""
+  seed started). A seed with no run directory whose record in the results
+  file holds every stage asked for is taken from that record."""
   seeds = ([int(s) for s in args.seeds.split(",")] if args.seeds
            else list(benchmark.seeds))
   steps = args.steps.split(",") if args.steps else list(benchmark.steps)
+  records = recorded_seeds(benchmark, args)
   if args.report_only:
-    seeds = [seed for seed in seeds if os.path.isfile(os.path.join(
-        args.work_dir, benchmark.name, f"seed{seed}", "config.json"))]
+    seeds = [seed for seed in seeds
+             if _has_run(benchmark, seed, args) or seed in records]
     steps = []
   if not seeds:
     return None, None
   rows, per_user = [], []
   for seed in seeds:
+    if not _has_run(benchmark, seed, args) and seed in records and all(
+        f"{STEP_STAGE.get(step, step)}_ndcg@10" in records[seed][0]
+        for step in steps):
+      rows.append(records[seed][0])
+      per_user.append(records[seed][1])
+      continue
     run = open_run(benchmark, seed, args)
     run.claim()
     for step in steps:
@@ -254,7 +301,10 @@ def run_benchmark(benchmark, args) -> tuple:
           "configuration": dataclasses.asdict(benchmark),
           "pipeline_config": configs.pipeline_config(
               benchmark, seeds[0], args.data_root).to_json(),
-          "bootstrap_samples": args.bootstrap_samples}, per_user
+          "bootstrap_samples": args.bootstrap_samples,
+          PER_USER_KEY: {str(seed): {stage: [round(v, 4) for v in values]
+                                     for stage, values in users.items()}
+                         for seed, users in zip(seeds, per_user)}}, per_user
 
 
 def _interval(results: dict, key: str) -> str:

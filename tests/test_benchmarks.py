@@ -329,6 +329,15 @@ def test_runner_compares_configurations_on_shared_steps(tmp_path,
   assert run.main(["synthetic_tiny_encoders", "--report_only"] + args) == 0
   assert json.loads((tmp_path / "out" / "synthetic_tiny_encoders.json")
                     .read_text())["rows"] == compared["rows"]
+  # On another machine (the run directories gone), the seeds recorded in
+  # the results files are reported and compared, not trained again.
+  elsewhere = [f"--work_dir={tmp_path / 'elsewhere'}"] + args[1:]
+  assert run.main(["synthetic_tiny_encoders"] + elsewhere) == 0
+  assert not (tmp_path / "elsewhere").exists()
+  again = json.loads((tmp_path / "out" / "synthetic_tiny_encoders.json")
+                     .read_text())["rows"]
+  assert [(r["configuration"], r["stage"], r["ndcg@10"]) for r in again] == [
+      (r["configuration"], r["stage"], r["ndcg@10"]) for r in compared["rows"]]
   # Configurations that share the students (compression alone differs)
   # and that distil from another configuration's model, on the same runs.
   configs = _import("configs")
