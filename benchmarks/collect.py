@@ -33,6 +33,10 @@ SECTIONS = (
          "a teaching assistant", None),
         ("own_teacher", "A TFRS tutorial model trained outside tfdistill",
          None),
+        ("synthetic_teacher_objective", "The default teacher: every "
+         "position or one target per window (synthetic)", None),
+        ("latest_small_teacher_objective", "The same on latest-small",
+         None),
         ("pipeline_default", "`tfdistill pipeline` with no flags",
          ("Summary",)),
     )),
@@ -68,6 +72,12 @@ PAGE_COLUMNS = {
     ("latest_small_compression", "Each stage"): (
         "configuration", "stage", "ndcg@10", "vs reference", "ci95",
         "vs student_kd"),
+    ("synthetic_teacher_objective", "Each stage"): (
+        "configuration", "stage", "ndcg@10", "vs reference", "ci95",
+        "seconds"),
+    ("latest_small_teacher_objective", "Each stage"): (
+        "configuration", "stage", "ndcg@10", "vs reference", "ci95",
+        "best epoch", "epochs trained", "seconds"),
     ("latest_small_strategies", "Each stage"): (
         "configuration", "stage", "ndcg@10", "vs reference", "ci95",
         "params", "best epoch", "epochs trained"),

@@ -292,6 +292,13 @@ register(Benchmark(
     notes="Teacher d=128, 4 heads; students from the teacher's item table, "
     "distilled with kl+hint; every training under early stopping."))
 
+register(derive("latest_small", "latest_small_all_positions",
+                "MovieLens latest-small, a teacher trained on every "
+                "position", shares=None, teacher={"objective": "all_positions"},
+                steps=("teacher", "student_alone", "student_kd")))
+compare("latest_small_teacher_objective", "MovieLens latest-small: the "
+        "teacher trained on one target per window or every position",
+        "latest_small", "latest_small_all_positions")
 for _encoder in ("gru", "attention"):
   register(derive("latest_small", f"latest_small_{_encoder}",
                   f"MovieLens latest-small, {_encoder} students",
@@ -374,13 +381,13 @@ register(Benchmark(
     name="synthetic_default",
     title="The embedded synthetic data, `tfdistill pipeline`'s defaults"))
 
-register(derive("synthetic_default", "synthetic_all_positions",
-                "The embedded synthetic data, a teacher trained on every "
-                "position (SASRec's objective)", shares=None,
-                teacher={"objective": "all_positions"}))
+register(derive("synthetic_default", "synthetic_last_target",
+                "The embedded synthetic data, a teacher trained on one "
+                "target per context window", shares=None,
+                teacher={"objective": "last"}))
 compare("synthetic_teacher_objective", "The default pipeline's teacher: "
-        "one target per window or every position", "synthetic_default",
-        "synthetic_all_positions")
+        "every position or one target per window", "synthetic_default",
+        "synthetic_last_target")
 
 # ------------------------------------------------------- synthetic smoke runs
 register(Benchmark(

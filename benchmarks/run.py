@@ -386,7 +386,8 @@ def comparison(title: str, members: list, args) -> tuple:
              "params": results["summary"].get(f"{stage}_params"),
              "best epoch": results["summary"].get(f"{stage}_best_epoch"),
              "epochs trained": results["summary"].get(
-                 f"{stage}_epochs_trained")}
+                 f"{stage}_epochs_trained"),
+             "seconds": results["summary"].get(f"{stage}_seconds")}
       if stage in COMPRESSED_STAGES:
         kd = [r.get("student_kd_ndcg@10") for r in results["rows"]]
         if all(v is not None for v in kd):
@@ -503,11 +504,13 @@ def main(argv=None) -> int:
         [(f"Each stage against {members[0]}'s", rows,
           ["configuration", "stage", "seeds", "ndcg@10",
            "ndcg@10 95% interval", "vs reference", "ci95", "vs student_kd",
-           "params", "best epoch", "epochs trained"])],
+           "params", "best epoch", "epochs trained", "seconds"])],
         notes=f"vs reference: the change of mean NDCG@10 against "
         f"{members[0]}'s same stage, same seeds; ci95: paired bootstrap "
         f"over test users ({args.bootstrap_samples} samples); vs "
-        "student_kd: a compressed stage against its own distilled student.")
+        "student_kd: a compressed stage against its own distilled student; "
+        "seconds: the step's wall time on this machine, shared with other "
+        "work (compare within one run).")
     print(path.read_text())
   return 0
 

@@ -18,6 +18,7 @@ from tfdistill.distill import transfer_item_embeddings
 from tfdistill.errors import ConfigError
 from tfdistill.fileio import write_json
 from tfdistill.models.embeddings import EmbeddingConfig
+from tfdistill.models.factory import TeacherConfig
 from tfdistill.models.io import load_contexts
 from tfdistill.pipeline.config import distillation_losses
 from tfdistill.pipeline.config import PipelineConfig
@@ -170,6 +171,17 @@ def test_student_init_from_the_teachers_items(tmp_path):
   np.testing.assert_array_equal(table(distilled), table(alone))
   with pytest.raises(ConfigError, match="student_init 'pca'"):
     preset("tiny", student_init="pca")
+
+
+def test_the_default_teacher_learns_every_position():
+  # The pipeline's default (the README's first command, and a data set
+  # given by flags) trains SASRec's way; the tiny and large presets and a
+  # TeacherConfig built in Python keep one target per window; the flag
+  # chooses either.
+  assert preset("default").teacher.objective == "all_positions"
+  assert preset("tiny").teacher.objective == "last"
+  assert preset("large").teacher.objective == "last"
+  assert TeacherConfig().objective == "last"
 
 
 def test_student_init_auto_falls_back_to_random_where_it_cannot_apply(
