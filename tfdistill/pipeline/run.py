@@ -662,9 +662,11 @@ class Run:
                                    "tflite_eval": quality})
 
   def metrics(self) -> dict:
-    """The report's metrics.json: one entry per stage."""
+    """The report's metrics.json: one entry per finished stage (a run
+    driven step by step may have left the student alone out)."""
     stages = {step: self.step_metrics(step) for step in
-              ("teacher", "student_alone", "student_kd", "compressed")}
+              ("teacher", "student_alone", "student_kd", "compressed")
+              if self.done(step)}
     export = self.step_metrics("export")
     manifest = export["manifest"]
     quality = export.get("tflite_eval", stages["compressed"]["tflite_eval"])
