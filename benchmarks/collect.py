@@ -3,7 +3,8 @@
 Each benchmark script writes `<name>.json` and `<name>.md`; this script
 puts the current ones under one short section per question, each with its
 command and its summary tables (per-seed and per-epoch tables stay in the
-result files), then the reading of the figures in benchmarks/NOTES.md.
+result files); the reading of the figures is in benchmarks/NOTES.md,
+linked from the page.
 Results of earlier configurations stay in benchmarks/results/ and git;
 they are not on the page.
 
@@ -101,8 +102,8 @@ heading's command from the repository root to reproduce it. Ratios are
 measured within one run; times are this machine's (its CPU and library
 versions are in each JSON). Data:
 `../shared/data/movielens` (TFDS, offline) and
-`../shared/data/ml-1m-sasrec/ml-1m.txt`. The notes at the end say what the
-figures mean.
+`../shared/data/ml-1m-sasrec/ml-1m.txt`. What the figures mean (protocol,
+noise, each result): [benchmarks/NOTES.md](benchmarks/NOTES.md).
 """
 
 
@@ -129,8 +130,14 @@ def _parts(markdown: str) -> tuple:
   return command, tables, " ".join(notes), machine
 
 
-def _page_table(body: str, columns=None) -> str:
-  """A Markdown table as the page shows it: only `columns` when given, and
+#: Rows a result's table shows on the page: {name: (column, values)}.
+PAGE_ROWS = {"synthetic_teacher_objective": ("stage", ("teacher",
+                                                       "student_kd"))}
+
+
+def _page_table(body: str, columns=None, rows_kept=None) -> str:
+  """A Markdown table as the page shows it: only `columns` when given,
+  only the rows whose `rows_kept[0]` cell is one of `rows_kept[1]`, and
   without the columns whose every cell equals an earlier column's (e.g.
   recall@10 = hr@10 with one relevant item)."""
   lines = body.splitlines()
@@ -140,6 +147,10 @@ def _page_table(body: str, columns=None) -> str:
            l.startswith("|")]
   if len({len(row) for row in table}) != 1:
     return body
+  if rows_kept:
+    at = [name.strip() for name in table[0]].index(rows_kept[0])
+    table = table[:2] + [row for row in table[2:]
+                         if row[at].strip() in rows_kept[1]]
   cells = [[row[j].strip() for row in table[2:]] for j in range(len(table[0]))]
   names = [name.strip() for name in table[0]]
   keep = [j for j in range(len(cells))
@@ -173,7 +184,8 @@ def section(results: pathlib.Path, name: str, title: str,
   for heading, body in shown:
     columns = next((c for (result, prefix), c in PAGE_COLUMNS.items()
                     if result == name and heading.startswith(prefix)), None)
-    lines += [f"**{heading}**", "", _page_table(body, columns), ""]
+    lines += [f"**{heading}**", "",
+              _page_table(body, columns, PAGE_ROWS.get(name)), ""]
   if notes:
     lines += [notes, ""]
   if machine:
@@ -267,9 +279,6 @@ def main(results: pathlib.Path = _common.DEFAULT_OUT,
             for line in section(results, name, title, chosen)]
     if body:
       parts += [f"## {question}", ""] + body
-  notes = _common.REPO / "benchmarks" / "NOTES.md"
-  if notes.is_file():
-    parts += [notes.read_text().strip(), ""]
   out.write_text("\n".join(parts))
   update_readme(results, readme)
   print(f"wrote {out} and the results table of {readme}")

@@ -505,12 +505,10 @@ def main(argv=None) -> int:
           ["configuration", "stage", "seeds", "ndcg@10",
            "ndcg@10 95% interval", "vs reference", "ci95", "vs student_kd",
            "params", "best epoch", "epochs trained", "seconds"])],
-        notes=f"vs reference: the change of mean NDCG@10 against "
-        f"{members[0]}'s same stage, same seeds; ci95: paired bootstrap "
-        f"over test users ({args.bootstrap_samples} samples); vs "
-        "student_kd: a compressed stage against its own distilled student; "
-        "seconds: the step's wall time on this machine, shared with other "
-        "work (compare within one run).")
+        notes=f"vs reference: against {members[0]}'s same stage and seeds "
+        "(ci95: paired bootstrap over test users); vs student_kd: against "
+        "its own distilled student; seconds: wall time on a shared "
+        "machine.")
     print(path.read_text())
   return 0
 
