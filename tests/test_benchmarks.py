@@ -248,7 +248,7 @@ def test_runner_targets_are_ratios_of_the_means():
              "student_kd_ndcg@10": 0.15, "compressed_ndcg@10": 0.147,
              "teacher_params": 1000, "student_kd_params": 90}
   rows = {r["target"]: r for r in run.targets(
-      summary, {"student_kd NDCG@10 / teacher NDCG@10": [0.7, 0.8]})}
+      [summary], {"student_kd NDCG@10 / teacher NDCG@10": [0.7, 0.8]})}
   assert rows["student_kd NDCG@10 / teacher NDCG@10"]["measured"] == (
       pytest.approx(0.75))
   assert rows["student_kd NDCG@10 / teacher NDCG@10"]["met"] is False
@@ -259,7 +259,16 @@ def test_runner_targets_are_ratios_of_the_means():
   assert rows["student_kd params / teacher params"]["met"] is True
   # Stages not run yet give no target.
   assert [r["target"] for r in run.targets(
-      {"teacher_ndcg@10": 0.2, "student_alone_ndcg@10": 0.1}, {})] == []
+      [{"teacher_ndcg@10": 0.2, "student_alone_ndcg@10": 0.1}], {})] == []
+  # A seed that has not reached compression is left out of that target
+  # only: each ratio is of means over the seeds holding both its stages.
+  two = [summary, {"teacher_ndcg@10": 0.4, "student_alone_ndcg@10": 0.2,
+                   "student_kd_ndcg@10": 0.3}]
+  rows = {r["target"]: r["measured"] for r in run.targets(two, {})}
+  assert rows["compressed NDCG@10 change vs student_kd"] == pytest.approx(
+      -0.02)
+  assert rows["student_kd NDCG@10 / teacher NDCG@10"] == pytest.approx(
+      0.45 / 0.6)
 
 
 def test_runner_refuses_missing_data_and_writes_nothing(tmp_path, capsys):
