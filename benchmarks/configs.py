@@ -162,10 +162,10 @@ def register(benchmark: Benchmark) -> Benchmark:
     differ = [field.name for field in dataclasses.fields(mine)
               if field.name not in fields and getattr(mine, field.name)
               != getattr(theirs, field.name)]
-    if differ or parent.data != benchmark.data:
+    if differ:
       raise ValueError(
           f"{benchmark.name} differs from {parent.name} in "
-          f"{', '.join(differ) or 'data'}, which the shared steps "
+          f"{', '.join(differ)}, which the shared steps "
           f"({', '.join(SHARED_STEPS[benchmark.shares])}) read")
   BENCHMARKS[benchmark.name] = benchmark
   return benchmark

@@ -62,20 +62,26 @@ TIMINGS_FILE = "benchmark_seconds.json"
 PER_USER_FILE = "benchmark_per_user.json"
 
 
+#: The relative targets: {name: (numerator, denominator, offset)}, keys of
+#: a seed's row; each is mean(numerator) / mean(denominator) - offset.
+RATIOS = {
+    "student_kd params / teacher params": (
+        "student_kd_params", "teacher_params", 0),
+    "student_kd NDCG@10 / teacher NDCG@10": (
+        "student_kd_ndcg@10", "teacher_ndcg@10", 0),
+    "student_kd NDCG@10 gain over student_alone": (
+        "student_kd_ndcg@10", "student_alone_ndcg@10", 1),
+    **{f"{stage} NDCG@10 change vs student_kd": (
+        f"{stage}_ndcg@10", "student_kd_ndcg@10", 1)
+       for stage in COMPRESSED_STAGES}}
+
+
 def _ratios(means: dict) -> dict:
-  """The issue's relative targets from mean NDCG@10 per stage."""
-  out = {}
-  if "student_kd" in means and "teacher" in means:
-    out["student_kd NDCG@10 / teacher NDCG@10"] = (
-        means["student_kd"] / means["teacher"])
-  if "student_kd" in means and "student_alone" in means:
-    out["student_kd NDCG@10 gain over student_alone"] = (
-        means["student_kd"] / means["student_alone"] - 1)
-  for stage in COMPRESSED_STAGES:
-    if stage in means and "student_kd" in means:
-      out[f"{stage} NDCG@10 change vs student_kd"] = (
-          means[stage] / means["student_kd"] - 1)
-  return out
+  """The relative targets from {stage: mean NDCG@10} (the bootstrap's)."""
+  keyed = {f"{stage}_ndcg@10": value for stage, value in means.items()}
+  return {name: keyed[top] / keyed[bottom] - offset
+          for name, (top, bottom, offset) in RATIOS.items()
+          if top in keyed and bottom in keyed}
 
 
 #: (target, operator, goal) of the relative targets.
@@ -87,23 +93,14 @@ GOALS = (("student_kd params / teacher params", "<=", 0.10),
 
 
 def targets(rows: list, intervals: dict) -> list:
-  """The relative targets, each measured on the mean NDCG@10 (or
-  parameters) over the seeds that hold both of its stages."""
+  """The relative targets, each measured on the means over the seeds whose
+  rows hold both of its figures."""
   measured = {}
-  for name, _, _ in GOALS:
-    # The seeds holding every stage the target reads.
-    both = [r for r in rows if name in _ratios(
-        {s: 1.0 for s in STAGES if f"{s}_ndcg@10" in r})]
+  for name, (top, bottom, offset) in RATIOS.items():
+    both = [row for row in rows if top in row and bottom in row]
     if both:
-      means = {s: float(np.mean([r[f"{s}_ndcg@10"] for r in both]))
-               for s in STAGES if all(f"{s}_ndcg@10" in r for r in both)}
-      measured[name] = _ratios(means)[name]
-  paired = [r for r in rows if "student_kd_params" in r
-            and "teacher_params" in r]
-  if paired:
-    measured["student_kd params / teacher params"] = (
-        np.mean([r["student_kd_params"] for r in paired])
-        / np.mean([r["teacher_params"] for r in paired]))
+      measured[name] = (np.mean([row[top] for row in both])
+                        / np.mean([row[bottom] for row in both]) - offset)
   out = []
   for name, op, goal in GOALS:
     if name in measured:
