@@ -32,6 +32,8 @@ SECTIONS = (
          ("tfdistill", "Targets")),
         ("latest_small_strategies", "MovieLens latest-small: two teachers, "
          "a teaching assistant", None),
+        ("latest_small_encoders", "MovieLens latest-small: the student's "
+         "context encoder", None),
         ("own_teacher", "A TFRS tutorial model trained outside tfdistill",
          None),
         ("synthetic_teacher_objective", "The default teacher: every "
@@ -70,6 +72,9 @@ PAGE_COLUMNS = {
     ("latest_small", "tfdistill"): (
         "model", "hr@10", "ndcg@10", "ndcg@10 95% interval", "params",
         "best epoch", "epochs trained"),
+    ("latest_small_encoders", "Each stage"): (
+        "configuration", "stage", "ndcg@10", "vs reference", "ci95",
+        "params", "best epoch", "epochs trained"),
     ("latest_small_compression", "Each stage"): (
         "configuration", "stage", "ndcg@10", "vs reference", "ci95",
         "vs student_kd"),

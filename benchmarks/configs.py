@@ -263,8 +263,16 @@ register(derive("ml1m", "ml1m_mixed", "MovieLens-1M, students with a "
                 student={"embedding_dim": 32, "embedding": {
                     "kind": "mixed", "head_items": 480, "rank": 4}},
                 steps=("student_alone", "student_kd")))
+# SASRec's own encoder at the student's width: one self-attention block
+# over the 8-wide items and their positions, a 16-wide feed-forward layer
+# (the 10% budget leaves room for no more).
+register(derive("ml1m", "ml1m_self_attention", "MovieLens-1M, students "
+                "with one self-attention block",
+                student={"encoder": "self_attention", "hidden_dim": 16},
+                steps=("student_alone", "student_kd")))
 compare("ml1m_students", "MovieLens-1M: the 10% student's encoder and item "
-        "table", "ml1m", "ml1m_mixed", "ml1m_gru", "ml1m_attention")
+        "table", "ml1m", "ml1m_mixed", "ml1m_gru", "ml1m_attention",
+        "ml1m_self_attention")
 
 register(derive("ml1m", "ml1m_quick", "MovieLens-1M smoke run (2 teacher "
                 "epochs, 1 student epoch)", shares=None,
@@ -300,7 +308,7 @@ register(derive("latest_small", "latest_small_all_positions",
 compare("latest_small_teacher_objective", "MovieLens latest-small: the "
         "teacher trained on one target per window or every position",
         "latest_small", "latest_small_all_positions")
-for _encoder in ("gru", "attention"):
+for _encoder in ("gru", "attention", "self_attention"):
   register(derive("latest_small", f"latest_small_{_encoder}",
                   f"MovieLens latest-small, {_encoder} students",
                   student={"encoder": _encoder},
@@ -317,7 +325,7 @@ compare("latest_small_losses", "MovieLens latest-small: each distillation "
         *(f"latest_small_{loss}" for loss in _LOSSES))
 compare("latest_small_encoders", "MovieLens latest-small: the student's "
         "context encoder", "latest_small", "latest_small_gru",
-        "latest_small_attention")
+        "latest_small_attention", "latest_small_self_attention")
 register(derive("latest_small", "latest_small_random_init", "MovieLens "
                 "latest-small, the distilled student's item table random",
                 student_init="random", steps=("student_kd",)))

@@ -206,6 +206,25 @@ def test_ml1m_configuration_is_sasrecs_setting():
   assert configs.BENCHMARKS["ml1m"].data in configs.PUBLISHED
 
 
+def test_every_ml1m_student_is_within_a_tenth_of_the_teacher():
+  # The budget: at most 10% of the teacher's parameters, for every
+  # student configuration on ml-1m.txt (its catalog: the committed run's).
+  configs = _import("configs")
+  from tfdistill.models.students import build_sequential_student  # pylint: disable=import-outside-toplevel
+  recorded = json.loads((BENCHMARKS / "results" / "ml1m.json").read_text())
+  row = recorded["rows"][0]
+  teacher = row["teacher_params"]
+  catalog = 3416 + 2  # ml-1m.txt's items, padding and out-of-vocabulary
+  students = [b for b in configs.BENCHMARKS.values() if b.data == "ml1m"
+              and {"student_alone", "student_kd"} & set(b.steps)]
+  assert len(students) >= 5
+  for benchmark in students:
+    config = configs.pipeline_config(benchmark, 0, "/data")
+    student = build_sequential_student(catalog, config.context_length,
+                                       config.student)
+    assert student.count_params() <= 0.1 * teacher, benchmark.name
+
+
 def test_a_derived_configuration_changes_only_what_it_names():
   configs = _import("configs")
   base = configs.pipeline_config(configs.BENCHMARKS["ml1m"], 0, "/data")

@@ -131,10 +131,29 @@ def test_saved_model_serves_raw_ids(saved_student, tmp_path, tiny_prepared):
         latency_runs=0))
 
 
+def test_modes_converted_from_one_saved_model_are_the_single_conversions(
+    tiny_prepared):
+  from conftest import make_student  # pylint: disable=import-outside-toplevel
+  tf_keras.utils.set_random_seed(4)
+  student = make_student(tiny_prepared, embedding_dim=8, hidden_dim=8)
+  contexts = examples.sequence_arrays(tiny_prepared, "train", L).contexts
+  modes = ("int8", "none", "dynamic")
+  together = tflite_module.convert_modes(student, modes, 5, contexts[:50])
+  assert list(together) == list(modes)
+  for mode in modes:
+    alone = tflite_module.convert(student, mode, 5, contexts[:50])
+    ids = [LiteRTRecommender(content).recommend_all(contexts[:8])[0]
+           for content in (together[mode], alone)]
+    np.testing.assert_array_equal(*ids)
+    assert len(together[mode]) == len(alone)
+  with pytest.raises(ExportError, match="representative"):
+    tflite_module.convert_modes(student, ("none", "int8"), 5)
+
+
 def test_failed_gate_leaves_nothing_behind(saved_student, tmp_path,
                                            monkeypatch):
   """A TFLite model that drifted from the SavedModel must not ship."""
-  convert = tflite_module.convert
+  convert = tflite_module.convert_modes
   rng = np.random.default_rng(0)
 
   def perturbed(model, *args, **kwargs):
@@ -143,7 +162,7 @@ def test_failed_gate_leaves_nothing_behind(saved_student, tmp_path,
         w.dtype) for w in model.get_weights()])
     return convert(clone, *args, **kwargs)
 
-  monkeypatch.setattr(tflite_module, "convert", perturbed)
+  monkeypatch.setattr(tflite_module, "convert_modes", perturbed)
   out = tmp_path / "export"
   with pytest.raises(ExportError, match="parity gate failed"):
     export_student(saved_student, str(out), ExportConfig(

@@ -126,6 +126,7 @@ STUDENTS = [
     StudentConfig(encoder="attention"),
     StudentConfig(encoder="cnn"),
     StudentConfig(encoder="gru"),
+    StudentConfig(encoder="self_attention"),
     StudentConfig(embedding=EmbeddingConfig("low_rank", rank=4)),
     StudentConfig(embedding=EmbeddingConfig("hash", num_buckets=16)),
     StudentConfig(embedding=EmbeddingConfig("quotient_remainder")),

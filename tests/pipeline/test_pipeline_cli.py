@@ -479,8 +479,8 @@ def test_a_teacher_trained_on_every_position_distils_every_position(
     tmp_path, monkeypatch):
   # The run trains its causal teacher on chunks of users' sequences and
   # distils its student on the same chunks (one teacher pass per chunk),
-  # chunk_batch_size chunks per batch; the student alone keeps one window
-  # per target.
+  # chunk_batch_size chunks per batch; the student alone trains on the same
+  # batches, as one example per target.
   config = preset("tiny", teacher_epochs=1, student_epochs=1,
                   chunk_batch_size=4)
   config = dataclasses.replace(config, teacher=dataclasses.replace(
@@ -497,12 +497,15 @@ def test_a_teacher_trained_on_every_position_distils_every_position(
   run.teacher()
   run.student_kd()
   run.student_alone()
-  # The teacher's training and the distillation; then the compression
-  # fine-tunes distil on chunks too (the Fisher saliency reads them as one
-  # example per target).
-  assert batches == [4, 4]
-  run.compressed()
+  # The teacher's training, the distillation and the student alone; then
+  # the compression fine-tunes distil on chunks too (the Fisher saliency
+  # reads them as one example per target).
   assert batches == [4, 4, 4]
+  run.compressed()
+  assert batches == [4, 4, 4, 4]
+  assert run.students_read_chunks()
+  # A teacher trained on one target per window: students on windows too.
+  assert not Run(str(tmp_path / "w"), preset("tiny")).students_read_chunks()
   for step in ("teacher", "student_kd", "student_alone"):
     assert np.isfinite(run.step_metrics(step)["ndcg@10"])
   with pytest.raises(ConfigError, match="chunk_batch_size"):

@@ -145,7 +145,8 @@ flags.DEFINE_enum("student_init", None, ["auto", "random", "teacher_items"],
                   "their top principal directions), random, or auto (default: "
                   "teacher_items where it applies, i.e. one retrieval teacher "
                   "and a full item table, else random).")
-flags.DEFINE_enum("student_encoder", None, ["mean", "attention", "cnn", "gru"],
+flags.DEFINE_enum("student_encoder", None,
+                  ["mean", "attention", "cnn", "gru", "self_attention"],
                   "Student context encoder.")
 flags.DEFINE_string("distillation_loss", None,
                     "kl, mse, listwise, ranking, relaxed_ranking, contrastive "

@@ -160,10 +160,12 @@ class _Compressor:
     """Quality, parameters, sparsity and bytes of one step's model."""
     sparse_model = sparse_model or model
     quality = evaluate_retrieval(model, self.evaluation)
-    float_lite = tflite.convert(model, "none", 10)
     mode = self.config.quantize
-    lite = float_lite if mode == "none" else tflite.convert(
-        model, mode, 10, self.representative)
+    # The top-K of the evaluated .tflite: the last step's is that model.
+    lites = tflite.convert_modes(model, ("none", mode), min(
+        EVAL_POOL, catalog_size(model) - NUM_RESERVED), self.representative)
+    float_lite, lite = lites["none"], lites[mode]
+    self.last_measured = (model, lite)
     row = {"step": step, **{k: quality[k] for k in STAGE_METRICS},
            "params": count_parameters(sparse_model),
            "nonzeros": int(sum(r["nonzeros"] for r in layer_sparsity(
@@ -312,9 +314,12 @@ def compress_student(student: tf_keras.Model, train, evaluation,
   sparse_model = model
   if config.qat:
     model = _qat_step(work, model)
-  # The deployable artefact: the TFLite model in the configured mode.
-  lite = tflite.convert(model, config.quantize, min(
-      EVAL_POOL, catalog_size(model) - NUM_RESERVED), representative)
+  # The deployable artefact: the TFLite model in the configured mode, the
+  # one the last step measured (each step measures the model it returns).
+  measured, lite = work.last_measured
+  if measured is not model:
+    lite = tflite.convert(model, config.quantize, min(
+        EVAL_POOL, catalog_size(model) - NUM_RESERVED), representative)
   report["tflite"] = dict(
       evaluate_tflite(lite, evaluation), quantization=config.quantize)
   report["steps"] = work.steps

@@ -386,13 +386,14 @@ def _build(model, staging, config, vocabulary, representative, contexts,
     shape = dict(exclude_length=config.exclude_length,
                  more_k=tuple(config.more_k),
                  partitions=partitions)
-    content = tflite.embed_vocabulary(tflite.convert(
-        model, config.quantize, config.top_k, representative, **shape),
+    lites = tflite.convert_modes(model, (config.quantize, "none"),
+                                 config.top_k, representative, **shape)
+    content = tflite.embed_vocabulary(lites[config.quantize],
                                       vocabulary.tokens)
     with open(tflite_path, "wb") as f:
       f.write(content)
-    float_bytes = len(content) if config.quantize == "none" else len(
-        tflite.convert(model, "none", config.top_k, **shape))
+    float_bytes = (len(content) if config.quantize == "none" else
+                   len(lites["none"]))
     lite = tflite.LiteRTRecommender(tflite_path)
     details = lite.details()
     result = parity(lite, serving_dir, vocabulary, contexts)

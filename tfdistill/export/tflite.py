@@ -294,10 +294,23 @@ def convert(student, mode: str = "none", top_k: int = 10,
     ExportError: unknown mode, int8 without representative data, or a model
       that needs TensorFlow (Flex) ops.
   """
-  if mode not in QUANTIZATION_MODES:
-    raise ExportError(f"unknown quantization {mode!r}; choose one of "
-                      f"{', '.join(QUANTIZATION_MODES)}.")
-  if mode == "int8" and (representative is None or len(representative) == 0):
+  return convert_modes(student, (mode,), top_k, representative,
+                       exclude_length, more_k, partitions)[mode]
+
+
+def convert_modes(student, modes, top_k: int = 10,
+                  representative: Optional[np.ndarray] = None,
+                  exclude_length: int = 0, more_k=(),
+                  partitions=PartitionConfig()) -> dict:
+  """{mode: .tflite bytes} for each of `modes`, as `convert` gives them,
+  from one SavedModel of the recommender (saving it is most of the time of
+  a small model's conversion)."""
+  for mode in modes:
+    if mode not in QUANTIZATION_MODES:
+      raise ExportError(f"unknown quantization {mode!r}; choose one of "
+                        f"{', '.join(QUANTIZATION_MODES)}.")
+  if "int8" in modes and (representative is None or
+                          len(representative) == 0):
     raise ExportError("int8 quantization needs a representative data set: "
                       "training contexts to calibrate activation ranges "
                       "(models saved by tfdistill carry one; otherwise pass "
@@ -307,61 +320,69 @@ def convert(student, mode: str = "none", top_k: int = 10,
   signatures = module.signatures()
   with _temporary_dir() as tmp:
     tf.saved_model.save(module, tmp, signatures=signatures)
-    converter = tf.lite.TFLiteConverter.from_saved_model(
-        tmp, signature_keys=list(signatures))
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    if mode != "none":
-      converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    if mode in ("dynamic", "int8"):
-      # One int8 scale per weight tensor. Per-row scales of the item table
-      # would store it once more for the context lookup ("dynamic"), and
-      # repeat its N scales in each signature's subgraph.
-      converter._experimental_disable_per_channel = True  # pylint: disable=protected-access
-    if mode == "float16":
-      converter.target_spec.supported_types = [tf.float16]
-    if mode == "int8":
-      contexts = np.asarray(representative, np.int32)[:, -module
-                                                      .context_length:]
+    return {mode: _convert_saved(tmp, mode, module, signatures, student,
+                                 representative, exclude_length)
+            for mode in dict.fromkeys(modes)}
 
-      def samples():
-        # Every signature is calibrated (a multi-signature model takes
-        # (signature key, inputs) pairs); the exclusions are other contexts'
-        # items.
-        for i, row in enumerate(contexts[:200]):
-          inputs = {INPUT: row[np.newaxis]}
-          if len(signatures) == 1:
-            yield inputs
-            continue
-          for name in signatures:
-            if name == EXCLUDING_SIGNATURE:
-              other = np.resize(contexts[(i + 1) % len(contexts)],
-                                exclude_length)
-              yield name, dict(inputs, **{EXCLUDE: other[np.newaxis]})
-            else:
-              yield name, inputs
-      converter.representative_dataset = samples
-    try:
-      with warnings.catch_warnings():
-        # The int8 calibrator runs tf.lite.Interpreter internally and warns
-        # that it is deprecated; tfdistill runs models with LiteRT.
-        warnings.filterwarnings(
-            "ignore", message=r"\s*Warning: tf.lite.Interpreter is deprecated",
-            category=UserWarning)
-        content = converter.convert()
-        if mode == "int8":
-          content = share_item_table(_keep_float(content, student, converter,
-                                                 samples))
-      return content
-    except Exception as error:  # the converter raises several types
-      message = str(error)
-      if "Flex" in message or "Select TF" in message or (
-          "not supported" in message and "op" in message):
-        raise ExportError(
-            "the model needs TensorFlow ops that TFLite builtins do not "
-            "have (Flex ops), which tfdistill does not ship to phones; "
-            f"converter said: {message.strip().splitlines()[0][:300]}"
-        ) from error
-      raise ExportError(f"TFLite conversion failed: {message[:500]}") from error
+
+def _convert_saved(tmp: str, mode: str, module, signatures, student,
+                   representative, exclude_length: int) -> bytes:
+  """The .tflite of the recommender SavedModel in `tmp`, in `mode`."""
+  converter = tf.lite.TFLiteConverter.from_saved_model(
+      tmp, signature_keys=list(signatures))
+  converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+  if mode != "none":
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+  if mode in ("dynamic", "int8"):
+    # One int8 scale per weight tensor. Per-row scales of the item table
+    # would store it once more for the context lookup ("dynamic"), and
+    # repeat its N scales in each signature's subgraph.
+    converter._experimental_disable_per_channel = True  # pylint: disable=protected-access
+  if mode == "float16":
+    converter.target_spec.supported_types = [tf.float16]
+  if mode == "int8":
+    contexts = np.asarray(representative, np.int32)[:, -module
+                                                    .context_length:]
+
+    def samples():
+      # Every signature is calibrated (a multi-signature model takes
+      # (signature key, inputs) pairs); the exclusions are other contexts'
+      # items.
+      for i, row in enumerate(contexts[:200]):
+        inputs = {INPUT: row[np.newaxis]}
+        if len(signatures) == 1:
+          yield inputs
+          continue
+        for name in signatures:
+          if name == EXCLUDING_SIGNATURE:
+            other = np.resize(contexts[(i + 1) % len(contexts)],
+                              exclude_length)
+            yield name, dict(inputs, **{EXCLUDE: other[np.newaxis]})
+          else:
+            yield name, inputs
+    converter.representative_dataset = samples
+  try:
+    with warnings.catch_warnings():
+      # The int8 calibrator runs tf.lite.Interpreter internally and warns
+      # that it is deprecated; tfdistill runs models with LiteRT.
+      warnings.filterwarnings(
+          "ignore", message=r"\s*Warning: tf.lite.Interpreter is deprecated",
+          category=UserWarning)
+      content = converter.convert()
+      if mode == "int8":
+        content = share_item_table(_keep_float(content, student, converter,
+                                               samples))
+    return content
+  except Exception as error:  # the converter raises several types
+    message = str(error)
+    if "Flex" in message or "Select TF" in message or (
+        "not supported" in message and "op" in message):
+      raise ExportError(
+          "the model needs TensorFlow ops that TFLite builtins do not "
+          "have (Flex ops), which tfdistill does not ship to phones; "
+          f"converter said: {message.strip().splitlines()[0][:300]}"
+      ) from error
+    raise ExportError(f"TFLite conversion failed: {message[:500]}") from error
 
 
 def _keep_float(content: bytes, student, converter, samples) -> bytes:

@@ -26,16 +26,18 @@ from tfdistill.models.layers import CatalogScores
 from tfdistill.models.layers import ContextAndCatalogIds
 from tfdistill.models.layers import LastPosition
 from tfdistill.models.layers import PairWithEach
+from tfdistill.models.layers import PositionEmbedding
 from tfdistill.models.layers import PositionWeightedMean
 from tfdistill.models.layers import QueriedPooling
 from tfdistill.models.layers import SplitContextAndCatalog
+from tfdistill.models.layers import TransformerBlock
 from tfdistill.models.registry import register
 from tfdistill.models.signals import HIDDEN
 from tfdistill.models.signals import LOGITS
 from tfdistill.models.signals import QUERY_EMBEDDING
 from tfdistill.models.signals import RATING
 
-ENCODERS = ("mean", "attention", "cnn", "gru")
+ENCODERS = ("mean", "attention", "cnn", "gru", "self_attention")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,7 +47,10 @@ class StudentConfig:
   Attributes:
     encoder: "mean" (position-weighted bag of items), "attention" (the
       items pooled by attention queried by the most recent one, beside that
-      item), "cnn" (1-D convolution over the sequence) or "gru" (recurrent).
+      item), "cnn" (1-D convolution over the sequence), "gru" (recurrent) or
+      "self_attention" (one pre-norm self-attention block over the items
+      and their positions, SASRec's encoder, read at the most recent item;
+      its feed-forward layer is `hidden_dim` wide).
     embedding_dim: Size of item and query embeddings.
     hidden_dim: Size of the encoder's hidden layer.
     embedding: The item table (full, low-rank, hashing, quotient-remainder).
@@ -100,6 +105,14 @@ def _encode_context(config: StudentConfig, context_vectors, context):
       attended = QueriedPooling(name="pool")([query, keys, vectors, context])
       pooled = tf_keras.layers.Concatenate(name="pool_and_last")(
           [attended, last])
+    elif config.encoder == "self_attention":
+      # The most recent item's query attends to the whole context: only
+      # that position is computed through the block.
+      positioned = PositionEmbedding(name="positions")(vectors)
+      attended = TransformerBlock(1, config.hidden_dim, config.dropout,
+                                  name="block")([positioned, context],
+                                                last_only=True)
+      pooled = LastPosition(name="last_position")(attended)
     elif config.encoder == "cnn":
       conv = tf_keras.layers.Conv1D(config.hidden_dim, 3, padding="same",
                                     activation="relu", name="conv")(vectors)

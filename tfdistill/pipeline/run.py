@@ -46,6 +46,7 @@ from tfdistill.data.vocab import NUM_RESERVED
 from tfdistill.distribute import is_chief
 from tfdistill.distill.distiller import compiled_trainer
 from tfdistill.distill.embedding_transfer import transfer_item_embeddings
+from tfdistill.distill.positions import examples_at_every_position
 from tfdistill.distill.teachers import as_teacher_source
 from tfdistill.distill.teachers import OnlineTeacher
 from tfdistill.errors import ConfigError
@@ -374,8 +375,12 @@ class Run:
     return self._extras
 
   def _fit(self, step: str, trainer, epochs: int, evaluate_model=None,
-           with_users: bool = False, chunks: bool = False):
-    """fit with checkpoint resume, TensorBoard and validation NDCG."""
+           with_users: bool = False, chunks: bool = False,
+           per_target: bool = False):
+    """fit with checkpoint resume, TensorBoard and validation NDCG; with
+    `chunks`, on batches of chunks of the users' sequences, which
+    `per_target` turns into one example per target (for a trainer that
+    reads examples, not chunks)."""
     self.claim()
     directory = self.step_dir(step)
     os.makedirs(directory, exist_ok=True)
@@ -414,6 +419,9 @@ class Run:
         tf_keras.callbacks.CSVLogger(log, append=True)]
     if chunks:  # every position of a chunk of a user's sequence
       data = self.chunk_data(epoch=repeatable.epoch)
+      if per_target:
+        length = self.config.context_length
+        data = data.map(lambda x, y: examples_at_every_position(x, y, length))
     else:
       data = self.train_data(epoch=repeatable.epoch, with_users=with_users)
     if self.strategy is not None:
@@ -556,11 +564,15 @@ class Run:
       # Counted before the Distiller freezes the teacher's weights (a
       # teacher frozen by an earlier Distiller counts 0 and is not compared).
       teacher_params = teacher_parameters(teacher)
+    # The student alone sees the batches its distilled twin sees: chunks
+    # when the run's own teacher is trained on every position.
+    chunks = (teaches_every_position(teacher) if teacher is not None else
+              self.students_read_chunks())
     with self._scope():
       student, trainer = self.student_trainer(teacher)
       epochs = self._fit(step, trainer, self.config.student_epochs,
-                         with_users=reads_users(teacher),
-                         chunks=teaches_every_position(teacher))
+                         with_users=reads_users(teacher), chunks=chunks,
+                         per_target=teacher is None)
     path = save_model(student, os.path.join(self.step_dir(step), "model"),
                       overwrite=True, **self.save_extras())
     self._models[step] = student
@@ -572,6 +584,13 @@ class Run:
       metrics["params_vs_teacher"] = metrics["params"] / teacher_params
     self._finish(step, metrics)
     return student
+
+  def students_read_chunks(self) -> bool:
+    """Whether the run's students train on chunks of the users' sequences
+    (every position of a chunk per batch), as its own teacher, trained on
+    every position, is distilled; else on one context window per target."""
+    return (not self.config.teacher_path and
+            self.config.teacher.objective == "all_positions")
 
   def student_alone(self):
     return self._cached("student_alone",
