@@ -133,6 +133,7 @@ class _Compressor:
     self.distillation_loss = distillation_loss
     self.representative, self.log_dir = representative, log_dir
     self.steps = []
+    self._measured = (None, None)  # (the last measured model, its .tflite)
 
   def fine_tune(self, model, name, callbacks=()):
     callbacks = list(callbacks)
@@ -161,11 +162,10 @@ class _Compressor:
     sparse_model = sparse_model or model
     quality = evaluate_retrieval(model, self.evaluation)
     mode = self.config.quantize
-    # The top-K of the evaluated .tflite: the last step's is that model.
-    lites = tflite.convert_modes(model, ("none", mode), min(
-        EVAL_POOL, catalog_size(model) - NUM_RESERVED), self.representative)
+    lites = tflite.convert_modes(model, ("none", mode), _top_k(model),
+                                 self.representative)
     float_lite, lite = lites["none"], lites[mode]
-    self.last_measured = (model, lite)
+    self._measured = (model, lite)
     row = {"step": step, **{k: quality[k] for k in STAGE_METRICS},
            "params": count_parameters(sparse_model),
            "nonzeros": int(sum(r["nonzeros"] for r in layer_sparsity(
@@ -180,6 +180,22 @@ class _Compressor:
           f"sparsity={row['sparsity']:.2f} tflite={len(lite)} bytes",
           flush=True)
     return row
+
+  def deployable(self, model) -> bytes:
+    """`model`'s .tflite in the configured mode: the one `measure`
+    converted when `model` is the last model it measured, else a new
+    conversion."""
+    measured, lite = self._measured
+    if measured is model:
+      return lite
+    return tflite.convert(model, self.config.quantize, _top_k(model),
+                          self.representative)
+
+
+def _top_k(model) -> int:
+  """The K of the measured .tflite models: the evaluation's pool, or the
+  whole catalog when it is smaller."""
+  return min(EVAL_POOL, catalog_size(model) - NUM_RESERVED)
 
 
 #: Gradual pruning reaches its target sparsity this far into the pruning
@@ -314,14 +330,9 @@ def compress_student(student: tf_keras.Model, train, evaluation,
   sparse_model = model
   if config.qat:
     model = _qat_step(work, model)
-  # The deployable artefact: the TFLite model in the configured mode, the
-  # one the last step measured (each step measures the model it returns).
-  measured, lite = work.last_measured
-  if measured is not model:
-    lite = tflite.convert(model, config.quantize, min(
-        EVAL_POOL, catalog_size(model) - NUM_RESERVED), representative)
-  report["tflite"] = dict(
-      evaluate_tflite(lite, evaluation), quantization=config.quantize)
+  # Each step measures the model it returns: its .tflite is the artefact.
+  report["tflite"] = dict(evaluate_tflite(work.deployable(model), evaluation),
+                          quantization=config.quantize)
   report["steps"] = work.steps
   report["layers"] = layer_sparsity(model)
   first, last = work.steps[0], work.steps[-1]

@@ -320,16 +320,17 @@ def convert_modes(student, modes, top_k: int = 10,
   signatures = module.signatures()
   with _temporary_dir() as tmp:
     tf.saved_model.save(module, tmp, signatures=signatures)
-    return {mode: _convert_saved(tmp, mode, module, signatures, student,
-                                 representative, exclude_length)
+    return {mode: _convert_saved(tmp, module, mode, representative)
             for mode in dict.fromkeys(modes)}
 
 
-def _convert_saved(tmp: str, mode: str, module, signatures, student,
-                   representative, exclude_length: int) -> bytes:
-  """The .tflite of the recommender SavedModel in `tmp`, in `mode`."""
+def _convert_saved(saved: str, module: TopKRecommender, mode: str,
+                   representative) -> bytes:
+  """The .tflite, in `mode`, of `module` saved with its signatures in
+  `saved`."""
+  signatures = list(module.functions)
   converter = tf.lite.TFLiteConverter.from_saved_model(
-      tmp, signature_keys=list(signatures))
+      saved, signature_keys=signatures)
   converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
   if mode != "none":
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -356,7 +357,7 @@ def _convert_saved(tmp: str, mode: str, module, signatures, student,
         for name in signatures:
           if name == EXCLUDING_SIGNATURE:
             other = np.resize(contexts[(i + 1) % len(contexts)],
-                              exclude_length)
+                              module.exclude_length)
             yield name, dict(inputs, **{EXCLUDE: other[np.newaxis]})
           else:
             yield name, inputs
@@ -370,8 +371,8 @@ def _convert_saved(tmp: str, mode: str, module, signatures, student,
           category=UserWarning)
       content = converter.convert()
       if mode == "int8":
-        content = share_item_table(_keep_float(content, student, converter,
-                                               samples))
+        content = share_item_table(_keep_float(
+            content, module.scorer.student, converter, samples))
     return content
   except Exception as error:  # the converter raises several types
     message = str(error)
