@@ -29,6 +29,15 @@ ARGS = ("train-teacher", "--preset=tiny", "--synthetic_users=300",
         "--teacher_epochs=8", "--early_stopping_patience=0", "--seed=4")
 
 
+# `python -m tfdistill` with Python's SIGINT handler: a shell that starts
+# the tests in the background (`pytest ... &`) hands its children SIGINT
+# ignored, and Python keeps an ignored SIGINT ignored.
+_WITH_SIGINT = ("import signal, sys; "
+                "signal.signal(signal.SIGINT, signal.default_int_handler); "
+                "sys.argv[0] = 'tfdistill'; "
+                "from tfdistill.cli import run; run()")
+
+
 def _rows(out) -> int:
   path = os.path.join(out, "teacher", "training_log.csv")
   if not os.path.isfile(path):
@@ -43,7 +52,7 @@ def _interrupt(out, after_epochs: int, sig):
 
   Returns the finished process and the number of logged epochs when the
   signal was sent."""
-  command = [sys.executable, "-m", "tfdistill", *ARGS, f"--out={out}"]
+  command = [sys.executable, "-c", _WITH_SIGINT, *ARGS, f"--out={out}"]
   process = subprocess.Popen(command, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True,
                              env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
