@@ -1,19 +1,27 @@
 """Distillation at every position of a user's sequence: one causal teacher
-pass per chunk, one student window per target."""
+pass per chunk, one student window per target (a mean student all of them
+in one pass)."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 import tf_keras
 
+from tfdistill.compress.pruning import prune_student
+from tfdistill.compress.pruning import PruningConfig
 from tfdistill.data import examples
 from tfdistill.distill import Distiller
 from tfdistill.distill import SoftTargetKL
+from tfdistill.distill.one_pass import OnePassMeanStudent
+from tfdistill.distill.positions import examples_at_every_position
 from tfdistill.distill.positions import is_chunk_batch
 from tfdistill.distill.positions import position_windows
+from tfdistill.distill.teachers import signal_model
 from tfdistill.errors import ConfigError
+from tfdistill.models.embeddings import EmbeddingConfig
 from tfdistill.models.factory import build_sequential_teacher
 from tfdistill.models.factory import TeacherConfig
+from tfdistill.models.signals import LOGITS
 from tfdistill.models.students import build_sequential_student
 from tfdistill.models.students import StudentConfig
 
@@ -122,3 +130,80 @@ def test_a_teacher_that_is_not_causal_is_refused(tiny_prepared):
   with pytest.raises(ConfigError, match="all_positions"):
     distiller.test_step(({"context": tf.constant(CONTEXTS)},
                          tf.constant(TARGETS)))
+
+
+def _mean_student(prepared, length, embedding=None):
+  tf_keras.utils.set_random_seed(1)
+  config = StudentConfig(embedding_dim=4, hidden_dim=8, dropout=0.0)
+  if embedding is not None:
+    config = StudentConfig(embedding_dim=4, hidden_dim=8, dropout=0.0,
+                           embedding=embedding)
+  student = build_sequential_student(prepared.num_items, length, config,
+                                     prepared.items.fingerprint)
+  # Position weights that are not uniform, so that a slot read off by one
+  # changes the pooled vector.
+  pool = student.get_layer("pool")
+  pool.position_logits.assign(tf.linspace(-1.5, 2.0, length))
+  return student
+
+
+@pytest.mark.parametrize("student_length,preceding,embedding", [
+    (L, False, None), (3, True, None), (L, True, None),
+    (L, True, EmbeddingConfig(kind="mixed", head_items=20, rank=2))])
+def test_one_pass_over_a_chunk_equals_the_student_on_each_window(
+    tiny_prepared, student_length, preceding, embedding):
+  student = _mean_student(tiny_prepared, student_length, embedding)
+  one_pass = OnePassMeanStudent.of(student)
+  assert one_pass is not None
+  features = {"context": tf.constant(CONTEXTS)}
+  if preceding:
+    features["preceding"] = tf.constant(PRECEDING)
+  got = one_pass(features, tf.constant(TARGETS))
+  windows, _ = examples_at_every_position(features, tf.constant(TARGETS),
+                                          student_length)
+  want = signal_model(student, with_catalog=True)(windows)
+  assert got[LOGITS].shape == (np.count_nonzero(TARGETS),
+                               tiny_prepared.num_items)
+  for name in want:
+    np.testing.assert_allclose(got[name].numpy(), want[name].numpy(),
+                               rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+def test_a_distilled_mean_student_takes_the_windows_step_in_one_pass(
+    tiny_prepared):
+  """One training step from the same weights: the one-pass Distiller and
+  the one reading a window per target move the student alike."""
+  teacher, _ = _models(tiny_prepared)
+  moved = []
+  for one_pass in (True, False):
+    student = _mean_student(tiny_prepared, L)
+    distiller = Distiller(student=student, teacher=teacher)
+    if not one_pass:
+      distiller.__dict__["_one_pass"] = None
+    else:
+      assert distiller._one_pass is not None  # pylint: disable=protected-access
+    distiller.compile(optimizer=tf_keras.optimizers.SGD(1.0), alpha=0.5)
+    before = [w.copy() for w in student.get_weights()]
+    logs = distiller.train_step(({"context": tf.constant(CONTEXTS),
+                                  "preceding": tf.constant(PRECEDING)},
+                                 tf.constant(TARGETS)))
+    moved.append(([a - b for a, b in zip(student.get_weights(), before)],
+                  float(logs["loss"])))
+  (steps, loss), (window_steps, window_loss) = moved
+  assert loss == pytest.approx(window_loss, rel=1e-5)
+  assert any(np.abs(s).max() > 0 for s in steps)
+  for step, window_step in zip(steps, window_steps):
+    np.testing.assert_allclose(step, window_step, rtol=1e-4, atol=1e-6)
+
+
+def test_only_an_unwrapped_mean_student_is_read_in_one_pass(tiny_prepared):
+  for encoder in ("gru", "attention", "self_attention", "cnn"):
+    student = build_sequential_student(tiny_prepared.num_items, L,
+                                       StudentConfig(encoder=encoder,
+                                                     embedding_dim=4,
+                                                     hidden_dim=8))
+    assert OnePassMeanStudent.of(student) is None, encoder
+  student = _mean_student(tiny_prepared, L)
+  assert OnePassMeanStudent.of(student) is not None
+  pruned = prune_student(student, PruningConfig(target_sparsity=0.5))
+  assert OnePassMeanStudent.of(pruned) is None

@@ -24,6 +24,8 @@ import tensorflow as tf
 import tf_keras
 
 from tfdistill.data.examples import CONTEXT
+from tfdistill.distill.one_pass import OnePassMeanStudent
+from tfdistill.distill.positions import at_targets
 from tfdistill.distill.positions import examples_at_every_position
 from tfdistill.distill.positions import is_chunk_batch
 from tfdistill.distill.sampled_softmax import CatalogTrainer
@@ -142,6 +144,9 @@ class Distiller(tf_keras.Model):
     for model in self.teacher.models():
       model.trainable = False
     self._student_signals = signal_model(student, with_catalog=True)
+    # A mean student reads every position of a chunk in one pass (None:
+    # one window per target). Not tracked: its layers are the student's.
+    self.__dict__["_one_pass"] = OnePassMeanStudent.of(student)
     self.loss_tracker = tf_keras.metrics.Mean(name="loss")
     self.student_loss_tracker = tf_keras.metrics.Mean(name="student_loss")
     self.distillation_loss_tracker = tf_keras.metrics.Mean(
@@ -380,17 +385,19 @@ class Distiller(tf_keras.Model):
     return tuple(sorted({loss.signal for loss in self.distillation_losses}))
 
   def _examples_and_teacher_signals(self, data) -> tuple:
-    """(x, y, sample_weight, teacher signals) of a batch.
+    """(student pass, y, sample_weight, teacher signals) of a batch; the
+    student pass gives the student's signals: `pass_(training)`.
 
     A batch of chunks of users' sequences (a target at every position,
     `tfdistill.data.examples.chunk_examples`) becomes one example per
     target: the teacher scores every position in one pass, and the student
-    reads the window of its context length that ends at each position.
+    reads the window of its context length that ends at each position (a
+    mean student all of them in one pass over the chunk).
     """
     x, y, sample_weight = tf_keras.utils.unpack_x_y_sample_weight(data)
     if not is_chunk_batch(x, y):
-      return x, y, sample_weight, self.teacher(x, y,
-                                               signals=self._teacher_reads)
+      return (self._windows_pass(x), y, sample_weight,
+              self.teacher(x, y, signals=self._teacher_reads))
     spec = input_signature(self.student)
     if set(spec) != {CONTEXT} or sample_weight is not None:
       raise ConfigError(
@@ -400,15 +407,22 @@ class Distiller(tf_keras.Model):
           "windows (sequence_examples) instead.")
     teacher_signals = self.teacher.at_every_position(
         x, y, signals=self._teacher_reads)
+    if self._one_pass is not None:
+      chunks, targets = x, y
+      return (lambda training: self._one_pass(chunks, targets, training),
+              at_targets(y, y), None, teacher_signals)
     x, y = examples_at_every_position(x, y, spec[CONTEXT].shape[1])
-    return x, y, None, teacher_signals
+    return self._windows_pass(x), y, None, teacher_signals
+
+  def _windows_pass(self, x):
+    return lambda training: self._student_signals(self._student_inputs(x),
+                                                  training=training)
 
   def train_step(self, data):
-    x, y, sample_weight, teacher_signals = (
+    student_pass, y, sample_weight, teacher_signals = (
         self._examples_and_teacher_signals(data))
     with tf.GradientTape() as tape:
-      student_signals = self._student_signals(self._student_inputs(x),
-                                              training=True)
+      student_signals = student_pass(True)
       losses = self._compute_losses(y, sample_weight, teacher_signals,
                                     student_signals)
       # Gradients are summed over replicas; scale as Keras does.
@@ -420,10 +434,9 @@ class Distiller(tf_keras.Model):
     return self._record(y, sample_weight, student_signals, losses)
 
   def test_step(self, data):
-    x, y, sample_weight, teacher_signals = (
+    student_pass, y, sample_weight, teacher_signals = (
         self._examples_and_teacher_signals(data))
-    student_signals = self._student_signals(self._student_inputs(x),
-                                            training=False)
+    student_signals = student_pass(False)
     losses = self._compute_losses(y, sample_weight, teacher_signals,
                                   student_signals)
     return self._record(y, sample_weight, student_signals, losses)

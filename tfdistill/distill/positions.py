@@ -7,6 +7,9 @@ with one (0 marks padding). A causal teacher scores all of them in one pass
 the window of its own context length that ends at that position, the input
 a sliding-window example for the same target would give it (the chunk's
 "preceding" items fill the start of the windows near its beginning).
+
+A student whose encoder is a position-weighted mean reads every window of a
+chunk in one pass instead (`tfdistill.distill.one_pass`).
 """
 
 import tensorflow as tf
@@ -27,23 +30,30 @@ def is_chunk_batch(features, labels) -> bool:
   return length is not None and length > 1 and length == context.shape[1]
 
 
+def with_preceding(context: tf.Tensor, length: int,
+                    preceding: tf.Tensor = None) -> tf.Tensor:
+  """[B, L] chunks -> [B, length - 1 + L]: the `length` - 1 items before
+  each chunk (the last of its `preceding` items [B, P], most recent last,
+  else 0), then the chunk."""
+  before = length - 1
+  if preceding is None or before == 0:
+    return tf.pad(context, [[0, 0], [before, 0]])
+  preceding = tf.cast(preceding, context.dtype)
+  have = preceding.shape[1]
+  if have is None:
+    raise ValueError("the preceding items need a static width.")
+  preceding = (preceding[:, have - before:] if have >= before else
+               tf.pad(preceding, [[0, 0], [before - have, 0]]))
+  return tf.concat([preceding, context], axis=1)
+
+
 def position_windows(context: tf.Tensor, length: int,
                      preceding: tf.Tensor = None) -> tf.Tensor:
   """[B, L] chunks -> [B, L, length]: at each position, the `length` items
   up to and including it; before the chunk's start, the last of its
   `preceding` items [B, P] (most recent last), else 0."""
-  before = length - 1
-  if preceding is None or before == 0:
-    padded = tf.pad(context, [[0, 0], [before, 0]])
-  else:
-    preceding = tf.cast(preceding, context.dtype)
-    have = preceding.shape[1]
-    if have is None:
-      raise ValueError("the preceding items need a static width.")
-    preceding = (preceding[:, have - before:] if have >= before else
-                 tf.pad(preceding, [[0, 0], [before - have, 0]]))
-    padded = tf.concat([preceding, context], axis=1)
-  return tf.signal.frame(padded, length, 1, axis=1)
+  return tf.signal.frame(with_preceding(context, length, preceding), length,
+                         1, axis=1)
 
 
 def at_targets(values: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:
@@ -60,3 +70,4 @@ def examples_at_every_position(features: dict, targets: tf.Tensor,
   windows = position_windows(tf.cast(features[CONTEXT], tf.int32), length,
                              features.get(PRECEDING))
   return {CONTEXT: at_targets(windows, targets)}, at_targets(targets, targets)
+

@@ -40,6 +40,31 @@ def masked_softmax_pool(scores, values, ids):
   return tf.reduce_sum(values * weights[..., tf.newaxis], axis=-2)
 
 
+def causal_weighted_mean(position_logits: tf.Tensor, vectors: tf.Tensor,
+                         ids: tf.Tensor, outputs: int) -> tf.Tensor:
+  """`masked_softmax_pool` of every window of a sequence, in one pass.
+
+  `vectors` [B, S, d] and `ids` [B, S] hold a sequence whose last `outputs`
+  positions each end a window of W = len(`position_logits`) items (S = W -
+  1 + `outputs`). Returns [B, outputs, d]: for each window, its vectors
+  weighted by the softmax of `position_logits` (slot W - 1 the most
+  recent) over its non-padding slots, a window of padding giving zeros.
+  """
+  width = position_logits.shape[0]
+  span = tf.shape(ids)[1]
+  weights = tf.exp(position_logits - tf.reduce_max(position_logits))
+  # [outputs, S]: the weight of sequence position s in the window that
+  # position t of the output ends (slot s - t), 0 outside the window.
+  slot = tf.range(span)[tf.newaxis] - tf.range(outputs)[:, tf.newaxis]
+  inside = tf.logical_and(slot >= 0, slot < width)
+  band = tf.where(inside, tf.gather(weights, tf.clip_by_value(
+      slot, 0, width - 1)), tf.zeros([], weights.dtype))
+  mask = tf.cast(tf.not_equal(ids, 0), vectors.dtype)
+  total = tf.einsum("ts,bs->bt", band, mask)
+  pooled = tf.einsum("ts,bsd->btd", band, vectors * mask[..., tf.newaxis])
+  return pooled / tf.maximum(total, 1e-9)[..., tf.newaxis]
+
+
 @register
 class PositionWeightedMean(tf_keras.layers.Layer):
   """Order-aware bag of items: a learned softmax weight per position.
