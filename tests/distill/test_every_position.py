@@ -12,12 +12,16 @@ from tfdistill.compress.pruning import PruningConfig
 from tfdistill.data import examples
 from tfdistill.distill import Distiller
 from tfdistill.distill import SoftTargetKL
+from tfdistill.distill.distiller import compiled_trainer
+from tfdistill.distill.distiller import reads_chunks
 from tfdistill.distill.one_pass import OnePassMeanStudent
+from tfdistill.distill.one_pass import OnePassTrainer
 from tfdistill.distill.positions import examples_at_every_position
 from tfdistill.distill.positions import is_chunk_batch
 from tfdistill.distill.positions import position_windows
 from tfdistill.distill.teachers import signal_model
 from tfdistill.errors import ConfigError
+from tfdistill.errors import ModelError
 from tfdistill.models.embeddings import EmbeddingConfig
 from tfdistill.models.factory import build_sequential_teacher
 from tfdistill.models.factory import TeacherConfig
@@ -207,3 +211,32 @@ def test_only_an_unwrapped_mean_student_is_read_in_one_pass(tiny_prepared):
   assert OnePassMeanStudent.of(student) is not None
   pruned = prune_student(student, PruningConfig(target_sparsity=0.5))
   assert OnePassMeanStudent.of(pruned) is None
+
+
+def test_the_student_alone_takes_the_windows_step_in_one_pass(tiny_prepared):
+  """`OnePassTrainer` on chunks and the compiled student on one window per
+  target: the same loss and the same step from the same weights."""
+  data = ({"context": tf.constant(CONTEXTS),
+           "preceding": tf.constant(PRECEDING)}, tf.constant(TARGETS))
+  moved = []
+  for one_pass in (True, False):
+    student = _mean_student(tiny_prepared, L)
+    trainer = compiled_trainer(student, optimizer=tf_keras.optimizers.SGD(
+        1.0), chunks=one_pass)
+    assert reads_chunks(trainer) == one_pass
+    batch = data if one_pass else examples_at_every_position(*data, L)
+    before = [w.copy() for w in student.get_weights()]
+    logs = trainer.train_on_batch(*batch, return_dict=True)
+    moved.append(([a - b for a, b in zip(student.get_weights(), before)],
+                  logs["loss"]))
+  (steps, loss), (window_steps, window_loss) = moved
+  assert loss == pytest.approx(window_loss, rel=1e-5)
+  assert any(np.abs(s).max() > 0 for s in steps)
+  for step, window_step in zip(steps, window_steps):
+    np.testing.assert_allclose(step, window_step, rtol=1e-4, atol=1e-6)
+  # Another encoder alone on chunks is the compiled student, fed windows.
+  gru = build_sequential_student(tiny_prepared.num_items, L, StudentConfig(
+      encoder="gru", embedding_dim=4, hidden_dim=8))
+  assert compiled_trainer(gru, chunks=True) is gru
+  with pytest.raises(ModelError, match="not a mean student"):
+    OnePassTrainer(gru)

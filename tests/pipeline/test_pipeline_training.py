@@ -13,6 +13,7 @@ from cli_runner import last_json
 from cli_runner import run_cli
 from tfdistill.data import examples
 from tfdistill.distill import transfer_item_embeddings
+from tfdistill.distill.positions import examples_at_every_position
 from tfdistill.errors import ConfigError
 from tfdistill.models.embeddings import EmbeddingConfig
 from tfdistill.models.factory import TeacherConfig
@@ -20,6 +21,7 @@ from tfdistill.models.io import load_contexts
 from tfdistill.pipeline.config import distillation_losses
 from tfdistill.pipeline.config import PipelineConfig
 from tfdistill.pipeline.config import preset
+from tfdistill.pipeline import run as run_module
 from tfdistill.pipeline.run import Run
 from tfdistill.pipeline.run import stored_config
 
@@ -209,6 +211,10 @@ def test_a_teacher_trained_on_every_position_distils_every_position(
     batches.append(kwargs["batch_size"])
     return chunk_examples(*args, **kwargs)
   monkeypatch.setattr(examples, "chunk_examples", recorded)
+  per_target = []
+  monkeypatch.setattr(run_module, "examples_at_every_position",
+                      lambda *args: per_target.append(args) or
+                      examples_at_every_position(*args))
   run = Run(str(tmp_path / "r"), config)
   run.teacher()
   run.student_kd()
@@ -217,6 +223,8 @@ def test_a_teacher_trained_on_every_position_distils_every_position(
   # the compression fine-tunes distil on chunks too (the Fisher saliency
   # reads them as one example per target).
   assert batches == [4, 4, 4]
+  # The mean student alone reads the chunks in one pass, as its twin.
+  assert per_target == []
   run.compressed()
   assert batches == [4, 4, 4, 4]
   assert run.students_read_chunks()

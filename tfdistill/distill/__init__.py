@@ -15,6 +15,7 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "external": ("TowerTeacher", "IndexTeacher", "RatingTeacher"),
     "saved_teacher": ("SavedModelTeacher", "as_external_teacher"),
     "sampled_softmax": ("SampledCatalogSoftmax", "CatalogTrainer"),
+    "one_pass": ("OnePassTrainer",),
     "cache": ("cache_teacher_signal", "cached_teacher", "cached_examples"),
     "beam_cache": ("cache_with_beam", "SavedTeacher"),
     "strategies": ("distill_chain", "continual_distill", "warm_start",

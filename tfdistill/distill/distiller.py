@@ -25,6 +25,7 @@ import tf_keras
 
 from tfdistill.data.examples import CONTEXT
 from tfdistill.distill.one_pass import OnePassMeanStudent
+from tfdistill.distill.one_pass import OnePassTrainer
 from tfdistill.distill.positions import at_targets
 from tfdistill.distill.positions import examples_at_every_position
 from tfdistill.distill.positions import is_chunk_batch
@@ -479,7 +480,7 @@ def compiled_trainer(student: tf_keras.Model, teacher=None,
                      optimizer="adam", alpha: float = 0.1,
                      temperature: Optional[float] = None,
                      distillation_loss=None, student_negatives: int = 0,
-                     seed: int = 0) -> tf_keras.Model:
+                     seed: int = 0, chunks: bool = False) -> tf_keras.Model:
   """What `fit` trains: `student` compiled on its hard labels alone
   (softmax cross-entropy over its logits) when `teacher` is None, else a
   `Distiller` of `student` on `teacher`, compiled with these settings.
@@ -487,12 +488,19 @@ def compiled_trainer(student: tf_keras.Model, teacher=None,
 
   With `student_negatives` > 0 the hard loss is `SampledCatalogSoftmax`
   with that many uniform items per step (seeded by `seed`), alone through
-  `CatalogTrainer`."""
+  `CatalogTrainer`. With `chunks`, the student alone is to train on
+  batches of chunks of the users' sequences: a mean student through
+  `OnePassTrainer`, which reads them (see `reads_chunks`); any other reads
+  one example per target (`examples_at_every_position`)."""
   hard = (SampledCatalogSoftmax(student_negatives, seed=seed)
           if student_negatives else None)
   if teacher is None:
     if hard is not None:
       trainer = CatalogTrainer(student, hard)
+      trainer.compile(optimizer)
+      return trainer
+    if chunks and OnePassMeanStudent.of(student) is not None:
+      trainer = OnePassTrainer(student)
       trainer.compile(optimizer)
       return trainer
     student.compile(optimizer, loss=tf_keras.losses
@@ -504,4 +512,11 @@ def compiled_trainer(student: tf_keras.Model, teacher=None,
   return distiller
 
 
-__all__ = ["Distiller", "StopOnNaN", "TeacherSource", "compiled_trainer"]
+def reads_chunks(trainer) -> bool:
+  """Whether `trainer` (from `compiled_trainer`) trains on batches of
+  chunks as they come: a `Distiller` or an `OnePassTrainer`."""
+  return isinstance(trainer, (Distiller, OnePassTrainer))
+
+
+__all__ = ["Distiller", "StopOnNaN", "TeacherSource", "compiled_trainer",
+           "reads_chunks"]

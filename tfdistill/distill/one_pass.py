@@ -6,7 +6,8 @@ position-weighted mean (`PositionWeightedMean`) pools every one of those
 windows at once: its pooled vector at a position is a causal convolution of
 the chunk's item vectors with the softmax weights of its positions
 (`causal_weighted_mean`), so the windows, and their item lookups, are never
-built.
+built: `OnePassMeanStudent` gives the `Distiller` the student's signals that
+way, and `OnePassTrainer` trains the student alone on the same batches.
 """
 
 from typing import Optional
@@ -20,11 +21,13 @@ from tfdistill.distill.positions import at_targets
 from tfdistill.distill.positions import with_preceding
 from tfdistill.distill.teachers import CATALOG_ITEMS
 from tfdistill.distill.teachers import CATALOG_QUERIES
+from tfdistill.errors import ModelError
 from tfdistill.models.layers import CatalogScores
 from tfdistill.models.layers import causal_weighted_mean
 from tfdistill.models.layers import ContextAndCatalogIds
 from tfdistill.models.layers import PositionWeightedMean
 from tfdistill.models.layers import SplitContextAndCatalog
+from tfdistill.models.registry import register
 from tfdistill.models.signals import HIDDEN
 from tfdistill.models.signals import LOGITS
 from tfdistill.models.signals import QUERY_EMBEDDING
@@ -86,3 +89,75 @@ class OnePassMeanStudent:
     return {LOGITS: layers[LOGITS]([query, catalog]), HIDDEN: hidden,
             QUERY_EMBEDDING: query, CATALOG_QUERIES: query,
             CATALOG_ITEMS: catalog}
+
+
+@register
+class OnePassTrainer(tf_keras.Model):
+  """Trains a mean student alone on batches of chunks, in one pass per
+  chunk: the softmax cross-entropy over the catalog of every target, what
+  the student compiled with `SparseCategoricalCrossentropy(from_logits=True)`
+  trains on `examples_at_every_position`, without building the windows.
+
+  The baseline twin of a mean student distilled on chunks (the `Distiller`
+  reads them the same way). Validation and metrics on full-catalog scores
+  belong to `tfdistill.evaluation` (callbacks).
+
+  Example:
+    >>> trainer = OnePassTrainer(student)
+    >>> trainer.compile(tf_keras.optimizers.Adam(1e-2))
+    >>> trainer.fit(examples.chunk_examples(prepared, 200), epochs=5)
+  """
+
+  def __init__(self, student: tf_keras.Model, **kwargs):
+    kwargs.setdefault("name", "one_pass_trainer")
+    super().__init__(**kwargs)
+    self.student = student
+    one_pass = OnePassMeanStudent.of(student)
+    if one_pass is None:
+      raise ModelError(f"{student.name} is not a mean student "
+                       "(build_sequential_student, encoder 'mean', layers "
+                       "unwrapped); train it on one window per target "
+                       "(examples_at_every_position) instead.")
+    # Not tracked: its layers are the student's.
+    self.__dict__["_one_pass"] = one_pass
+    self.loss_tracker = tf_keras.metrics.Mean(name="loss")
+
+  def call(self, inputs, training=False):
+    return self.student(inputs, training=training)
+
+  def _loss(self, data, training: bool):
+    features, targets = data
+    logits = self._one_pass(features, targets, training)[LOGITS]
+    loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
+        at_targets(targets, targets), logits))
+    if self.student.losses:
+      loss += tf.add_n(self.student.losses)
+    return loss
+
+  def train_step(self, data):
+    with tf.GradientTape() as tape:
+      loss = self._loss(data, training=True)
+      scaled = loss / tf.cast(
+          tf.distribute.get_strategy().num_replicas_in_sync, tf.float32)
+    variables = self.student.trainable_variables
+    self.optimizer.apply_gradients(zip(tape.gradient(scaled, variables),
+                                       variables))
+    self.loss_tracker.update_state(loss)
+    return {"loss": self.loss_tracker.result()}
+
+  def test_step(self, data):
+    self.loss_tracker.update_state(self._loss(data, training=False))
+    return {"loss": self.loss_tracker.result()}
+
+  @property
+  def metrics(self):
+    return [self.loss_tracker]
+
+  def get_config(self):
+    return {"name": self.name,
+            "student": tf_keras.saving.serialize_keras_object(self.student)}
+
+  @classmethod
+  def from_config(cls, config):
+    return cls(tf_keras.saving.deserialize_keras_object(config["student"]),
+               name=config["name"])

@@ -45,6 +45,7 @@ from tfdistill.data.sources import load_dataset
 from tfdistill.data.vocab import NUM_RESERVED
 from tfdistill.distribute import is_chief
 from tfdistill.distill.distiller import compiled_trainer
+from tfdistill.distill.distiller import reads_chunks
 from tfdistill.distill.embedding_transfer import transfer_item_embeddings
 from tfdistill.distill.positions import examples_at_every_position
 from tfdistill.distill.teachers import as_teacher_source
@@ -515,10 +516,12 @@ class Run:
                                  params=count_parameters(teacher), path=path))
     return teacher
 
-  def student_trainer(self, teacher=None) -> tuple:
+  def student_trainer(self, teacher=None, chunks: bool = False) -> tuple:
     """(student, trainer): the run's initial student, compiled as its steps
-    train it, alone (trainer = student) or in a Distiller on `teacher` (a
-    model, a list of models or a `TeacherSource`; frozen in place)."""
+    train it, alone (trainer = student, or a trainer around it: see
+    `compiled_trainer`, and `chunks` for batches of chunks) or in a
+    Distiller on `teacher` (a model, a list of models or a `TeacherSource`;
+    frozen in place)."""
     config = self.config
     self._seed(2)  # the same initial student with and without a teacher
     student = build_student(self.prepared, config.context_length,
@@ -531,7 +534,8 @@ class Run:
         alpha=config.alpha, temperature=config.temperature,
         distillation_loss=(None if teacher is None else
                            self.distillation_loss()),
-        student_negatives=config.student_negatives, seed=config.seed)
+        student_negatives=config.student_negatives, seed=config.seed,
+        chunks=chunks)
 
   def distillation_loss(self) -> list:
     """New objects of the run's distillation losses (config's names)."""
@@ -569,10 +573,10 @@ class Run:
     chunks = (teaches_every_position(teacher) if teacher is not None else
               self.students_read_chunks())
     with self._scope():
-      student, trainer = self.student_trainer(teacher)
+      student, trainer = self.student_trainer(teacher, chunks)
       epochs = self._fit(step, trainer, self.config.student_epochs,
                          with_users=reads_users(teacher), chunks=chunks,
-                         per_target=teacher is None)
+                         per_target=not reads_chunks(trainer))
     path = save_model(student, os.path.join(self.step_dir(step), "model"),
                       overwrite=True, **self.save_extras())
     self._models[step] = student
