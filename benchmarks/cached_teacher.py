@@ -6,9 +6,10 @@ reaches, on real data, so that a fast setting is not quoted without its
 NDCG. For each seed it takes the run of a named configuration (`--config`,
 configs.py: data, trained teacher, the student trained alone, the student
 distilled online with the run's loss; trained here when missing), caches the teacher's top-K over the training examples once (in
-the run directory), and trains the same student (same seed, epochs,
-optimizer, alpha and temperature unless `--temperature` sets another) with
-the Distiller reading the cache, once per loss in `--losses`. Step times are
+the run directory), and trains the run's distilled student again (the
+same initial weights, optimizer, alpha, epoch budget and early stopping;
+its temperature unless `--temperature` sets another) with the Distiller
+reading the cache, once per loss in `--losses`. Step times are
 those of the compiled train function over in-memory batches, the trainers
 taking turns (as in speed.py).
 
@@ -36,32 +37,29 @@ from tfdistill.distill import Distiller
 from tfdistill.distill.cache import cache_teacher_signal
 from tfdistill.distill.cache import cached_examples
 from tfdistill.distill.cache import cached_teacher
+from tfdistill.evaluation.callbacks import RankingEvaluation
 from tfdistill.evaluation.evaluate import evaluate_retrieval
-from tfdistill.models.factory import build_student
 from tfdistill.pipeline.config import distillation_losses
 from tfdistill.reporting import fit_verbosity
+from tfdistill.resume import BestEpoch
 
 METRICS = ("ndcg@10", "hr@10", "mrr")
 
 
-def _student(run):
-  """The run's initial student (the seed `Run` uses for its students)."""
-  tf_keras.utils.set_random_seed(run.config.seed + 2)
-  return build_student(run.prepared, run.config.context_length,
-                       run.config.student)
-
-
 def _alone(run):
-  student = _student(run)
-  student.compile(tf_keras.optimizers.Adam(run.config.student_learning_rate),
-                  loss=tf_keras.losses.SparseCategoricalCrossentropy(
-                      from_logits=True))
-  return student
+  """The run's initial student, compiled as its student alone."""
+  _, trainer = run.student_trainer()
+  return trainer
 
 
 def _distiller(run, cache: str, loss: str, temperature: float) -> Distiller:
+  """The run's initial student, its item table started as the run's
+  distilled student's (from the run's teacher when the configuration says
+  so), distilled from the cache."""
   config = run.config
-  distiller = Distiller(student=_student(run), teacher=cached_teacher(cache))
+  student, _ = run.student_trainer()
+  run.init_item_table(student, run.teacher())
+  distiller = Distiller(student=student, teacher=cached_teacher(cache))
   distiller.compile(optimizer=tf_keras.optimizers.Adam(
       config.student_learning_rate), alpha=config.alpha,
                     temperature=temperature,
@@ -85,18 +83,29 @@ def _quality(run, cache: str, loss: str, temperature: float) -> dict:
   directory, so that a rerun reuses them)."""
   tag = ("" if temperature == run.config.temperature
          else f"_t{temperature:g}")
-  path = os.path.join(run.out, f"cached_{os.path.basename(cache)}_{loss}"
-                      f"{tag}.json")
+  name = f"cached_{os.path.basename(cache)}_{loss}{tag}"
+  path = os.path.join(run.out, f"{name}.json")
   if os.path.isfile(path):
     with open(path) as f:
-      return json.load(f)
+      values = json.load(f)
+    # Kept unless written before these students stopped early.
+    if "best_epoch" in values:
+      return values
   config = run.config
   distiller = _distiller(run, cache, loss, temperature)
+  # The run's rule for its students: stop after its patience without a
+  # better validation NDCG@10, keep the best epoch.
+  best = BestEpoch(os.path.join(run.out, f"{name}_best_epoch"),
+                   "val_ndcg@10", config.early_stopping_patience)
   distiller.fit(cached_examples(cache, batch_size=config.batch_size,
                                 shuffle=True, seed=config.seed),
-                epochs=config.student_epochs, verbose=fit_verbosity())
+                epochs=config.student_epochs, verbose=fit_verbosity(),
+                callbacks=[RankingEvaluation(run.evaluation("validation")),
+                           best])
   result = evaluate_retrieval(distiller.student, run.evaluation("test"))
   values = {k: float(result[k]) for k in METRICS}
+  values.update(best_epoch=best.best_epoch + 1,
+                epochs_trained=best.epochs_trained)
   with open(path, "w") as f:
     json.dump(values, f, indent=1)
   return values
@@ -133,7 +142,8 @@ def seed_rows(args, seed: int) -> list:
                teacher_signal={"student_kd": "online"}.get(step, ""),
                temperature=(run.config.temperature if step == "student_kd"
                             else ""),
-               **{k: run.step_metrics(step).get(k) for k in METRICS})
+               **{k: run.step_metrics(step).get(k) for k in METRICS + (
+                   "best_epoch", "epochs_trained")})
           for step in ("teacher", "student_alone", "student_kd")]
   rows += [dict(seed=seed, variant="student_kd_cached", loss=loss,
                  teacher_signal=f"cached top-{args.top_k}",
@@ -197,12 +207,15 @@ def main():
          "ndcg@10_std", "hr@10", "vs_teacher", "vs_alone", "step_vs_alone",
          "step_vs_alone_std"]),
        ("Per seed", rows, ["seed", "variant", "loss", "temperature",
-                           "ndcg@10", "step_vs_alone"])],
+                           "ndcg@10", "best_epoch", "epochs_trained",
+                           "step_vs_alone"])],
       notes="student_kd distils online with the run's loss (a hint term "
       "needs the teacher's hidden layer, which a top-K cache does not "
-      "hold); student_kd_cached rows train the same initial student for the "
-      "same epochs from the cached top-K. step_vs_alone: seconds per "
-      "training step over the student-alone step, measured in one process "
+      "hold); student_kd_cached rows train the same initial student (item "
+      "table included) from the cached top-K, with the same epoch budget "
+      "and early stopping on validation NDCG@10 (best epoch kept). "
+      "step_vs_alone: seconds per training step over the student-alone "
+      "step, measured in one process "
       "(median of rounds, trainers taking turns). kl normalises the "
       "student's softmax over the catalog; kl_teacher_items over the "
       "teacher's K items (SoftTargetKL(normalize_over='teacher_items')); "
