@@ -56,6 +56,8 @@ SECTIONS = (
          ("Exact top-10", "Approximate top-10 at")),
         ("teacher_objective", "Teacher training: every position against "
          "sliding windows", None),
+        ("student_one_pass", "Student training on chunks: one pass "
+         "against one window per target", None),
     )),
     ("Scaling", (
         ("scale", "Catalog size and local workers", None),
