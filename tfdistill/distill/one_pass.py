@@ -19,6 +19,7 @@ from tfdistill.data.examples import CONTEXT
 from tfdistill.data.examples import PRECEDING
 from tfdistill.distill.positions import at_targets
 from tfdistill.distill.positions import with_preceding
+from tfdistill.distill.student_trainer import StudentTrainer
 from tfdistill.distill.teachers import CATALOG_ITEMS
 from tfdistill.distill.teachers import CATALOG_QUERIES
 from tfdistill.errors import ModelError
@@ -92,15 +93,14 @@ class OnePassMeanStudent:
 
 
 @register
-class OnePassTrainer(tf_keras.Model):
+class OnePassTrainer(StudentTrainer):
   """Trains a mean student alone on batches of chunks, in one pass per
   chunk: the softmax cross-entropy over the catalog of every target, what
   the student compiled with `SparseCategoricalCrossentropy(from_logits=True)`
   trains on `examples_at_every_position`, without building the windows.
 
   The baseline twin of a mean student distilled on chunks (the `Distiller`
-  reads them the same way). Validation and metrics on full-catalog scores
-  belong to `tfdistill.evaluation` (callbacks).
+  reads them the same way).
 
   Example:
     >>> trainer = OnePassTrainer(student)
@@ -110,8 +110,7 @@ class OnePassTrainer(tf_keras.Model):
 
   def __init__(self, student: tf_keras.Model, **kwargs):
     kwargs.setdefault("name", "one_pass_trainer")
-    super().__init__(**kwargs)
-    self.student = student
+    super().__init__(student, **kwargs)
     one_pass = OnePassMeanStudent.of(student)
     if one_pass is None:
       raise ModelError(f"{student.name} is not a mean student "
@@ -120,38 +119,12 @@ class OnePassTrainer(tf_keras.Model):
                        "(examples_at_every_position) instead.")
     # Not tracked: its layers are the student's.
     self.__dict__["_one_pass"] = one_pass
-    self.loss_tracker = tf_keras.metrics.Mean(name="loss")
-
-  def call(self, inputs, training=False):
-    return self.student(inputs, training=training)
 
   def _loss(self, data, training: bool):
     features, targets = data
     logits = self._one_pass(features, targets, training)[LOGITS]
-    loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
+    return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
         at_targets(targets, targets), logits))
-    if self.student.losses:
-      loss += tf.add_n(self.student.losses)
-    return loss
-
-  def train_step(self, data):
-    with tf.GradientTape() as tape:
-      loss = self._loss(data, training=True)
-      scaled = loss / tf.cast(
-          tf.distribute.get_strategy().num_replicas_in_sync, tf.float32)
-    variables = self.student.trainable_variables
-    self.optimizer.apply_gradients(zip(tape.gradient(scaled, variables),
-                                       variables))
-    self.loss_tracker.update_state(loss)
-    return {"loss": self.loss_tracker.result()}
-
-  def test_step(self, data):
-    self.loss_tracker.update_state(self._loss(data, training=False))
-    return {"loss": self.loss_tracker.result()}
-
-  @property
-  def metrics(self):
-    return [self.loss_tracker]
 
   def get_config(self):
     return {"name": self.name,

@@ -28,6 +28,7 @@ import tf_keras
 
 from tfdistill.data.vocab import NUM_RESERVED
 from tfdistill.distill.student_scores import StudentScores
+from tfdistill.distill.student_trainer import StudentTrainer
 from tfdistill.distill.teachers import CATALOG_ITEMS
 from tfdistill.distill.teachers import CATALOG_QUERIES
 from tfdistill.distill.teachers import model_inputs
@@ -162,7 +163,7 @@ def sampled_hard_loss(scores: StudentScores, labels) -> tf.Tensor:
 
 
 @register
-class CatalogTrainer(tf_keras.Model):
+class CatalogTrainer(StudentTrainer):
   """Trains a retrieval student alone with `SampledCatalogSoftmax`.
 
   What `student.compile(loss=SparseCategoricalCrossentropy(from_logits=True))`
@@ -183,18 +184,13 @@ class CatalogTrainer(tf_keras.Model):
   def __init__(self, student: tf_keras.Model, loss: SampledCatalogSoftmax,
                **kwargs):
     kwargs.setdefault("name", "catalog_trainer")
-    super().__init__(**kwargs)
-    self.student = student
+    super().__init__(student, **kwargs)
     self.sampled_loss = loss
     self._signals = signal_model(student, with_catalog=True)
     if CATALOG_ITEMS not in self._signals.output:
       raise ModelError(f"{student.name}'s logits do not come from a "
                        "CatalogScores layer (queries @ item table); train it "
                        "with a dense softmax cross-entropy instead.")
-    self.loss_tracker = tf_keras.metrics.Mean(name="loss")
-
-  def call(self, inputs, training=False):
-    return self.student(inputs, training=training)
 
   def _loss(self, data, training: bool):
     x, y, sample_weight = tf_keras.utils.unpack_x_y_sample_weight(data)
@@ -203,29 +199,7 @@ class CatalogTrainer(tf_keras.Model):
                                               self.optimizer.iterations)
     if sample_weight is not None:
       values *= tf.cast(tf.reshape(sample_weight, [-1]), tf.float32)
-    loss = tf.reduce_mean(values)
-    if self.student.losses:
-      loss += tf.add_n(self.student.losses)
-    return loss
-
-  def train_step(self, data):
-    with tf.GradientTape() as tape:
-      loss = self._loss(data, training=True)
-      scaled = loss / tf.cast(
-          tf.distribute.get_strategy().num_replicas_in_sync, tf.float32)
-    variables = self.student.trainable_variables
-    self.optimizer.apply_gradients(zip(tape.gradient(scaled, variables),
-                                       variables))
-    self.loss_tracker.update_state(loss)
-    return {"loss": self.loss_tracker.result()}
-
-  def test_step(self, data):
-    self.loss_tracker.update_state(self._loss(data, training=False))
-    return {"loss": self.loss_tracker.result()}
-
-  @property
-  def metrics(self):
-    return [self.loss_tracker]
+    return tf.reduce_mean(values)
 
   def get_config(self):
     return {"name": self.name,
