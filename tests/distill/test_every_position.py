@@ -2,6 +2,8 @@
 pass per chunk, one student window per target (a mean student all of them
 in one pass)."""
 
+import warnings
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -234,6 +236,13 @@ def test_the_student_alone_takes_the_windows_step_in_one_pass(tiny_prepared):
   assert any(np.abs(s).max() > 0 for s in steps)
   for step, window_step in zip(steps, window_steps):
     np.testing.assert_allclose(step, window_step, rtol=1e-4, atol=1e-6)
+  # Called on a chunk batch's features, the trainer is the student on the
+  # features it reads (no warning about the preceding items).
+  trainer = OnePassTrainer(student)
+  with warnings.catch_warnings():
+    warnings.simplefilter("error")
+    np.testing.assert_allclose(trainer(data[0]).numpy(), student(
+        {"context": data[0]["context"]}).numpy())
   # Another encoder alone on chunks is the compiled student, fed windows.
   gru = build_sequential_student(tiny_prepared.num_items, L, StudentConfig(
       encoder="gru", embedding_dim=4, hidden_dim=8))

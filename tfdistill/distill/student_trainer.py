@@ -3,6 +3,8 @@
 import tensorflow as tf
 import tf_keras
 
+from tfdistill.distill.teachers import model_inputs
+
 
 class StudentTrainer(tf_keras.Model):
   """Trains `student` in place on `_loss(data, training)`, the student's
@@ -12,7 +14,7 @@ class StudentTrainer(tf_keras.Model):
   loss on the student's output: `CatalogTrainer` (a sampled softmax) and
   `OnePassTrainer` (every position of a chunk). Validation and metrics on
   full-catalog scores belong to `tfdistill.evaluation` (callbacks); the
-  trainer's call is the student's.
+  trainer's call is the student's on the features it declares.
   """
 
   def __init__(self, student: tf_keras.Model, **kwargs):
@@ -21,6 +23,10 @@ class StudentTrainer(tf_keras.Model):
     self.loss_tracker = tf_keras.metrics.Mean(name="loss")
 
   def call(self, inputs, training=False):
+    # A batch may hold more than the student reads (e.g. a chunk's
+    # preceding items).
+    if isinstance(inputs, dict):
+      inputs = model_inputs(self.student, inputs)
     return self.student(inputs, training=training)
 
   def _loss(self, data, training: bool) -> tf.Tensor:
