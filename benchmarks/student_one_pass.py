@@ -59,9 +59,8 @@ def _trainers(prepared, config, chunks, windows) -> dict:
       "alone_windows": (compiled_trainer(student(), optimizer=optimizer()),
                         windows)}
   for name in ("distilled_one_pass", "distilled_windows"):
-    distiller = Distiller(student=student(), teacher=teacher)
-    if name == "distilled_windows":
-      distiller.__dict__["_one_pass"] = None  # one window per target
+    distiller = Distiller(student=student(), teacher=teacher,
+                          one_pass=name == "distilled_one_pass")
     distiller.compile(optimizer=optimizer(), alpha=config.alpha,
                       temperature=config.temperature,
                       distillation_loss=distillation_losses(

@@ -365,3 +365,6 @@ def test_get_config_round_trip(tiny_teacher, student_factory):
   assert again.student.count_params() == distiller.student.count_params()
   assert type(again.teacher.models()[0]) is type(tiny_teacher)
   assert again.get_config()["teacher"] == distiller.get_config()["teacher"]
+  windows = Distiller(student=student_factory(), teacher=tiny_teacher,
+                      one_pass=False)
+  assert Distiller.from_config(windows.get_config()).one_pass is False

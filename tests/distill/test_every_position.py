@@ -183,10 +183,9 @@ def test_a_distilled_mean_student_takes_the_windows_step_in_one_pass(
   moved = []
   for one_pass in (True, False):
     student = _mean_student(tiny_prepared, L)
-    distiller = Distiller(student=student, teacher=teacher)
-    if not one_pass:
-      distiller.__dict__["_one_pass"] = None
-    else:
+    distiller = Distiller(student=student, teacher=teacher,
+                          one_pass=one_pass)
+    if one_pass:
       assert distiller._one_pass is not None  # pylint: disable=protected-access
     distiller.compile(optimizer=tf_keras.optimizers.SGD(1.0), alpha=0.5)
     before = [w.copy() for w in student.get_weights()]

@@ -133,9 +133,13 @@ class Distiller(tf_keras.Model):
     teacher: A teacher model, a list of models (an ensemble), a dict
       {signal: model} (multi-task) or a `TeacherSource` (e.g.
       `CachedTeacher`). Teachers are frozen and run with training=False.
+    one_pass: On batches of chunks, read every window of a chunk in one
+      pass when the student is a mean student (`OnePassMeanStudent`; the
+      same losses); False: one window per target for any student.
   """
 
-  def __init__(self, student: tf_keras.Model, teacher, **kwargs):
+  def __init__(self, student: tf_keras.Model, teacher, one_pass: bool = True,
+               **kwargs):
     kwargs.setdefault("name", "distiller")
     super().__init__(**kwargs)
     self.student = student
@@ -147,7 +151,9 @@ class Distiller(tf_keras.Model):
     self._student_signals = signal_model(student, with_catalog=True)
     # A mean student reads every position of a chunk in one pass (None:
     # one window per target). Not tracked: its layers are the student's.
-    self.__dict__["_one_pass"] = OnePassMeanStudent.of(student)
+    self.__dict__["_one_pass"] = (OnePassMeanStudent.of(student)
+                                  if one_pass else None)
+    self.one_pass = one_pass
     self.loss_tracker = tf_keras.metrics.Mean(name="loss")
     self.student_loss_tracker = tf_keras.metrics.Mean(name="student_loss")
     self.distillation_loss_tracker = tf_keras.metrics.Mean(
@@ -464,7 +470,8 @@ class Distiller(tf_keras.Model):
     return {"name": self.name,
             "student": tf_keras.saving.serialize_keras_object(self.student),
             "teacher": [tf_keras.saving.serialize_keras_object(m)
-                        for m in self.teacher.models()]}
+                        for m in self.teacher.models()],
+            "one_pass": self.one_pass}
 
   @classmethod
   def from_config(cls, config):
@@ -473,7 +480,8 @@ class Distiller(tf_keras.Model):
                 for t in config["teacher"]]
     return cls(student=tf_keras.saving.deserialize_keras_object(
         config["student"]), teacher=teachers[0] if len(teachers) == 1 else
-               teachers, name=config["name"])
+               teachers, one_pass=config.get("one_pass", True),
+               name=config["name"])
 
 
 def compiled_trainer(student: tf_keras.Model, teacher=None,
