@@ -274,6 +274,21 @@ compare("ml1m_students", "MovieLens-1M: the 10% student's encoder and item "
         "table", "ml1m", "ml1m_mixed", "ml1m_gru", "ml1m_attention",
         "ml1m_self_attention")
 
+# The distilled student's losses and item table on ml1m, each a student_kd
+# step on ml1m's teacher, against ml1m's student alone: latest-small's
+# losses (kl+hint), the KL alone at temperature 1, and a random item table.
+register(derive("ml1m", "ml1m_kl_hint", "MovieLens-1M, distilled with "
+                "kl+hint", distillation_loss="kl+hint", steps=("student_kd",)))
+register(derive("ml1m", "ml1m_kl_t1", "MovieLens-1M, distilled with the KL "
+                "alone at temperature 1", distillation_loss="kl",
+                temperature=1.0, steps=("student_kd",)))
+register(derive("ml1m", "ml1m_random_init", "MovieLens-1M, the distilled "
+                "student's item table random", student_init="random",
+                steps=("student_kd",)))
+compare("ml1m_distillation", "MovieLens-1M: the distilled student's losses "
+        "and item table", "ml1m", "ml1m_kl_hint", "ml1m_kl_t1",
+        "ml1m_random_init")
+
 register(derive("ml1m", "ml1m_quick", "MovieLens-1M smoke run (2 teacher "
                 "epochs, 1 student epoch)", shares=None,
                 teacher_epochs=2, student_epochs=1, seeds=(0,)))

@@ -392,8 +392,9 @@ class Distiller(tf_keras.Model):
     return tuple(sorted({loss.signal for loss in self.distillation_losses}))
 
   def _examples_and_teacher_signals(self, data) -> tuple:
-    """(student pass, y, sample_weight, teacher signals) of a batch; the
-    student pass gives the student's signals: `pass_(training)`.
+    """(student pass, y, sample_weight, teacher signals) of a batch. The
+    student pass is a function of `training` that returns the student's
+    signals on the batch.
 
     A batch of chunks of users' sequences (a target at every position,
     `tfdistill.data.examples.chunk_examples`) becomes one example per
