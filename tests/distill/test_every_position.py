@@ -17,6 +17,8 @@ from tfdistill.distill import SoftTargetKL
 from tfdistill.distill.distiller import compiled_trainer
 from tfdistill.distill.distiller import reads_chunks
 from tfdistill.distill.one_pass import OnePassMeanStudent
+from tfdistill.distill.one_pass import OnePassSelfAttentionStudent
+from tfdistill.distill.one_pass import OnePassStudent
 from tfdistill.distill.one_pass import OnePassTrainer
 from tfdistill.distill.positions import examples_at_every_position
 from tfdistill.distill.positions import is_chunk_batch
@@ -201,17 +203,114 @@ def test_a_distilled_mean_student_takes_the_windows_step_in_one_pass(
     np.testing.assert_allclose(step, window_step, rtol=1e-4, atol=1e-6)
 
 
-def test_only_an_unwrapped_mean_student_is_read_in_one_pass(tiny_prepared):
+def test_only_unwrapped_mean_and_self_attention_students_read_one_pass(
+    tiny_prepared):
   for encoder in ("gru", "attention", "self_attention", "cnn"):
     student = build_sequential_student(tiny_prepared.num_items, L,
                                        StudentConfig(encoder=encoder,
                                                      embedding_dim=4,
                                                      hidden_dim=8))
     assert OnePassMeanStudent.of(student) is None, encoder
+    kind = type(OnePassStudent.of(student))
+    assert kind is (OnePassSelfAttentionStudent if encoder == "self_attention"
+                    else type(None)), encoder
   student = _mean_student(tiny_prepared, L)
-  assert OnePassMeanStudent.of(student) is not None
+  assert type(OnePassStudent.of(student)) is OnePassMeanStudent
   pruned = prune_student(student, PruningConfig(target_sparsity=0.5))
   assert OnePassMeanStudent.of(pruned) is None
+  assert OnePassStudent.of(pruned) is None
+  attention = _self_attention_student(tiny_prepared, L)
+  assert OnePassStudent.of(prune_student(attention, PruningConfig(
+      target_sparsity=0.5))) is None
+
+
+def _self_attention_student(prepared, length):
+  tf_keras.utils.set_random_seed(1)
+  student = build_sequential_student(
+      prepared.num_items, length,
+      StudentConfig(encoder="self_attention", embedding_dim=4, hidden_dim=8,
+                    dropout=0.0), prepared.items.fingerprint)
+  # Position vectors that are not zero, so that a position read off by one
+  # changes the output.
+  positions = student.get_layer("positions").positions
+  positions.assign(tf.random.stateless_normal(positions.shape, [3, 4]))
+  return student
+
+
+def test_a_self_attention_student_reads_a_chunk_in_one_causal_pass(
+    tiny_prepared):
+  """SASRec's formulation: at a chunk's last position the student's
+  signals on its window (the chunk); at every position, the same values
+  whatever items follow it (no future item leaks)."""
+  student = _self_attention_student(tiny_prepared, L)
+  one_pass = OnePassStudent.of(student)
+  targets = tf.constant(TARGETS)
+  got = one_pass({"context": tf.constant(CONTEXTS),
+                  "preceding": tf.constant(PRECEDING)}, targets)
+  assert got[LOGITS].shape == (np.count_nonzero(TARGETS),
+                               tiny_prepared.num_items)
+  # The last target of each chunk is the last of its rows.
+  last = np.cumsum(np.count_nonzero(TARGETS, axis=1)) - 1
+  want = signal_model(student, with_catalog=True)(
+      {"context": tf.constant(CONTEXTS)})
+  for name in (LOGITS, "hidden", "query_embedding"):
+    np.testing.assert_allclose(tf.gather(got[name], last).numpy(),
+                               want[name].numpy(), rtol=1e-5, atol=1e-5,
+                               err_msg=name)
+  # Other items after position 3: positions 0-3 are unchanged, the later
+  # ones (which read them) are not.
+  changed = CONTEXTS.copy()
+  changed[:, 4:] = [[12, 13], [14, 15]]
+  again = one_pass({"context": tf.constant(changed)}, targets)[LOGITS]
+  rows = np.cumsum(TARGETS != 0).reshape(TARGETS.shape) - 1
+  early = rows[:, :4][TARGETS[:, :4] != 0]
+  np.testing.assert_allclose(tf.gather(again, early).numpy(),
+                             tf.gather(got[LOGITS], early).numpy(),
+                             rtol=1e-5, atol=1e-5)
+  assert not np.allclose(tf.gather(again, rows[:, 4:].ravel()).numpy(),
+                         tf.gather(got[LOGITS], rows[:, 4:].ravel()).numpy())
+
+
+def test_a_self_attention_student_trains_on_chunks_in_one_pass(
+    tiny_prepared):
+  """Alone and distilled, a step on a batch of chunks of its context length
+  is the loss of the one-pass signals; chunks of another length are read
+  one window per target."""
+  teacher, _ = _models(tiny_prepared)
+  data = ({"context": tf.constant(CONTEXTS),
+           "preceding": tf.constant(PRECEDING)}, tf.constant(TARGETS))
+  student = _self_attention_student(tiny_prepared, L)
+  labels = tf.constant(TARGETS[TARGETS != 0])
+  want = float(tf.reduce_mean(
+      tf.nn.sparse_softmax_cross_entropy_with_logits(
+          labels, OnePassStudent.of(student)(*data)[LOGITS])))
+  trainer = compiled_trainer(student, optimizer=tf_keras.optimizers.SGD(
+      0.1), chunks=True, chunk_length=L)
+  assert isinstance(trainer, OnePassTrainer)
+  before = [w.copy() for w in student.get_weights()]
+  logs = trainer.train_on_batch(*data, return_dict=True)
+  assert logs["loss"] == pytest.approx(want, rel=1e-5)
+  assert any(np.abs(a - b).max() > 0
+             for a, b in zip(student.get_weights(), before))
+  # A student of a shorter context: windows, alone and distilled.
+  short = _self_attention_student(tiny_prepared, 3)
+  assert compiled_trainer(short, chunks=True, chunk_length=L) is short
+  distiller = Distiller(student=short, teacher=teacher)
+  distiller.compile(optimizer=tf_keras.optimizers.SGD(0.1), alpha=1.0)
+  windows = examples_at_every_position(*data, 3)
+  want_short = float(tf.reduce_mean(
+      tf.nn.sparse_softmax_cross_entropy_with_logits(
+          windows[1], short(windows[0]))))
+  assert float(distiller.test_step(data)["student_loss"]) == pytest.approx(
+      want_short, rel=1e-5)
+  # The distilled student of the chunks' length: the one-pass hard loss.
+  distiller = Distiller(student=student, teacher=teacher)
+  distiller.compile(optimizer=tf_keras.optimizers.SGD(0.1), alpha=1.0)
+  want = float(tf.reduce_mean(
+      tf.nn.sparse_softmax_cross_entropy_with_logits(
+          labels, OnePassStudent.of(student)(*data)[LOGITS])))
+  assert float(distiller.test_step(data)["student_loss"]) == pytest.approx(
+      want, rel=1e-5)
 
 
 def test_the_student_alone_takes_the_windows_step_in_one_pass(tiny_prepared):
@@ -246,5 +345,5 @@ def test_the_student_alone_takes_the_windows_step_in_one_pass(tiny_prepared):
   gru = build_sequential_student(tiny_prepared.num_items, L, StudentConfig(
       encoder="gru", embedding_dim=4, hidden_dim=8))
   assert compiled_trainer(gru, chunks=True) is gru
-  with pytest.raises(ModelError, match="not a mean student"):
+  with pytest.raises(ModelError, match="not a mean or self-attention"):
     OnePassTrainer(gru)

@@ -13,6 +13,7 @@ from cli_runner import last_json
 from cli_runner import run_cli
 from tfdistill.data import examples
 from tfdistill.distill import transfer_item_embeddings
+from tfdistill.distill.one_pass import OnePassTrainer
 from tfdistill.distill.positions import examples_at_every_position
 from tfdistill.errors import ConfigError
 from tfdistill.models.embeddings import EmbeddingConfig
@@ -228,6 +229,12 @@ def test_a_teacher_trained_on_every_position_distils_every_position(
   run.compressed()
   assert batches == [4, 4, 4, 4]
   assert run.students_read_chunks()
+  # A self-attention student reads them in one causal pass, as its teacher.
+  attention = Run(str(tmp_path / "a"), dataclasses.replace(
+      config, student=dataclasses.replace(config.student,
+                                          encoder="self_attention")))
+  assert isinstance(attention.student_trainer(chunks=True)[1],
+                    OnePassTrainer)
   # A teacher trained on one target per window: students on windows too.
   assert not Run(str(tmp_path / "w"), preset("tiny")).students_read_chunks()
   for step in ("teacher", "student_kd", "student_alone"):

@@ -24,7 +24,7 @@ import tensorflow as tf
 import tf_keras
 
 from tfdistill.data.examples import CONTEXT
-from tfdistill.distill.one_pass import OnePassMeanStudent
+from tfdistill.distill.one_pass import OnePassStudent
 from tfdistill.distill.one_pass import OnePassTrainer
 from tfdistill.distill.positions import at_targets
 from tfdistill.distill.positions import examples_at_every_position
@@ -133,9 +133,11 @@ class Distiller(tf_keras.Model):
     teacher: A teacher model, a list of models (an ensemble), a dict
       {signal: model} (multi-task) or a `TeacherSource` (e.g.
       `CachedTeacher`). Teachers are frozen and run with training=False.
-    one_pass: On batches of chunks, read every window of a chunk in one
-      pass when the student is a mean student (`OnePassMeanStudent`; the
-      same losses); False: one window per target for any student.
+    one_pass: On batches of chunks, read each chunk in one pass when the
+      student's encoder allows it (`OnePassStudent`): a mean student's
+      pass gives its windows' values; a self-attention student's is a
+      causal pass over the chunk, its teacher's formulation, for chunks of
+      its context length. False: one window per target for any student.
   """
 
   def __init__(self, student: tf_keras.Model, teacher, one_pass: bool = True,
@@ -149,9 +151,10 @@ class Distiller(tf_keras.Model):
     for model in self.teacher.models():
       model.trainable = False
     self._student_signals = signal_model(student, with_catalog=True)
-    # A mean student reads every position of a chunk in one pass (None:
-    # one window per target). Not tracked: its layers are the student's.
-    self.__dict__["_one_pass"] = (OnePassMeanStudent.of(student)
+    # A mean or self-attention student reads every position of a chunk in
+    # one pass (None: one window per target). Not tracked: its layers are
+    # the student's.
+    self.__dict__["_one_pass"] = (OnePassStudent.of(student)
                                   if one_pass else None)
     self.one_pass = one_pass
     self.loss_tracker = tf_keras.metrics.Mean(name="loss")
@@ -415,7 +418,8 @@ class Distiller(tf_keras.Model):
           "windows (sequence_examples) instead.")
     teacher_signals = self.teacher.at_every_position(
         x, y, signals=self._teacher_reads)
-    if self._one_pass is not None:
+    if (self._one_pass is not None and
+        self._one_pass.accepts(x[CONTEXT].shape[1])):
       chunks, targets = x, y
       return (lambda training: self._one_pass(chunks, targets, training),
               at_targets(y, y), None, teacher_signals)
@@ -489,7 +493,8 @@ def compiled_trainer(student: tf_keras.Model, teacher=None,
                      optimizer="adam", alpha: float = 0.1,
                      temperature: Optional[float] = None,
                      distillation_loss=None, student_negatives: int = 0,
-                     seed: int = 0, chunks: bool = False) -> tf_keras.Model:
+                     seed: int = 0, chunks: bool = False,
+                     chunk_length: Optional[int] = None) -> tf_keras.Model:
   """What `fit` trains: `student` compiled on its hard labels alone
   (softmax cross-entropy over its logits) when `teacher` is None, else a
   `Distiller` of `student` on `teacher`, compiled with these settings.
@@ -498,9 +503,11 @@ def compiled_trainer(student: tf_keras.Model, teacher=None,
   With `student_negatives` > 0 the hard loss is `SampledCatalogSoftmax`
   with that many uniform items per step (seeded by `seed`), alone through
   `CatalogTrainer`. With `chunks`, the student alone is to train on
-  batches of chunks of the users' sequences: a mean student through
-  `OnePassTrainer`, which reads them (see `reads_chunks`); any other reads
-  one example per target (`examples_at_every_position`)."""
+  batches of chunks of the users' sequences: a mean or self-attention
+  student through `OnePassTrainer`, which reads them (see `reads_chunks`);
+  any other reads one example per target (`examples_at_every_position`).
+  `chunk_length` (when known) keeps a self-attention student whose context
+  is shorter than the chunks on windows, as the `Distiller` does."""
   hard = (SampledCatalogSoftmax(student_negatives, seed=seed)
           if student_negatives else None)
   if teacher is None:
@@ -508,7 +515,9 @@ def compiled_trainer(student: tf_keras.Model, teacher=None,
       trainer = CatalogTrainer(student, hard)
       trainer.compile(optimizer)
       return trainer
-    if chunks and OnePassMeanStudent.of(student) is not None:
+    one_pass = OnePassStudent.of(student) if chunks else None
+    if one_pass is not None and (chunk_length is None or
+                                 one_pass.accepts(chunk_length)):
       trainer = OnePassTrainer(student)
       trainer.compile(optimizer)
       return trainer

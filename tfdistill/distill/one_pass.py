@@ -1,13 +1,19 @@
-"""A mean student trained on every position of a chunk in one pass.
+"""Students trained on every position of a chunk in one pass.
 
 `tfdistill.distill.positions` gives a student one window of its context
-length per target of a batch of chunks. A student whose encoder is a
-position-weighted mean (`PositionWeightedMean`) pools every one of those
-windows at once: its pooled vector at a position is a causal convolution of
-the chunk's item vectors with the softmax weights of its positions
-(`causal_weighted_mean`), so the windows, and their item lookups, are never
-built: `OnePassMeanStudent` gives the `Distiller` the student's signals that
-way, and `OnePassTrainer` trains the student alone on the same batches.
+length per target of a batch of chunks. Two encoders read a whole chunk in
+one pass instead, and the windows, and their item lookups, are never built:
+
+* a position-weighted mean (`OnePassMeanStudent`): its pooled vector at a
+  position is a causal convolution of the chunk's item vectors with the
+  softmax weights of its positions (`causal_weighted_mean`), the windows'
+  values exactly;
+* a self-attention block (`OnePassSelfAttentionStudent`): one causal pass
+  over the chunk, as SASRec and a teacher trained on every position are
+  trained; the windows' values at a chunk's last position only.
+
+The `Distiller` reads chunks that way, and `OnePassTrainer` trains the
+student alone on the same batches.
 """
 
 from typing import Optional
@@ -27,50 +33,75 @@ from tfdistill.models.layers import CatalogScores
 from tfdistill.models.layers import causal_weighted_mean
 from tfdistill.models.layers import ContextAndCatalogIds
 from tfdistill.models.layers import PositionWeightedMean
+from tfdistill.models.layers import LastPosition
+from tfdistill.models.layers import PositionEmbedding
 from tfdistill.models.layers import SplitContextAndCatalog
+from tfdistill.models.layers import TransformerBlock
 from tfdistill.models.registry import register
 from tfdistill.models.signals import HIDDEN
 from tfdistill.models.signals import LOGITS
 from tfdistill.models.signals import QUERY_EMBEDDING
+from tfdistill.models.students import ZeroPadding
 
 
-#: The layers of a mean student (`build_sequential_student` with encoder
-#: "mean"), by name; the item table is named "item_embedding".
-_MEAN_STUDENT = {"context_and_catalog": ContextAndCatalogIds,
-                 "split_context_and_catalog": SplitContextAndCatalog,
-                 "pool": PositionWeightedMean, HIDDEN: tf_keras.layers.Dense,
-                 "dropout": tf_keras.layers.Dropout,
-                 QUERY_EMBEDDING: tf_keras.layers.Dense,
-                 LOGITS: CatalogScores}
+#: The layers every one-pass student has, by name, besides its encoder's;
+#: the item table is named "item_embedding" (any kind of table).
+_HEAD = {"context_and_catalog": ContextAndCatalogIds,
+         "split_context_and_catalog": SplitContextAndCatalog,
+         HIDDEN: tf_keras.layers.Dense, "dropout": tf_keras.layers.Dropout,
+         QUERY_EMBEDDING: tf_keras.layers.Dense, LOGITS: CatalogScores}
 
 
-class OnePassMeanStudent:
-  """A mean student's signals at every target of a batch of chunks, from
-  one pass over each chunk (and its preceding items) instead of one window
-  per target: the same values as the student on `examples_at_every_position`
-  (to rounding), with its weights.
+class OnePassStudent:
+  """A student's signals at every target of a batch of chunks, from one
+  pass over each chunk instead of one window per target, with its weights.
 
-  Build with `OnePassMeanStudent.of(student)`, None for any other student
-  (another encoder, or layers wrapped for pruning or quantization-aware
-  training).
+  `OnePassStudent.of(student)` gives the one that applies to `student`:
+  `OnePassMeanStudent` or `OnePassSelfAttentionStudent`; None for any other
+  student (another encoder, or layers wrapped for pruning or
+  quantization-aware training), which reads windows.
   """
 
-  def __init__(self, layers: dict, table, length: int):
-    self.layers, self.table, self.length = layers, table, length
+  #: The encoder's layers, by name (a subclass's).
+  ENCODER: dict = {}
+
+  def __init__(self, layers: dict):
+    self.layers, self.table = layers, layers["item_embedding"]
 
   @classmethod
-  def of(cls, student) -> Optional["OnePassMeanStudent"]:
+  def of(cls, student) -> Optional["OnePassStudent"]:
+    if cls is OnePassStudent:
+      for kind in (OnePassMeanStudent, OnePassSelfAttentionStudent):
+        one_pass = kind.of(student)
+        if one_pass is not None:
+          return one_pass
+      return None
     layers = {layer.name: layer for layer in getattr(student, "layers", [])}
-    expected = dict(_MEAN_STUDENT, item_embedding=None)
-    inputs = [layer for name, layer in layers.items() if name not in expected]
-    if (set(expected) - set(layers) or len(inputs) != 1 or
+    kinds = dict(_HEAD, **cls.ENCODER)
+    inputs = [layer for name, layer in layers.items()
+              if name not in kinds and name != "item_embedding"]
+    if (set(kinds) - set(layers) or "item_embedding" not in layers or
+        len(inputs) != 1 or
         not isinstance(inputs[0], tf_keras.layers.InputLayer) or
         inputs[0].name != CONTEXT or
         any(type(layers[name]) is not kind  # pylint: disable=unidiomatic-typecheck
-            for name, kind in _MEAN_STUDENT.items())):
+            for name, kind in kinds.items())):
       return None
-    return cls(layers, layers["item_embedding"],
-               layers["pool"].position_logits.shape[0])
+    return cls(layers)
+
+  def accepts(self, chunk_length: int) -> bool:
+    """Whether chunks of `chunk_length` items can be read in one pass."""
+    del chunk_length
+    return True
+
+  def _sequence(self, context: tf.Tensor, features: dict) -> tf.Tensor:
+    """The ids the pass reads: [B, S]."""
+    raise NotImplementedError
+
+  def _encode(self, vectors: tf.Tensor, sequence: tf.Tensor, chunk_length,
+              training: bool) -> tf.Tensor:
+    """The encoder's output at every position of the chunks: [B, L, h]."""
+    raise NotImplementedError
 
   def __call__(self, features: dict, targets: tf.Tensor,
                training: bool = False) -> dict:
@@ -79,12 +110,11 @@ class OnePassMeanStudent:
     target, in the order of `at_targets`."""
     layers = self.layers
     context = tf.cast(features[CONTEXT], tf.int32)
-    sequence = with_preceding(context, self.length, features.get(PRECEDING))
+    sequence = self._sequence(context, features)
     rows = self.table(layers["context_and_catalog"](sequence))
     vectors, catalog = layers["split_context_and_catalog"]([rows, sequence])
-    pooled = causal_weighted_mean(layers["pool"].position_logits, vectors,
-                                  sequence, context.shape[1])
-    hidden = layers[HIDDEN](at_targets(pooled, targets))
+    encoded = self._encode(vectors, sequence, context.shape[1], training)
+    hidden = layers[HIDDEN](at_targets(encoded, targets))
     query = layers[QUERY_EMBEDDING](layers["dropout"](hidden,
                                                       training=training))
     return {LOGITS: layers[LOGITS]([query, catalog]), HIDDEN: hidden,
@@ -92,14 +122,76 @@ class OnePassMeanStudent:
             CATALOG_ITEMS: catalog}
 
 
+class OnePassMeanStudent(OnePassStudent):
+  """A mean student (`build_sequential_student`, encoder "mean") on every
+  window of a chunk in one pass: its pooled vector at a position is a
+  causal convolution of the chunk's item vectors, and the chunk's preceding
+  items, with the softmax weights of its positions (`causal_weighted_mean`).
+  The same values as the student on `examples_at_every_position` (to
+  rounding).
+  """
+
+  ENCODER = {"pool": PositionWeightedMean}
+
+  def __init__(self, layers: dict):
+    super().__init__(layers)
+    self.length = layers["pool"].position_logits.shape[0]
+
+  def _sequence(self, context, features):
+    return with_preceding(context, self.length, features.get(PRECEDING))
+
+  def _encode(self, vectors, sequence, chunk_length, training):
+    return causal_weighted_mean(self.layers["pool"].position_logits, vectors,
+                                sequence, chunk_length)
+
+
+class OnePassSelfAttentionStudent(OnePassStudent):
+  """A self-attention student (`build_sequential_student`, encoder
+  "self_attention") trained as SASRec and a teacher trained on every
+  position are: one causal pass over each chunk of its context length, in
+  which a position attends to the chunk's items up to it, at their
+  positions in the chunk.
+
+  Not the windows' values: a window puts its target's context at the last
+  positions, and reaches before the chunk. At a chunk's last position the
+  two are the same, and the student reads windows so at serving time.
+  """
+
+  ENCODER = {"zero_padding": ZeroPadding, "positions": PositionEmbedding,
+             "block": TransformerBlock, "last_position": LastPosition}
+
+  def __init__(self, layers: dict):
+    super().__init__(layers)
+    self.length = layers["positions"].positions.shape[0]
+
+  def accepts(self, chunk_length: int) -> bool:
+    return chunk_length == self.length
+
+  def _sequence(self, context, features):
+    del features  # the chunk alone: its preceding items are not read
+    if context.shape[1] != self.length:
+      raise ModelError(f"chunks of {context.shape[1]} items, but the "
+                       f"self-attention student reads {self.length}: cut "
+                       "the chunks at its context length, or read windows.")
+    return context
+
+  def _encode(self, vectors, sequence, chunk_length, training):
+    layers = self.layers
+    positioned = layers["positions"](layers["zero_padding"]([vectors,
+                                                             sequence]))
+    return layers["block"]([positioned, sequence], training=training,
+                           causal=True)
+
+
 @register
 class OnePassTrainer(StudentTrainer):
-  """Trains a mean student alone on batches of chunks, in one pass per
-  chunk: the softmax cross-entropy over the catalog of every target, what
+  """Trains a student alone on batches of chunks, in one pass per chunk
+  (`OnePassStudent`: a mean or self-attention student): the softmax
+  cross-entropy over the catalog of every target. For a mean student, what
   the student compiled with `SparseCategoricalCrossentropy(from_logits=True)`
   trains on `examples_at_every_position`, without building the windows.
 
-  The baseline twin of a mean student distilled on chunks (the `Distiller`
+  The baseline twin of a student distilled on chunks (the `Distiller`
   reads them the same way).
 
   Example:
@@ -111,12 +203,13 @@ class OnePassTrainer(StudentTrainer):
   def __init__(self, student: tf_keras.Model, **kwargs):
     kwargs.setdefault("name", "one_pass_trainer")
     super().__init__(student, **kwargs)
-    one_pass = OnePassMeanStudent.of(student)
+    one_pass = OnePassStudent.of(student)
     if one_pass is None:
-      raise ModelError(f"{student.name} is not a mean student "
-                       "(build_sequential_student, encoder 'mean', layers "
-                       "unwrapped); train it on one window per target "
-                       "(examples_at_every_position) instead.")
+      raise ModelError(f"{student.name} is not a mean or self-attention "
+                       "student (build_sequential_student, encoder 'mean' "
+                       "or 'self_attention', layers unwrapped); train it on "
+                       "one window per target (examples_at_every_position) "
+                       "instead.")
     # Not tracked: its layers are the student's.
     self.__dict__["_one_pass"] = one_pass
 

@@ -535,7 +535,7 @@ class Run:
         distillation_loss=(None if teacher is None else
                            self.distillation_loss()),
         student_negatives=config.student_negatives, seed=config.seed,
-        chunks=chunks)
+        chunks=chunks, chunk_length=config.context_length)
 
   def distillation_loss(self) -> list:
     """New objects of the run's distillation losses (config's names)."""
