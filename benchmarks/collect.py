@@ -28,6 +28,8 @@ SECTIONS = (
          "figures", ("tfdistill and the literature", "Targets")),
         ("ml1m_students", "MovieLens-1M: the 10% student's encoder and item "
          "table", None),
+        ("ml1m_distillation", "MovieLens-1M: the distilled student's "
+         "losses and item table", None),
         ("latest_small", "MovieLens latest-small, the pipeline's student",
          ("tfdistill", "Targets")),
         ("latest_small_strategies", "MovieLens latest-small: two teachers, "
@@ -71,6 +73,9 @@ PAGE_COLUMNS = {
     ("ml1m_students", "Each stage"): (
         "configuration", "stage", "ndcg@10", "vs reference", "ci95",
         "params", "best epoch", "epochs trained"),
+    ("ml1m_distillation", "Each stage"): (
+        "configuration", "stage", "ndcg@10", "vs reference", "ci95",
+        "best epoch", "epochs trained"),
     ("latest_small", "tfdistill"): (
         "model", "hr@10", "ndcg@10", "ndcg@10 95% interval", "params",
         "best epoch", "epochs trained"),

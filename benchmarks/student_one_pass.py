@@ -1,17 +1,21 @@
 """Student training steps on chunks: one pass over each chunk against one
 window per target, alone and distilled, in one run.
 
-A mean student trains on a batch of chunks of the users' sequences either
-in one pass (`OnePassTrainer` alone, the `Distiller`'s one-pass read when
+A student trains on a batch of chunks of the users' sequences either in
+one pass (`OnePassTrainer` alone, the `Distiller`'s one-pass read when
 distilled) or on one context window per target
 (`examples_at_every_position`, the student compiled with the softmax
-cross-entropy alone, the Distiller reading windows). Both compute the same
-losses (tests/distill/test_every_position.py). Each trainer runs its
+cross-entropy alone, the Distiller reading windows). For a mean student
+both compute the same losses; a self-attention student's pass is SASRec's
+causal formulation, the windows' values at each chunk's last position only
+(tests/distill/test_every_position.py). Each trainer runs its
 compiled train step over the same batches held in memory, taking turns
 (speed.step_times); the ratio is of medians of those rounds.
 
     python benchmarks/student_one_pass.py             # ml1m's configuration
     python benchmarks/student_one_pass.py --config=synthetic_default
+    python benchmarks/student_one_pass.py --config=ml1m_self_attention \
+        --name=student_one_pass_self_attention
 
 Writes benchmarks/results/<name>.{json,md} (default student_one_pass).
 """
