@@ -32,9 +32,9 @@ from tfdistill.errors import ModelError
 from tfdistill.models.layers import CatalogScores
 from tfdistill.models.layers import causal_weighted_mean
 from tfdistill.models.layers import ContextAndCatalogIds
-from tfdistill.models.layers import PositionWeightedMean
 from tfdistill.models.layers import LastPosition
 from tfdistill.models.layers import PositionEmbedding
+from tfdistill.models.layers import PositionWeightedMean
 from tfdistill.models.layers import SplitContextAndCatalog
 from tfdistill.models.layers import TransformerBlock
 from tfdistill.models.registry import register
