@@ -60,8 +60,8 @@ SECTIONS = (
          "sliding windows", None),
         ("student_one_pass", "Student training on chunks: one pass "
          "against one window per target", None),
-        ("student_one_pass_self_attention", "The same for a self-attention "
-         "student (one causal pass, SASRec's formulation)", None),
+        ("student_one_pass_self_attention", "A self-attention student: one "
+         "causal pass against windows", None),
     )),
     ("Scaling", (
         ("scale", "Catalog size and local workers", None),
