@@ -104,6 +104,11 @@ PAGE_COLUMNS = {
         "quantization", "probe", "recall_at_10", "p50_ms", "p99_ms",
         "speedup_vs_exact", "bytes"),
 }
+#: Results whose notes (settings of speed measurements) stay on their
+#: result files, which the page links.
+NOTES_ON_FILE = frozenset({"speed", "latency", "scale", "teacher_objective",
+                           "student_one_pass",
+                           "student_one_pass_self_attention"})
 #: Tables left on the result files: the per-seed and per-epoch details.
 DETAIL = re.compile(r"^(Per seed|Per epoch)")
 MACHINE_KEYS = ("cpu_count", "date", "git_commit")
@@ -200,10 +205,11 @@ def section(results: pathlib.Path, name: str, title: str,
                     if result == name and heading.startswith(prefix)), None)
     lines += [f"**{heading}**", "",
               _page_table(body, columns, PAGE_ROWS.get(name)), ""]
-  if notes:
+  if notes and name not in NOTES_ON_FILE:
     lines += [notes, ""]
   if machine:
-    lines += [f"<sub>{_machine(machine)}; all figures in "
+    lines += [f"<sub>{_machine(machine)}; all figures"
+              f"{' and settings' if name in NOTES_ON_FILE else ''} in "
               f"benchmarks/results/{name}.json</sub>", ""]
   figure = results / f"{name}_pareto.png"
   if figure.is_file():
