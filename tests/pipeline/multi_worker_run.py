@@ -2,9 +2,10 @@
 
     python multi_worker_run.py OUT multi_worker   # with TF_CONFIG set
     python multi_worker_run.py OUT default        # the single-process twin
-    python multi_worker_run.py OUT multi_worker 6 # the teacher alone, 6 epochs
+    python multi_worker_run.py OUT multi_worker 6 # the teacher for 6 epochs
 
-Trains the tiny preset's teacher and distils its student without dropout
+Trains the tiny preset's teacher (one epoch unless told) and distils its
+student (one epoch) without dropout
 (so that every replica computes what one process would), and prints one
 JSON line: whether this worker is the chief, its own folder, and every
 path under OUT that this process opened for writing, created, renamed or
@@ -55,18 +56,16 @@ def main():
                               (tempfile, "mkdtemp", ())):
     setattr(module, name, _audit(getattr(module, name), paths))
   strategy = make_strategy(sys.argv[2], worker_timeout=60)
-  teacher_only = len(sys.argv) > 3
   base = preset("tiny", seed=3)
   config = dataclasses.replace(
       base, teacher=dataclasses.replace(base.teacher, dropout=0.0),
       student=dataclasses.replace(base.student, dropout=0.0),
-      teacher_epochs=int(sys.argv[3]) if teacher_only else 1,
+      teacher_epochs=int(sys.argv[3]) if len(sys.argv) > 3 else 1,
       student_epochs=1, early_stopping_patience=0)
   run = Run(sys.argv[1], config, strategy=strategy)
-  step = "teacher" if teacher_only else "student_kd"
-  getattr(run, step)()
+  run.student_kd()
   print(json.dumps({"chief": run.chief, "own": run.out,
-                    "ndcg": run.step_metrics(step)["ndcg@10"],
+                    "ndcg": run.step_metrics("student_kd")["ndcg@10"],
                     "writes": WRITES if not run.chief else len(WRITES)}),
         flush=True)
 

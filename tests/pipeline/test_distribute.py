@@ -39,39 +39,6 @@ def _finish(process: subprocess.Popen) -> dict:
   return json.loads(stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.slow
-def test_two_workers_train_as_one_process(tmp_path):
-  """Tolerance: the two runs sum the same gradients in another order, so the
-  teacher differs at rounding level; Adam turns rounding-level gradients of
-  rarely seen item rows into steps of up to the learning rate (2e-3), so a
-  few student weights move by a few 1e-3 while the typical one stays within
-  1e-4, and the test metrics agree."""
-  workers = [_start(tmp_path / "run", "multi_worker", tf_config)
-             for tf_config in local_tf_configs(2)]
-  alone = _start(tmp_path / "alone", "default")
-  chief, other = [_finish(w) for w in workers]
-  single = _finish(alone)
-  assert chief["chief"] and not other["chief"]
-  # The chief alone wrote the run directory; the other worker's own copies
-  # went to a temporary folder of its own, removed when it ended.
-  assert other["writes"] == [], other["writes"]
-  assert not os.path.exists(other["own"])
-  assert sorted(os.listdir(tmp_path / "run")) == [
-      "config.json", "data", "student_kd", "teacher"]
-  assert not list((tmp_path / "run").rglob("*workertemp*"))
-  assert abs(chief["ndcg"] - single["ndcg"]) < 1e-3
-  import tfdistill  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
-  from tfdistill.models.io import load_model  # pylint: disable=import-outside-toplevel
-  for step, typical, largest in (("teacher", 1e-4, 1e-3),
-                                 ("student_kd", 1e-4, 1e-2)):
-    a = load_model(str(tmp_path / "run" / step / "model")).get_weights()
-    b = load_model(str(tmp_path / "alone" / step / "model")).get_weights()
-    differences = np.concatenate([np.abs(x - y).ravel()
-                                  for x, y in zip(a, b)])
-    assert np.median(differences) < typical, (step, np.median(differences))
-    assert differences.max() < largest, (step, differences.max())
-
-
 def _epochs_logged(run) -> list:
   log = run / "teacher" / "training_log.csv"
   if not log.is_file():
@@ -80,16 +47,32 @@ def _epochs_logged(run) -> list:
           log.read_text().splitlines()[1:] if line]
 
 
+def _largest_differences(a_dir, b_dir) -> tuple:
+  """(median, largest) absolute difference of two saved models' weights."""
+  import tfdistill  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
+  from tfdistill.models.io import load_model  # pylint: disable=import-outside-toplevel
+  a = load_model(str(a_dir / "model")).get_weights()
+  b = load_model(str(b_dir / "model")).get_weights()
+  differences = np.concatenate([np.abs(x - y).ravel() for x, y in zip(a, b)])
+  return np.median(differences), differences.max()
+
+
 @pytest.mark.slow
-def test_killed_workers_restart_and_resume_from_the_chiefs_checkpoint(
-    tmp_path):
-  # Both workers are killed (as a preempted job is) once the first epoch's
-  # checkpoint is written, and started again with new ports: training
-  # resumes after that epoch, each epoch is logged once, the other worker
-  # still writes nothing in the run directory, and the teacher matches an
-  # uninterrupted single-process run: within the tolerance above, the
-  # largest difference allowed to grow with the epochs of Adam steps on
-  # rounding-level gradient differences.
+def test_killed_workers_restart_and_train_as_one_process(tmp_path):
+  """Two workers train the teacher and distil the student as one process
+  does; killed mid-run (as a preempted job is), they resume.
+
+  Both workers are killed once the teacher's first epoch's checkpoint is
+  written, and started again with new ports: training resumes after that
+  epoch, each epoch is logged once, and the other worker writes nothing in
+  the run directory (its own copies go to a temporary folder of its own,
+  removed when it ends).
+
+  Tolerance: the two runs sum the same gradients in another order, so the
+  models differ at rounding level from a single process's; Adam turns
+  rounding-level gradients of rarely seen item rows into steps of up to
+  the learning rate (2e-3) per epoch, so a few weights move by a few 1e-3
+  while the typical one stays within 1e-4, and the test metrics agree."""
   epochs, run = "3", tmp_path / "run"
   alone = _start(tmp_path / "alone", "default", "", epochs)
   workers = [_start(run, "multi_worker", tf_config, epochs)
@@ -108,16 +91,20 @@ def test_killed_workers_restart_and_resume_from_the_chiefs_checkpoint(
              for tf_config in local_tf_configs(2)]
   chief, other = [_finish(w) for w in workers]
   single = _finish(alone)
-  assert chief["chief"] and other["writes"] == [], other["writes"]
+  assert chief["chief"] and not other["chief"]
+  assert other["writes"] == [], other["writes"]
+  assert not os.path.exists(other["own"])
+  assert sorted(os.listdir(run)) == [
+      "config.json", "data", "student_kd", "teacher"]
+  assert not list(run.rglob("*workertemp*"))
   assert _epochs_logged(run) == list(range(int(epochs)))
   assert abs(chief["ndcg"] - single["ndcg"]) < 1e-3
-  import tfdistill  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
-  from tfdistill.models.io import load_model  # pylint: disable=import-outside-toplevel
-  a = load_model(str(run / "teacher" / "model")).get_weights()
-  b = load_model(str(tmp_path / "alone" / "teacher" / "model")).get_weights()
-  differences = np.concatenate([np.abs(x - y).ravel() for x, y in zip(a, b)])
-  assert np.median(differences) < 1e-4, np.median(differences)
-  assert differences.max() < 5e-3, differences.max()
+  # The student learns from those two teachers, so it starts from their
+  # differences: a looser typical bound for it.
+  for step, typical, largest in (("teacher", 1e-4, 5e-3),
+                                 ("student_kd", 5e-4, 2e-2)):
+    median, most = _largest_differences(run / step, tmp_path / "alone" / step)
+    assert median < typical and most < largest, (step, median, most)
 
 
 @pytest.mark.parametrize("value,fragment", [

@@ -95,12 +95,12 @@ def test_tune_searches_under_the_size_budget_and_writes_a_flagfile(
   run = tmp_path / "run"
   shutil.copytree(out, run)
   result = run_cli("tune", "--preset=tiny", f"--out={run}", "--seed=3",
-                   "--max_trials=3", "--tune_epochs=1")
-  assert last_json(result)["trials"] == 3
+                   "--max_trials=2", "--tune_epochs=1")
+  assert last_json(result)["trials"] == 2
   assert "teacher done" not in result.stderr  # the run's teacher is reused
   record = json.loads((run / "tune" / "trials.json").read_text())
   scores = [trial["val_ndcg@10"] for trial in record["trials"]]
-  assert len(scores) == 3 and all(0 < score <= 1 for score in scores)
+  assert len(scores) == 2 and all(0 < score <= 1 for score in scores)
   best = record["trials"][int(np.argmax(scores))]
   assert record["best"] == {name: best[name] for name in record["best"]}
   assert (run / "tune" / "pareto.png").is_file()
