@@ -19,19 +19,27 @@ from tfdistill.data.synthetic import SyntheticConfig
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SHARED_MOVIELENS = REPO.parent / "shared" / "data" / "movielens"
 
+#: Rough seconds of a test marked slow, and of one marked processes.
+SLOW_SECONDS, PROCESS_SECONDS = 30, 6
+
+
 def pytest_collection_modifyitems(items):
-  """Files with more tests marked slow run first.
+  """The longest files run first.
 
   The test command distributes whole files to its two processes
   (`--dist loadfile`, in collection order): a long file collected last
-  keeps one process busy while the other has finished. A stable sort, so
-  tests keep their order within a file.
+  keeps one process busy while the other has finished. A file's length is
+  estimated from its tests marked slow and those marked processes (each
+  starts the command line in a new process, a few seconds of TensorFlow
+  start-up). A stable sort, so tests keep their order within a file.
   """
-  slow = {}
+  cost = {}
   for item in items:
-    slow.setdefault(item.fspath, 0)
-    slow[item.fspath] += item.get_closest_marker("slow") is not None
-  items.sort(key=lambda item: -slow[item.fspath])
+    cost.setdefault(item.fspath, 0)
+    cost[item.fspath] += (
+        SLOW_SECONDS * (item.get_closest_marker("slow") is not None) +
+        PROCESS_SECONDS * (item.get_closest_marker("processes") is not None))
+  items.sort(key=lambda item: -cost[item.fspath])
 
 
 TINY_SYNTHETIC = SyntheticConfig(num_users=120, num_items=80,

@@ -14,6 +14,10 @@ import pytest
 from cli_runner import assert_user_error
 from cli_runner import run_cli
 
+# Every case runs the command line in its own process: the file is one of
+# the longest, so it starts early (conftest.py).
+pytestmark = pytest.mark.processes
+
 
 def snapshot(root) -> dict:
   """{relative path: file bytes (None for a folder)} under `root`."""
