@@ -35,7 +35,7 @@ _BEAM_REQUIRES = ["apache-beam>=2.77,<3"]
 _TEST_REQUIRES = _BEAM_REQUIRES + [
     "pytest>=8",
     "pytest-timeout>=2.2",
-    "pytest-xdist>=3.5",
+    "pytest-xdist>=3.8",  # --no-loadscope-reorder (pytest.ini)
     "nbformat>=5.9",
     "nbclient>=0.10",
     "ipykernel>=6.29",

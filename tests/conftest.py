@@ -19,26 +19,31 @@ from tfdistill.data.synthetic import SyntheticConfig
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SHARED_MOVIELENS = REPO.parent / "shared" / "data" / "movielens"
 
-#: Rough seconds of a test marked slow, and of one marked processes.
-SLOW_SECONDS, PROCESS_SECONDS = 30, 6
+#: Rough seconds of a test marked slow, of one marked processes, and of
+#: any other test.
+SLOW_SECONDS, PROCESS_SECONDS, TEST_SECONDS = 30, 6, 2
 
 
 def pytest_collection_modifyitems(items):
   """The longest files run first.
 
   The test command distributes whole files to its two processes
-  (`--dist loadfile`, in collection order): a long file collected last
-  keeps one process busy while the other has finished. A file's length is
-  estimated from its tests marked slow and those marked processes (each
-  starts the command line in a new process, a few seconds of TensorFlow
-  start-up). A stable sort, so tests keep their order within a file.
+  (`--dist loadfile`), in collection order (`--no-loadscope-reorder`;
+  xdist's own order, by number of tests, puts a file of a few long tests
+  last): a long file collected last keeps one process busy while the other
+  has finished. A file's length is estimated from its tests: those marked
+  slow, those marked processes (each starts the command line in a new
+  process, a few seconds of TensorFlow start-up) and the others. A stable
+  sort, so tests keep their order within a file.
   """
   cost = {}
   for item in items:
-    cost.setdefault(item.fspath, 0)
-    cost[item.fspath] += (
-        SLOW_SECONDS * (item.get_closest_marker("slow") is not None) +
-        PROCESS_SECONDS * (item.get_closest_marker("processes") is not None))
+    seconds = TEST_SECONDS
+    if item.get_closest_marker("slow") is not None:
+      seconds = SLOW_SECONDS
+    elif item.get_closest_marker("processes") is not None:
+      seconds = PROCESS_SECONDS
+    cost[item.fspath] = cost.get(item.fspath, 0) + seconds
   items.sort(key=lambda item: -cost[item.fspath])
 
 
