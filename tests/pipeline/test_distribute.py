@@ -47,7 +47,7 @@ def _epochs_logged(run) -> list:
           log.read_text().splitlines()[1:] if line]
 
 
-def _largest_differences(a_dir, b_dir) -> tuple:
+def _weight_differences(a_dir, b_dir) -> tuple:
   """(median, largest) absolute difference of two saved models' weights."""
   import tfdistill  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
   from tfdistill.models.io import load_model  # pylint: disable=import-outside-toplevel
@@ -103,7 +103,7 @@ def test_killed_workers_restart_and_train_as_one_process(tmp_path):
   # differences: a looser typical bound for it.
   for step, typical, largest in (("teacher", 1e-4, 5e-3),
                                  ("student_kd", 5e-4, 2e-2)):
-    median, most = _largest_differences(run / step, tmp_path / "alone" / step)
+    median, most = _weight_differences(run / step, tmp_path / "alone" / step)
     assert median < typical and most < largest, (step, median, most)
 
 
