@@ -218,6 +218,11 @@ def seed_row(run: Run, seed: int) -> dict:
     agreement = (stages["tflite"].get("parity") or {}).get("agreement")
     if agreement is not None:
       row["tflite_agreement"] = agreement
+  return _with_ratios(row)
+
+
+def _with_ratios(row: dict) -> dict:
+  """`row` with the ratios of its stages' figures."""
   if "student_kd_ndcg@10" in row and "teacher_ndcg@10" in row:
     row["kd_vs_teacher"] = (row["student_kd_ndcg@10"]
                             / row["teacher_ndcg@10"])
@@ -227,6 +232,31 @@ def seed_row(run: Run, seed: int) -> dict:
     row["kd_vs_alone"] = (row["student_kd_ndcg@10"]
                           / row["student_alone_ndcg@10"] - 1)
   return row
+
+
+def with_record(row: dict, per_user: dict, record: tuple):
+  """A seed's run completed with the stages only its results-file record
+  holds: (row, per-user NDCG@10), or None when a stage both hold has a
+  different NDCG@10 (the run retrained it to other weights, and the
+  record's later stages learnt from those it no longer has).
+
+  Args:
+    row, per_user: the run directory's `seed_row` and `per_user_ndcg`.
+    record: (row, per-user NDCG@10) of the same seed and configuration in
+      the results file, measured where that run directory is gone.
+  """
+  recorded_row, recorded_users = record
+  stages = [s for s in STAGES if f"{s}_ndcg@10" in recorded_row]
+  both = [s for s in stages if f"{s}_ndcg@10" in row]
+  if any(row[f"{s}_ndcg@10"] != recorded_row[f"{s}_ndcg@10"] for s in both):
+    return None
+  # The record's figures of the same models fill what the run lacks (the
+  # wall time of a step trained before the run directory was lost).
+  merged = {**{k: v for k, v in recorded_row.items()
+               if any(k.startswith(f"{s}_") for s in stages)}, **row}
+  users = {**{s: v for s, v in recorded_users.items() if s not in both},
+           **per_user}
+  return _with_ratios(merged), users
 
 
 def _comparable(config: dict) -> dict:
@@ -265,7 +295,9 @@ def run_benchmark(benchmark, args) -> tuple:
   """Runs the steps of every seed; returns the results to report and each
   seed's {stage: NDCG@10 per test user} (None, None: --report_only and no
   seed started). A seed with no run directory whose record in the results
-  file holds every stage asked for is taken from that record."""
+  file holds every stage asked for is taken from that record; a run
+  directory is completed with the record's stages it lacks when the stages
+  both hold agree (`with_record`)."""
   seeds = ([int(s) for s in args.seeds.split(",")] if args.seeds
            else list(benchmark.seeds))
   steps = args.steps.split(",") if args.steps else list(benchmark.steps)
@@ -288,8 +320,17 @@ def run_benchmark(benchmark, args) -> tuple:
     run.claim()
     for step in steps:
       _timed(benchmark, run, step, args)
-    rows.append(seed_row(run, seed))
-    per_user.append(per_user_ndcg(run))
+    row, users = seed_row(run, seed), per_user_ndcg(run)
+    if seed in records:
+      merged = with_record(row, users, records[seed])
+      if merged is None:
+        print(f"{benchmark.name} seed {seed}: the run directory's figures "
+              "differ from the results file's; reporting the run "
+              "directory's stages alone", flush=True)
+      else:
+        row, users = merged
+    rows.append(row)
+    per_user.append(users)
   numeric = sorted({k for r in rows for k, v in r.items()
                     if k != "seed" and isinstance(v, (int, float))})
   summary = {k: float(np.mean([r[k] for r in rows if k in r]))

@@ -290,6 +290,37 @@ def test_runner_targets_are_ratios_of_the_means():
       0.45 / 0.6)
 
 
+def test_a_run_directory_is_completed_by_its_record_only_where_they_agree():
+  run = _import("run")
+  record = ({"seed": 1, "teacher_ndcg@10": 0.2, "teacher_params": 1000,
+             "teacher_seconds": 60.0, "student_alone_ndcg@10": 0.1,
+             "student_kd_ndcg@10": 0.12, "student_kd_params": 90,
+             "student_kd_best_epoch": 4},
+            {"teacher": [0.2, 0.2], "student_alone": [0.1, 0.1],
+             "student_kd": [0.0, 0.24]})
+  # The run directory lost, the teacher retrained to the same figures.
+  row = {"seed": 1, "teacher_ndcg@10": 0.2, "teacher_params": 1000,
+         "teacher_best_epoch": 7}
+  users = {"teacher": [0.25, 0.15]}
+  merged, merged_users = run.with_record(row, users, record)
+  # The run's own figures stand; the record adds the stages the run lacks
+  # and the teacher's wall time measured before.
+  assert merged["teacher_best_epoch"] == 7
+  assert merged["teacher_seconds"] == 60.0
+  assert merged["student_kd_best_epoch"] == 4
+  assert merged["kd_vs_alone"] == pytest.approx(0.2)
+  assert merged["kd_vs_teacher"] == pytest.approx(0.6)
+  assert merged["params_vs_teacher"] == pytest.approx(0.09)
+  assert merged_users == {"teacher": [0.25, 0.15], "student_alone": [0.1, 0.1],
+                          "student_kd": [0.0, 0.24]}
+  assert row == {"seed": 1, "teacher_ndcg@10": 0.2, "teacher_params": 1000,
+                 "teacher_best_epoch": 7}  # the run's own row is not changed
+  # A teacher retrained to other weights: the record's students learnt
+  # from another teacher, so nothing of the record is mixed in.
+  assert run.with_record({**row, "teacher_ndcg@10": 0.21}, users,
+                         record) is None
+
+
 def test_runner_refuses_missing_data_and_writes_nothing(tmp_path, capsys):
   run = _import("run")
   with pytest.raises(SystemExit) as error:

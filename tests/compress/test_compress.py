@@ -124,6 +124,32 @@ def test_fisher_saliency_is_weight_squared_times_mean_squared_gradient():
                              atol=1e-8)
 
 
+def test_fisher_saliency_traces_once_for_batches_of_every_size():
+  # Chunks of users' sequences give as many examples as they hold targets,
+  # a different batch size nearly every batch.
+  traces = []
+
+  class Counted(tf_keras.layers.Layer):
+
+    def call(self, x):
+      traces.append(x.shape)  # Python runs once per trace
+      return x
+
+  ids = tf_keras.Input(shape=(), dtype="int32")
+  logits = Counted()(tf_keras.layers.Dense(4)(
+      tf_keras.layers.Embedding(5, 2)(ids)))
+  model = tf_keras.Model(ids, logits)
+  sizes = [2, 3, 5, 7, 4, 6, 1, 8]
+  data = tf.data.Dataset.from_generator(
+      lambda: ((np.arange(n, dtype=np.int32) % 5,
+                np.arange(n, dtype=np.int32) % 4) for n in sizes),
+      output_signature=(tf.TensorSpec([None], tf.int32),
+                        tf.TensorSpec([None], tf.int32)))
+  traces.clear()
+  fisher_saliency(model, [model.layers[1].embeddings], data, len(sizes))
+  assert len(traces) <= 2, traces
+
+
 def test_prune_mask_zeroes_the_lowest_scores():
   scores = np.array([[3.0, 1.0], [2.0, 0.0], [1.0, 5.0]])
   np.testing.assert_array_equal(prune_mask(scores, 0.5),

@@ -202,7 +202,9 @@ def fisher_saliency(model: tf_keras.Model, variables: list, data,
   batches of `data`: a diagonal estimate of the Fisher information, which
   for an item table grows with how often the item is read and scored.
   """
-  @tf.function
+  # Chunks become batches of as many examples as they hold targets: one
+  # trace for every batch size, not one per batch.
+  @tf.function(reduce_retracing=True)
   def squared_gradients(inputs, labels):
     with tf.GradientTape() as tape:
       # The batch mean by hand: a Keras loss object with its default
