@@ -1,5 +1,6 @@
 """`tfdistill pipeline --preset=tiny` end to end, resume, and run-dir rules."""
 
+import csv
 import dataclasses
 import json
 import os
@@ -45,6 +46,17 @@ def test_pipeline_writes_metrics_report_and_exports(tiny_run):
   for step in ("teacher", "student_kd"):
     assert list((out / step / "logs").rglob("events.out.tfevents.*"))
     assert (out / step / "training_log.csv").is_file()
+  # Each training's kept epoch and the validation NDCG@10 it was kept by.
+  for step in ("teacher", "student_alone", "student_kd"):
+    with open(out / step / "training_log.csv") as f:
+      logged = [float(row["val_ndcg@10"]) for row in csv.DictReader(f)]
+    assert len(logged) == metrics[step]["epochs_trained"]
+    assert metrics[step]["val_ndcg@10"] == pytest.approx(
+        logged[metrics[step]["best_epoch"] - 1]) == pytest.approx(max(logged))
+  behind = (metrics["student_kd"]["val_ndcg@10"]
+            < metrics["student_alone"]["val_ndcg@10"])
+  assert ("On validation the distilled student's best NDCG@10" in (
+      out / "report" / "report.md").read_text()) == behind
   assert (out / "export" / "serving" / "tfdistill_student" / "1" /
           "saved_model.pb").is_file()
 

@@ -1,9 +1,10 @@
 """The report's figures: the Pareto front and where its labels go; how long
-fits report progress."""
+fits report progress; the warning for a distillation that does not help."""
 
 import io
 import sys
 
+from tfdistill.pipeline.report import distillation_behind
 from tfdistill.pipeline.report import label_heights
 from tfdistill.pipeline.report import model_bytes
 from tfdistill.pipeline.report import pareto_front
@@ -57,3 +58,17 @@ def test_fits_show_a_bar_on_a_terminal_and_epoch_lines_in_a_log(monkeypatch):
   assert fit_verbosity() == 1
   monkeypatch.setattr(sys, "stdout", io.StringIO())  # a file or a pipe
   assert fit_verbosity() == 2
+
+
+def test_a_distilled_student_behind_its_twin_on_validation_is_named():
+  alone = {"val_ndcg@10": 0.0950, "ndcg@10": 0.09}
+  warning = distillation_behind(alone, {"val_ndcg@10": 0.0851})
+  assert warning.startswith("On validation the distilled student's best "
+                            "NDCG@10 (0.0851) is below the student "
+                            "alone's (0.0950)")
+  assert "--distillation_loss" in warning and "--alpha" in warning
+  # Level or ahead: nothing; a run directory from before the figure was
+  # kept: nothing either.
+  assert distillation_behind(alone, {"val_ndcg@10": 0.0950}) is None
+  assert distillation_behind(alone, {"val_ndcg@10": 0.1}) is None
+  assert distillation_behind({"ndcg@10": 0.09}, {"val_ndcg@10": 0.01}) is None

@@ -13,6 +13,7 @@ import base64
 import csv
 import html
 import os
+from typing import Optional
 
 from tfdistill.evaluation.ranking import STAGE_METRICS
 from tfdistill.fileio import write_json
@@ -174,6 +175,21 @@ def _stage_rows(metrics: dict) -> list:
   return rows
 
 
+def distillation_behind(alone: dict, kd: dict) -> Optional[str]:
+  """The warning for a distilled student whose best validation NDCG@10 is
+  below its twin's trained alone (None when it is not, or when either
+  predates the figure): the split early stopping reads, not the test
+  split the report's figures are on."""
+  ours, theirs = kd.get("val_ndcg@10"), alone.get("val_ndcg@10")
+  if ours is None or theirs is None or ours >= theirs:
+    return None
+  return (f"On validation the distilled student's best NDCG@10 ({ours:.4f}) "
+          f"is below the student alone's ({theirs:.4f}): the teacher, "
+          "distilled this way, does not help this student. Compare other "
+          "--distillation_loss choices or a larger --alpha (the weight of "
+          "the hard labels) before shipping it.")
+
+
 def _headline(metrics: dict) -> list:
   t, a, kd = (metrics[k] for k in ("teacher", "student_alone", "student_kd"))
   lite = metrics["tflite"]
@@ -192,6 +208,9 @@ def _headline(metrics: dict) -> list:
       "of the float32 .tflite.",
       f"- Parity with the SavedModel: top-{lite['parity']['top_k']} "
       f"agreement {lite['parity']['agreement']:.3f}."]
+  behind = distillation_behind(a, kd)
+  if behind:
+    lines.insert(1, f"- {behind}")
   origin = t.get("origin")
   if origin:
     joined = origin.get("vocabulary") or {}

@@ -440,7 +440,9 @@ class Run:
                 verbose=fit_verbosity())
     return {"best_epoch": best.best_epoch + 1,
             "epochs_trained": best.epochs_trained,
-            "training_seconds": best.training_seconds}
+            "training_seconds": best.training_seconds,
+            # What early stopping chose the kept epoch by.
+            "val_ndcg@10": best.history[best.best_epoch]}
 
   def _quality(self, model) -> dict:
     result = evaluate_retrieval(model, self.evaluation("test"))
@@ -601,8 +603,16 @@ class Run:
                         lambda: self._student("student_alone"))
 
   def student_kd(self):
-    return self._cached("student_kd",
-                        lambda: self._student("student_kd", self.teacher()))
+    trained = not self.done("student_kd")
+    student = self._cached("student_kd",
+                           lambda: self._student("student_kd", self.teacher()))
+    if trained and self.done("student_alone"):
+      from tfdistill.pipeline.report import distillation_behind  # pylint: disable=import-outside-toplevel
+      behind = distillation_behind(self.step_metrics("student_alone"),
+                                   self.step_metrics("student_kd"))
+      if behind:
+        logging.warning("%s", behind)
+    return student
 
   def distilled_student(self, step: str, teacher):
     """The run's student distilled from another `teacher` in step `step`.
