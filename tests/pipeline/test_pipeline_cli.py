@@ -55,7 +55,7 @@ def test_pipeline_writes_metrics_report_and_exports(tiny_run):
         logged[metrics[step]["best_epoch"] - 1]) == pytest.approx(max(logged))
   behind = (metrics["student_kd"]["val_ndcg@10"]
             < metrics["student_alone"]["val_ndcg@10"])
-  assert ("On validation the distilled student's best NDCG@10" in (
+  assert ("the distilled student's best NDCG@10 (" in (
       out / "report" / "report.md").read_text()) == behind
   assert (out / "export" / "serving" / "tfdistill_student" / "1" /
           "saved_model.pb").is_file()

@@ -183,11 +183,11 @@ def distillation_behind(alone: dict, kd: dict) -> Optional[str]:
   ours, theirs = kd.get("val_ndcg@10"), alone.get("val_ndcg@10")
   if ours is None or theirs is None or ours >= theirs:
     return None
-  return (f"On validation the distilled student's best NDCG@10 ({ours:.4f}) "
-          f"is below the student alone's ({theirs:.4f}): the teacher, "
-          "distilled this way, does not help this student. Compare other "
-          "--distillation_loss choices or a larger --alpha (the weight of "
-          "the hard labels) before shipping it.")
+  return ("On validation (the split that chose each student's kept epoch), "
+          f"the distilled student's best NDCG@10 ({ours:.4f}) is below the "
+          f"student alone's ({theirs:.4f}): distilled this way, the teacher "
+          "may not help this student. Compare other --distillation_loss "
+          "choices or a larger --alpha (the weight of the hard labels).")
 
 
 def _headline(metrics: dict) -> list:
