@@ -442,7 +442,7 @@ class Run:
             "epochs_trained": best.epochs_trained,
             "training_seconds": best.training_seconds,
             # What early stopping chose the kept epoch by.
-            "val_ndcg@10": best.history[best.best_epoch]}
+            best.monitor: best.history[best.best_epoch]}
 
   def _quality(self, model) -> dict:
     result = evaluate_retrieval(model, self.evaluation("test"))
@@ -589,6 +589,12 @@ class Run:
     if teacher_params:
       metrics["params_vs_teacher"] = metrics["params"] / teacher_params
     self._finish(step, metrics)
+    if teacher is not None and self.done("student_alone"):
+      from tfdistill.pipeline.report import distillation_behind  # pylint: disable=import-outside-toplevel
+      behind = distillation_behind(self.step_metrics("student_alone"),
+                                   metrics)
+      if behind:
+        logging.warning("%s: %s", step, behind)
     return student
 
   def students_read_chunks(self) -> bool:
@@ -603,16 +609,8 @@ class Run:
                         lambda: self._student("student_alone"))
 
   def student_kd(self):
-    trained = not self.done("student_kd")
-    student = self._cached("student_kd",
-                           lambda: self._student("student_kd", self.teacher()))
-    if trained and self.done("student_alone"):
-      from tfdistill.pipeline.report import distillation_behind  # pylint: disable=import-outside-toplevel
-      behind = distillation_behind(self.step_metrics("student_alone"),
-                                   self.step_metrics("student_kd"))
-      if behind:
-        logging.warning("%s", behind)
-    return student
+    return self._cached("student_kd",
+                        lambda: self._student("student_kd", self.teacher()))
 
   def distilled_student(self, step: str, teacher):
     """The run's student distilled from another `teacher` in step `step`.
