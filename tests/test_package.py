@@ -9,14 +9,16 @@ import pytest
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
-def _python(code: str, env_extra: dict = None) -> subprocess.CompletedProcess:
+def _python(code: str, env_extra: dict = None, cwd: str = None,
+            args=()) -> subprocess.CompletedProcess:
   import os
   env = {k: v for k, v in os.environ.items()
          if k not in ("TF_USE_LEGACY_KERAS", "TF_ENABLE_ONEDNN_OPTS")}
   env.update(env_extra or {})
   env["TF_CPP_MIN_LOG_LEVEL"] = "3"
-  return subprocess.run([sys.executable, "-c", code], capture_output=True,
-                        text=True, env=env, timeout=300, check=False)
+  return subprocess.run([sys.executable, "-c", code, *args],
+                        capture_output=True, text=True, env=env, timeout=300,
+                        check=False, cwd=cwd)
 
 
 def test_import_routes_tf_keras_to_keras2():
@@ -91,6 +93,52 @@ def test_one_public_api_every_name_resolves_once():
       "importlib.import_module('tfdistill.' + p).__all__))")
   assert result.returncode == 0, result.stderr
   assert result.stdout.split() == ["False", "True", "True"]
+
+
+def test_configurations_load_without_tensorflow():
+  """Every configuration the command line builds, and the presets, load
+  without TensorFlow; the modules that build models still offer them."""
+  result = _python(
+      "import sys, tfdistill; "
+      "from tfdistill.pipeline.config import preset; "
+      "from tfdistill.cli import options; "
+      "from tfdistill.models import StudentConfig, TeacherConfig, "
+      "EmbeddingConfig; "
+      "from tfdistill.export import ExportConfig, PartitionConfig; "
+      "from tfdistill.compress import CompressConfig; "
+      "[preset(name) for name in ('tiny', 'default', 'large')]; "
+      "print('tensorflow' in sys.modules); "
+      "from tfdistill.models.factory import TeacherConfig as T; "
+      "from tfdistill.models.students import StudentConfig as S; "
+      "from tfdistill.models.embeddings import EmbeddingConfig as E; "
+      "from tfdistill.export.exporter import ExportConfig as X; "
+      "from tfdistill.export.partitions import PartitionConfig as P; "
+      "from tfdistill.compress.pipeline import CompressConfig as C; "
+      "print((T, S, E, X, P, C) == (TeacherConfig, StudentConfig, "
+      "EmbeddingConfig, ExportConfig, PartitionConfig, CompressConfig))")
+  assert result.returncode == 0, result.stderr
+  assert result.stdout.split() == ["False", "True"]
+
+
+@pytest.mark.parametrize("argv,fragment", [
+    (["pipeline", "--alpha=2"], "alpha must be in [0, 1]"),
+    (["train-teacher", "--preset=huge", "--out=never"], "unknown preset"),
+    (["distill", "--distillation_loss=kl+nope", "--out=never"],
+     "unknown distillation loss 'nope'"),
+    (["export", "--model=never", "--out=never"], "nothing to export"),
+    (["export", "--model=never", "--out=never", "--tflite", "--top_k=0"],
+     "--top_k must be >= 1"),
+])
+def test_bad_flags_fail_before_tensorflow_loads(argv, fragment, tmp_path):
+  result = _python(
+      "import sys; sys.argv = ['tfdistill'] + sys.argv[1:]; "
+      "from tfdistill.cli import run\n"
+      "try:\n  run()\nexcept SystemExit as stop:\n"
+      "  print(stop.code, 'tensorflow' in sys.modules)", cwd=str(tmp_path),
+      args=argv)
+  assert result.stdout.split() == ["2", "False"], result.stderr
+  assert fragment in result.stderr, result.stderr
+  assert not list(tmp_path.iterdir())
 
 
 def test_the_names_the_readme_shows_are_public():

@@ -113,9 +113,12 @@ def _main(argv: list) -> int:
           f"not apply to `{name}`; see `{_PROG} {name} --help`.", name)
   if not FLAGS["verbosity"].present:
     logging.set_verbosity(logging.INFO)
-    if name != "data" or FLAGS.dataset.startswith("movielens/"):
-      _start_tensorflow_quietly()
   try:
+    if command.check is not None:
+      command.check()  # before TensorFlow loads: bad flags fail at once
+    if not FLAGS["verbosity"].present and (
+        name != "data" or FLAGS.dataset.startswith("movielens/")):
+      _start_tensorflow_quietly()
     return command.function() or 0
   except TfdistillError as error:
     _fail(str(error), name)

@@ -3,7 +3,7 @@
 import dataclasses
 import json
 import os
-from typing import Callable
+from typing import Callable, Optional
 
 from absl import logging
 
@@ -16,10 +16,13 @@ FLAGS = options.FLAGS
 
 @dataclasses.dataclass(frozen=True)
 class Command:
+  """A command; `check` (if any) validates its flags without TensorFlow,
+  before TensorFlow loads, so that bad input fails at once."""
   name: str
   function: Callable[[], int]
   summary: str
   flags: tuple
+  check: Optional[Callable[[], object]] = None
 
 
 def _print_json(values: dict) -> None:
@@ -150,6 +153,24 @@ def report() -> int:
   return 0
 
 
+def _export_config():
+  """The export command's `ExportConfig` (no TensorFlow needed)."""
+  from tfdistill.errors import ExportError  # pylint: disable=import-outside-toplevel
+  from tfdistill.export.config import ExportConfig  # pylint: disable=import-outside-toplevel
+  if not FLAGS.model or not FLAGS.out:
+    raise ExportError("--model=PATH (a saved student) and --out=DIR are "
+                      "required.")
+  return ExportConfig(
+      tflite=FLAGS.tflite, saved_model=FLAGS.saved_model,
+      quantize=FLAGS.quantize or "none",
+      top_k=10 if FLAGS.top_k is None else FLAGS.top_k,
+      model_name=FLAGS.model_name or "", version=FLAGS.version or 0,
+      overwrite=FLAGS.overwrite, min_agreement=FLAGS.min_agreement,
+      exclude_length=FLAGS.exclude_length,
+      more_k=options.integers("more_k"), partitions=FLAGS.partitions,
+      probe=FLAGS.probe, min_recall=FLAGS.min_recall)
+
+
 def export() -> int:
   """Export a saved student for TF Serving (--saved_model) and/or phones
   (--tflite), with the parity gate and latency in manifest.json."""
@@ -157,10 +178,7 @@ def export() -> int:
   from tfdistill.data.vocab import Vocabulary  # pylint: disable=import-outside-toplevel
   from tfdistill.errors import ExportError  # pylint: disable=import-outside-toplevel
   from tfdistill.export.exporter import export_student  # pylint: disable=import-outside-toplevel
-  from tfdistill.export.exporter import ExportConfig  # pylint: disable=import-outside-toplevel
-  if not FLAGS.model or not FLAGS.out:
-    raise ExportError("--model=PATH (a saved student) and --out=DIR are "
-                      "required.")
+  config = _export_config()
   representative = None
   if FLAGS.representative_data:
     if not os.path.isfile(FLAGS.representative_data):
@@ -172,14 +190,6 @@ def export() -> int:
     if not os.path.isfile(FLAGS.vocabulary):
       raise ExportError(f"--vocabulary: no file {FLAGS.vocabulary}.")
     vocabulary = Vocabulary.load(FLAGS.vocabulary)
-  config = ExportConfig(
-      tflite=FLAGS.tflite, saved_model=FLAGS.saved_model,
-      quantize=FLAGS.quantize or "none", top_k=FLAGS.top_k or 10,
-      model_name=FLAGS.model_name or "", version=FLAGS.version or 0,
-      overwrite=FLAGS.overwrite, min_agreement=FLAGS.min_agreement,
-      exclude_length=FLAGS.exclude_length,
-      more_k=options.integers("more_k"), partitions=FLAGS.partitions,
-      probe=FLAGS.probe, min_recall=FLAGS.min_recall)
   manifest = export_student(FLAGS.model, FLAGS.out, config,
                             vocabulary=vocabulary,
                             representative=representative)
@@ -285,24 +295,25 @@ COMMANDS = {
         Command("data", data, "prepare and inspect a data set",
                 options.DATA_FLAGS + ("out", "overwrite")),
         Command("pipeline", pipeline, "run every step, from data to report",
-                options.TRAIN_FLAGS),
+                options.TRAIN_FLAGS, options.pipeline_config),
         Command("train-teacher", train_teacher, "train the teacher of a run",
-                options.TRAIN_FLAGS),
+                options.TRAIN_FLAGS, options.pipeline_config),
         Command("distill", distill, "distil the student of a run",
-                options.TRAIN_FLAGS),
+                options.TRAIN_FLAGS, options.pipeline_config),
         Command("compress", compress, "prune + QAT the distilled student",
-                options.TRAIN_FLAGS),
+                options.TRAIN_FLAGS, options.pipeline_config),
         Command("export", export, "export a student (SavedModel, TFLite)",
-                options.EXPORT_FLAGS),
+                options.EXPORT_FLAGS, _export_config),
         Command("cache", cache, "the teacher's signals as a Beam job",
                 options.CACHE_FLAGS),
         Command("evaluate", evaluate, "evaluate a saved model",
                 options.DATA_FLAGS + ("model", "split", "context_length",
                                       "positive_rating")),
         Command("report", report, "write the report of a run",
-                options.RUN_FLAGS),
+                options.RUN_FLAGS, options.pipeline_config),
         Command("tune", tune, "search distillation settings (keras-tuner)",
                 options.RUN_FLAGS + ("max_trials", "max_params",
-                                     "max_tflite_bytes", "tune_epochs")),
+                                     "max_tflite_bytes", "tune_epochs"),
+                options.pipeline_config),
     ]
 }

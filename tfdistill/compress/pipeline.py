@@ -8,7 +8,6 @@ cost in quality and gained in bytes. The report (JSON and Markdown) has one
 row per step and a per-layer table of the final model.
 """
 
-import dataclasses
 import gzip
 import json
 import os
@@ -22,9 +21,9 @@ import tensorflow as tf
 import tf_keras
 
 from tfdistill.compress.clustering import cluster_student
+from tfdistill.compress.config import CompressConfig
 from tfdistill.compress.clustering import strip_clustering
 from tfdistill.compress.lowrank import factorize_student
-from tfdistill.compress.pruning import check_sparsity
 from tfdistill.compress.pruning import KeepSparsity
 from tfdistill.compress.pruning import layer_sparsity
 from tfdistill.compress.pruning import overall_sparsity
@@ -32,7 +31,6 @@ from tfdistill.compress.pruning import prune_student
 from tfdistill.compress.pruning import pruning_callbacks
 from tfdistill.compress.pruning import PruningConfig
 from tfdistill.compress.pruning import strip_pruning
-from tfdistill.compress.pruning import TABLE_PRUNING
 from tfdistill.compress.quantization import quantize_student
 from tfdistill.data.vocab import NUM_RESERVED
 from tfdistill.distill.distiller import compiled_trainer
@@ -50,64 +48,6 @@ from tfdistill.reporting import fit_verbosity
 from tfdistill.reporting import markdown_table
 
 EVAL_POOL = 200  # top-K of the TFLite model used for evaluation
-
-
-@dataclasses.dataclass(frozen=True)
-class CompressConfig:
-  """Which compression steps to run.
-
-  Attributes:
-    low_rank_energy: If > 0, factorize Dense kernels and Embedding tables
-      keeping this fraction of spectral energy, then fine-tune.
-    target_sparsity: If > 0, prune to this sparsity (tables as
-      `table_pruning` says, other layers by magnitude).
-    schedule, structured, layer_sparsity: See `PruningConfig`.
-    table_pruning: How item tables are pruned: "fisher" (once, by
-      saliency w^2 * F estimated on the training data, then held while the
-      other layers are pruned gradually) or "magnitude" (TF-MOT's gradual
-      magnitude pruning, like the other layers). See `PruningConfig`.
-    clusters: If > 0, cluster Dense kernels to this many values.
-    qat: Quantization-aware training (pruning-preserving after pruning).
-    quantize: TFLite post-training mode measured in the report.
-    fine_tune_epochs: Epochs after each step (pruning reaches its target at
-      the end of these epochs).
-    learning_rate: Adam learning rate of the fine-tunes.
-    alpha, temperature: Distiller settings when a teacher is given.
-  """
-  low_rank_energy: float = 0.0
-  target_sparsity: float = 0.5
-  schedule: str = "polynomial"
-  structured: str = ""
-  layer_sparsity: dict = dataclasses.field(default_factory=dict)
-  table_pruning: str = "fisher"
-  clusters: int = 0
-  qat: bool = True
-  quantize: str = "int8"
-  fine_tune_epochs: int = 2
-  learning_rate: float = 1e-3
-  alpha: float = 0.5
-  temperature: float = 2.0
-
-  def __post_init__(self):
-    check_sparsity(self.target_sparsity)
-    if self.table_pruning not in TABLE_PRUNING:
-      raise ConfigError(f"unknown table_pruning {self.table_pruning!r}; "
-                        f"choose one of {', '.join(TABLE_PRUNING)}.")
-    if not 0.0 <= self.low_rank_energy <= 1.0:
-      raise ConfigError(f"low_rank_energy must be in [0, 1], got "
-                        f"{self.low_rank_energy}.")
-    if self.quantize not in tflite.QUANTIZATION_MODES:
-      raise ConfigError(f"unknown quantization {self.quantize!r}; choose one "
-                        f"of {', '.join(tflite.QUANTIZATION_MODES)}.")
-    if self.fine_tune_epochs < 1:
-      raise ConfigError("fine_tune_epochs must be >= 1.")
-
-  def to_json(self) -> dict:
-    return dataclasses.asdict(self)
-
-  @classmethod
-  def from_json(cls, values: dict) -> "CompressConfig":
-    return cls(**values)
 
 
 def _saved_model_bytes(model) -> int:

@@ -33,20 +33,15 @@ import tf_keras
 from tfdistill.data.examples import CONTEXT
 from tfdistill.distill.positions import examples_at_every_position
 from tfdistill.distill.positions import is_chunk_batch
+from tfdistill.compress.config import check_sparsity
+from tfdistill.compress.config import TABLE_PRUNING
 from tfdistill.errors import ConfigError
 from tfdistill.errors import ModelError
 from tfdistill.models.embeddings import ITEM_TABLES
 from tfdistill.models.io import input_signature
 
 SCHEDULES = ("polynomial", "constant")
-TABLE_PRUNING = ("magnitude", "fisher")
 _sparsity = tfmot.sparsity.keras
-
-
-def check_sparsity(value: float, what: str = "target sparsity") -> float:
-  if not 0.0 <= value < 1.0:
-    raise ConfigError(f"{what} must be in [0, 1), got {value}.")
-  return float(value)
 
 
 @dataclasses.dataclass(frozen=True)

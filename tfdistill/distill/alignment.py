@@ -183,19 +183,6 @@ def _guess(name: str, spec: tf.TensorSpec, features: dict,
   return None
 
 
-def parse_inputs(spec: str) -> dict:
-  """"context=movie_history,user=user_id" -> {"movie_history": "context",
-  "user_id": "user"} (teacher input -> student feature)."""
-  mapping = {}
-  for part in filter(None, (p.strip() for p in (spec or "").split(","))):
-    feature, sep, name = part.partition("=")
-    if not sep or not feature or not name:
-      raise ConfigError(f"--teacher_inputs: {part!r} is not "
-                        "student_feature=teacher_input.")
-    mapping[name] = feature
-  return mapping
-
-
 class FeatureMapping:
   """Turns a batch of tfdistill features into a teacher's inputs.
 

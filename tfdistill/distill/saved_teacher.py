@@ -16,13 +16,13 @@ from tfdistill.distill.alignment import FeatureMapping
 from tfdistill.distill.alignment import input_specs
 from tfdistill.distill.alignment import item_keys_of
 from tfdistill.distill.alignment import ItemAlignment
-from tfdistill.distill.alignment import parse_inputs
 from tfdistill.distill.external import ExternalTeacher
 from tfdistill.distill.external import IndexTeacher
 from tfdistill.distill.external import RatingTeacher
 from tfdistill.distill.external import to_student
 from tfdistill.distill.external import TowerTeacher
 from tfdistill.distill.soft_targets import MASKED_LOGIT
+from tfdistill.distill.teacher_inputs import parse_inputs
 from tfdistill.distill.teachers import TeacherSource
 from tfdistill.distill.teachers import top_k_signals
 from tfdistill.errors import ConfigError

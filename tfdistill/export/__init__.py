@@ -3,7 +3,7 @@
 from tfdistill._exports import lazy_exports
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, {
-    "exporter": ("ExportConfig", "export_student"),
-    "partitions": ("PartitionConfig",),
+    "config": ("ExportConfig", "PartitionConfig"),
+    "exporter": ("export_student",),
     "tflite": ("LiteRTRecommender", "embedded_vocabulary"),
 })

@@ -11,7 +11,6 @@ behind. An existing tflite/ folder or version is never replaced without
 `overwrite=True`.
 """
 
-import dataclasses
 import json
 import os
 import shutil
@@ -31,7 +30,8 @@ from tfdistill.fileio import Marker
 from tfdistill.fileio import replace_directory
 from tfdistill.export import saved_model as serving
 from tfdistill.export import tflite
-from tfdistill.export.partitions import PartitionConfig
+from tfdistill.export.config import ExportConfig
+from tfdistill.export.config import PartitionConfig
 from tfdistill.export.partitions import recall_at_k
 from tfdistill.models.io import catalog_size
 from tfdistill.models.io import is_functional
@@ -52,81 +52,6 @@ SERVING_MARKER = Marker(SERVING_MANIFEST, ("format_version", "top_k"))
 # must also match exactly up to ties.
 DEFAULT_MIN_AGREEMENT = {"none": 1.0, "float16": 0.95, "dynamic": 0.9,
                          "int8": 0.9}
-
-
-@dataclasses.dataclass(frozen=True)
-class ExportConfig:
-  """What to export and how.
-
-  Attributes:
-    tflite, saved_model: Which formats (at least one).
-    quantize: TFLite mode: "none", "float16", "dynamic" or "int8".
-    top_k: Items returned per request.
-    model_name: TF Serving model name (default: the model's name).
-    version: TF Serving version (default: next free number).
-    overwrite: Replace an existing tflite/ folder or serving version.
-    min_agreement: Parity threshold (default per mode, see above).
-    latency_runs: Requests timed per format (0 skips latency).
-    exclude_length: E of the TFLite "recommend_excluding" signature (item
-      ids to leave out per request; 0: no such signature). The SavedModel's
-      "recommend" signature takes any number.
-    more_k: Further K offered by the TFLite model, one "recommend_k{K}"
-      signature each (the SavedModel's "recommend" takes k per request).
-    partitions: Approximate top-K: number of catalog partitions (0: exact
-      search, -1: automatic), see `partitions.PartitionConfig`.
-    probe: Partitions scored per request (0: automatic).
-    min_recall: Least recall@K of the approximate top-K against exact
-      search on the held-out contexts.
-  """
-  tflite: bool = True
-  saved_model: bool = False
-  quantize: str = "none"
-  top_k: int = 10
-  model_name: str = ""
-  version: int = 0
-  overwrite: bool = False
-  min_agreement: Optional[float] = None
-  latency_runs: int = 200
-  exclude_length: int = 0
-  more_k: tuple = ()
-  partitions: int = 0
-  probe: int = 0
-  min_recall: float = 0.9
-
-  def __post_init__(self):
-    if not (self.tflite or self.saved_model):
-      raise ExportError("nothing to export: ask for --tflite and/or "
-                        "--saved_model.")
-    if self.quantize not in tflite.QUANTIZATION_MODES:
-      raise ExportError(f"unknown quantization {self.quantize!r}; choose one "
-                        f"of {', '.join(tflite.QUANTIZATION_MODES)}.")
-    if self.top_k < 1:
-      raise ExportError(f"--top_k must be >= 1, got {self.top_k}.")
-    if self.version < 0:
-      raise ExportError(f"--version must be a positive integer (TF Serving "
-                        f"only loads numeric version folders >= 1), got "
-                        f"{self.version}; leave it out for the next free "
-                        "one.")
-    if self.min_agreement is not None and not 0 <= self.min_agreement <= 1:
-      raise ExportError(f"min_agreement must be in [0, 1], got "
-                        f"{self.min_agreement}.")
-    if not 0 <= self.min_recall <= 1:
-      raise ExportError(f"--min_recall must be in [0, 1], got "
-                        f"{self.min_recall}.")
-    if self.exclude_length < 0:
-      raise ExportError(f"--exclude_length must be >= 0, got "
-                        f"{self.exclude_length}.")
-    if any(k < 1 for k in self.more_k) or self.top_k in self.more_k:
-      raise ExportError(f"--more_k={','.join(map(str, self.more_k))} must "
-                        f"list K >= 1 other than --top_k={self.top_k}.")
-    if self.partitions < -1 or self.partitions == 1 or self.probe < 0:
-      raise ExportError(f"--partitions={self.partitions} must be 0 (exact "
-                        f"search), -1 (automatic) or at least 2, and --probe "
-                        f"(={self.probe}) >= 0.")
-
-  @property
-  def partition_config(self) -> PartitionConfig:
-    return PartitionConfig(self.partitions, self.probe)
 
 
 def check_top_k(top_k: int, num_items: int) -> None:

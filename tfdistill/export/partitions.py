@@ -23,57 +23,14 @@ import tensorflow as tf
 
 from tfdistill.data.vocab import NUM_RESERVED
 from tfdistill.data.vocab import PAD_INDEX
-from tfdistill.errors import ExportError
+from tfdistill.export.config import PartitionConfig  # pylint: disable=unused-import  # re-exported
 
 #: Partitions per k-means cluster (each cluster is cut into about this many
 #: equal blocks).
 BLOCKS_PER_CLUSTER = 4
-#: Automatic partition count: this many times the square root of the
-#: catalog size.
-PARTITIONS_PER_SQRT = 4
 #: k-means (Lloyd) iterations, and items sampled to fit the centroids.
 KMEANS_ITERATIONS = 12
 KMEANS_SAMPLE = 200_000
-#: Least number of partitions probed by default.
-MIN_PROBE = 8
-
-
-@dataclasses.dataclass(frozen=True)
-class PartitionConfig:
-  """Approximate top-K inside the exported model.
-
-  Attributes:
-    partitions: Number of partitions P (0: exact search over the catalog;
-      -1: `PARTITIONS_PER_SQRT` times the square root of the catalog size).
-      The index has about this many (a cluster's last block may be short).
-    probe: Partitions whose items are scored per request (default: a
-      twentieth of the partitions, at least `MIN_PROBE`; `probe` equal to
-      `partitions` scores every partition, i.e. exact search).
-    seed: Seed of the k-means initialisation.
-  """
-  partitions: int = 0
-  probe: int = 0
-  seed: int = 0
-
-  @property
-  def enabled(self) -> bool:
-    return self.partitions != 0
-
-  def resolved(self, num_items: int) -> "PartitionConfig":
-    """The configuration with automatic values filled in for a catalog."""
-    real = num_items - NUM_RESERVED
-    partitions = (min(real, max(2, round(PARTITIONS_PER_SQRT * math.sqrt(
-        real)))) if self.partitions == -1 else self.partitions)
-    if not 2 <= partitions <= real:
-      raise ExportError(f"--partitions={self.partitions} must be 0 (exact), "
-                        f"-1 (automatic) or in [2, {real}] for a catalog of "
-                        f"{real} items.")
-    probe = self.probe or min(partitions, max(MIN_PROBE,
-                                               math.ceil(partitions / 20)))
-    if not 1 <= probe <= partitions:
-      raise ExportError(f"--probe={self.probe} must be in [1, {partitions}] "
-                        f"(the number of partitions).")
-    return dataclasses.replace(self, partitions=partitions, probe=probe)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -32,7 +32,8 @@ from tfdistill.data.vocab import NUM_RESERVED
 from tfdistill.errors import ExportError
 from tfdistill.models.io import catalog_size
 from tfdistill.export.partitions import build_index
-from tfdistill.export.partitions import PartitionConfig
+from tfdistill.export.config import PartitionConfig
+from tfdistill.export.config import QUANTIZATION_MODES
 from tfdistill.export.partitions import PartitionedCatalog
 from tfdistill.export.partitions import PartitionIndex
 from tfdistill.models.layers import CatalogScores
@@ -41,7 +42,6 @@ from tfdistill.models.layers import PositionWeightedMean
 from tfdistill.models.layers import QueriedPooling
 from tfdistill.models.layers import SplitContextAndCatalog
 
-QUANTIZATION_MODES = ("none", "float16", "dynamic", "int8")
 #: Layers whose ops stay float in "int8" mode (TFLite selective
 #: quantization): the context pooling. Quantization-aware training leaves
 #: them float, they cost a few hundred operations, and int8 rounding of their

@@ -4,7 +4,6 @@ All map integer ids [...] to vectors [..., dim] and are prunable with TF Model
 Optimization (they declare their prunable weights).
 """
 
-import dataclasses
 import math
 
 import tensorflow as tf
@@ -12,10 +11,10 @@ import tensorflow_model_optimization as tfmot
 import tf_keras
 
 from tfdistill.errors import ConfigError
+from tfdistill.models.configs import EmbeddingConfig  # pylint: disable=unused-import  # re-exported
 from tfdistill.models.registry import register
 
 _PrunableLayer = tfmot.sparsity.keras.PrunableLayer
-EMBEDDING_KINDS = ("full", "low_rank", "hash", "quotient_remainder", "mixed")
 
 
 def _table(layer, name: str, rows: int, width: int):
@@ -187,29 +186,6 @@ class MixedDimensionEmbedding(tf_keras.layers.Layer, _PrunableLayer):
 #: The item-table layers a student may use (pruned as tables).
 ITEM_TABLES = (tf_keras.layers.Embedding, LowRankEmbedding, HashEmbedding,
                QuotientRemainderEmbedding, MixedDimensionEmbedding)
-
-
-@dataclasses.dataclass(frozen=True)
-class EmbeddingConfig:
-  """Which item table a student uses.
-
-  Attributes:
-    kind: "full", "low_rank", "hash", "quotient_remainder" or "mixed".
-    rank: Inner rank of "low_rank"; width of the projected tail rows of
-      "mixed".
-    num_buckets: Buckets of "hash" (default: a quarter of the catalog).
-    head_items: The items of "mixed" with full-width rows: the first ones of
-      the vocabulary, the most frequent (default: an eighth of the catalog).
-  """
-  kind: str = "full"
-  rank: int = 8
-  num_buckets: int = 0
-  head_items: int = 0
-
-  def __post_init__(self):
-    if self.kind not in EMBEDDING_KINDS:
-      raise ConfigError(f"unknown embedding kind {self.kind!r}; choose one of "
-                        f"{EMBEDDING_KINDS}.")
 
 
 def item_embedding(config: EmbeddingConfig, num_items: int, dim: int,

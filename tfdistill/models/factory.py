@@ -1,64 +1,13 @@
 """Build teachers and students that fit a `PreparedData` (sizes, features)."""
 
-import dataclasses
-
 from tfdistill.data.prepare import PreparedData
-from tfdistill.errors import ConfigError
+from tfdistill.models.configs import StudentConfig
+from tfdistill.models.configs import TeacherConfig
 from tfdistill.models.ranking import DCNRankingTeacher
 from tfdistill.models.ranking import MultiTaskTeacher
 from tfdistill.models.students import build_sequential_student
-from tfdistill.models.students import StudentConfig
-from tfdistill.models.teachers import NEGATIVES
-from tfdistill.models.teachers import OBJECTIVES
 from tfdistill.models.teachers import SequentialRetrievalTeacher
 from tfdistill.models.teachers import TwoTowerRetrievalTeacher
-
-
-@dataclasses.dataclass(frozen=True)
-class TeacherConfig:
-  """Size and training objective of the sequential retrieval teacher.
-
-  Attributes:
-    embedding_dim: Item and query embedding size.
-    num_blocks, num_heads, ffn_dim, dropout: Transformer size.
-    negatives: "in_batch", "mixed" or "catalog" (see `RetrievalTeacher`).
-    num_extra_negatives: Uniform negatives per batch for "mixed".
-    sampling_bias_correction: logQ correction for sampled negatives.
-    temperature: Softmax temperature of the retrieval task.
-    objective: "last" (one target per context window) or "all_positions"
-      (causal attention and a target at every position of a sequence
-      chunk: a pass over a user's sequence trains all of its targets).
-  """
-  embedding_dim: int = 128
-  num_blocks: int = 2
-  num_heads: int = 4
-  ffn_dim: int = 256
-  dropout: float = 0.2
-  negatives: str = "catalog"
-  num_extra_negatives: int = 256
-  sampling_bias_correction: bool = True
-  temperature: float = 1.0
-  objective: str = "last"
-
-  def __post_init__(self):
-    if self.objective not in OBJECTIVES:
-      raise ConfigError(f"unknown teacher objective {self.objective!r} "
-                        f"(--teacher_objective); choose one of "
-                        f"{OBJECTIVES}.")
-    if self.num_blocks < 1 or self.num_heads < 1:
-      raise ConfigError(
-          f"the teacher needs at least one block and one head "
-          f"(--teacher_blocks), got num_blocks={self.num_blocks}, "
-          f"num_heads={self.num_heads}.")
-    if self.negatives not in NEGATIVES:
-      raise ConfigError(f"unknown negatives {self.negatives!r}; choose one of "
-                        f"{NEGATIVES}.")
-    if self.num_extra_negatives < 0:
-      raise ConfigError(f"--teacher_extra_negatives must be >= 0, got "
-                        f"{self.num_extra_negatives}.")
-    if self.embedding_dim % self.num_heads:
-      raise ConfigError(f"embedding_dim {self.embedding_dim} must be divisible "
-                        f"by num_heads {self.num_heads}.")
 
 
 def _feature_sizes(prepared: PreparedData) -> dict:

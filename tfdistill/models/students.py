@@ -13,14 +13,13 @@ Layer names are part of the contract with the Distiller:
 * "rating": predicted rating (ranking students).
 """
 
-import dataclasses
-
 import tensorflow as tf
 import tf_keras
 
 from tfdistill.data.examples import CONTEXT
-from tfdistill.errors import ConfigError
-from tfdistill.models.embeddings import EmbeddingConfig
+from tfdistill.models.configs import ENCODERS  # pylint: disable=unused-import  # re-exported
+from tfdistill.models.configs import EmbeddingConfig  # pylint: disable=unused-import  # re-exported
+from tfdistill.models.configs import StudentConfig
 from tfdistill.models.embeddings import item_embedding
 from tfdistill.models.layers import CatalogScores
 from tfdistill.models.layers import ContextAndCatalogIds
@@ -37,48 +36,6 @@ from tfdistill.models.signals import LOGITS
 from tfdistill.models.signals import QUERY_EMBEDDING
 from tfdistill.models.signals import RATING
 
-ENCODERS = ("mean", "attention", "cnn", "gru", "self_attention")
-
-
-@dataclasses.dataclass(frozen=True)
-class StudentConfig:
-  """Architecture of a sequential student.
-
-  Attributes:
-    encoder: "mean" (position-weighted bag of items), "attention" (the
-      items pooled by attention queried by the most recent one, beside that
-      item), "cnn" (1-D convolution over the sequence), "gru" (recurrent) or
-      "self_attention" (one pre-norm self-attention block over the items
-      and their positions, SASRec's encoder, read at the most recent item;
-      its feed-forward layer is `hidden_dim` wide).
-    embedding_dim: Size of item and query embeddings.
-    hidden_dim: Size of the encoder's hidden layer.
-    embedding: The item table (full, low-rank, hashing, quotient-remainder).
-    dropout: Dropout before the query projection.
-  """
-  encoder: str = "mean"
-  embedding_dim: int = 32
-  hidden_dim: int = 64
-  embedding: EmbeddingConfig = EmbeddingConfig()
-  dropout: float = 0.1
-
-  def __post_init__(self):
-    if self.encoder not in ENCODERS:
-      raise ConfigError(f"unknown student encoder {self.encoder!r}; choose one "
-                        f"of {ENCODERS}.")
-    if self.embedding_dim < 1 or self.hidden_dim < 1:
-      raise ConfigError("embedding_dim and hidden_dim must be positive.")
-    if not 0.0 <= self.dropout < 1.0:
-      raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}.")
-
-  def to_json(self) -> dict:
-    return dataclasses.asdict(self)
-
-  @classmethod
-  def from_json(cls, values: dict) -> "StudentConfig":
-    values = dict(values)
-    values["embedding"] = EmbeddingConfig(**values.get("embedding", {}))
-    return cls(**values)
 
 
 @register

@@ -20,6 +20,8 @@ import tf_keras
 from tfdistill.data.examples import CONTEXT
 from tfdistill.data.vocab import NUM_RESERVED
 from tfdistill.errors import ConfigError
+from tfdistill.models.configs import NEGATIVES
+from tfdistill.models.configs import OBJECTIVES
 from tfdistill.models.features import ItemContentEncoder
 from tfdistill.models.layers import MaskedBag
 from tfdistill.models.layers import PositionEmbedding
@@ -29,11 +31,6 @@ from tfdistill.models.signals import HIDDEN
 from tfdistill.models.signals import LOGITS
 from tfdistill.models.signals import QUERY_EMBEDDING
 
-NEGATIVES = ("in_batch", "mixed", "catalog")
-#: How the sequential teacher is trained: "last" (one target per example,
-#: the item after its context window) or "all_positions" (causal attention,
-#: a target at every position of a chunk of a user's sequence).
-OBJECTIVES = ("last", "all_positions")
 
 
 def features_and_labels(inputs, label_key: str):

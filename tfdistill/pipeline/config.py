@@ -5,50 +5,56 @@ import json
 import os
 from typing import Optional
 
-from tfdistill.compress.pipeline import CompressConfig
+from tfdistill.compress.config import CompressConfig
 from tfdistill.data.prepare import PrepareConfig
 from tfdistill.data.sources import SourceConfig
 from tfdistill.data.synthetic import check_seed
 from tfdistill.data.synthetic import SyntheticConfig
-from tfdistill.distill import ContrastiveAlignment
-from tfdistill.distill import HintDistillation
-from tfdistill.distill import ListwiseDistillation
-from tfdistill.distill import RankingDistillation
-from tfdistill.distill import RelaxedRankingDistillation
-from tfdistill.distill import SoftTargetKL
-from tfdistill.distill import SoftTargetMSE
-from tfdistill.distill.alignment import parse_inputs
+from tfdistill.distill.teacher_inputs import parse_inputs
 from tfdistill.errors import ConfigError
 from tfdistill.errors import ExportError
-from tfdistill.export.exporter import ExportConfig
-from tfdistill.models.embeddings import EmbeddingConfig
-from tfdistill.models.factory import TeacherConfig
-from tfdistill.models.students import StudentConfig
+from tfdistill.export.config import ExportConfig
+from tfdistill.models.configs import EmbeddingConfig
+from tfdistill.models.configs import StudentConfig
+from tfdistill.models.configs import TeacherConfig
 
-# Distillation losses by name; "a+b" combines several.
+# Distillation losses by name ("a+b" combines several): the class in
+# `tfdistill.distill` and its arguments at a temperature. Named here, built
+# by `distillation_losses`, so that this module loads without TensorFlow.
 LOSSES = {
-    "kl": lambda t: SoftTargetKL(temperature=t),
+    "kl": ("SoftTargetKL", lambda t: dict(temperature=t)),
     # Differs from "kl" only with a top-K teacher signal (see SoftTargetKL).
-    "kl_teacher_items": lambda t: SoftTargetKL(
-        temperature=t, normalize_over="teacher_items"),
-    "mse": lambda t: SoftTargetMSE(temperature=t),
-    "listwise": lambda t: ListwiseDistillation(temperature=t,
-                                               num_candidates=1000),
-    "ranking": lambda t: RankingDistillation(top_k=10),
-    "relaxed_ranking": lambda t: RelaxedRankingDistillation(top_k=10),
-    "contrastive": lambda t: ContrastiveAlignment(),
-    "hint": lambda t: HintDistillation(),
+    "kl_teacher_items": ("SoftTargetKL", lambda t: dict(
+        temperature=t, normalize_over="teacher_items")),
+    "mse": ("SoftTargetMSE", lambda t: dict(temperature=t)),
+    "listwise": ("ListwiseDistillation", lambda t: dict(
+        temperature=t, num_candidates=1000)),
+    "ranking": ("RankingDistillation", lambda t: dict(top_k=10)),
+    "relaxed_ranking": ("RelaxedRankingDistillation",
+                        lambda t: dict(top_k=10)),
+    "contrastive": ("ContrastiveAlignment", lambda t: {}),
+    "hint": ("HintDistillation", lambda t: {}),
 }
+
+
+def distillation_loss_names(spec: str) -> list:
+  """"kl+ranking" -> ["kl", "ranking"]; raises ConfigError on an unknown
+  name."""
+  names = spec.split("+")
+  for name in names:
+    if name not in LOSSES:
+      raise ConfigError(f"unknown distillation loss {name!r}; choose from "
+                        f"{', '.join(LOSSES)} (combine with '+').")
+  return names
 
 
 def distillation_losses(spec: str, temperature: float) -> list:
   """"kl+ranking" -> [SoftTargetKL(T), RankingDistillation()]."""
+  from tfdistill import distill  # pylint: disable=import-outside-toplevel
   losses = []
-  for name in spec.split("+"):
-    if name not in LOSSES:
-      raise ConfigError(f"unknown distillation loss {name!r}; choose from "
-                        f"{', '.join(LOSSES)} (combine with '+').")
-    losses.append(LOSSES[name](temperature))
+  for name in distillation_loss_names(spec):
+    kind, arguments = LOSSES[name]
+    losses.append(getattr(distill, kind)(**arguments(temperature)))
   return losses
 
 STUDENT_INITS = ("auto", "random", "teacher_items")
@@ -133,7 +139,7 @@ class PipelineConfig:
 
   def __post_init__(self):
     check_seed(self.seed)
-    distillation_losses(self.distillation_loss, self.temperature)
+    distillation_loss_names(self.distillation_loss)
     if not 0.0 <= self.alpha <= 1.0:
       raise ConfigError(f"alpha must be in [0, 1], got {self.alpha}.")
     if self.min_agreement is not None and not 0 <= self.min_agreement <= 1:

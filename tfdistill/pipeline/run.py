@@ -472,7 +472,7 @@ class Run:
     its signals in the run's item numbering."""
     if "teacher" not in self._models:
       from tfdistill.distill.saved_teacher import as_external_teacher  # pylint: disable=import-outside-toplevel
-      from tfdistill.distill.alignment import parse_inputs  # pylint: disable=import-outside-toplevel
+      from tfdistill.distill.teacher_inputs import parse_inputs  # pylint: disable=import-outside-toplevel
       config, prepared = self.config, self.prepared
       self._models["teacher"] = as_external_teacher(
           config.teacher_path, prepared.items,
