@@ -113,6 +113,37 @@ def test_ranking_distillation_dynamic_weights():
   assert value == pytest.approx(expected, abs=1e-5)
 
 
+def test_centered_ranking_distillation_ignores_a_common_offset():
+  # The teacher's top-2 as above; the student's scores measured from its
+  # mean over columns 2-4, (0 + log 3 + 0) / 3.
+  loss = RankingDistillation(top_k=2, position_decay=1.0, centered=True)
+  student = [[0, 0, 0, math.log(3), 0]]
+  mean = math.log(3) / 3
+  expected = (0.731059 * -math.log(1 / (1 + math.exp(mean))) +
+              0.268941 * -math.log(1 / (1 + math.exp(mean - math.log(3)))))
+  assert _value(loss, [[M, M, 5, 3, 1]], student) == pytest.approx(
+      expected, abs=1e-5)
+  shifted = [[v + 4.0 for v in student[0]]]
+  assert _value(loss, [[M, M, 5, 3, 1]], shifted) == pytest.approx(
+      expected, abs=1e-5)
+  # The uncentred loss is lowered by the same offset, no ranking changed.
+  plain = RankingDistillation(top_k=2, position_decay=1.0)
+  assert _value(plain, [[M, M, 5, 3, 1]], shifted) < _value(
+      plain, [[M, M, 5, 3, 1]], student) / 10
+
+
+def test_centered_ranking_reads_the_mean_from_the_factors():
+  rng = np.random.default_rng(3)
+  queries = tf.constant(rng.normal(size=(4, 3)), tf.float32)
+  catalog = tf.constant(rng.normal(size=(9, 3)), tf.float32)
+  logits = tf.matmul(queries, catalog, transpose_b=True)
+  teacher = tf.constant(rng.normal(size=(4, 9)), tf.float32)
+  loss = RankingDistillation(top_k=3, centered=True)
+  np.testing.assert_allclose(
+      loss.call(teacher, StudentScores(logits, queries, catalog)).numpy(),
+      loss.call(teacher, logits).numpy(), rtol=1e-5)
+
+
 def test_relaxed_ranking_with_all_uninteresting_items():
   loss = RelaxedRankingDistillation(top_k=2, num_uninteresting=0)
   # All scores 0: position 1 competes with 3 items, position 2 with 2.
@@ -171,7 +202,8 @@ def test_pointwise_score_distillation():
 @pytest.mark.parametrize("loss", [
     SoftTargetKL(3.0), SoftTargetKL(2.0, "teacher_items"), SoftTargetMSE(2.0),
     ListwiseDistillation(2.0, 3),
-    RankingDistillation(3, 1.5, True, 0.2), RelaxedRankingDistillation(3, 4),
+    RankingDistillation(3, 1.5, True, 0.2),
+    RankingDistillation(3, centered=True), RelaxedRankingDistillation(3, 4),
     ContrastiveAlignment(0.2), HintDistillation(),
     PointwiseScoreDistillation("bce")])
 def test_get_config_round_trip(loss):
@@ -194,6 +226,7 @@ _TOP_K_LOSSES = [
     SoftTargetKL(1.0), SoftTargetKL(3.0), SoftTargetKL(2.0, "teacher_items"),
     RankingDistillation(top_k=5), RankingDistillation(8, 1.5, True, 0.2),
     RankingDistillation(top_k=10),  # more than the signal holds: dense form
+    RankingDistillation(top_k=5, centered=True),
     ListwiseDistillation(2.0), SoftTargetMSE(2.0),
     RelaxedRankingDistillation(3, num_uninteresting=0)]
 

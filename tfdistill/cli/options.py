@@ -149,8 +149,9 @@ flags.DEFINE_enum("student_encoder", None,
                   ["mean", "attention", "cnn", "gru", "self_attention"],
                   "Student context encoder.")
 flags.DEFINE_string("distillation_loss", None,
-                    "kl, mse, listwise, ranking, relaxed_ranking, contrastive "
-                    "or hint; combine with '+', e.g. kl+ranking.")
+                    "kl, mse, listwise, ranking, ranking_centered, "
+                    "relaxed_ranking, contrastive or hint; combine with '+', "
+                    "e.g. kl+ranking.")
 flags.DEFINE_float("alpha", None, "Weight of the hard-label loss, in [0, 1].")
 flags.DEFINE_float("temperature", None, "Softmax temperature, > 0.")
 flags.DEFINE_float("target_sparsity", None,

@@ -40,12 +40,22 @@ class RankingDistillation(DistillationLoss):
   weight that grows with the student's rank error,
   tanh(max(mu * (student_rank - r), 0)), both normalised to sum to one.
 
+  The loss falls when every score of the student rises by the same amount,
+  which changes no ranking and which the softmax losses beside it (the hard
+  labels' cross-entropy, the soft-target KL) do not see: with those, it
+  rewards a student for spending capacity on a common offset of its scores.
+  With `centered`, s is measured from the mean of the student's scores over
+  the catalog, so only the teacher's items' place against the rest of the
+  catalog counts (the "ranking_centered" distillation loss of the pipeline).
+
   Args:
     top_k: K, the teacher's items taught.
     position_decay: How fast the weight falls with the teacher's rank.
     dynamic_weight: Also weigh by the student's rank error (hybrid).
     mu: Sharpness of the rank-error weight.
     num_reserved: Leading columns (padding, OOV) never taught.
+    centered: Scores measured from the student's mean score over the
+      catalog (its columns from `num_reserved` on).
 
   Example:
     >>> teacher = tf.constant([[0.0, 0.0, 2.0, 1.0, 0.0]])
@@ -56,7 +66,7 @@ class RankingDistillation(DistillationLoss):
 
   def __init__(self, top_k: int = 10, position_decay: float = 2.0,
                dynamic_weight: bool = False, mu: float = 0.1,
-               num_reserved: int = NUM_RESERVED,
+               num_reserved: int = NUM_RESERVED, centered: bool = False,
                name: str = "ranking_distillation", **kwargs):
     super().__init__(name=name, **kwargs)
     self.top_k = _check_top_k(top_k)
@@ -66,6 +76,7 @@ class RankingDistillation(DistillationLoss):
     self.dynamic_weight = dynamic_weight
     self.mu = float(mu)
     self.num_reserved = num_reserved
+    self.centered = bool(centered)
 
   def call(self, y_true, y_pred):
     teacher = tf.where(_valid_columns(y_true, self.num_reserved),
@@ -86,6 +97,8 @@ class RankingDistillation(DistillationLoss):
   def _loss(self, top, scores):
     """The loss given the teacher's top-K columns [B, K] in order."""
     picked = scores.at(top)  # [B, K]
+    if self.centered:
+      picked -= scores.mean(self.num_reserved)
     positions = tf.range(1, self.top_k + 1, dtype=tf.float32)
     weights = tf.nn.softmax(-positions / self.position_decay)[tf.newaxis]
     if self.dynamic_weight:
@@ -110,7 +123,7 @@ class RankingDistillation(DistillationLoss):
     return dict(super().get_config(), top_k=self.top_k,
                 position_decay=self.position_decay,
                 dynamic_weight=self.dynamic_weight, mu=self.mu,
-                num_reserved=self.num_reserved)
+                num_reserved=self.num_reserved, centered=self.centered)
 
 
 def _reverse_logcumsumexp(x: tf.Tensor) -> tf.Tensor:

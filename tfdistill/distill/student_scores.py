@@ -55,6 +55,17 @@ class StudentScores:
       return tf.gather(self.logits, ids, batch_dims=1)
     return tf.einsum("bd,bkd->bk", self.queries, tf.gather(self.catalog, ids))
 
+  def mean(self, num_reserved: int = 0) -> tf.Tensor:
+    """The mean score over the catalog's columns from `num_reserved` on,
+    [B, 1] (from the factors, without the dense logits, when it has
+    them)."""
+    if self.queries is None:
+      return tf.reduce_mean(self.logits[:, num_reserved:], axis=-1,
+                            keepdims=True)
+    return tf.matmul(self.queries, tf.reduce_mean(
+        self.catalog[num_reserved:], axis=0, keepdims=True),
+                     transpose_b=True)
+
   def log_normalizer(self, temperature: float = 1.0) -> tf.Tensor:
     """logsumexp(logits / temperature) over the catalog, [B, 1]."""
     if temperature == 1.0 and self._log_normalizer is not None:

@@ -30,6 +30,10 @@ LOSSES = {
     "listwise": ("ListwiseDistillation", lambda t: dict(
         temperature=t, num_candidates=1000)),
     "ranking": ("RankingDistillation", lambda t: dict(top_k=10)),
+    # The same, its scores measured from the student's mean over the
+    # catalog: a common offset of every score no longer lowers it.
+    "ranking_centered": ("RankingDistillation", lambda t: dict(
+        top_k=10, centered=True)),
     "relaxed_ranking": ("RelaxedRankingDistillation",
                         lambda t: dict(top_k=10)),
     "contrastive": ("ContrastiveAlignment", lambda t: {}),
