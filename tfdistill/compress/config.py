@@ -14,6 +14,13 @@ from tfdistill.export.config import QUANTIZATION_MODES
 TABLE_PRUNING = ("magnitude", "fisher")
 
 
+def check_table_pruning(value: str) -> str:
+  if value not in TABLE_PRUNING:
+    raise ConfigError(f"unknown table_pruning {value!r}; choose one of "
+                      f"{', '.join(TABLE_PRUNING)}.")
+  return value
+
+
 def check_sparsity(value: float, what: str = "target sparsity") -> float:
   if not 0.0 <= value < 1.0:
     raise ConfigError(f"{what} must be in [0, 1), got {value}.")
@@ -58,9 +65,7 @@ class CompressConfig:
 
   def __post_init__(self):
     check_sparsity(self.target_sparsity)
-    if self.table_pruning not in TABLE_PRUNING:
-      raise ConfigError(f"unknown table_pruning {self.table_pruning!r}; "
-                        f"choose one of {', '.join(TABLE_PRUNING)}.")
+    check_table_pruning(self.table_pruning)
     if not 0.0 <= self.low_rank_energy <= 1.0:
       raise ConfigError(f"low_rank_energy must be in [0, 1], got "
                         f"{self.low_rank_energy}.")

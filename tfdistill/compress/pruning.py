@@ -34,7 +34,7 @@ from tfdistill.data.examples import CONTEXT
 from tfdistill.distill.positions import examples_at_every_position
 from tfdistill.distill.positions import is_chunk_batch
 from tfdistill.compress.config import check_sparsity
-from tfdistill.compress.config import TABLE_PRUNING
+from tfdistill.compress.config import check_table_pruning
 from tfdistill.errors import ConfigError
 from tfdistill.errors import ModelError
 from tfdistill.models.embeddings import ITEM_TABLES
@@ -87,9 +87,7 @@ class PruningConfig:
     if self.structured not in ("", "2:4"):
       raise ConfigError(f"structured must be '' or '2:4', got "
                         f"{self.structured!r}.")
-    if self.table_pruning not in TABLE_PRUNING:
-      raise ConfigError(f"unknown table_pruning {self.table_pruning!r}; "
-                        f"choose one of {', '.join(TABLE_PRUNING)}.")
+    check_table_pruning(self.table_pruning)
     if self.fisher_batches < 1:
       raise ConfigError(f"fisher_batches must be >= 1, got "
                         f"{self.fisher_batches}.")
