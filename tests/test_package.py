@@ -141,6 +141,25 @@ def test_bad_flags_fail_before_tensorflow_loads(argv, fragment, tmp_path):
   assert not list(tmp_path.iterdir())
 
 
+def test_distillation_flags_hold_for_the_compression_fine_tunes_too():
+  """--alpha and --temperature set the compression step's Distiller as
+  --quantize sets its quantization: a user asking for T=1 gets T=1 in every
+  step. Unset, each keeps the preset's own."""
+  code = ("import sys; from absl import flags; "
+          "from tfdistill.cli import options; "
+          "flags.FLAGS(['tfdistill'] + sys.argv[1:]); "
+          "c = options.pipeline_config(); "
+          "print(c.alpha, c.temperature, c.compress.alpha, "
+          "c.compress.temperature, c.quantize, c.compress.quantize)")
+  given = _python(code, args=["--alpha=0.3", "--temperature=1",
+                              "--quantize=float16"])
+  assert given.stdout.split() == ["0.3", "1.0", "0.3", "1.0", "float16",
+                                  "float16"], given.stderr
+  unset = _python(code)
+  assert unset.stdout.split() == ["0.5", "2.0", "0.5", "2.0", "int8",
+                                  "int8"], unset.stderr
+
+
 def test_the_names_the_readme_shows_are_public():
   import re
   import tfdistill

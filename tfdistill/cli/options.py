@@ -152,8 +152,12 @@ flags.DEFINE_string("distillation_loss", None,
                     "kl, mse, listwise, ranking, ranking_centered, "
                     "relaxed_ranking, contrastive or hint; combine with '+', "
                     "e.g. kl+ranking.")
-flags.DEFINE_float("alpha", None, "Weight of the hard-label loss, in [0, 1].")
-flags.DEFINE_float("temperature", None, "Softmax temperature, > 0.")
+flags.DEFINE_float("alpha", None, "Weight of the hard-label loss, in [0, 1], "
+                   "when distilling and in the compression step's "
+                   "fine-tunes.")
+flags.DEFINE_float("temperature", None, "Distillation softmax temperature, "
+                   "> 0, when distilling and in the compression step's "
+                   "fine-tunes.")
 flags.DEFINE_float("target_sparsity", None,
                    "Pruning target in [0, 1); 0 disables pruning.")
 flags.DEFINE_enum("table_pruning", None, ["fisher", "magnitude"],
@@ -372,8 +376,11 @@ def pipeline_config():
       compress[flag] = FLAGS[flag].value
   if _present("compress_epochs"):
     compress["fine_tune_epochs"] = FLAGS.compress_epochs
-  if _present("quantize"):
-    compress["quantize"] = FLAGS.quantize
+  # As --quantize, the distillation settings hold for the compression
+  # step's fine-tunes too.
+  for flag in ("quantize", "alpha", "temperature"):
+    if _present(flag):
+      compress[flag] = FLAGS[flag].value
   if compress:
     values["compress"] = dataclasses.replace(base.compress, **compress)
   if not values:
