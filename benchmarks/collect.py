@@ -46,6 +46,8 @@ SECTIONS = (
          ("Summary",)),
     )),
     ("Compression", (
+        ("ml1m_compression", "Each compression step against a control, "
+         "MovieLens-1M", None),
         ("latest_small_compression", "Each compression step against a "
          "control, latest-small", None),
     )),
@@ -78,6 +80,9 @@ PAGE_COLUMNS = {
     ("ml1m_distillation", "Each stage"): (
         "configuration", "stage", "ndcg@10", "vs reference", "ci95",
         "best epoch", "epochs trained"),
+    ("ml1m_compression", "Each stage"): (
+        "configuration", "stage", "ndcg@10", "vs reference", "ci95",
+        "vs student_kd"),
     ("latest_small", "tfdistill"): (
         "model", "hr@10", "ndcg@10", "ndcg@10 95% interval", "params",
         "best epoch", "epochs trained"),

@@ -320,6 +320,21 @@ compare("ml1m_distillation", "MovieLens-1M: the distilled student's losses "
         "and item table", "ml1m", "ml1m_kl_ranking", "ml1m_ranking_centered",
         "ml1m_kl_t1", "ml1m_kl_t1_alpha01", "ml1m_kl_t025")
 
+# The compression step on ml1m's distilled student (50% sparsity, Fisher
+# saliency for the item table, QAT, one fine-tune epoch each) against QAT
+# alone and against three fine-tune epochs per step.
+register(derive("ml1m", "ml1m_qat_only", "MovieLens-1M compressed: QAT "
+                "alone, no pruning (the control)", shares="students",
+                compress={"target_sparsity": 0.0},
+                steps=("compressed", "export")))
+register(derive("ml1m", "ml1m_fisher_3_epochs", "MovieLens-1M compressed: "
+                "three fine-tune epochs per step", shares="students",
+                compress={"fine_tune_epochs": 3},
+                steps=("compressed", "export")))
+compare("ml1m_compression", "MovieLens-1M: each compression step against a "
+        "control, on the same distilled student", "ml1m", "ml1m_qat_only",
+        "ml1m_fisher_3_epochs")
+
 register(derive("ml1m", "ml1m_quick", "MovieLens-1M smoke run (2 teacher "
                 "epochs, 1 student epoch)", shares=None,
                 teacher_epochs=2, student_epochs=1, seeds=(0,)))
