@@ -320,6 +320,13 @@ def test_compress_step_reports_every_stage(trained_student, tiny_train,
   assert 0.0 <= report["tflite"]["ndcg@10"] <= 1.0
   markdown = report_markdown(report)
   assert "| pruned 50% |" in markdown and "Low-rank" in markdown
+  # A layer without a weight matrix (the mean's position weights) shows
+  # its parameters and no matrix, not a layer of zeros.
+  assert "| layer | type | parameters | matrix_parameters | nonzeros |" in (
+      markdown)
+  pool = next(row for row in report["layers"] if row["layer"] == "pool")
+  assert pool["parameters"] == L and pool["matrix_parameters"] == 0
+  assert f"| pool | PositionWeightedMean | {L} | 0 | 0 |" in markdown
   with pytest.raises(ConfigError, match="not a trained tfdistill"):
     compress_student(tiny_teacher, tiny_train, evaluation)
   assert model is not trained_student

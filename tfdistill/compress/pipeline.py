@@ -306,8 +306,12 @@ def report_markdown(report: dict) -> str:
                if report.get("distillation_loss") else "hard labels only")
            + ".", "",
            "## Final model per layer", "",
-           markdown_table(report["layers"], ["layer", "type", "parameters",
-                                             "nonzeros", "sparsity"])]
+           "Non-zeros and sparsity are over the weight matrices "
+           "(matrix_parameters), what pruning targets; biases, position "
+           "weights and quantization ranges count in parameters only.", "",
+           markdown_table(report["layers"], [
+               "layer", "type", "parameters", "matrix_parameters",
+               "nonzeros", "sparsity"])]
   if report.get("low_rank"):
     parts += ["", "## Low-rank factorization", "",
               markdown_table(report["low_rank"], [
