@@ -82,7 +82,7 @@ PAGE_COLUMNS = {
         "best epoch", "epochs trained"),
     ("ml1m_compression", "Each stage"): (
         "configuration", "stage", "ndcg@10", "vs reference", "ci95",
-        "vs student_kd"),
+        "vs student_kd", "gzip bytes"),
     ("latest_small", "tfdistill"): (
         "model", "hr@10", "ndcg@10", "ndcg@10 95% interval", "params",
         "best epoch", "epochs trained"),

@@ -215,6 +215,9 @@ def seed_row(run: Run, seed: int) -> dict:
       row[f"{stage}_seconds"] = timings[stage]
   if "tflite" in stages:
     row["tflite_bytes"] = stages["tflite"]["bytes"]
+    if stages["tflite"].get("gzip_bytes") is not None:
+      # What a pruned model saves: its zeros compress in the download.
+      row["tflite_gzip_bytes"] = stages["tflite"]["gzip_bytes"]
     agreement = (stages["tflite"].get("parity") or {}).get("agreement")
     if agreement is not None:
       row["tflite_agreement"] = agreement
@@ -438,6 +441,8 @@ def comparison(title: str, members: list, args) -> tuple:
              "epochs trained": results["summary"].get(
                  f"{stage}_epochs_trained"),
              "seconds": results["summary"].get(f"{stage}_seconds")}
+      if stage == "tflite":
+        row["gzip bytes"] = results["summary"].get("tflite_gzip_bytes")
       if stage in COMPRESSED_STAGES:
         kd = [r.get("student_kd_ndcg@10") for r in results["rows"]]
         if all(v is not None for v in kd):
@@ -554,11 +559,13 @@ def main(argv=None) -> int:
         [(f"Each stage against {members[0]}'s", rows,
           ["configuration", "stage", "seeds", "ndcg@10",
            "ndcg@10 95% interval", "vs reference", "ci95", "vs student_kd",
-           "params", "best epoch", "epochs trained", "seconds"])],
+           "params", "gzip bytes", "best epoch", "epochs trained",
+           "seconds"])],
         notes=f"vs reference: against {members[0]}'s same stage and seeds "
         "(ci95: paired bootstrap over test users); vs student_kd: against "
-        "its own distilled student; seconds: wall time on a shared "
-        "machine.")
+        "its own distilled student; gzip bytes: the .tflite gzipped, the "
+        "download a pruned model's zeros shrink; seconds: wall time on a "
+        "shared machine.")
     print(path.read_text())
   return 0
 

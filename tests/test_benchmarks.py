@@ -172,18 +172,19 @@ def test_a_configuration_cannot_change_what_its_shared_steps_read(
 def test_a_comparison_shows_compressed_stages_against_their_own_student():
   run = _import("run")
 
-  def results(name, kd, tflite, users):
+  def results(name, kd, tflite, users, gzip_bytes):
     row = {"seed": 0, "teacher_ndcg@10": 0.2, "student_alone_ndcg@10": 0.1,
            "student_kd_ndcg@10": kd, "compressed_ndcg@10": tflite,
            "tflite_ndcg@10": tflite}
     per_user = [{"teacher": users * 2, "student_alone": users,
                  "student_kd": users, "compressed": users}]
-    return (name, {"seeds": [0], "rows": [row], "summary": {},
-                   "intervals": {}}, per_user)
+    return (name, {"seeds": [0], "rows": [row], "summary": {
+        "tflite_gzip_bytes": gzip_bytes}, "intervals": {}}, per_user)
 
-  out, rows = run.comparison("t", [results("ref", 0.15, 0.15, [0.1, 0.2]),
-                                   results("qat", 0.15, 0.12, [0.1, 0.2])],
-                             argparse.Namespace(bootstrap_samples=20))
+  out, rows = run.comparison(
+      "t", [results("ref", 0.15, 0.15, [0.1, 0.2], 900),
+            results("qat", 0.15, 0.12, [0.1, 0.2], 1200)],
+      argparse.Namespace(bootstrap_samples=20))
   rows = {(r["configuration"], r["stage"]): r for r in rows}
   # The shared stages (same values) are not rows; the compressed ones are.
   assert sorted(rows) == [("qat", "compressed"), ("qat", "tflite"),
@@ -191,6 +192,10 @@ def test_a_comparison_shows_compressed_stages_against_their_own_student():
   assert rows["qat", "tflite"]["vs student_kd"] == pytest.approx(-0.2)
   assert rows["qat", "tflite"]["vs reference"] == pytest.approx(-0.2)
   assert rows["ref", "tflite"]["vs student_kd"] == pytest.approx(0.0)
+  # The download each .tflite makes, beside its quality.
+  assert (rows["ref", "tflite"]["gzip bytes"],
+          rows["qat", "tflite"]["gzip bytes"]) == (900, 1200)
+  assert "gzip bytes" not in rows["qat", "compressed"]
   assert out["reference"] == "ref"
 
 
