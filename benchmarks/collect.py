@@ -78,8 +78,8 @@ PAGE_COLUMNS = {
         "configuration", "stage", "ndcg@10", "vs reference", "ci95",
         "params", "best epoch", "epochs trained"),
     ("ml1m_distillation", "Each stage"): (
-        "configuration", "stage", "ndcg@10", "vs reference", "ci95",
-        "best epoch", "epochs trained"),
+        "configuration", "stage", "val ndcg@10", "ndcg@10", "vs reference",
+        "ci95", "best epoch", "epochs trained"),
     ("ml1m_compression", "Each stage"): (
         "configuration", "stage", "ndcg@10", "vs reference", "ci95",
         "vs student_kd", "gzip bytes"),

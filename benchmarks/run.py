@@ -207,7 +207,7 @@ def seed_row(run: Run, seed: int) -> dict:
              if run.done(step)})
   row = {"seed": seed}
   for stage in STAGES:
-    for key in ("hr@10", "ndcg@10", "params", "best_epoch",
+    for key in ("hr@10", "ndcg@10", "val_ndcg@10", "params", "best_epoch",
                 "epochs_trained", "training_seconds"):
       if stages.get(stage, {}).get(key) is not None:
         row[f"{stage}_{key}"] = stages[stage][key]
@@ -436,6 +436,9 @@ def comparison(title: str, members: list, args) -> tuple:
       row = {"configuration": name, "stage": stage, "seeds": len(values),
              "ndcg@10": float(np.mean(values)),
              "ndcg@10 95% interval": _interval(results, f"{stage}_ndcg@10"),
+             # What the epoch kept was chosen by, and what a choice
+             # between configurations may read.
+             "val ndcg@10": results["summary"].get(f"{stage}_val_ndcg@10"),
              "params": results["summary"].get(f"{stage}_params"),
              "best epoch": results["summary"].get(f"{stage}_best_epoch"),
              "epochs trained": results["summary"].get(
@@ -559,8 +562,8 @@ def main(argv=None) -> int:
         [(f"Each stage against {members[0]}'s", rows,
           ["configuration", "stage", "seeds", "ndcg@10",
            "ndcg@10 95% interval", "vs reference", "ci95", "vs student_kd",
-           "params", "gzip bytes", "best epoch", "epochs trained",
-           "seconds"])],
+           "params", "gzip bytes", "val ndcg@10", "best epoch",
+           "epochs trained", "seconds"])],
         notes=f"vs reference: against {members[0]}'s same stage and seeds "
         "(ci95: paired bootstrap over test users); vs student_kd: against "
         "its own distilled student; gzip bytes: the .tflite gzipped, the "

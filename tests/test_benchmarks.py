@@ -179,7 +179,8 @@ def test_a_comparison_shows_compressed_stages_against_their_own_student():
     per_user = [{"teacher": users * 2, "student_alone": users,
                  "student_kd": users, "compressed": users}]
     return (name, {"seeds": [0], "rows": [row], "summary": {
-        "tflite_gzip_bytes": gzip_bytes}, "intervals": {}}, per_user)
+        "tflite_gzip_bytes": gzip_bytes, "student_kd_val_ndcg@10": kd + 0.01},
+                   "intervals": {}}, per_user)
 
   out, rows = run.comparison(
       "t", [results("ref", 0.15, 0.15, [0.1, 0.2], 900),
@@ -196,6 +197,13 @@ def test_a_comparison_shows_compressed_stages_against_their_own_student():
   assert (rows["ref", "tflite"]["gzip bytes"],
           rows["qat", "tflite"]["gzip bytes"]) == (900, 1200)
   assert "gzip bytes" not in rows["qat", "compressed"]
+  # The validation figure a choice between configurations may read.
+  out, rows = run.comparison(
+      "t", [results("ref", 0.15, 0.15, [0.1, 0.2], 900),
+            results("kd", 0.17, 0.15, [0.2, 0.2], 900)],
+      argparse.Namespace(bootstrap_samples=20))
+  rows = {(r["configuration"], r["stage"]): r for r in rows}
+  assert rows["kd", "student_kd"]["val ndcg@10"] == pytest.approx(0.18)
   assert out["reference"] == "ref"
 
 
