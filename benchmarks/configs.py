@@ -318,7 +318,8 @@ register(derive("ml1m", "ml1m_random_init", "MovieLens-1M, the distilled "
                 steps=("student_kd",)))
 compare("ml1m_distillation", "MovieLens-1M: the distilled student's losses "
         "and item table", "ml1m", "ml1m_kl_ranking", "ml1m_ranking_centered",
-        "ml1m_kl_t1", "ml1m_kl_t1_alpha01", "ml1m_kl_t025")
+        "ml1m_kl_t1", "ml1m_kl_t1_alpha01", "ml1m_kl_t025",
+        "ml1m_random_init")
 
 # The compression step on ml1m's distilled student (50% sparsity, Fisher
 # saliency for the item table, QAT, one fine-tune epoch each) against QAT
