@@ -26,8 +26,6 @@ SECTIONS = (
     ("Quality against the teacher", (
         ("ml1m", "MovieLens-1M, the literature's file, against published "
          "figures", ("tfdistill and the literature", "Targets")),
-        ("ml1m_students", "MovieLens-1M: the 10% student's encoder and item "
-         "table", None),
         ("ml1m_distillation", "MovieLens-1M: the distilled student's "
          "losses and item table", None),
         ("latest_small", "MovieLens latest-small, the pipeline's student",
@@ -79,10 +77,9 @@ PAGE_COLUMNS = {
         "params", "best epoch", "epochs trained"),
     ("ml1m_distillation", "Each stage"): (
         "configuration", "stage", "val ndcg@10", "ndcg@10", "vs reference",
-        "ci95", "best epoch", "epochs trained"),
+        "ci95", "best epoch"),
     ("ml1m_compression", "Each stage"): (
-        "configuration", "stage", "ndcg@10", "vs reference", "ci95",
-        "vs student_kd", "gzip bytes"),
+        "configuration", "stage", "ndcg@10", "vs student_kd", "gzip bytes"),
     ("latest_small", "tfdistill"): (
         "model", "hr@10", "ndcg@10", "ndcg@10 95% interval", "params",
         "best epoch", "epochs trained"),
@@ -90,8 +87,7 @@ PAGE_COLUMNS = {
         "configuration", "stage", "ndcg@10", "vs reference", "ci95",
         "params", "best epoch", "epochs trained"),
     ("latest_small_compression", "Each stage"): (
-        "configuration", "stage", "ndcg@10", "vs reference", "ci95",
-        "vs student_kd"),
+        "configuration", "stage", "ndcg@10", "vs student_kd"),
     ("synthetic_teacher_objective", "Each stage"): (
         "configuration", "stage", "ndcg@10", "vs reference", "ci95",
         "seconds"),
@@ -128,7 +124,12 @@ versions are in each JSON). Data:
 `../shared/data/movielens` (TFDS, offline) and
 `../shared/data/ml-1m-sasrec/ml-1m.txt`. What the figures mean (protocol,
 noise, each result): [benchmarks/NOTES.md](benchmarks/NOTES.md).
+Comparisons: "vs reference" is the change against the first
+configuration's same stage (ci95: paired bootstrap over test users), "vs
+student_kd" against the row's own distilled student.
 """
+#: How every comparison's notes start: its legend, stated once above.
+COMPARISON_LEGEND = "vs reference:"
 
 
 def _parts(markdown: str) -> tuple:
@@ -156,7 +157,10 @@ def _parts(markdown: str) -> tuple:
 
 #: Rows a result's table shows on the page: {name: (column, values)}.
 PAGE_ROWS = {"synthetic_teacher_objective": ("stage", ("teacher",
-                                                       "student_kd"))}
+                                                       "student_kd")),
+             # The .tflite a phone runs; the Keras rows are on file.
+             "ml1m_compression": ("stage", ("tflite",)),
+             "latest_small_compression": ("stage", ("tflite",))}
 
 
 def _page_table(body: str, columns=None, rows_kept=None) -> str:
@@ -210,7 +214,8 @@ def section(results: pathlib.Path, name: str, title: str,
                     if result == name and heading.startswith(prefix)), None)
     lines += [f"**{heading}**", "",
               _page_table(body, columns, PAGE_ROWS.get(name)), ""]
-  if notes and name not in NOTES_ON_FILE:
+  if (notes and name not in NOTES_ON_FILE
+      and not notes.startswith(COMPARISON_LEGEND)):
     lines += [notes, ""]
   if machine:
     lines += [f"<sub>{_machine(machine)}; all figures"
