@@ -149,8 +149,8 @@ def test_distillation_flags_hold_for_the_compression_fine_tunes_too():
           "from tfdistill.cli import options; "
           "flags.FLAGS(['tfdistill'] + sys.argv[1:]); "
           "c = options.pipeline_config(); "
-          "print(c.alpha, c.temperature, c.compress.alpha, "
-          "c.compress.temperature, c.quantize, c.compress.quantize)")
+          "print(c.alpha, c.temperature, c.fine_tunes.alpha, "
+          "c.fine_tunes.temperature, c.quantize, c.fine_tunes.quantize)")
   given = _python(code, args=["--alpha=0.3", "--temperature=1",
                               "--quantize=float16"])
   assert given.stdout.split() == ["0.3", "1.0", "0.3", "1.0", "float16",
@@ -158,6 +158,34 @@ def test_distillation_flags_hold_for_the_compression_fine_tunes_too():
   unset = _python(code)
   assert unset.stdout.split() == ["0.5", "2.0", "0.5", "2.0", "int8",
                                   "int8"], unset.stderr
+
+
+def test_the_compression_fine_tunes_distil_as_the_student_did():
+  """In the Python API too: a PipelineConfig's compress alpha and
+  temperature, unless given, are its own, also after dataclasses.replace;
+  config.json stores the values the step uses, and reads back the same."""
+  import dataclasses
+  from tfdistill.compress import CompressConfig
+  from tfdistill.errors import ConfigError
+  from tfdistill.pipeline.config import PipelineConfig
+  from tfdistill.pipeline.config import preset
+  config = PipelineConfig(temperature=0.5, alpha=0.2)
+  assert config.compress.temperature is None
+  assert (config.fine_tunes.alpha, config.fine_tunes.temperature) == (0.2, 0.5)
+  assert config.to_json()["compress"]["temperature"] == 0.5
+  moved = dataclasses.replace(config, temperature=1.0)
+  assert moved.fine_tunes.temperature == 1.0
+  assert preset("tiny", temperature=3.0).fine_tunes.temperature == 3.0
+  given = PipelineConfig(temperature=0.5, compress=CompressConfig(
+      temperature=2.0, fine_tune_epochs=1))
+  assert (given.fine_tunes.alpha, given.fine_tunes.temperature) == (0.5, 2.0)
+  stored = given.to_json()
+  assert PipelineConfig.from_json(stored).to_json() == stored
+  assert PipelineConfig().to_json()["compress"]["temperature"] == 2.0
+  with pytest.raises(ConfigError, match="compress temperature must be > 0"):
+    CompressConfig(temperature=0.0)
+  with pytest.raises(ConfigError, match="compress alpha must be in"):
+    CompressConfig(alpha=1.5)
 
 
 def test_the_names_the_readme_shows_are_public():

@@ -376,11 +376,10 @@ def pipeline_config():
       compress[flag] = FLAGS[flag].value
   if _present("compress_epochs"):
     compress["fine_tune_epochs"] = FLAGS.compress_epochs
-  # As --quantize, the distillation settings hold for the compression
-  # step's fine-tunes too.
-  for flag in ("quantize", "alpha", "temperature"):
-    if _present(flag):
-      compress[flag] = FLAGS[flag].value
+  # --quantize holds for the compression report too (--alpha and
+  # --temperature reach its fine-tunes through PipelineConfig.fine_tunes).
+  if _present("quantize"):
+    compress["quantize"] = FLAGS.quantize
   if compress:
     values["compress"] = dataclasses.replace(base.compress, **compress)
   if not values:

@@ -6,6 +6,7 @@ the command line's flags are checked before TensorFlow loads
 """
 
 import dataclasses
+from typing import Optional
 
 from tfdistill.errors import ConfigError
 from tfdistill.export.config import QUANTIZATION_MODES
@@ -47,7 +48,11 @@ class CompressConfig:
     fine_tune_epochs: Epochs after each step (pruning reaches its target at
       the end of these epochs).
     learning_rate: Adam learning rate of the fine-tunes.
-    alpha, temperature: Distiller settings when a teacher is given.
+    alpha, temperature: Distiller settings of the fine-tunes when a teacher
+      is given. None: a `PipelineConfig` sets them to its own `alpha` and
+      `temperature` when it is built (so the fine-tunes distil as its
+      distilled student did); on its own, alpha 0.5 and the distillation
+      losses' own temperatures.
   """
   low_rank_energy: float = 0.0
   target_sparsity: float = 0.5
@@ -60,8 +65,8 @@ class CompressConfig:
   quantize: str = "int8"
   fine_tune_epochs: int = 2
   learning_rate: float = 1e-3
-  alpha: float = 0.5
-  temperature: float = 2.0
+  alpha: Optional[float] = None
+  temperature: Optional[float] = None
 
   def __post_init__(self):
     check_sparsity(self.target_sparsity)
@@ -74,6 +79,12 @@ class CompressConfig:
                         f"of {', '.join(QUANTIZATION_MODES)}.")
     if self.fine_tune_epochs < 1:
       raise ConfigError("fine_tune_epochs must be >= 1.")
+    if self.alpha is not None and not 0.0 <= self.alpha <= 1.0:
+      raise ConfigError(f"compress alpha must be in [0, 1], got "
+                        f"{self.alpha}.")
+    if self.temperature is not None and not self.temperature > 0:
+      raise ConfigError(f"compress temperature must be > 0, got "
+                        f"{self.temperature}.")
 
   def to_json(self) -> dict:
     return dataclasses.asdict(self)

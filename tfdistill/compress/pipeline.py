@@ -48,6 +48,8 @@ from tfdistill.reporting import fit_verbosity
 from tfdistill.reporting import markdown_table
 
 EVAL_POOL = 200  # top-K of the TFLite model used for evaluation
+#: The fine-tunes' hard-loss weight when `CompressConfig.alpha` is None.
+FINE_TUNE_ALPHA = 0.5
 
 
 def _saved_model_bytes(model) -> int:
@@ -89,7 +91,9 @@ class _Compressor:
       negatives = 0
     trainer = compiled_trainer(
         model, self.teacher, tf_keras.optimizers.Adam(
-            self.config.learning_rate), alpha=self.config.alpha,
+            self.config.learning_rate),
+        alpha=(FINE_TUNE_ALPHA if self.config.alpha is None
+               else self.config.alpha),
         temperature=self.config.temperature,
         distillation_loss=self.distillation_loss,
         student_negatives=negatives)

@@ -117,7 +117,8 @@ class PipelineConfig:
   alpha: float = 0.5
   temperature: float = 2.0
   # Fine-tune epochs per compression step (the latest_small_compression
-  # benchmark compares them).
+  # benchmark compares them). Its alpha and temperature, unless given, are
+  # alpha and temperature above (`fine_tunes`).
   compress: CompressConfig = CompressConfig(fine_tune_epochs=2)
   quantize: str = "int8"
   top_k: int = 10
@@ -185,8 +186,18 @@ class PipelineConfig:
       if getattr(self, name) < 1:
         raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}.")
 
+  @property
+  def fine_tunes(self) -> CompressConfig:
+    """`compress` as the compression step runs it: its fine-tunes distil
+    with `alpha` and `temperature` where `compress` leaves them None."""
+    follow = {name: getattr(self, name) for name in ("alpha", "temperature")
+              if getattr(self.compress, name) is None}
+    return dataclasses.replace(self.compress, **follow)
+
   def to_json(self) -> dict:
-    return json.loads(json.dumps(dataclasses.asdict(self)))
+    """The config as stored in config.json (`compress` as `fine_tunes`)."""
+    return json.loads(json.dumps(dict(
+        dataclasses.asdict(self), compress=self.fine_tunes.to_json())))
 
   @classmethod
   def from_json(cls, values: dict) -> "PipelineConfig":

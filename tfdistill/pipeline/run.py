@@ -645,7 +645,7 @@ class Run:
   def _compress_step(self):
     directory = self.step_dir("compressed")
     extras = self.save_extras()
-    model, report, _ = self.compress(self.config.compress,
+    model, report, _ = self.compress(self.config.fine_tunes,
                                      os.path.join(directory, "logs"))
     write_compression(report, directory)
     path = save_model(model, os.path.join(directory, "model"),
@@ -656,7 +656,7 @@ class Run:
         **{k: last.get(k) for k in STAGE_METRICS},
         "params": last["params"], "nonzeros": last["nonzeros"],
         "sparsity": report["summary"]["sparsity"],
-        "target_sparsity": self.config.compress.target_sparsity,
+        "target_sparsity": self.config.fine_tunes.target_sparsity,
         "tflite_eval": report["tflite"], "path": path,
         "report": os.path.join(directory, "compression_report.md")})
     return model
