@@ -28,6 +28,7 @@ SECTIONS = (
          "figures", ("tfdistill and the literature", "Targets")),
         ("ml1m_distillation", "MovieLens-1M: the distilled student's "
          "losses and item table", None),
+        ("ml1m_students", "MovieLens-1M: the student's item table", None),
         ("latest_small", "MovieLens latest-small, the pipeline's student",
          ("tfdistill", "Targets")),
         ("latest_small_strategies", "MovieLens latest-small: two teachers, "
@@ -73,8 +74,8 @@ SECTIONS = (
 #: (result name, table heading prefix).
 PAGE_COLUMNS = {
     ("ml1m_students", "Each stage"): (
-        "configuration", "stage", "ndcg@10", "vs reference", "ci95",
-        "params", "best epoch", "epochs trained"),
+        "configuration", "stage", "val ndcg@10", "ndcg@10", "vs reference",
+        "ci95", "params", "best epoch"),
     ("ml1m_distillation", "Each stage"): (
         "configuration", "stage", "val ndcg@10", "ndcg@10", "vs reference",
         "ci95", "best epoch"),
@@ -97,10 +98,17 @@ PAGE_COLUMNS = {
     ("latest_small_strategies", "Each stage"): (
         "configuration", "stage", "ndcg@10", "vs reference", "ci95",
         "params", "best epoch", "epochs trained"),
-    ("scale", "Growth"): (
-        "cost", "slope", "at_10M", "per_1M_items", "at_10M_linear"),
+    ("scale", "Growth"): ("cost", "slope", "at_10M", "at_10M_linear"),
+    ("sampled_softmax", "Mean over seeds"): (
+        "variant", "seeds", "ndcg@10", "ndcg_vs_dense", "step_ms",
+        "step_vs_dense", "best_epochs"),
     ("scale", "Local workers"): (
         "workers", "seconds", "throughput_vs_1", "ndcg@10", "ndcg@10_vs_1"),
+    ("latency", "Exact"): (
+        "catalog", "quantization", "bytes", "p50_ms", "limit_p50_ms",
+        "model_vs_limit"),
+    ("teacher_objective", "Targets"): (
+        "length", "objective", "negatives", "targets_per_second"),
     ("latency", "Approximate"): (
         "quantization", "probe", "recall_at_10", "p50_ms", "p99_ms",
         "speedup_vs_exact", "bytes"),
@@ -109,7 +117,8 @@ PAGE_COLUMNS = {
 #: result files, which the page links.
 NOTES_ON_FILE = frozenset({"speed", "latency", "scale", "teacher_objective",
                            "student_one_pass",
-                           "student_one_pass_self_attention"})
+                           "student_one_pass_self_attention",
+                           "sampled_softmax"})
 #: Tables left on the result files: the per-seed and per-epoch details.
 DETAIL = re.compile(r"^(Per seed|Per epoch)")
 MACHINE_KEYS = ("cpu_count", "date", "git_commit")
@@ -160,6 +169,9 @@ PAGE_ROWS = {"synthetic_teacher_objective": ("stage", ("teacher",
                                                        "student_kd")),
              # The .tflite a phone runs; the Keras rows are on file.
              "ml1m_compression": ("stage", ("tflite",)),
+             # The students measured with ml1m's losses (the others' rows,
+             # distilled with former losses, stay on file).
+             "ml1m_students": ("configuration", ("ml1m", "ml1m_mixed")),
              "latest_small_compression": ("stage", ("tflite",))}
 
 
