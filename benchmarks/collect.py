@@ -171,7 +171,8 @@ PAGE_ROWS = {"synthetic_teacher_objective": ("stage", ("teacher",
              "ml1m_compression": ("stage", ("tflite",)),
              # The students measured with ml1m's losses (the others' rows,
              # distilled with former losses, stay on file).
-             "ml1m_students": ("configuration", ("ml1m", "ml1m_mixed")),
+             "ml1m_students": ("configuration", (
+                 "ml1m", "ml1m_mixed", "ml1m_mixed_teacher_items")),
              "latest_small_compression": ("stage", ("tflite",))}
 
 

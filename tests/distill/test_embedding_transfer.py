@@ -6,6 +6,8 @@ import pytest
 from tfdistill.distill import Distiller
 from tfdistill.distill import OnlineTeacher
 from tfdistill.distill import transfer_item_embeddings
+from tfdistill.distill.embedding_transfer import best_rank_factors
+from tfdistill.distill.embedding_transfer import is_full_item_table
 from tfdistill.distill.embedding_transfer import principal_projection
 from tfdistill.errors import ModelError
 from tfdistill.models.embeddings import EmbeddingConfig
@@ -61,12 +63,70 @@ def test_student_table_is_the_teachers_items_projected(tiny_teacher,
   assert distiller.student is student
 
 
+def test_best_rank_factors_by_hand():
+  # Rows on two directions with squared lengths 9 (x) and 1 (y): rank 1
+  # keeps x; full rank gives the rows back.
+  rows = np.array([[3., 0.], [0., 1.], [0., 0.]])
+  factors, projection = best_rank_factors(rows, 1)
+  np.testing.assert_allclose(factors @ projection, [[3, 0], [0, 0], [0, 0]],
+                             atol=1e-12)
+  factors, projection = best_rank_factors(rows, 2)
+  np.testing.assert_allclose(factors @ projection, rows, atol=1e-12)
+
+
+def _rows(student) -> np.ndarray:
+  """Every row of a student's item table, as the student reads them."""
+  table = student.get_layer("item_embedding")
+  rows = getattr(table, "num_items", None) or table.input_dim
+  return table(np.arange(rows)).numpy()
+
+
+def test_factored_tables_take_the_closest_factored_form(tiny_teacher,
+                                                        student_factory):
+  """A mixed table's head rows are the full table's transfer exactly and its
+  tail their best rank-r approximation; a low-rank table is the best
+  rank-r approximation of every row. At full rank both equal the full
+  table's transfer; the fraction kept counts what the rank loses."""
+  full = student_factory(embedding_dim=4)
+  kept_full = transfer_item_embeddings(full, tiny_teacher)
+  target = _rows(full)
+  head = 5
+  mixed = student_factory(embedding_dim=4, embedding=EmbeddingConfig(
+      kind="mixed", head_items=head, rank=2))
+  padding = _rows(mixed)[0]
+  kept_mixed = transfer_item_embeddings(mixed, tiny_teacher)
+  rows = _rows(mixed)
+  np.testing.assert_allclose(rows[0], padding, atol=1e-6)
+  np.testing.assert_allclose(rows[1:head], target[1:head], atol=1e-5)
+  factors, projection = best_rank_factors(target[head:], 2)
+  np.testing.assert_allclose(rows[head:], factors @ projection, atol=1e-5)
+  lost = np.square(target[head:] - rows[head:]).sum()
+  padded = np.concatenate([padding[None], target[1:]])
+  assert kept_mixed == pytest.approx(
+      kept_full * (1 - lost / np.square(padded).sum()), rel=1e-4)
+  assert 0 < kept_mixed < kept_full
+  exact = student_factory(embedding_dim=4, embedding=EmbeddingConfig(
+      kind="mixed", head_items=head, rank=4))
+  assert transfer_item_embeddings(exact, tiny_teacher) == pytest.approx(
+      kept_full, rel=1e-5)
+  np.testing.assert_allclose(_rows(exact)[1:], target[1:], atol=1e-5)
+  low_rank = student_factory(embedding_dim=4, embedding=EmbeddingConfig(
+      kind="low_rank", rank=2))
+  padding = _rows(low_rank)[0]
+  transfer_item_embeddings(low_rank, tiny_teacher)
+  factors, projection = best_rank_factors(
+      np.concatenate([padding[None], target[1:]]), 2)
+  np.testing.assert_allclose(_rows(low_rank), factors @ projection,
+                             atol=1e-5)
+  assert is_full_item_table(full) and not is_full_item_table(mixed)
+
+
 def test_refuses_tables_it_cannot_set(tiny_teacher, student_factory,
                                       tiny_prepared):
-  low_rank = student_factory(embedding=EmbeddingConfig(kind="low_rank",
-                                                       rank=2))
-  with pytest.raises(ModelError, match="item_embedding.*LowRankEmbedding"):
-    transfer_item_embeddings(low_rank, tiny_teacher)
+  hashed = student_factory(embedding=EmbeddingConfig(kind="hash",
+                                                     num_buckets=20))
+  with pytest.raises(ModelError, match="item_embedding.*HashEmbedding"):
+    transfer_item_embeddings(hashed, tiny_teacher)
   with pytest.raises(ModelError, match="no layer 'items'"):
     transfer_item_embeddings(student_factory(), tiny_teacher, layer="items")
   too_wide = student_factory(embedding_dim=32)  # the teacher is 16 wide

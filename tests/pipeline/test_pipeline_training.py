@@ -54,8 +54,9 @@ def test_the_default_teacher_learns_every_position():
 def test_student_init_auto_falls_back_to_random_where_it_cannot_apply(
     tmp_path):
   # The default: the teacher's items for a full table, random for a table
-  # the transfer cannot set (here low-rank), and --student_init=teacher_items
-  # on such a table is a configuration error naming the flag.
+  # the transfer sets approximately (here low-rank) or cannot set;
+  # --student_init=teacher_items sets a low-rank table too, and on a table
+  # it cannot set (hashed) is a configuration error naming the flag.
   assert PipelineConfig().student_init == "auto"
   table = lambda model: model.get_layer("item_embedding").embeddings.numpy()
   full = Run(str(tmp_path / "full"), preset("tiny", teacher_epochs=1))
@@ -78,11 +79,23 @@ def test_student_init_auto_falls_back_to_random_where_it_cannot_apply(
   for mine, same in zip(distilled.get_weights(), alone.get_weights()):
     np.testing.assert_array_equal(mine, same)  # the seeded initial student
 
-  strict = Run(str(tmp_path / "strict"),
-               dataclasses.replace(low_rank, student_init="teacher_items"))
+  asked = Run(str(tmp_path / "asked"),
+              dataclasses.replace(low_rank, student_init="teacher_items"))
+  distilled, _ = asked.student_trainer(teacher)
+  assert asked.student_init_used == "teacher_items"
+  alone, _ = asked.student_trainer()
+  transfer_item_embeddings(alone, teacher)
+  for mine, same in zip(distilled.get_weights(), alone.get_weights()):
+    np.testing.assert_array_equal(mine, same)
+
+  hashed = dataclasses.replace(low_rank, student_init="teacher_items",
+                               student=dataclasses.replace(
+                                   low_rank.student, embedding=EmbeddingConfig(
+                                       kind="hash", num_buckets=20)))
+  strict = Run(str(tmp_path / "strict"), hashed)
   with pytest.raises(ConfigError,
                      match="--student_init=teacher_items does not apply.*"
-                     "LowRank"):
+                     "HashEmbedding"):
     strict.student_trainer(teacher)
 
 

@@ -12,7 +12,10 @@ teacher's own scale unless `spread=` asks for another.
     kept = transfer_item_embeddings(student, teacher)  # variance kept
     distiller = Distiller(student=student, teacher=teacher)
 
-Only full tables (a `tf_keras.layers.Embedding`) can be set this way.
+Full tables (a `tf_keras.layers.Embedding`) take the projection as is;
+low-rank and mixed-dimension tables take its closest factored form (the
+best rank-r approximation of the rows they factor: every row of a low-rank
+table, the tail of a mixed one, whose head rows are set exactly).
 """
 
 from typing import Optional
@@ -21,6 +24,8 @@ import numpy as np
 import tf_keras
 
 from tfdistill.errors import ModelError
+from tfdistill.models.embeddings import LowRankEmbedding
+from tfdistill.models.embeddings import MixedDimensionEmbedding
 from tfdistill.models.io import check_same_vocabulary
 from tfdistill.models.io import model_card
 
@@ -42,6 +47,57 @@ def principal_projection(vectors: np.ndarray, dim: int) -> tuple:
   return centred @ directions[:dim].T, kept
 
 
+def best_rank_factors(rows: np.ndarray, rank: int) -> tuple:
+  """(factors [N, rank], projection [rank, D]) whose product is the best
+  rank-`rank` approximation of `rows` [N, D] (truncated SVD): each row
+  projected on the rows' top `rank` right singular directions."""
+  left, singular, right = np.linalg.svd(np.asarray(rows, np.float64),
+                                        full_matrices=False)
+  return left[:, :rank] * singular[:rank], right[:rank]
+
+
+def is_full_item_table(student: tf_keras.Model,
+                       layer: str = ITEM_TABLE) -> bool:
+  """Whether `student`'s item table `layer` is a full one (an Embedding)."""
+  try:
+    table = student.get_layer(layer)
+  except ValueError:
+    return False
+  return type(table) is tf_keras.layers.Embedding  # pylint: disable=unidiomatic-typecheck
+
+
+def _table_shape(table) -> tuple:
+  """(rows, width) of a table `transfer_item_embeddings` can set."""
+  if type(table) is tf_keras.layers.Embedding:  # pylint: disable=unidiomatic-typecheck
+    return tuple(table.embeddings.shape)
+  if isinstance(table, (LowRankEmbedding, MixedDimensionEmbedding)):
+    return table.num_items, table.dim
+  raise ModelError(f"student layer {table.name!r} is a "
+                   f"{type(table).__name__}; only a full, low-rank or "
+                   "mixed-dimension item table can be set from the "
+                   "teacher's items.")
+
+
+def _assign(table, rows: np.ndarray) -> float:
+  """Sets `table` to `rows` [catalog, width] (a factored table to its
+  closest factored form); returns the fraction of the rows' squared norm
+  the table keeps."""
+  if type(table) is tf_keras.layers.Embedding:  # pylint: disable=unidiomatic-typecheck
+    table.embeddings.assign(rows.astype(np.float32))
+    return 1.0
+  if isinstance(table, LowRankEmbedding):
+    factored = rows
+  else:
+    factored = rows[table.head_items:]
+    table.head.assign(rows[:table.head_items].astype(np.float32))
+  factors, projection = best_rank_factors(factored, table.rank)
+  (table.factors if isinstance(table, LowRankEmbedding) else
+   table.tail).assign(factors.astype(np.float32))
+  table.projection.assign(projection.astype(np.float32))
+  lost = np.square(factored - factors @ projection).sum()
+  return 1.0 - float(lost / max(np.square(rows).sum(), 1e-30))
+
+
 def transfer_item_embeddings(student: tf_keras.Model, teacher,
                              layer: str = ITEM_TABLE,
                              spread: Optional[float] = None) -> float:
@@ -50,10 +106,12 @@ def transfer_item_embeddings(student: tf_keras.Model, teacher,
   Rows 1.. (every item but padding) get the teacher's catalog embeddings
   projected on their top principal directions; the padding row is kept.
   By default the rows keep the teacher's own scale, which distilled better
-  than smaller spreads (benchmarks/NOTES.md).
+  than smaller spreads (benchmarks/NOTES.md). A low-rank or mixed-dimension
+  table gets the best approximation of those rows it can hold.
 
   Args:
-    student: A tfdistill student with a full item table named `layer`.
+    student: A tfdistill student with a full, low-rank or mixed-dimension
+      item table named `layer`.
     teacher: A retrieval teacher (or an `OnlineTeacher` around one) for the
       same item vocabulary, as wide as the student's table or wider.
     layer: Name of the student's item table.
@@ -61,21 +119,18 @@ def transfer_item_embeddings(student: tf_keras.Model, teacher,
       projection's own (the teacher's scale).
 
   Returns:
-    The fraction of the teacher's item variance the projection keeps.
+    The fraction of the teacher's item variance the table keeps.
 
   Raises:
-    ModelError: no such full table, a different catalog or vocabulary, or a
-      student wider than the teacher.
+    ModelError: no such table (or one of another kind), a different catalog
+      or vocabulary, or a student wider than the teacher.
   """
   try:
     table = student.get_layer(layer)
   except ValueError:
     raise ModelError(f"student {student.name!r} has no layer {layer!r} to "
                      "set from the teacher.") from None
-  if type(table) is not tf_keras.layers.Embedding:  # pylint: disable=unidiomatic-typecheck
-    raise ModelError(f"student layer {layer!r} is a {type(table).__name__}; "
-                     "only a full item table (Embedding) can be set from the "
-                     "teacher's items.")
+  rows, width = _table_shape(table)
   model = getattr(teacher, "model", teacher)  # an OnlineTeacher or a model
   if not hasattr(model, "catalog_embeddings"):
     raise ModelError(f"{type(model).__name__} has no catalog_embeddings(); "
@@ -83,20 +138,18 @@ def transfer_item_embeddings(student: tf_keras.Model, teacher,
                      "retrieval teacher only.")
   check_same_vocabulary(model_card(model), model_card(student))
   catalog = np.asarray(model.catalog_embeddings(training=False))
-  weights = table.embeddings.numpy()
-  if catalog.shape[0] != weights.shape[0]:
+  if catalog.shape[0] != rows:
     raise ModelError(f"the teacher has {catalog.shape[0]} catalog rows, the "
-                     f"student's table {weights.shape[0]}; they must share "
-                     "the catalog.")
-  if weights.shape[1] > catalog.shape[1]:
-    raise ModelError(f"the student's items ({weights.shape[1]} wide) cannot "
+                     f"student's table {rows}; they must share the catalog.")
+  if width > catalog.shape[1]:
+    raise ModelError(f"the student's items ({width} wide) cannot "
                      f"take the principal directions of the teacher's "
                      f"({catalog.shape[1]} wide).")
   if spread is not None and not spread > 0:
     raise ModelError(f"spread must be > 0 (or None), got {spread}.")
-  projected, kept = principal_projection(catalog[1:], weights.shape[1])
+  projected, kept = principal_projection(catalog[1:], width)
   if spread is not None:
     projected = projected * (spread / max(projected.std(), 1e-30))
-  weights[1:] = projected
-  table.embeddings.assign(weights)
-  return kept
+  # The padding row keeps the table's own vector.
+  padding = table(np.zeros((1,), np.int32)).numpy()
+  return kept * _assign(table, np.concatenate([padding, projected]))

@@ -46,6 +46,7 @@ from tfdistill.data.vocab import NUM_RESERVED
 from tfdistill.distribute import is_chief
 from tfdistill.distill.distiller import compiled_trainer
 from tfdistill.distill.distiller import reads_chunks
+from tfdistill.distill.embedding_transfer import is_full_item_table
 from tfdistill.distill.embedding_transfer import transfer_item_embeddings
 from tfdistill.distill.positions import examples_at_every_position
 from tfdistill.distill.teachers import as_teacher_source
@@ -549,6 +550,12 @@ class Run:
     `teacher` (a tfdistill retrieval teacher); returns what its item table
     starts from ("teacher_items" or "random")."""
     if self.config.student_init == "random":
+      return "random"
+    if self.config.student_init == "auto" and not is_full_item_table(student):
+      # A factored table holds an approximation of the teacher's items:
+      # asked for with --student_init=teacher_items.
+      logging.info("student item table random (--student_init=auto): the "
+                   "table is not a full one.")
       return "random"
     try:
       kept = transfer_item_embeddings(student, teacher)
