@@ -181,6 +181,10 @@ def test_the_compression_fine_tunes_distil_as_the_student_did():
   assert (given.fine_tunes.alpha, given.fine_tunes.temperature) == (0.5, 2.0)
   stored = given.to_json()
   assert PipelineConfig.from_json(stored).to_json() == stored
+  # A config equals its stored form (what a run directory compares).
+  assert PipelineConfig.from_json(config.to_json()) == config
+  assert hash(PipelineConfig.from_json(config.to_json())) == hash(config)
+  assert moved != config
   assert PipelineConfig().to_json()["compress"]["temperature"] == 2.0
   with pytest.raises(ConfigError, match="compress temperature must be > 0"):
     CompressConfig(temperature=0.0)

@@ -68,9 +68,13 @@ LEGACY_DEFAULTS = {"student_init": "random", "early_stopping_patience": 0,
                    "compress": {"table_pruning": "magnitude"}}
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)
 class PipelineConfig:
-  """Everything that determines a run's results (stored in config.json)."""
+  """Everything that determines a run's results (stored in config.json).
+
+  Two configs are equal when they run the same (their config.json): a
+  compress alpha or temperature left None equals the value it follows.
+  """
   source: SourceConfig = SourceConfig()
   prepare: PrepareConfig = PrepareConfig()
   context_length: int = 20
@@ -199,6 +203,14 @@ class PipelineConfig:
     """The config as stored in config.json (`compress` as `fine_tunes`)."""
     return json.loads(json.dumps(dict(
         dataclasses.asdict(self), compress=self.fine_tunes.to_json())))
+
+  def __eq__(self, other) -> bool:
+    if not isinstance(other, PipelineConfig):
+      return NotImplemented
+    return self.to_json() == other.to_json()
+
+  def __hash__(self) -> int:
+    return hash(json.dumps(self.to_json(), sort_keys=True))
 
   @classmethod
   def from_json(cls, values: dict) -> "PipelineConfig":
