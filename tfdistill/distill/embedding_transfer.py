@@ -86,13 +86,12 @@ def _assign(table, rows: np.ndarray) -> float:
     table.embeddings.assign(rows.astype(np.float32))
     return 1.0
   if isinstance(table, LowRankEmbedding):
-    factored = rows
+    factored, factor_weights = rows, table.factors
   else:
-    factored = rows[table.head_items:]
+    factored, factor_weights = rows[table.head_items:], table.tail
     table.head.assign(rows[:table.head_items].astype(np.float32))
   factors, projection = best_rank_factors(factored, table.rank)
-  (table.factors if isinstance(table, LowRankEmbedding) else
-   table.tail).assign(factors.astype(np.float32))
+  factor_weights.assign(factors.astype(np.float32))
   table.projection.assign(projection.astype(np.float32))
   lost = np.square(factored - factors @ projection).sum()
   return 1.0 - float(lost / max(np.square(rows).sum(), 1e-30))
