@@ -49,10 +49,10 @@ class CompressConfig:
       the end of these epochs).
     learning_rate: Adam learning rate of the fine-tunes.
     alpha, temperature: Distiller settings of the fine-tunes when a teacher
-      is given. None: a `PipelineConfig` sets them to its own `alpha` and
-      `temperature` when it is built (so the fine-tunes distil as its
-      distilled student did); on its own, alpha 0.5 and the distillation
-      losses' own temperatures.
+      is given. None: in a pipeline, the run's own `alpha` and
+      `temperature` (`PipelineConfig.fine_tunes`), so the fine-tunes distil
+      as its distilled student did; on its own, alpha 0.5 and the
+      distillation losses' own temperatures.
   """
   low_rank_energy: float = 0.0
   target_sparsity: float = 0.5
