@@ -232,11 +232,14 @@ register(Benchmark(
         teacher=dict(embedding_dim=64, num_blocks=2, num_heads=1, ffn_dim=64,
                      dropout=0.2, negatives="catalog",
                      objective="all_positions"),
-        teacher_epochs=80, teacher_learning_rate=1e-3,
+        teacher_learning_rate=1e-3,
         student=dict(encoder="mean", embedding_dim=8, hidden_dim=32,
                      dropout=0.1),
-        student_epochs=20, student_learning_rate=1e-2,
-        early_stopping_patience=10,
+        student_learning_rate=1e-2,
+        # Caps meant to be out of reach: every training stops after 10
+        # epochs without a better validation NDCG@10 and restores its best
+        # epoch; the table reports the best and the last epoch of each.
+        teacher_epochs=150, student_epochs=60, early_stopping_patience=10,
         # Chosen on validation NDCG@10 among the losses of
         # ml1m_distillation: the KL alone at temperature 0.5 (the
         # pipeline's default kl+ranking at temperature 2 is
