@@ -255,6 +255,14 @@ register(Benchmark(
     "use every user's last item as test (as here); gSASRec's hold out 512 "
     "validation users."))
 
+# The teacher with the dropout of the published SASRec+ configuration
+# (0.1; Klenitskiy & Vasilev's code, the rest of its architecture as ml1m's).
+register(derive("ml1m", "ml1m_teacher_dropout01", "MovieLens-1M, the "
+                "teacher with dropout 0.1", shares=None,
+                teacher={"dropout": 0.1}, steps=("teacher",)))
+compare("ml1m_teachers", "MovieLens-1M: the teacher's dropout", "ml1m",
+        "ml1m_teacher_dropout01")
+
 register(derive("ml1m", "ml1m_attention", "MovieLens-1M, the student's "
                 "context pooled by attention queried by its last item",
                 student={"encoder": "attention"},
