@@ -26,6 +26,7 @@ SECTIONS = (
     ("Quality against the teacher", (
         ("ml1m", "MovieLens-1M, the literature's file, against published "
          "figures", ("tfdistill and the literature", "Targets")),
+        ("ml1m_teachers", "MovieLens-1M: the teacher's dropout", None),
         ("ml1m_distillation", "MovieLens-1M: the distilled student's "
          "losses and item table", None),
         ("ml1m_students", "MovieLens-1M: the student's item table", None),
@@ -73,6 +74,9 @@ SECTIONS = (
 #: Columns a page table keeps (the results file keeps every column), by
 #: (result name, table heading prefix).
 PAGE_COLUMNS = {
+    ("ml1m_teachers", "Each stage"): (
+        "configuration", "stage", "val ndcg@10", "ndcg@10", "vs reference",
+        "ci95", "best epoch", "epochs trained", "seconds"),
     ("ml1m_students", "Each stage"): (
         "configuration", "stage", "val ndcg@10", "ndcg@10", "vs reference",
         "ci95", "params", "best epoch"),
