@@ -229,8 +229,10 @@ register(Benchmark(
         context_length=200, chunk_batch_size=32,
         # SASRec's formulation: causal self-attention trained on every
         # position with the full softmax over the catalog, item ids only.
+        # Dropout 0.1 as in the published SASRec+ configuration's code,
+        # chosen on validation NDCG@10 over 0.2 (ml1m_teachers).
         teacher=dict(embedding_dim=64, num_blocks=2, num_heads=1, ffn_dim=64,
-                     dropout=0.2, negatives="catalog",
+                     dropout=0.1, negatives="catalog",
                      objective="all_positions"),
         teacher_learning_rate=1e-3,
         student=dict(encoder="mean", embedding_dim=8, hidden_dim=32,
@@ -255,13 +257,13 @@ register(Benchmark(
     "use every user's last item as test (as here); gSASRec's hold out 512 "
     "validation users."))
 
-# The teacher with the dropout of the published SASRec+ configuration
-# (0.1; Klenitskiy & Vasilev's code, the rest of its architecture as ml1m's).
-register(derive("ml1m", "ml1m_teacher_dropout01", "MovieLens-1M, the "
-                "teacher with dropout 0.1", shares=None,
-                teacher={"dropout": 0.1}, steps=("teacher",)))
+# ml1m's teacher at the pipeline's default dropout (0.2), the rest as
+# ml1m's.
+register(derive("ml1m", "ml1m_teacher_dropout02", "MovieLens-1M, the "
+                "teacher with dropout 0.2", shares=None,
+                teacher={"dropout": 0.2}, steps=("teacher",)))
 compare("ml1m_teachers", "MovieLens-1M: the teacher's dropout", "ml1m",
-        "ml1m_teacher_dropout01")
+        "ml1m_teacher_dropout02")
 
 register(derive("ml1m", "ml1m_attention", "MovieLens-1M, the student's "
                 "context pooled by attention queried by its last item",
