@@ -25,6 +25,7 @@ import _common  # pylint: disable=import-error
 import tfdistill  # noqa: F401  (Keras 2 before TensorFlow loads)
 
 from tfdistill.data.sources import SourceConfig
+from tfdistill.pipeline.config import fields_read
 from tfdistill.pipeline.config import PipelineConfig
 from tfdistill.pipeline.config import preset
 from tfdistill.pipeline.config import PRESETS
@@ -60,11 +61,10 @@ SHARED_STEPS = {
     "teacher": ("data", "teacher"),
     "students": ("data", "teacher", "student_alone", "student_kd")}
 READ_AFTER = {
-    "teacher": ("student", "student_epochs", "student_learning_rate",
-                "student_init", "distillation_loss", "alpha", "temperature",
-                "compress", "quantize", "top_k",
-                "min_agreement"),
-    "students": ("compress", "quantize", "top_k", "min_agreement")}
+    shares: tuple(sorted(
+        {field.name for field in dataclasses.fields(PipelineConfig)}
+        - fields_read(steps)))
+    for shares, steps in SHARED_STEPS.items()}
 
 
 @dataclasses.dataclass(frozen=True)

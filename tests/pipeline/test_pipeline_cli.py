@@ -15,6 +15,7 @@ from cli_runner import last_json
 from cli_runner import run_cli
 from tfdistill.errors import ConfigError
 from tfdistill.fileio import write_json
+from tfdistill.models.io import MODEL_FILE
 from tfdistill.pipeline.config import PipelineConfig
 from tfdistill.pipeline.config import preset
 from tfdistill.pipeline.run import Run
@@ -174,6 +175,9 @@ def test_run_directories_of_older_versions_still_resume(tmp_path):
   del stored["student_init"], stored["compress"]["table_pruning"]
   with open(path, "w") as f:
     json.dump(stored, f)
+  # Its finished compression step read both fields.
+  os.makedirs(os.path.join(out, "compressed"))
+  write_json(os.path.join(out, "compressed", "metrics.json"), {})
   # That run's table was random and pruned by magnitude, the defaults of the
   # time (today's are auto and fisher).
   then = preset("tiny", student_init="random")
@@ -197,6 +201,11 @@ def test_interrupted_training_resumes_from_its_checkpoint(tmp_path,
     run.teacher()
   monkeypatch.setattr(tf_keras.callbacks, "CSVLogger", original)
   assert os.listdir(tmp_path / "r" / "teacher" / "checkpoints")
+  # The interrupted training read its epochs; the students' are not read yet.
+  with pytest.raises(ConfigError, match="differs in: teacher_epochs, which "
+                     "its steps data, teacher read"):
+    Run(str(tmp_path / "r"), dataclasses.replace(config, teacher_epochs=4))
+  Run(str(tmp_path / "r"), dataclasses.replace(config, student_epochs=4))
   resumed = Run(str(tmp_path / "r"), config)
   resumed.teacher()
   log = (tmp_path / "r" / "teacher" / "training_log.csv").read_text()
@@ -215,6 +224,60 @@ class _Chain(tf_keras.callbacks.CSVLogger):
     super().on_epoch_end(epoch, logs)
     if epoch == 0:
       raise KeyboardInterrupt
+
+
+def test_a_run_accepts_changes_that_only_steps_not_started_read(tmp_path):
+  out = str(tmp_path / "r")
+  config = preset("tiny")
+  run = Run(out, config)
+  assert run.prepared.num_items  # prepares data/
+  run.claim()
+  os.makedirs(os.path.join(out, "teacher"))
+  write_json(os.path.join(out, "teacher", "metrics.json"), {})
+  later = dataclasses.replace(config, min_agreement=0.5, student_epochs=7,
+                              temperature=3.0)
+  Run(out, later)
+  assert stored_config(out) == config  # written when a step next writes
+  Run(out, later).claim()
+  assert stored_config(out) == later
+  for field, value in (("teacher_epochs", 9), ("seed", 1),
+                       ("context_length", 5)):
+    with pytest.raises(ConfigError, match=f"differs in: {field}, which its "
+                       "steps data, teacher read"):
+      Run(out, dataclasses.replace(later, **{field: value}))
+  with pytest.raises(ConfigError, match="--top_k=100000 is larger than the "
+                     "catalog"):
+    Run(out, dataclasses.replace(later, top_k=100000))
+  assert stored_config(out) == later
+  # Another distilled student (Run.distilled_student) read what student_kd
+  # reads.
+  os.makedirs(os.path.join(out, "from_ensemble"))
+  write_json(os.path.join(out, "from_ensemble", "metrics.json"), {})
+  with pytest.raises(ConfigError, match="temperature"):
+    Run(out, dataclasses.replace(later, temperature=1.0))
+  Run(out, dataclasses.replace(later, min_agreement=0.6))
+
+
+@pytest.mark.slow
+def test_a_refused_export_reruns_with_a_lower_gate_alone(tiny_run, tmp_path):
+  # The export gate's advice (a lower --min_agreement) needs no retraining.
+  out, _, _ = tiny_run
+  copy = tmp_path / "copy"
+  shutil.copytree(out, copy)
+  shutil.rmtree(copy / "export")
+  shutil.rmtree(copy / "report")
+  model = copy / "compressed" / "model" / MODEL_FILE
+  trained = model.stat().st_mtime_ns
+  last_json(run_cli("pipeline", "--preset=tiny", "--seed=3",
+                    f"--out={copy}", "--min_agreement=0.5"))
+  assert stored_config(str(copy)).min_agreement == 0.5
+  manifest = json.loads((copy / "export" / "metrics.json").read_text())[
+      "manifest"]
+  assert manifest["parity"]["min_agreement"] == 0.5
+  assert model.stat().st_mtime_ns == trained  # not compressed again
+  assert_user_error(run_cli("pipeline", "--preset=tiny", "--seed=3",
+                            f"--out={copy}", "--compress_epochs=5"),
+                    "differs in: compress.fine_tune_epochs")
 
 
 def test_run_dir_rules(tmp_path):

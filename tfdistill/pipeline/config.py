@@ -271,6 +271,34 @@ def preset(name: str, **overrides) -> PipelineConfig:
   return PipelineConfig(**values)
 
 
+#: The steps of a pipeline run in the order they read its configuration.
+READ_ORDER = ("data", "teacher", "student_alone", "student_kd", "compressed",
+              "export", "report")
+#: The first step that reads a `PipelineConfig` field (every field not
+#: named here is read from the data step on). A run directory accepts a
+#: configuration that differs from its config.json only in fields that no
+#: step it has started reads.
+FIRST_READER = {
+    **dict.fromkeys(("teacher", "teacher_epochs", "teacher_learning_rate",
+                     "early_stopping_patience"), "teacher"),
+    **dict.fromkeys(("student", "student_epochs", "student_learning_rate",
+                     "student_negatives"), "student_alone"),
+    **dict.fromkeys(("student_init", "distillation_loss", "alpha",
+                     "temperature"), "student_kd"),
+    "compress": "compressed",
+    **dict.fromkeys(("quantize", "top_k", "min_agreement", "exclude_length",
+                     "more_k", "partitions", "probe", "min_recall"),
+                    "export")}
+
+
+def fields_read(steps) -> set:
+  """The top-level `PipelineConfig` fields that any of `steps` (names in
+  READ_ORDER) reads."""
+  last = max((READ_ORDER.index(step) for step in steps), default=-1)
+  return {field.name for field in dataclasses.fields(PipelineConfig)
+          if READ_ORDER.index(FIRST_READER.get(field.name, "data")) <= last}
+
+
 def migrate_stored_config(stored: dict) -> dict:
   """A stored config.json with the fields added since it was written at
   what its run used (the default of the time: LEGACY_DEFAULTS, else today's);

@@ -72,15 +72,17 @@ from tfdistill.models.io import load_model
 from tfdistill.models.io import MODEL_FILE
 from tfdistill.models.io import save_model
 from tfdistill.pipeline.config import distillation_losses
+from tfdistill.pipeline.config import fields_read
 from tfdistill.pipeline.config import migrate_stored_config
 from tfdistill.pipeline.config import PipelineConfig
+from tfdistill.pipeline.config import READ_ORDER
 from tfdistill.reporting import fit_verbosity
 from tfdistill.resume import BestEpoch
 from tfdistill.resume import enable_repeatable_randomness
 from tfdistill.resume import RepeatableEpochs
 
-STEPS = ("teacher", "student_alone", "student_kd", "compressed", "export",
-         "report")
+#: The steps of a run, in order.
+STEPS = READ_ORDER[1:]
 #: The steps that train (under a strategy, every worker takes part).
 TRAINING_STEPS = STEPS[:4]
 #: The file without which a finished step is redone.
@@ -117,10 +119,27 @@ def _nearest_preset(values: dict) -> tuple:
               for name in PRESETS), key=lambda entry: len(entry[1]))
 
 
+def started_steps(out: str) -> list:
+  """The steps run directory `out` holds work of, in the order they read
+  the configuration: its prepared data, a finished step (its metrics.json)
+  or an interrupted training (its checkpoints). A step of another name
+  (`Run.distilled_student`) counts as student_kd."""
+  started = {"data"} if os.path.isdir(os.path.join(out, "data")) else set()
+  for name in (os.listdir(out) if os.path.isdir(out) else ()):
+    if os.path.isfile(os.path.join(out, name, METRICS_FILE)) or (
+        os.path.isdir(os.path.join(out, name, "checkpoints")) and
+        os.listdir(os.path.join(out, name, "checkpoints"))):
+      started.add(name if name in STEPS else "student_kd")
+  return [step for step in READ_ORDER if step in started]
+
+
 def _mismatch_message(out: str, stored: dict, wanted: dict) -> str:
-  """Why a run directory refuses a configuration, naming its preset when
-  the two were made from different presets."""
-  differences = _differences(stored, wanted)
+  """Why a run directory refuses a configuration: the fields its started
+  steps read, naming its preset when the two were made from different
+  presets."""
+  read = fields_read(started_steps(out))
+  differences = [name for name in _differences(stored, wanted)
+                 if name.split(".")[0] in read]
   (made, _), (asked, _) = _nearest_preset(stored), _nearest_preset(wanted)
   if made != asked:
     return (f"{out} holds a run made with --preset={made} (this command "
@@ -130,8 +149,9 @@ def _mismatch_message(out: str, stored: dict, wanted: dict) -> str:
   shown = ", ".join(differences[:8]) + (
       f" and {len(differences) - 8} more" if len(differences) > 8 else "")
   return (f"{out} holds a run with a different configuration (differs in: "
-          f"{shown}); pass the flags it was made with (its config.json), "
-          "use another --out, or --force to recompute it with the new one.")
+          f"{shown}, which its steps {', '.join(started_steps(out))} read); "
+          "pass the flags it was made with (its config.json), use another "
+          "--out, or --force to recompute it with the new one.")
 
 
 def stored_config(out: str) -> PipelineConfig:
@@ -208,7 +228,8 @@ class Run:
   Args:
     out: Run directory.
     config: The run's configuration; must match an existing run's
-      config.json unless `force`.
+      config.json, unless `force`, in the fields that the steps it has
+      started read (`FIRST_READER`).
     force: Recompute every step (and accept a changed configuration).
     strategy: A `tf.distribute` strategy to train under (default: none).
   """
@@ -232,8 +253,18 @@ class Run:
     path = os.path.join(out, CONFIG_FILE)
     if os.path.isfile(path):
       stored = migrate_stored_config(read_json(path))
-      if stored != config.to_json() and not force:
-        raise ConfigError(_mismatch_message(out, stored, config.to_json()))
+      changed = _differences(stored, config.to_json())
+      if changed and not force:
+        read = fields_read(started_steps(out))
+        if any(name.split(".")[0] in read for name in changed):
+          raise ConfigError(_mismatch_message(out, stored, config.to_json()))
+        # Only steps not started yet read them: the run goes on with the
+        # new values, which config.json records when a step next writes,
+        # once the prepared data's checks pass them.
+        if os.path.isdir(os.path.join(out, "data")):
+          self._check_fits(self.prepared)
+        logging.warning("%s: config.json changes in %s, which no step done "
+                        "so far read", out, ", ".join(changed))
     elif os.path.isdir(out) and os.listdir(out):
       raise ConfigError(f"{out} exists and is not a tfdistill run directory "
                         "(no config.json); choose an empty or new --out.")
