@@ -33,6 +33,7 @@ def test_pipeline_writes_metrics_report_and_exports(tiny_run):
       assert key in metrics[stage], (stage, key)
     assert os.path.exists(metrics[stage]["path"]), stage
   assert metrics["compressed"]["target_sparsity"] == 0.5
+  assert 0 < metrics["compressed"]["val_ndcg@10"] <= 1
   assert abs(metrics["compressed"]["sparsity"] - 0.5) < 0.02
   lite = metrics["tflite"]
   assert lite["quantization"] == "int8" and lite["parity"]["passed"]

@@ -690,8 +690,12 @@ class Run:
                       overwrite=True, **extras)
     self._models["compressed"] = model
     last = report["steps"][-1]
+    # Its validation figure: what a choice between compression settings
+    # may read (the test figures are the report's).
+    validation = evaluate_retrieval(model, self.evaluation("validation"))
     self._finish("compressed", {
         **{k: last.get(k) for k in STAGE_METRICS},
+        "val_ndcg@10": float(validation["ndcg@10"]),
         "params": last["params"], "nonzeros": last["nonzeros"],
         "sparsity": report["summary"]["sparsity"],
         "target_sparsity": self.config.fine_tunes.target_sparsity,
