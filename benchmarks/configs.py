@@ -477,6 +477,12 @@ register(derive("synthetic_default", "synthetic_last_target",
 compare("synthetic_teacher_objective", "The default pipeline's teacher: "
         "every position or one target per window", "synthetic_default",
         "synthetic_last_target")
+register(derive("synthetic_default", "synthetic_teacher_dropout01",
+                "The embedded synthetic data, the teacher with dropout 0.1",
+                shares=None, teacher={"dropout": 0.1}, steps=("teacher",)))
+compare("synthetic_teacher_dropout", "The default pipeline's teacher: "
+        "dropout 0.2 or 0.1 (ml1m's)", "synthetic_default",
+        "synthetic_teacher_dropout01")
 
 # ------------------------------------------------------- synthetic smoke runs
 register(Benchmark(
