@@ -146,7 +146,8 @@ def test_flagfile_and_help(tmp_path):
                    "--teacher_learning_rate=0.004",
                    "--student_learning_rate=0.02",
                    "--student_init=teacher_items",
-                   "--table_pruning=magnitude", "--teacher_blocks=2")
+                   "--table_pruning=magnitude", "--teacher_blocks=2",
+                   "--teacher_dropout=0.3")
   summary = last_json(result)
   assert summary["params"] > 0
   config = json.loads((tmp_path / "r" / "config.json").read_text())
@@ -157,10 +158,15 @@ def test_flagfile_and_help(tmp_path):
           config["student_learning_rate"]) == (0.004, 0.02)
   assert config["student_init"] == "teacher_items"
   assert config["teacher"]["num_blocks"] == 2  # the tiny preset's has 1
+  assert config["teacher"]["dropout"] == 0.3
   no_blocks = run_cli("train-teacher", "--preset=tiny", "--teacher_blocks=0",
                       f"--out={tmp_path / 'none'}")
   assert_user_error(no_blocks, "teacher_blocks")
   assert not (tmp_path / "none").exists()
+  assert_user_error(run_cli("train-teacher", "--preset=tiny",
+                            "--teacher_dropout=1", f"--out={tmp_path / 'd'}"),
+                    "--teacher_dropout")
+  assert not (tmp_path / "d").exists()
   bad = run_cli("train-teacher", "--preset=tiny", "--student_learning_rate=0",
                 f"--out={tmp_path / 'bad'}")
   assert bad.returncode != 0 and "student_learning_rate" in bad.stderr

@@ -119,6 +119,8 @@ flags.DEFINE_integer("chunk_batch_size", None,
                      "(default 32).")
 flags.DEFINE_integer("teacher_epochs", None, "Teacher training epochs.")
 flags.DEFINE_integer("teacher_dim", None, "Teacher embedding size.")
+flags.DEFINE_float("teacher_dropout", None,
+                   "Teacher dropout rate, in [0, 1) (default: the preset's).")
 flags.DEFINE_integer("teacher_blocks", None,
                      "Teacher transformer blocks, >= 1. One block makes the "
                      "online teacher's pass to its hidden layer (all a hint "
@@ -256,7 +258,7 @@ RUN_FLAGS = DATA_FLAGS + (
     "teacher_extra_negatives", "chunk_batch_size",
     "teacher_epochs",
     "teacher_learning_rate", "teacher_dim", "teacher_blocks",
-    "student_epochs", "early_stopping_patience", "student_negatives",
+    "teacher_dropout", "student_epochs", "early_stopping_patience", "student_negatives",
     "student_learning_rate", "student_dim", "student_encoder",
     "student_init",
     "distillation_loss", "alpha", "temperature", "target_sparsity",
@@ -355,6 +357,8 @@ def pipeline_config():
                             if dim % base.teacher.num_heads == 0 else 1)
   if _present("teacher_blocks"):
     teacher["num_blocks"] = FLAGS.teacher_blocks
+  if _present("teacher_dropout"):
+    teacher["dropout"] = FLAGS.teacher_dropout
   if _present("teacher_objective"):
     teacher["objective"] = FLAGS.teacher_objective
   if _present("teacher_negatives"):

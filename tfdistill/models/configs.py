@@ -122,6 +122,9 @@ class TeacherConfig:
           f"the teacher needs at least one block and one head "
           f"(--teacher_blocks), got num_blocks={self.num_blocks}, "
           f"num_heads={self.num_heads}.")
+    if not 0.0 <= self.dropout < 1.0:
+      raise ConfigError(f"the teacher's dropout must be in [0, 1) "
+                        f"(--teacher_dropout), got {self.dropout}.")
     if self.negatives not in NEGATIVES:
       raise ConfigError(f"unknown negatives {self.negatives!r}; choose one of "
                         f"{NEGATIVES}.")
