@@ -40,6 +40,8 @@ SECTIONS = (
          None),
         ("synthetic_teacher_objective", "The default teacher: every "
          "position or one target per window (synthetic)", None),
+        ("synthetic_teacher_dropout", "The default teacher's dropout "
+         "(synthetic)", None),
         ("latest_small_teacher_objective", "The same on latest-small",
          None),
         ("pipeline_default", "`tfdistill pipeline` with no flags",
@@ -84,7 +86,8 @@ PAGE_COLUMNS = {
         "configuration", "stage", "val ndcg@10", "ndcg@10", "vs reference",
         "ci95", "best epoch"),
     ("ml1m_compression", "Each stage"): (
-        "configuration", "stage", "ndcg@10", "vs student_kd", "gzip bytes"),
+        "configuration", "stage", "val ndcg@10", "ndcg@10", "vs student_kd",
+        "gzip bytes"),
     ("latest_small", "tfdistill"): (
         "model", "hr@10", "ndcg@10", "ndcg@10 95% interval", "params",
         "best epoch", "epochs trained"),
@@ -96,6 +99,9 @@ PAGE_COLUMNS = {
     ("synthetic_teacher_objective", "Each stage"): (
         "configuration", "stage", "ndcg@10", "vs reference", "ci95",
         "seconds"),
+    ("synthetic_teacher_dropout", "Each stage"): (
+        "configuration", "stage", "val ndcg@10", "ndcg@10", "vs reference",
+        "ci95", "best epoch", "epochs trained", "seconds"),
     ("latest_small_teacher_objective", "Each stage"): (
         "configuration", "stage", "ndcg@10", "vs reference", "ci95",
         "best epoch", "epochs trained", "seconds"),
@@ -171,8 +177,9 @@ def _parts(markdown: str) -> tuple:
 #: Rows a result's table shows on the page: {name: (column, values)}.
 PAGE_ROWS = {"synthetic_teacher_objective": ("stage", ("teacher",
                                                        "student_kd")),
-             # The .tflite a phone runs; the Keras rows are on file.
-             "ml1m_compression": ("stage", ("tflite",)),
+             # The .tflite a phone runs, and the compressed Keras model
+             # whose validation figure a choice reads.
+             "ml1m_compression": ("stage", ("compressed", "tflite")),
              # The students measured with ml1m's losses (the others' rows,
              # distilled with former losses, stay on file).
              "ml1m_students": ("configuration", (
