@@ -133,13 +133,11 @@ def started_steps(out: str) -> list:
   return [step for step in READ_ORDER if step in started]
 
 
-def _mismatch_message(out: str, stored: dict, wanted: dict) -> str:
-  """Why a run directory refuses a configuration: the fields its started
-  steps read, naming its preset when the two were made from different
-  presets."""
-  read = fields_read(started_steps(out))
-  differences = [name for name in _differences(stored, wanted)
-                 if name.split(".")[0] in read]
+def _mismatch_message(out: str, stored: dict, wanted: dict,
+                      differences: list, started: list) -> str:
+  """Why a run directory refuses a configuration: the `differences` its
+  `started` steps read, naming its preset when the two were made from
+  different presets."""
   (made, _), (asked, _) = _nearest_preset(stored), _nearest_preset(wanted)
   if made != asked:
     return (f"{out} holds a run made with --preset={made} (this command "
@@ -149,7 +147,7 @@ def _mismatch_message(out: str, stored: dict, wanted: dict) -> str:
   shown = ", ".join(differences[:8]) + (
       f" and {len(differences) - 8} more" if len(differences) > 8 else "")
   return (f"{out} holds a run with a different configuration (differs in: "
-          f"{shown}, which its steps {', '.join(started_steps(out))} read); "
+          f"{shown}, which its steps {', '.join(started)} read); "
           "pass the flags it was made with (its config.json), use another "
           "--out, or --force to recompute it with the new one.")
 
@@ -255,13 +253,16 @@ class Run:
       stored = migrate_stored_config(read_json(path))
       changed = _differences(stored, config.to_json())
       if changed and not force:
-        read = fields_read(started_steps(out))
-        if any(name.split(".")[0] in read for name in changed):
-          raise ConfigError(_mismatch_message(out, stored, config.to_json()))
+        started = started_steps(out)
+        read = fields_read(started)
+        refused = [name for name in changed if name.split(".")[0] in read]
+        if refused:
+          raise ConfigError(_mismatch_message(
+              out, stored, config.to_json(), refused, started))
         # Only steps not started yet read them: the run goes on with the
         # new values, which config.json records when a step next writes,
         # once the prepared data's checks pass them.
-        if os.path.isdir(os.path.join(out, "data")):
+        if "data" in started:
           self._check_fits(self.prepared)
         logging.warning("%s: config.json changes in %s, which no step done "
                         "so far read", out, ", ".join(changed))
