@@ -297,6 +297,20 @@ register(derive("ml1m", "ml1m_self_attention", "MovieLens-1M, students "
                 # The losses its committed results were measured with.
                 distillation_loss="kl+ranking", temperature=2.0,
                 steps=("student_alone", "student_kd")))
+# The 10% budget spent on a product-quantized table: 64-wide items (the
+# teacher's width), each 4 codes into 4 codebooks of 128 16-wide codewords
+# (the codes counted as parameters). The distilled student's codes are the
+# teacher's items quantized; the student alone's are random.
+register(derive("ml1m", "ml1m_pq", "MovieLens-1M, students with a "
+                "product-quantized item table",
+                student={"embedding_dim": 64, "embedding": {
+                    "kind": "product_quantized", "num_codebooks": 4,
+                    "codewords": 128}},
+                student_init="teacher_items",
+                steps=("student_alone", "student_kd")))
+compare("ml1m_tables", "MovieLens-1M: the 10% student's item table at the "
+        "teacher of dropout 0.1", "ml1m", "ml1m_pq")
+
 compare("ml1m_students", "MovieLens-1M: the 10% student's encoder and item "
         "table", "ml1m", "ml1m_mixed", "ml1m_mixed_teacher_items", "ml1m_gru",
         "ml1m_attention", "ml1m_self_attention")

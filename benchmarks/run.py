@@ -40,6 +40,7 @@ from tfdistill.evaluation.statistics import paired_bootstrap
 from tfdistill.evaluation.statistics import t_interval
 from tfdistill.fileio import read_json
 from tfdistill.fileio import write_json
+from tfdistill.pipeline.config import PipelineConfig
 from tfdistill.pipeline.run import Run
 
 #: The stages of the table, after the steps that produce them.
@@ -264,7 +265,9 @@ def with_record(row: dict, per_user: dict, record: tuple):
 
 def _comparable(config: dict) -> dict:
   """A configuration's JSON without its seed and its data's folders (a
-  record made on another machine reads the same files elsewhere)."""
+  record made on another machine reads the same files elsewhere), with
+  the fields added since it was written at their defaults."""
+  config = PipelineConfig.from_json(config).to_json()
   source = {key: (os.path.basename(os.path.normpath(value))
                   if key in ("path", "manual_dir", "data_dir") and value
                   else value) for key, value in config["source"].items()}

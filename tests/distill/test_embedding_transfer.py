@@ -8,7 +8,9 @@ from tfdistill.distill import OnlineTeacher
 from tfdistill.distill import transfer_item_embeddings
 from tfdistill.distill.embedding_transfer import best_rank_factors
 from tfdistill.distill.embedding_transfer import is_full_item_table
+from tfdistill.distill.embedding_transfer import kmeans
 from tfdistill.distill.embedding_transfer import principal_projection
+from tfdistill.distill.embedding_transfer import product_quantize
 from tfdistill.errors import ModelError
 from tfdistill.models.embeddings import EmbeddingConfig
 from tfdistill.models.students import build_sequential_student
@@ -119,6 +121,64 @@ def test_factored_tables_take_the_closest_factored_form(tiny_teacher,
   np.testing.assert_allclose(_rows(low_rank), factors @ projection,
                              atol=1e-5)
   assert is_full_item_table(full) and not is_full_item_table(mixed)
+
+
+def test_kmeans_and_product_quantization_by_hand():
+  # Two tight pairs: their means, each point assigned to its own pair.
+  points = np.array([[0., 0.], [0., 2.], [10., 0.], [10., 2.]])
+  centroids, assignment = kmeans(points, 2)
+  assert assignment[0] == assignment[1] != assignment[2] == assignment[3]
+  np.testing.assert_allclose(centroids[assignment], [[0, 1], [0, 1],
+                                                     [10, 1], [10, 1]])
+  # No more distinct points than clusters: each point its own centroid.
+  centroids, assignment = kmeans(points[:3], 4)
+  np.testing.assert_allclose(centroids[assignment], points[:3])
+  # Slice m takes the columns m, m + M, ...: columns 0 and 2, then 1 and 3.
+  rows = np.array([[1., 5., 1., 5.], [1., 6., 1., 6.], [2., 5., 2., 5.]])
+  books, codes = product_quantize(rows, 2, 2)
+  assert books.shape == (2, 2, 2) and codes.dtype == np.int32
+  for m in range(2):
+    np.testing.assert_allclose(books[m][codes[:, m]], rows[:, m::2])
+  # The same rows give the same codes.
+  again, again_codes = product_quantize(rows, 2, 2)
+  np.testing.assert_array_equal(again_codes, codes)
+  np.testing.assert_array_equal(again, books)
+
+
+def test_product_quantized_table_takes_the_teachers_items_quantized(
+    tiny_teacher, student_factory, tiny_prepared):
+  """With a codeword for every row, the quantized table is the full
+  table's transfer exactly (its columns regrouped slice by slice); with
+  fewer, each row's codewords are the nearest to its slices, and the
+  fraction kept counts what the quantization loses."""
+  full = student_factory(embedding_dim=4)
+  kept_full = transfer_item_embeddings(full, tiny_teacher)
+  target = _rows(full)[1:]
+  regrouped = np.concatenate([target[:, 0::2], target[:, 1::2]], 1)
+  exact = student_factory(embedding_dim=4, embedding=EmbeddingConfig(
+      kind="product_quantized", num_codebooks=2,
+      codewords=tiny_prepared.num_items))
+  assert transfer_item_embeddings(exact, tiny_teacher) == pytest.approx(
+      kept_full, rel=1e-5)
+  np.testing.assert_allclose(_rows(exact)[1:], regrouped, atol=1e-5)
+  coarse = student_factory(embedding_dim=4, embedding=EmbeddingConfig(
+      kind="product_quantized", num_codebooks=2, codewords=8))
+  padding = _rows(coarse)[0]
+  kept = transfer_item_embeddings(coarse, tiny_teacher)
+  table = coarse.get_layer("item_embedding")
+  books, codes = table.codebooks.numpy(), table.codes.numpy()
+  padded = np.concatenate([[np.concatenate([padding[0::2], padding[1::2]])],
+                           regrouped])
+  for m in range(2):
+    part = padded[:, 2 * m:2 * m + 2]
+    distances = np.square(part[:, None] - books[m][None]).sum(-1)
+    chosen = distances[np.arange(len(part)), codes[:, m]]
+    np.testing.assert_allclose(chosen, distances.min(1), atol=1e-5)
+  rows = _rows(coarse)
+  lost = np.square(padded - rows).sum()
+  assert kept == pytest.approx(kept_full * (1 - lost / np.square(
+      padded).sum()), rel=1e-4)
+  assert 0 < kept < kept_full
 
 
 def test_refuses_tables_it_cannot_set(tiny_teacher, student_factory,

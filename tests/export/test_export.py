@@ -21,15 +21,18 @@ from tfdistill.export.tflite import LiteRTRecommender
 L = 6
 
 
-def test_mixed_dimension_student_exports_in_int8(tiny_prepared, tiny_train,
-                                                 tmp_path):
+@pytest.mark.parametrize("table", [
+    dict(kind="mixed", rank=4, head_items=30),
+    dict(kind="product_quantized", num_codebooks=4, codewords=16)],
+                         ids=lambda table: table["kind"])
+def test_factored_table_student_exports_in_int8(table, tiny_prepared,
+                                                tiny_train, tmp_path):
   from conftest import make_student  # pylint: disable=import-outside-toplevel
   from tfdistill.models.embeddings import EmbeddingConfig  # pylint: disable=import-outside-toplevel
   from tfdistill.models.io import save_model  # pylint: disable=import-outside-toplevel
   tf_keras.utils.set_random_seed(3)
   student = make_student(tiny_prepared, embedding_dim=16, hidden_dim=16,
-                         embedding=EmbeddingConfig("mixed", rank=4,
-                                                   head_items=30))
+                         embedding=EmbeddingConfig(**table))
   student.compile(tf_keras.optimizers.Adam(1e-2), loss=tf_keras.losses
                   .SparseCategoricalCrossentropy(from_logits=True))
   student.fit(tiny_train, epochs=3, verbose=0)

@@ -13,6 +13,7 @@ from tfdistill.models.embeddings import EmbeddingConfig
 from tfdistill.models.embeddings import HashEmbedding
 from tfdistill.models.embeddings import LowRankEmbedding
 from tfdistill.models.embeddings import MixedDimensionEmbedding
+from tfdistill.models.embeddings import ProductQuantizedEmbedding
 from tfdistill.models.embeddings import QuotientRemainderEmbedding
 from tfdistill.models.factory import build_multitask_teacher
 from tfdistill.models.factory import build_ranking_teacher
@@ -131,6 +132,8 @@ STUDENTS = [
     StudentConfig(embedding=EmbeddingConfig("hash", num_buckets=16)),
     StudentConfig(embedding=EmbeddingConfig("quotient_remainder")),
     StudentConfig(embedding=EmbeddingConfig("mixed", rank=4, head_items=20)),
+    StudentConfig(embedding=EmbeddingConfig("product_quantized",
+                                            num_codebooks=4, codewords=8)),
 ]
 
 
@@ -191,6 +194,40 @@ def test_mixed_dimension_rows_against_their_tables():
       MixedDimensionEmbedding(num_items=10, dim=3, **bad)
 
 
+def test_product_quantized_rows_against_their_codebooks():
+  layer = ProductQuantizedEmbedding(num_items=5, dim=4, num_codebooks=2,
+                                    codewords=3)
+  layer.build(None)
+  codes = np.array([[0, 0], [1, 2], [2, 1], [0, 2], [2, 2]], np.int32)
+  books = np.arange(12, dtype=np.float32).reshape(2, 3, 2)
+  layer.codes.assign(codes)
+  layer.codebooks.assign(books)
+  rows = layer(tf.constant([[1, 4], [0, 3]])).numpy()
+  # Item 1: codeword 1 of book 0 ([2, 3]), codeword 2 of book 1 ([10, 11]).
+  np.testing.assert_array_equal(rows[0, 0], [2, 3, 10, 11])
+  np.testing.assert_array_equal(rows[0, 1], [4, 5, 10, 11])
+  np.testing.assert_array_equal(rows[1, 0], [0, 1, 6, 7])
+  np.testing.assert_array_equal(rows[1, 1], [0, 1, 10, 11])
+  # The codes are stored, not trained, and counted: 5 x 2 codes + 2 x 3 x 2.
+  assert [w.name for w in layer.trainable_weights] == ["codebooks:0"]
+  assert count_parameters(layer) == 5 * 2 + 2 * 3 * 2
+  assert layer.get_prunable_weights() == [layer.codebooks]
+  # Random codes give distinct items distinct combinations.
+  wide = ProductQuantizedEmbedding(num_items=1000, dim=8, num_codebooks=4,
+                                   codewords=16)
+  wide.build(None)
+  codes = wide.codes.numpy()
+  assert codes.min() == 0 and codes.max() == 15
+  assert len(np.unique(codes, axis=0)) > 990
+  for bad in (dict(num_codebooks=3, codewords=4),
+              dict(num_codebooks=2, codewords=1)):
+    with pytest.raises(ConfigError, match="product-quantized"):
+      ProductQuantizedEmbedding(num_items=10, dim=4, **bad)
+  with pytest.raises(ConfigError, match="must divide the student's"):
+    StudentConfig(embedding_dim=6, embedding=EmbeddingConfig(
+        "product_quantized", num_codebooks=4))
+
+
 def test_other_students(tiny_prepared):
   config = StudentConfig(embedding_dim=8, hidden_dim=8)
   fingerprint = tiny_prepared.items.fingerprint
@@ -244,7 +281,9 @@ def test_teacher_query_reads_the_last_position_of_full_blocks(tiny_prepared):
     layers.ContextAndCatalogIds(10), layers.SplitContextAndCatalog(10),
     layers.CatalogScores(10, "abc"), layers.MaskedBag(10, 4),
     LowRankEmbedding(10, 4, 2), HashEmbedding(10, 4, 3),
-    QuotientRemainderEmbedding(10, 4)], ids=lambda layer: type(layer).__name__)
+    QuotientRemainderEmbedding(10, 4), MixedDimensionEmbedding(10, 4, 3, 2),
+    ProductQuantizedEmbedding(10, 4, 2, 3)],
+                         ids=lambda layer: type(layer).__name__)
 def test_layer_config_round_trip(layer):
   config = layer.get_config()
   clone = type(layer).from_config(config)

@@ -15,7 +15,9 @@ teacher's own scale unless `spread=` asks for another.
 Full tables (a `tf_keras.layers.Embedding`) take the projection as is;
 low-rank and mixed-dimension tables take its closest factored form (the
 best rank-r approximation of the rows they factor: every row of a low-rank
-table, the tail of a mixed one, whose head rows are set exactly).
+table, the tail of a mixed one, whose head rows are set exactly); a
+product-quantized table takes its quantization (k-means in each slice:
+the codebooks the centroids, each item's codes its nearest ones).
 """
 
 from typing import Optional
@@ -26,6 +28,7 @@ import tf_keras
 from tfdistill.errors import ModelError
 from tfdistill.models.embeddings import LowRankEmbedding
 from tfdistill.models.embeddings import MixedDimensionEmbedding
+from tfdistill.models.embeddings import ProductQuantizedEmbedding
 from tfdistill.models.io import check_same_vocabulary
 from tfdistill.models.io import model_card
 
@@ -56,6 +59,55 @@ def best_rank_factors(rows: np.ndarray, rank: int) -> tuple:
   return left[:, :rank] * singular[:rank], right[:rank]
 
 
+def kmeans(points: np.ndarray, clusters: int, iterations: int = 25,
+           seed: int = 0) -> tuple:
+  """(centroids [clusters, D], assignment [N]) of `points` [N, D] by Lloyd's
+  algorithm from a k-means++ start (a fixed `seed`: the same points give
+  the same codes). With no more distinct points than `clusters`, each
+  point is its own centroid and the rest repeat the first."""
+  points = np.asarray(points, np.float64)
+  distinct = np.unique(points, axis=0)
+  if len(distinct) <= clusters:
+    centroids = np.concatenate(
+        [distinct, np.repeat(distinct[:1], clusters - len(distinct), 0)])
+  else:
+    rng = np.random.default_rng(seed)
+    centroids = [points[rng.integers(len(points))]]
+    nearest = np.square(points - centroids[0]).sum(1)
+    for _ in range(clusters - 1):
+      chosen = rng.choice(len(points), p=nearest / nearest.sum())
+      centroids.append(points[chosen])
+      nearest = np.minimum(nearest, np.square(points - points[chosen]).sum(1))
+    centroids = np.stack(centroids)
+  for _ in range(iterations):
+    assignment = _nearest(points, centroids)
+    for cluster in range(clusters):
+      members = points[assignment == cluster]
+      if len(members):  # an emptied centroid stays where it was
+        centroids[cluster] = members.mean(0)
+  return centroids, _nearest(points, centroids)
+
+
+def _nearest(points: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+  distances = (np.square(points).sum(1)[:, None] - 2 * points @ centroids.T
+               + np.square(centroids).sum(1)[None])
+  return distances.argmin(1)
+
+
+def product_quantize(rows: np.ndarray, num_codebooks: int,
+                     codewords: int) -> tuple:
+  """(codebooks [M, K, D / M], codes int32 [N, M]) quantizing `rows`
+  [N, D]: slice m holds the columns m, m + M, m + 2M... (principal
+  directions in decreasing variance spread evenly over the slices), each
+  slice quantized by `kmeans`. Concatenated, the codewords of an item give
+  its row with its columns regrouped slice by slice."""
+  rows = np.asarray(rows, np.float64)
+  slices = [rows[:, m::num_codebooks] for m in range(num_codebooks)]
+  books, codes = zip(*(kmeans(part, codewords, seed=m)
+                       for m, part in enumerate(slices)))
+  return np.stack(books), np.stack(codes, 1).astype(np.int32)
+
+
 def is_full_item_table(student: tf_keras.Model,
                        layer: str = ITEM_TABLE) -> bool:
   """Whether `student`'s item table `layer` is a full one (an Embedding)."""
@@ -70,12 +122,13 @@ def _table_shape(table) -> tuple:
   """(rows, width) of a table `transfer_item_embeddings` can set."""
   if type(table) is tf_keras.layers.Embedding:  # pylint: disable=unidiomatic-typecheck
     return tuple(table.embeddings.shape)
-  if isinstance(table, (LowRankEmbedding, MixedDimensionEmbedding)):
+  if isinstance(table, (LowRankEmbedding, MixedDimensionEmbedding,
+                        ProductQuantizedEmbedding)):
     return table.num_items, table.dim
   raise ModelError(f"student layer {table.name!r} is a "
-                   f"{type(table).__name__}; only a full, low-rank or "
-                   "mixed-dimension item table can be set from the "
-                   "teacher's items.")
+                   f"{type(table).__name__}; only a full, low-rank, "
+                   "mixed-dimension or product-quantized item table can be "
+                   "set from the teacher's items.")
 
 
 def _assign(table, rows: np.ndarray) -> float:
@@ -85,6 +138,17 @@ def _assign(table, rows: np.ndarray) -> float:
   if type(table) is tf_keras.layers.Embedding:  # pylint: disable=unidiomatic-typecheck
     table.embeddings.assign(rows.astype(np.float32))
     return 1.0
+  if isinstance(table, ProductQuantizedEmbedding):
+    codebooks, codes = product_quantize(rows, table.num_codebooks,
+                                        table.codewords)
+    table.codebooks.assign(codebooks.astype(np.float32))
+    table.codes.assign(codes)
+    quantized = table.table().numpy().astype(np.float64)
+    # The table's columns are the rows' regrouped slice by slice.
+    regrouped = np.concatenate([rows[:, m::table.num_codebooks]
+                                for m in range(table.num_codebooks)], 1)
+    lost = np.square(regrouped - quantized).sum()
+    return 1.0 - float(lost / max(np.square(rows).sum(), 1e-30))
   if isinstance(table, LowRankEmbedding):
     factored, factor_weights = rows, table.factors
   else:
@@ -106,11 +170,12 @@ def transfer_item_embeddings(student: tf_keras.Model, teacher,
   projected on their top principal directions; the padding row is kept.
   By default the rows keep the teacher's own scale, which distilled better
   than smaller spreads (benchmarks/NOTES.md). A low-rank or mixed-dimension
-  table gets the best approximation of those rows it can hold.
+  table gets the best approximation of those rows it can hold, a
+  product-quantized one their quantization (`product_quantize`).
 
   Args:
-    student: A tfdistill student with a full, low-rank or mixed-dimension
-      item table named `layer`.
+    student: A tfdistill student with a full, low-rank, mixed-dimension or
+      product-quantized item table named `layer`.
     teacher: A retrieval teacher (or an `OnlineTeacher` around one) for the
       same item vocabulary, as wide as the student's table or wider.
     layer: Name of the student's item table.

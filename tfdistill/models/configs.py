@@ -17,7 +17,8 @@ NEGATIVES = ("in_batch", "mixed", "catalog")
 OBJECTIVES = ("last", "all_positions")
 
 #: The kinds of item table (`EmbeddingConfig.kind`).
-EMBEDDING_KINDS = ("full", "low_rank", "hash", "quotient_remainder", "mixed")
+EMBEDDING_KINDS = ("full", "low_rank", "hash", "quotient_remainder", "mixed",
+                   "product_quantized")
 #: The sequential student's context encoders (`StudentConfig.encoder`).
 ENCODERS = ("mean", "attention", "cnn", "gru", "self_attention")
 
@@ -27,22 +28,32 @@ class EmbeddingConfig:
   """Which item table a student uses.
 
   Attributes:
-    kind: "full", "low_rank", "hash", "quotient_remainder" or "mixed".
+    kind: "full", "low_rank", "hash", "quotient_remainder", "mixed" or
+      "product_quantized".
     rank: Inner rank of "low_rank"; width of the projected tail rows of
       "mixed".
     num_buckets: Buckets of "hash" (default: a quarter of the catalog).
     head_items: The items of "mixed" with full-width rows: the first ones of
       the vocabulary, the most frequent (default: an eighth of the catalog).
+    num_codebooks: Codebooks of "product_quantized" (the slices of an item
+      vector; they must divide the student's width).
+    codewords: Codewords per codebook of "product_quantized".
   """
   kind: str = "full"
   rank: int = 8
   num_buckets: int = 0
   head_items: int = 0
+  num_codebooks: int = 4
+  codewords: int = 128
 
   def __post_init__(self):
     if self.kind not in EMBEDDING_KINDS:
       raise ConfigError(f"unknown embedding kind {self.kind!r}; choose one of "
                         f"{EMBEDDING_KINDS}.")
+    if self.num_codebooks < 1 or self.codewords < 2:
+      raise ConfigError(f"product_quantized needs num_codebooks >= 1 and "
+                        f"codewords >= 2, got {self.num_codebooks} and "
+                        f"{self.codewords}.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,6 +86,11 @@ class StudentConfig:
       raise ConfigError("embedding_dim and hidden_dim must be positive.")
     if not 0.0 <= self.dropout < 1.0:
       raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}.")
+    if (self.embedding.kind == "product_quantized" and
+        self.embedding_dim % self.embedding.num_codebooks):
+      raise ConfigError(f"product_quantized: num_codebooks "
+                        f"({self.embedding.num_codebooks}) must divide the "
+                        f"student's embedding_dim ({self.embedding_dim}).")
 
   def to_json(self) -> dict:
     return dataclasses.asdict(self)

@@ -1,4 +1,5 @@
-"""Item embedding tables: full, low-rank factorized, hashing, quotient-remainder.
+"""Item embedding tables: full, low-rank factorized, hashing, quotient-remainder,
+mixed-dimension and product-quantized.
 
 All map integer ids [...] to vectors [..., dim] and are prunable with TF Model
 Optimization (they declare their prunable weights).
@@ -183,9 +184,79 @@ class MixedDimensionEmbedding(tf_keras.layers.Layer, _PrunableLayer):
                 head_items=self.head_items, rank=self.rank)
 
 
+@register
+class ProductQuantizedEmbedding(tf_keras.layers.Layer, _PrunableLayer):
+  """Each item a concatenation of codewords: E[i] = [C_1[c_i1], ..., C_M[c_iM]].
+
+  Product quantization of an item table (Jegou et al., TPAMI 2011; for
+  recommenders' tables, LightRec, Lian et al., WWW 2020): M codebooks C_m
+  [codewords, dim / M] are trained, and each item stores M integer codes
+  c_i [M], a non-trainable int32 table. At the parameters of a narrow full
+  table, the items are scored in `dim` dimensions. The codes start random
+  (every item a distinct, random combination of codewords);
+  `tfdistill.distill.transfer_item_embeddings` sets them to the nearest
+  codewords of the teacher's items (k-means in each of the M slices).
+  `count_parameters` counts the codes with the trainable weights.
+
+  Example:
+    >>> table = ProductQuantizedEmbedding(num_items=1000, dim=32,
+    ...                                   num_codebooks=4, codewords=64)
+    >>> table(tf.constant([3, 500])).shape
+    TensorShape([2, 32])
+  """
+
+  def __init__(self, num_items: int, dim: int, num_codebooks: int,
+               codewords: int, **kwargs):
+    super().__init__(**kwargs)
+    if num_codebooks < 1 or dim % num_codebooks:
+      raise ConfigError(f"product-quantized embedding: num_codebooks "
+                        f"({num_codebooks}) must divide the width ({dim}).")
+    if codewords < 2:
+      raise ConfigError(f"product-quantized embedding needs >= 2 codewords "
+                        f"per codebook, got {codewords}.")
+    self.num_items, self.dim = num_items, dim
+    self.num_codebooks, self.codewords = num_codebooks, codewords
+
+  def build(self, input_shape):
+    self.codes = self.add_weight(
+        name="codes", shape=(self.num_items, self.num_codebooks),
+        dtype=tf.int32, trainable=False,
+        initializer=tf_keras.initializers.RandomUniform(0, self.codewords))
+    self.codebooks = self.add_weight(
+        name="codebooks", shape=(self.num_codebooks, self.codewords,
+                                 self.dim // self.num_codebooks),
+        initializer=tf_keras.initializers.RandomUniform(-0.05, 0.05))
+    super().build(input_shape)
+
+  def table(self):
+    """The whole table [num_items, dim]."""
+    flat = tf.reshape(self.codebooks, (self.num_codebooks * self.codewords,
+                                       self.dim // self.num_codebooks))
+    offsets = tf.range(self.num_codebooks, dtype=tf.int32) * self.codewords
+    return tf.reshape(tf.gather(flat, self.codes + offsets),
+                      (self.num_items, self.dim))
+
+  def call(self, ids):
+    # As MixedDimensionEmbedding: the student reads the whole catalog with
+    # its context, so the table is built once per call.
+    return tf.gather(self.table(), tf.cast(ids, tf.int32))
+
+  def stored_parameters(self) -> int:
+    """The codes, stored with the model though not trained by gradients."""
+    return self.num_items * self.num_codebooks
+
+  def get_prunable_weights(self):
+    return [self.codebooks]
+
+  def get_config(self):
+    return dict(super().get_config(), num_items=self.num_items, dim=self.dim,
+                num_codebooks=self.num_codebooks, codewords=self.codewords)
+
+
 #: The item-table layers a student may use (pruned as tables).
 ITEM_TABLES = (tf_keras.layers.Embedding, LowRankEmbedding, HashEmbedding,
-               QuotientRemainderEmbedding, MixedDimensionEmbedding)
+               QuotientRemainderEmbedding, MixedDimensionEmbedding,
+               ProductQuantizedEmbedding)
 
 
 def item_embedding(config: EmbeddingConfig, num_items: int, dim: int,
@@ -206,4 +277,7 @@ def item_embedding(config: EmbeddingConfig, num_items: int, dim: int,
     return MixedDimensionEmbedding(
         num_items, dim, config.head_items or max(1, num_items // 8),
         config.rank, name=name)
+  if config.kind == "product_quantized":
+    return ProductQuantizedEmbedding(num_items, dim, config.num_codebooks,
+                                     config.codewords, name=name)
   return QuotientRemainderEmbedding(num_items, dim, name=name)

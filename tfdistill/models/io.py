@@ -50,8 +50,20 @@ def is_functional(model) -> bool:
 
 
 def count_parameters(model) -> int:
-  """Number of trainable parameters (feature tables are not counted)."""
-  return int(sum(np.prod(w.shape) for w in model.trainable_weights))
+  """Number of trainable parameters, plus the integer codes of product-
+  quantized item tables (learned from the teacher, stored with the model);
+  feature tables are not counted."""
+  stored = sum(layer.stored_parameters()
+               for layer in _layers_and_submodules(model)
+               if hasattr(layer, "stored_parameters"))
+  return int(sum(np.prod(w.shape) for w in model.trainable_weights) + stored)
+
+
+def _layers_and_submodules(model) -> list:
+  """`model` and every module it holds (a wrapped layer once)."""
+  modules = [model] + list(getattr(model, "submodules", ()))
+  unique = {id(module): module for module in modules}
+  return list(unique.values())
 
 
 def _catalog_layer(model):
