@@ -219,6 +219,12 @@ def test_product_quantized_rows_against_their_codebooks():
   codes = wide.codes.numpy()
   assert codes.min() == 0 and codes.max() == 15
   assert len(np.unique(codes, axis=0)) > 990
+  # In a student, too: its codes once beside its trainable weights.
+  student = build_sequential_student(50, L, StudentConfig(
+      embedding_dim=8, embedding=EmbeddingConfig(
+          "product_quantized", num_codebooks=2, codewords=4)))
+  trainable = sum(int(np.prod(w.shape)) for w in student.trainable_weights)
+  assert count_parameters(student) == trainable + 50 * 2
   for bad in (dict(num_codebooks=3, codewords=4),
               dict(num_codebooks=2, codewords=1)):
     with pytest.raises(ConfigError, match="product-quantized"):

@@ -145,7 +145,8 @@ flags.DEFINE_enum("student_init", None, ["auto", "random", "teacher_items"],
                   "How the distilled student's item table starts: "
                   "teacher_items (the teacher's item embeddings projected on "
                   "their top principal directions; a low-rank or mixed table "
-                  "takes their closest factored form), random, or auto "
+                  "takes their closest factored form, a product-quantized "
+                  "one their k-means codes), random, or auto "
                   "(default: teacher_items where the transfer is exact, i.e. "
                   "one retrieval teacher and a full item table, else random).")
 flags.DEFINE_enum("student_encoder", None,

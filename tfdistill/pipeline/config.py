@@ -108,12 +108,13 @@ class PipelineConfig:
   early_stopping_patience: int = 2
   # How the distilled student's item table starts: "teacher_items" (the
   # teacher's item embeddings projected on their top principal directions,
-  # in a low-rank or mixed-dimension table their closest factored form;
+  # in a low-rank or mixed-dimension table their closest factored form, in
+  # a product-quantized one their k-means codes;
   # tfdistill.distill.transfer_item_embeddings), "random", or "auto" (the
   # teacher's items where the transfer is exact: one retrieval teacher and
-  # a full item table; random otherwise, e.g. for a low-rank, mixed, hashed
-  # or QR table or several teachers); the latest_small_student_init
-  # benchmark compares them.
+  # a full item table; random otherwise, e.g. for a low-rank, mixed,
+  # product-quantized, hashed or QR table or several teachers); the
+  # latest_small_student_init benchmark compares them.
   student_init: str = "auto"
   # The student's hard loss (alone and distilled): 0 for the softmax over
   # the whole catalog, else a softmax estimated from the label, the
