@@ -213,7 +213,10 @@ def seed_row(run: Run, seed: int) -> dict:
       if stages.get(stage, {}).get(key) is not None:
         row[f"{stage}_{key}"] = stages[stage][key]
     if stage in timings:
-      row[f"{stage}_seconds"] = timings[stage]
+      # A step resumed by this process timed only its last part; its
+      # epochs' time summed over every process is its training_seconds.
+      row[f"{stage}_seconds"] = max(
+          timings[stage], stages.get(stage, {}).get("training_seconds") or 0)
   if "tflite" in stages:
     row["tflite_bytes"] = stages["tflite"]["bytes"]
     if stages["tflite"].get("gzip_bytes") is not None:
