@@ -367,6 +367,10 @@ compare("ml1m_distillation", "MovieLens-1M: the distilled student's losses "
 register(derive("ml1m", "ml1m_qat_only", "MovieLens-1M compressed: QAT "
                 "alone, no pruning (the control)", shares="students",
                 compress={"target_sparsity": 0.0},
+                # Its int8 .tflite swaps more near-ties at the tenth place
+                # of 256 users (0.77 agreement at seed 0); the table holds
+                # the agreement and the .tflite's own NDCG@10.
+                min_agreement=0.75,
                 steps=("compressed", "export")))
 register(derive("ml1m", "ml1m_fisher_3_epochs", "MovieLens-1M compressed: "
                 "three fine-tune epochs per step", shares="students",
