@@ -29,6 +29,8 @@ SECTIONS = (
         ("ml1m_teachers", "MovieLens-1M: the teacher's dropout", None),
         ("ml1m_distillation", "MovieLens-1M: the distilled student's "
          "losses and item table", None),
+        ("ml1m_tables", "MovieLens-1M: product-quantized items, mean or "
+         "self-attention", None),
         ("ml1m_students", "MovieLens-1M: the student's item table", None),
         ("latest_small", "MovieLens latest-small, the pipeline's student",
          ("tfdistill", "Targets")),
@@ -48,7 +50,7 @@ SECTIONS = (
          ("Summary",)),
     )),
     ("Compression", (
-        ("ml1m_compression", "Each compression step against a control, "
+        ("ml1m_compression", "Pruning before QAT against QAT alone, "
          "MovieLens-1M", None),
         ("latest_small_compression", "Each compression step against a "
          "control, latest-small", None),
@@ -82,6 +84,9 @@ PAGE_COLUMNS = {
     ("ml1m_students", "Each stage"): (
         "configuration", "stage", "val ndcg@10", "ndcg@10", "vs reference",
         "ci95", "params", "best epoch"),
+    ("ml1m_tables", "Each stage"): (
+        "configuration", "stage", "val ndcg@10", "ndcg@10", "vs reference",
+        "ci95", "params", "best epoch", "epochs trained"),
     ("ml1m_distillation", "Each stage"): (
         "configuration", "stage", "val ndcg@10", "ndcg@10", "vs reference",
         "ci95", "best epoch"),

@@ -187,8 +187,12 @@ def per_user_ndcg(run: Run) -> dict:
   in the same order (kept in the run directory)."""
   path = os.path.join(run.out, PER_USER_FILE)
   values = read_json(path) if os.path.isfile(path) else {}
-  missing = [stage for stage in PER_USER_STAGES
-             if stage not in values and run.done(stage)]
+  # A stage trained again since (its step directory replaced) no longer
+  # has the mean its kept values give: those are measured again.
+  missing = [stage for stage in PER_USER_STAGES if run.done(stage) and (
+      stage not in values or not np.isclose(
+          np.mean(values[stage]), run.step_metrics(stage)["ndcg@10"],
+          rtol=1e-4, atol=1e-6))]
   if missing:
     test = run.evaluation("test")
     for stage in missing:

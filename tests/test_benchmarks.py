@@ -469,3 +469,50 @@ def test_runner_compares_configurations_on_shared_steps(tmp_path,
   assert ("tiny_via", "student_kd") in rows
   assert rows["tiny_via", "student_kd"]["vs reference"] == pytest.approx(
       via["ndcg@10"] / own["ndcg@10"] - 1)
+
+
+def test_per_user_values_of_a_stage_trained_again_are_measured_again(
+    tmp_path, monkeypatch):
+  run_module = _import("run")
+  measured = []
+
+  class FakeRun:
+    out = str(tmp_path)
+    mean = {"teacher": 0.25, "student_alone": 0.5}
+
+    def done(self, stage):
+      return stage in self.mean
+
+    def step_metrics(self, stage):
+      return {"ndcg@10": self.mean[stage]}
+
+    def evaluation(self, split):
+      return split
+
+    def __getattr__(self, stage):
+      return lambda: stage
+
+  class FakeMetrics:
+    def __init__(self, ks):
+      self.model = None
+
+    def per_example(self, name):
+      return np.full(2, FakeRun.mean[self.model])
+
+  def evaluate(model, test, metrics):
+    measured.append(model)
+    metrics.model = model
+
+  monkeypatch.setattr(run_module, "RankingMetrics", FakeMetrics)
+  monkeypatch.setattr(run_module, "evaluate_retrieval", evaluate)
+  # The teacher's kept values give its mean; the student alone's are those
+  # of a model since replaced (another mean).
+  (tmp_path / run_module.PER_USER_FILE).write_text(json.dumps(
+      {"teacher": [0.0, 0.5], "student_alone": [0.1, 0.1]}))
+  values = run_module.per_user_ndcg(FakeRun())
+  assert measured == ["student_alone"]
+  assert values == {"teacher": [0.0, 0.5], "student_alone": [0.5, 0.5]}
+  assert json.loads((tmp_path / run_module.PER_USER_FILE).read_text()) == (
+      values)
+  run_module.per_user_ndcg(FakeRun())
+  assert measured == ["student_alone"]  # nothing measured twice
