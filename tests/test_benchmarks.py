@@ -516,3 +516,19 @@ def test_per_user_values_of_a_stage_trained_again_are_measured_again(
       values)
   run_module.per_user_ndcg(FakeRun())
   assert measured == ["student_alone"]  # nothing measured twice
+
+
+def test_a_record_written_before_a_field_existed_is_still_comparable():
+  run_module = _import("run")
+  configs = _import("configs")
+  current = configs.pipeline_config(configs.BENCHMARKS["ml1m"], 0,
+                                    "/data").to_json()
+  older = json.loads(json.dumps(current))
+  # A results file written before product-quantized tables existed.
+  for field in ("num_codebooks", "codewords"):
+    del older["student"]["embedding"][field]
+  older["seed"] = 2
+  older["source"]["path"] = "/elsewhere/ml-1m-sasrec/ml-1m.txt"
+  assert run_module._comparable(older) == run_module._comparable(current)
+  older["student"]["embedding_dim"] = 16
+  assert run_module._comparable(older) != run_module._comparable(current)
