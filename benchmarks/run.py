@@ -41,12 +41,14 @@ from tfdistill.evaluation.statistics import t_interval
 from tfdistill.fileio import read_json
 from tfdistill.fileio import write_json
 from tfdistill.pipeline.config import PipelineConfig
+from tfdistill.pipeline.report import compressed_label
 from tfdistill.pipeline.run import Run
 
 #: The stages of the table, after the steps that produce them.
 STAGES = ("teacher", "student_alone", "student_kd", "compressed", "tflite")
 STAGE_NAMES = {"teacher": "teacher", "student_alone": "student alone",
                "student_kd": "student distilled",
+               # As the configuration compressed (`report`).
                "compressed": "student pruned + QAT",
                "tflite": "student .tflite"}
 #: The stages evaluated per test user for the paired intervals (the .tflite
@@ -378,7 +380,10 @@ def _interval(results: dict, key: str) -> str:
 def report(benchmark, results: dict, out: str):
   """Writes <out>/<name>.{json,md}; returns the Markdown path."""
   summary, rows = results["summary"], results["rows"]
-  ours = [{"model": f"tfdistill {STAGE_NAMES[stage]}",
+  compress = results["pipeline_config"]["compress"]
+  names = dict(STAGE_NAMES, compressed="student {}".format(compressed_label(
+      compress["target_sparsity"], compress["qat"])))
+  ours = [{"model": f"tfdistill {names[stage]}",
            "hr@10": summary.get(f"{stage}_hr@10"),
            "ndcg@10": summary.get(f"{stage}_ndcg@10"),
            "ndcg@10 95% interval": _interval(results, f"{stage}_ndcg@10"),

@@ -4,6 +4,8 @@ fits report progress; the warning for a distillation that does not help."""
 import io
 import sys
 
+from tfdistill.pipeline.report import _stage_rows
+from tfdistill.pipeline.report import compressed_label
 from tfdistill.pipeline.report import distillation_behind
 from tfdistill.pipeline.report import label_heights
 from tfdistill.pipeline.report import model_bytes
@@ -72,3 +74,19 @@ def test_a_distilled_student_behind_its_twin_on_validation_is_named():
   assert distillation_behind(alone, {"val_ndcg@10": 0.0950}) is None
   assert distillation_behind(alone, {"val_ndcg@10": 0.1}) is None
   assert distillation_behind({"ndcg@10": 0.09}, {"val_ndcg@10": 0.01}) is None
+
+
+def test_the_compressed_stage_is_named_by_what_compressed_it():
+  assert compressed_label(0.5, True) == "pruned + QAT"
+  assert compressed_label(0.0, True) == "QAT"
+  assert compressed_label(0.5, False) == "pruned"
+  assert compressed_label(0.0, False) == "fine-tuned"
+  metrics = {"teacher": {"ndcg@10": 0.2}, "student_alone": {"ndcg@10": 0.1},
+             "compressed": {"ndcg@10": 0.1, "target_sparsity": 0.0,
+                            "qat": True}}
+  labels = [row["stage"] for row in _stage_rows(metrics)]
+  assert labels == ["Teacher", "Student alone", "Compressed (QAT)"]
+  # A run written before the step recorded "qat" ran the default, QAT.
+  del metrics["compressed"]["qat"]
+  metrics["compressed"]["target_sparsity"] = 0.5
+  assert _stage_rows(metrics)[-1]["stage"] == "Compressed (pruned + QAT)"

@@ -25,6 +25,14 @@ STAGE_LABELS = {"teacher": "Teacher", "student_alone": "Student alone",
                 "Compressed (pruned + QAT)", "tflite": "TFLite"}
 
 
+def compressed_label(target_sparsity: float, qat: bool) -> str:
+  """What the compression step applied: "pruned + QAT", "QAT", "pruned"
+  or "fine-tuned" (neither)."""
+  done = [name for name, applied in (("pruned", target_sparsity > 0),
+                                     ("QAT", qat)) if applied]
+  return " + ".join(done) or "fine-tuned"
+
+
 def model_bytes(row: dict) -> int:
   """The bytes a stage ships as: its file's ("bytes", the .tflite), else
   its weights in float32 (4 bytes a parameter; a pruned Keras model is
@@ -168,8 +176,11 @@ def _stage_rows(metrics: dict) -> list:
   teacher = metrics["teacher"]["ndcg@10"] or float("nan")
   alone = metrics["student_alone"]["ndcg@10"] or float("nan")
   for stage, values in metrics.items():
-    rows.append({"stage": STAGE_LABELS.get(stage, stage), "label":
-                 STAGE_LABELS.get(stage, stage), **values,
+    label = STAGE_LABELS.get(stage, stage)
+    if stage == "compressed" and "target_sparsity" in values:
+      label = "Compressed ({})".format(compressed_label(
+          values["target_sparsity"], values.get("qat", True)))
+    rows.append({"stage": label, "label": label, **values,
                  "vs teacher": values["ndcg@10"] / teacher,
                  "vs student alone": values["ndcg@10"] / alone - 1.0})
   return rows

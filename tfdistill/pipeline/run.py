@@ -700,6 +700,7 @@ class Run:
         "params": last["params"], "nonzeros": last["nonzeros"],
         "sparsity": report["summary"]["sparsity"],
         "target_sparsity": self.config.fine_tunes.target_sparsity,
+        "qat": self.config.fine_tunes.qat,
         "tflite_eval": report["tflite"], "path": path,
         "report": os.path.join(directory, "compression_report.md")})
     return model
