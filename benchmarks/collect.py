@@ -27,11 +27,8 @@ SECTIONS = (
         ("ml1m", "MovieLens-1M, the literature's file, against published "
          "figures", ("tfdistill and the literature", "Targets")),
         ("ml1m_teachers", "MovieLens-1M: the teacher's dropout", None),
-        ("ml1m_distillation", "MovieLens-1M: the distilled student's "
-         "losses and item table", None),
         ("ml1m_tables", "MovieLens-1M: product-quantized items, mean or "
          "self-attention", None),
-        ("ml1m_students", "MovieLens-1M: the student's item table", None),
         ("latest_small", "MovieLens latest-small, the pipeline's student",
          ("tfdistill", "Targets")),
         ("latest_small_strategies", "MovieLens latest-small: two teachers, "
@@ -44,8 +41,6 @@ SECTIONS = (
          "position or one target per window (synthetic)", None),
         ("synthetic_teacher_dropout", "The default teacher's dropout "
          "(synthetic)", None),
-        ("latest_small_teacher_objective", "The same on latest-small",
-         None),
         ("pipeline_default", "`tfdistill pipeline` with no flags",
          ("Summary",)),
     )),
@@ -81,15 +76,9 @@ PAGE_COLUMNS = {
     ("ml1m_teachers", "Each stage"): (
         "configuration", "stage", "val ndcg@10", "ndcg@10", "vs reference",
         "ci95", "best epoch", "epochs trained", "seconds"),
-    ("ml1m_students", "Each stage"): (
-        "configuration", "stage", "val ndcg@10", "ndcg@10", "vs reference",
-        "ci95", "params", "best epoch"),
     ("ml1m_tables", "Each stage"): (
         "configuration", "stage", "val ndcg@10", "ndcg@10", "vs reference",
         "ci95", "params", "best epoch", "epochs trained"),
-    ("ml1m_distillation", "Each stage"): (
-        "configuration", "stage", "val ndcg@10", "ndcg@10", "vs reference",
-        "ci95", "best epoch"),
     ("ml1m_compression", "Each stage"): (
         "configuration", "stage", "val ndcg@10", "ndcg@10", "vs student_kd",
         "gzip bytes"),
@@ -107,9 +96,6 @@ PAGE_COLUMNS = {
     ("synthetic_teacher_dropout", "Each stage"): (
         "configuration", "stage", "val ndcg@10", "ndcg@10", "vs reference",
         "ci95", "best epoch", "epochs trained", "seconds"),
-    ("latest_small_teacher_objective", "Each stage"): (
-        "configuration", "stage", "ndcg@10", "vs reference", "ci95",
-        "best epoch", "epochs trained", "seconds"),
     ("latest_small_strategies", "Each stage"): (
         "configuration", "stage", "ndcg@10", "vs reference", "ci95",
         "params", "best epoch", "epochs trained"),
@@ -185,10 +171,8 @@ PAGE_ROWS = {"synthetic_teacher_objective": ("stage", ("teacher",
              # The .tflite a phone runs, and the compressed Keras model
              # whose validation figure a choice reads.
              "ml1m_compression": ("stage", ("compressed", "tflite")),
-             # The students measured with ml1m's losses (the others' rows,
-             # distilled with former losses, stay on file).
-             "ml1m_students": ("configuration", (
-                 "ml1m", "ml1m_mixed", "ml1m_mixed_teacher_items")),
+             # The comparison is of teachers (its students stay on file).
+             "ml1m_teachers": ("stage", ("teacher",)),
              "latest_small_compression": ("stage", ("tflite",))}
 
 
