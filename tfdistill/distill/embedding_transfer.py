@@ -26,6 +26,7 @@ import numpy as np
 import tf_keras
 
 from tfdistill.errors import ModelError
+from tfdistill.export.partitions import nearest_centroids
 from tfdistill.models.embeddings import LowRankEmbedding
 from tfdistill.models.embeddings import MixedDimensionEmbedding
 from tfdistill.models.embeddings import ProductQuantizedEmbedding
@@ -80,18 +81,12 @@ def kmeans(points: np.ndarray, clusters: int, iterations: int = 25,
       nearest = np.minimum(nearest, np.square(points - points[chosen]).sum(1))
     centroids = np.stack(centroids)
   for _ in range(iterations):
-    assignment = _nearest(points, centroids)
+    assignment = nearest_centroids(points, centroids)
     for cluster in range(clusters):
       members = points[assignment == cluster]
       if len(members):  # an emptied centroid stays where it was
         centroids[cluster] = members.mean(0)
-  return centroids, _nearest(points, centroids)
-
-
-def _nearest(points: np.ndarray, centroids: np.ndarray) -> np.ndarray:
-  distances = (np.square(points).sum(1)[:, None] - 2 * points @ centroids.T
-               + np.square(centroids).sum(1)[None])
-  return distances.argmin(1)
+  return centroids, nearest_centroids(points, centroids)
 
 
 def product_quantize(rows: np.ndarray, num_codebooks: int,

@@ -59,7 +59,7 @@ def _kmeans(x: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
   sample = x[rng.choice(len(x), min(len(x), KMEANS_SAMPLE), replace=False)]
   centroids = sample[rng.choice(len(sample), k, replace=False)].copy()
   for _ in range(KMEANS_ITERATIONS):
-    nearest = _nearest(sample, centroids)
+    nearest = nearest_centroids(sample, centroids)
     sums = np.zeros_like(centroids)
     np.add.at(sums, nearest, sample)
     counts = np.bincount(nearest, minlength=k)
@@ -70,7 +70,9 @@ def _kmeans(x: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
   return centroids
 
 
-def _nearest(x: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+def nearest_centroids(x: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+  """The index of each row of `x`'s nearest centroid (squared Euclidean),
+  computed in chunks of rows."""
   return np.concatenate([
       _squared_distances(chunk, centroids).argmin(1)
       for chunk in np.array_split(x, max(1, len(x) // 20_000))])
@@ -95,7 +97,7 @@ def build_index(vectors: np.ndarray, config: PartitionConfig) -> PartitionIndex:
   rng = np.random.default_rng(config.seed)
   size = math.ceil(len(items) / config.partitions)
   clusters = max(1, config.partitions // BLOCKS_PER_CLUSTER)
-  assigned = _nearest(items, _kmeans(items, clusters, rng))
+  assigned = nearest_centroids(items, _kmeans(items, clusters, rng))
   order = np.argsort(assigned, kind="stable")
   bounds = np.cumsum(np.bincount(assigned, minlength=clusters))[:-1]
   blocks = [block for members in np.split(order, bounds) if len(members)
