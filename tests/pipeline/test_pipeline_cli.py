@@ -7,6 +7,7 @@ import os
 import shutil
 import threading
 
+import numpy as np
 import pytest
 import tf_keras
 
@@ -357,6 +358,56 @@ def test_a_run_distils_its_student_from_another_teacher(tiny_run, tmp_path):
   assert (out / "student_pair" / "training_log.csv").is_file()
   assert Run(str(out), config).distilled_student(
       "student_pair", teacher).count_params() == student.count_params()
+
+
+@pytest.mark.slow
+def test_the_student_table_flags_reach_the_runs_students(tiny_run, tmp_path):
+  """--student_table and its parameters choose the students' item table on
+  the command line: product-quantized students trained alone and distilled
+  from a run's teacher, their codes counted in their parameters; a table
+  parameter that the table does not read, or values the table refuses, are
+  user errors that write nothing."""
+  from tfdistill.models.embeddings import ProductQuantizedEmbedding  # pylint: disable=import-outside-toplevel
+  from tfdistill.models.io import count_parameters  # pylint: disable=import-outside-toplevel
+  from tfdistill.models.io import load_model  # pylint: disable=import-outside-toplevel
+  out = tmp_path / "pq"
+  shutil.copytree(tiny_run[0], out)
+  # This test's copy: its students are trained again with another table.
+  for step in ("student_alone", "student_kd", "compressed", "export",
+               "report"):
+    shutil.rmtree(out / step, ignore_errors=True)
+  table = ("--student_table=product_quantized", "--student_table_codebooks=2",
+           "--student_table_codewords=4")
+  last_json(run_cli("distill", "--preset=tiny", "--seed=3", f"--out={out}",
+                    "--student_init=teacher_items", "--student_hidden_dim=12",
+                    *table))
+  config = json.loads((out / "config.json").read_text())["student"]
+  assert config["hidden_dim"] == 12
+  assert config["embedding"] == dict(kind="product_quantized", rank=8,
+                                     num_buckets=0, head_items=0,
+                                     num_codebooks=2, codewords=4)
+  for step in ("student_alone", "student_kd"):
+    student = load_model(str(out / step / "model"))
+    items = student.get_layer("item_embedding")
+    assert isinstance(items, ProductQuantizedEmbedding)
+    assert items.codes.shape[1] == 2
+    metrics = json.loads((out / step / "metrics.json").read_text())
+    assert metrics["params"] == count_parameters(student)
+    trainable = sum(int(np.prod(w.shape)) for w in student.trainable_weights)
+    assert metrics["params"] == trainable + int(items.codes.shape[0]) * 2
+  for bad, fragment in (
+      (("--student_table_codebooks=2",), "--student_table_codebooks applies "
+       "to --student_table=product_quantized, not to the full table"),
+      (("--student_table=hash", "--student_table_rank=4"),
+       "--student_table_rank applies to --student_table=low_rank/mixed"),
+      (("--student_table=low_rank", "--student_table_rank=0"),
+       "--student_table_rank"),
+      (("--student_table=product_quantized", "--student_dim=6"),
+       "--student_table_codebooks) must divide")):
+    new = tmp_path / "refused"
+    assert_user_error(run_cli("distill", "--preset=tiny", f"--out={new}",
+                              *bad), fragment)
+    assert not new.exists()
 
 
 def test_concurrent_writers_of_one_json_file_never_collide(tmp_path):

@@ -6,6 +6,8 @@ from tfdistill.data.prepare import PrepareConfig
 from tfdistill.data.sources import dataset_names
 from tfdistill.data.sources import SourceConfig
 from tfdistill.data.synthetic import SyntheticConfig
+from tfdistill.models.configs import EMBEDDING_KINDS
+from tfdistill.models.configs import ENCODERS
 
 FLAGS = flags.FLAGS
 
@@ -101,9 +103,10 @@ flags.DEFINE_boolean("strict_vocabulary", None,
                      "Refuse a --teacher that does not know every item of "
                      "the catalog (default: report and mask them).")
 flags.DEFINE_enum("teacher_objective", None, ["last", "all_positions"],
-                  "How the teacher trains: last (one target per context "
-                  "window, the default) or all_positions (causal attention, "
-                  "a target at every position of a user's sequence).")
+                  "How the teacher trains: all_positions (causal attention, "
+                  "a target at every position of a user's sequence; the "
+                  "default preset's) or last (one target per context "
+                  "window; the tiny and large presets').")
 flags.DEFINE_enum("teacher_negatives", None, ["in_batch", "mixed", "catalog"],
                   "What the teacher's softmax runs over: catalog (every "
                   "item, the default), mixed (the batch's items plus "
@@ -149,9 +152,37 @@ flags.DEFINE_enum("student_init", None, ["auto", "random", "teacher_items"],
                   "one their k-means codes), random, or auto "
                   "(default: teacher_items where the transfer is exact, i.e. "
                   "one retrieval teacher and a full item table, else random).")
-flags.DEFINE_enum("student_encoder", None,
-                  ["mean", "attention", "cnn", "gru", "self_attention"],
+flags.DEFINE_enum("student_encoder", None, list(ENCODERS),
                   "Student context encoder.")
+flags.DEFINE_integer("student_hidden_dim", None,
+                     "Size of the student encoder's hidden layer (and of a "
+                     "gru's state, a cnn's filters, a self_attention "
+                     "block's feed-forward layer).")
+flags.DEFINE_enum("student_table", None, list(EMBEDDING_KINDS),
+                  "The student's item table: full (one row per item, the "
+                  "default), low_rank (rows x rank times rank x dim), hash "
+                  "(two hashed rows per item), quotient_remainder, mixed "
+                  "(full-width rows for the most frequent items, "
+                  "projected narrow rows for the rest) or product_quantized "
+                  "(each item a code per codebook; with "
+                  "--student_init=teacher_items the codes quantize the "
+                  "teacher's items).")
+flags.DEFINE_integer("student_table_rank", None,
+                     "--student_table=low_rank: the inner rank; mixed: the "
+                     "width of the narrow rows (default 8).")
+flags.DEFINE_integer("student_table_buckets", None,
+                     "--student_table=hash: rows shared by the items "
+                     "(default 0: a quarter of the catalog).")
+flags.DEFINE_integer("student_table_head_items", None,
+                     "--student_table=mixed: the most frequent items with "
+                     "full-width rows (default 0: an eighth of the catalog).")
+flags.DEFINE_integer("student_table_codebooks", None,
+                     "--student_table=product_quantized: codebooks, the "
+                     "slices of an item vector; must divide --student_dim "
+                     "(default 4).")
+flags.DEFINE_integer("student_table_codewords", None,
+                     "--student_table=product_quantized: codewords per "
+                     "codebook (default 128).")
 flags.DEFINE_string("distillation_loss", None,
                     "kl, mse, listwise, ranking, ranking_centered, "
                     "relaxed_ranking, contrastive or hint; combine with '+', "
@@ -252,6 +283,16 @@ flags.DEFINE_integer("max_tflite_bytes", None,
                      "Budget: largest float32 .tflite in bytes.")
 flags.DEFINE_integer("tune_epochs", 2, "Epochs per tuning trial.")
 
+#: The item table's flags: the `EmbeddingConfig` field each sets and the
+#: table kinds that read it.
+TABLE_FLAGS = {
+    "student_table_rank": ("rank", ("low_rank", "mixed")),
+    "student_table_buckets": ("num_buckets", ("hash",)),
+    "student_table_head_items": ("head_items", ("mixed",)),
+    "student_table_codebooks": ("num_codebooks", ("product_quantized",)),
+    "student_table_codewords": ("codewords", ("product_quantized",)),
+}
+
 RUN_FLAGS = DATA_FLAGS + (
     "out", "preset", "force", "context_length", "teacher",
     "teacher_signature", "teacher_inputs", "teacher_item_key",
@@ -261,7 +302,7 @@ RUN_FLAGS = DATA_FLAGS + (
     "teacher_learning_rate", "teacher_dim", "teacher_blocks",
     "teacher_dropout", "student_epochs", "early_stopping_patience", "student_negatives",
     "student_learning_rate", "student_dim", "student_encoder",
-    "student_init",
+    "student_hidden_dim", "student_table", *TABLE_FLAGS, "student_init",
     "distillation_loss", "alpha", "temperature", "target_sparsity",
     "table_pruning", "qat",
     "low_rank_energy", "clusters", "compress_epochs", "quantize", "top_k",
@@ -373,6 +414,11 @@ def pipeline_config():
     student["embedding_dim"] = FLAGS.student_dim
   if _present("student_encoder"):
     student["encoder"] = FLAGS.student_encoder
+  if _present("student_hidden_dim"):
+    student["hidden_dim"] = FLAGS.student_hidden_dim
+  table = _student_table(base.student.embedding)
+  if table is not None:
+    student["embedding"] = table
   if student:
     values["student"] = dataclasses.replace(base.student, **student)
   compress = {}
@@ -394,3 +440,26 @@ def pipeline_config():
     return dataclasses.replace(base, **values)
   except TypeError as error:
     raise ConfigError(str(error)) from error
+
+
+def _student_table(base):
+  """The preset's item table (`base`, an `EmbeddingConfig`) with the table
+  flags given applied, or None when none is given. A table parameter that
+  the table's kind does not read is an error, not silently ignored."""
+  import dataclasses  # pylint: disable=import-outside-toplevel
+  from tfdistill.errors import ConfigError  # pylint: disable=import-outside-toplevel
+  given = [flag for flag in TABLE_FLAGS if _present(flag)]
+  if not given and not _present("student_table"):
+    return None
+  kind = FLAGS.student_table if _present("student_table") else base.kind
+  # A new kind starts from that kind's defaults, not the preset's table's.
+  table = (base if kind == base.kind else
+           dataclasses.replace(type(base)(), kind=kind))
+  for flag in given:
+    field, kinds = TABLE_FLAGS[flag]
+    if kind not in kinds:
+      raise ConfigError(f"--{flag} applies to --student_table="
+                        f"{'/'.join(kinds)}, not to the {kind} table; give "
+                        f"--student_table={kinds[0]} or leave --{flag} out.")
+    table = dataclasses.replace(table, **{field: FLAGS[flag].value})
+  return table

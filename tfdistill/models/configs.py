@@ -52,8 +52,17 @@ class EmbeddingConfig:
                         f"{EMBEDDING_KINDS}.")
     if self.num_codebooks < 1 or self.codewords < 2:
       raise ConfigError(f"product_quantized needs num_codebooks >= 1 and "
-                        f"codewords >= 2, got {self.num_codebooks} and "
-                        f"{self.codewords}.")
+                        f"codewords >= 2 (--student_table_codebooks, "
+                        f"--student_table_codewords), got "
+                        f"{self.num_codebooks} and {self.codewords}.")
+    if self.rank < 1:
+      raise ConfigError(f"the item table's rank must be >= 1 "
+                        f"(--student_table_rank), got {self.rank}.")
+    if self.num_buckets < 0 or self.head_items < 0:
+      raise ConfigError(f"num_buckets and head_items must be >= 0, 0 for "
+                        f"the default (--student_table_buckets, "
+                        f"--student_table_head_items), got "
+                        f"{self.num_buckets} and {self.head_items}.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,8 +98,10 @@ class StudentConfig:
     if (self.embedding.kind == "product_quantized" and
         self.embedding_dim % self.embedding.num_codebooks):
       raise ConfigError(f"product_quantized: num_codebooks "
-                        f"({self.embedding.num_codebooks}) must divide the "
-                        f"student's embedding_dim ({self.embedding_dim}).")
+                        f"({self.embedding.num_codebooks}, "
+                        f"--student_table_codebooks) must divide the "
+                        f"student's embedding_dim ({self.embedding_dim}, "
+                        f"--student_dim).")
 
   def to_json(self) -> dict:
     return dataclasses.asdict(self)
