@@ -116,6 +116,9 @@ def fit(oracle: Oracle, teacher_logits: np.ndarray, temperature: float,
   history, start = [], time.time()
   for number in range(1, max_steps + 1):
     history.append(float(step()))
+    if number % 100 == 0:
+      print(f"  step {number}: KL {history[-1]:.4f} "
+            f"({time.time() - start:.0f} s)", flush=True)
     if number >= 200 and number % 100 == 0:
       before = history[-101]
       if before - history[-1] < tolerance * abs(before):
@@ -143,8 +146,8 @@ def main():
                       help="Widths of the full tables.")
   parser.add_argument("--codebooks", type=int, default=4)
   parser.add_argument("--codewords", type=int, default=128)
-  parser.add_argument("--learning_rate", type=float, default=0.01)
-  parser.add_argument("--max_steps", type=int, default=3000)
+  parser.add_argument("--learning_rate", type=float, default=0.03)
+  parser.add_argument("--max_steps", type=int, default=2000)
   parser.add_argument("--tolerance", type=float, default=2e-3)
   parser.add_argument("--users", type=int, default=0,
                       help="Fit and rank the first N test users (0: all).")

@@ -532,3 +532,28 @@ def test_a_record_written_before_a_field_existed_is_still_comparable():
   assert run_module._comparable(older) == run_module._comparable(current)
   older["student"]["embedding_dim"] = 16
   assert run_module._comparable(older) != run_module._comparable(current)
+
+
+def test_an_oracle_table_as_wide_as_the_teachers_rank_recovers_it():
+  """student_ceiling's oracle: a teacher whose scores have rank 4 in its
+  items is followed exactly by free queries and a 4-wide table started from
+  the items' principal directions (the KL falls to zero, the top-10 is the
+  teacher's), and a 2-wide table cannot (its KL stays well above)."""
+  ceiling = _import("student_ceiling")
+  from tfdistill.distill.embedding_transfer import principal_projection  # pylint: disable=import-outside-toplevel
+  rng = np.random.default_rng(0)
+  items = rng.normal(size=(60, 4))
+  logits = (rng.normal(size=(30, 4)) @ items.T).astype(np.float32)
+  fits = {}
+  for width in (4, 2):
+    rows, _ = principal_projection(items, width)
+    oracle = ceiling.Oracle(ceiling._least_squares_queries(logits, rows),  # pylint: disable=protected-access
+                            rows=rows)
+    fits[width] = ceiling.fit(oracle, logits, temperature=0.5,
+                              learning_rate=0.01, max_steps=300,
+                              tolerance=1e-3)
+    fits[width]["top"] = np.argsort(-oracle.scores().numpy(), axis=1)[:, :10]
+  assert fits[4]["kl"] < 1e-4
+  np.testing.assert_array_equal(fits[4]["top"],
+                                np.argsort(-logits, axis=1)[:, :10])
+  assert fits[2]["kl"] > 100 * max(fits[4]["kl"], 1e-6)

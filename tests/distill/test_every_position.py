@@ -17,6 +17,7 @@ from tfdistill.distill import SoftTargetKL
 from tfdistill.distill.distiller import compiled_trainer
 from tfdistill.distill.distiller import reads_chunks
 from tfdistill.distill.one_pass import OnePassMeanStudent
+from tfdistill.distill.one_pass import OnePassGRUStudent
 from tfdistill.distill.one_pass import OnePassSelfAttentionStudent
 from tfdistill.distill.one_pass import OnePassStudent
 from tfdistill.distill.one_pass import OnePassTrainer
@@ -203,8 +204,10 @@ def test_a_distilled_mean_student_takes_the_windows_step_in_one_pass(
     np.testing.assert_allclose(step, window_step, rtol=1e-4, atol=1e-6)
 
 
-def test_only_unwrapped_mean_and_self_attention_students_read_one_pass(
+def test_only_unwrapped_mean_self_attention_and_gru_students_read_one_pass(
     tiny_prepared):
+  one_pass = {"self_attention": OnePassSelfAttentionStudent,
+              "gru": OnePassGRUStudent}
   for encoder in ("gru", "attention", "self_attention", "cnn"):
     student = build_sequential_student(tiny_prepared.num_items, L,
                                        StudentConfig(encoder=encoder,
@@ -212,37 +215,38 @@ def test_only_unwrapped_mean_and_self_attention_students_read_one_pass(
                                                      hidden_dim=8))
     assert OnePassMeanStudent.of(student) is None, encoder
     kind = type(OnePassStudent.of(student))
-    assert kind is (OnePassSelfAttentionStudent if encoder == "self_attention"
-                    else type(None)), encoder
+    assert kind is one_pass.get(encoder, type(None)), encoder
   student = _mean_student(tiny_prepared, L)
   assert type(OnePassStudent.of(student)) is OnePassMeanStudent
   pruned = prune_student(student, PruningConfig(target_sparsity=0.5))
   assert OnePassMeanStudent.of(pruned) is None
   assert OnePassStudent.of(pruned) is None
-  attention = _self_attention_student(tiny_prepared, L)
-  assert OnePassStudent.of(prune_student(attention, PruningConfig(
-      target_sparsity=0.5))) is None
+  for encoder in ("self_attention", "gru"):
+    pruned = prune_student(_causal_student(tiny_prepared, L, encoder),
+                           PruningConfig(target_sparsity=0.5))
+    assert OnePassStudent.of(pruned) is None, encoder
 
 
-def _self_attention_student(prepared, length):
+def _causal_student(prepared, length, encoder="self_attention"):
   tf_keras.utils.set_random_seed(1)
   student = build_sequential_student(
       prepared.num_items, length,
-      StudentConfig(encoder="self_attention", embedding_dim=4, hidden_dim=8,
+      StudentConfig(encoder=encoder, embedding_dim=4, hidden_dim=8,
                     dropout=0.0), prepared.items.fingerprint)
-  # Position vectors that are not zero, so that a position read off by one
-  # changes the output.
-  positions = student.get_layer("positions").positions
-  positions.assign(tf.random.stateless_normal(positions.shape, [3, 4]))
+  if encoder == "self_attention":
+    # Position vectors that are not zero, so that a position read off by
+    # one changes the output.
+    positions = student.get_layer("positions").positions
+    positions.assign(tf.random.stateless_normal(positions.shape, [3, 4]))
   return student
 
 
-def test_a_self_attention_student_reads_a_chunk_in_one_causal_pass(
-    tiny_prepared):
-  """SASRec's formulation: at a chunk's last position the student's
-  signals on its window (the chunk); at every position, the same values
-  whatever items follow it (no future item leaks)."""
-  student = _self_attention_student(tiny_prepared, L)
+@pytest.mark.parametrize("encoder", ["self_attention", "gru"])
+def test_a_causal_student_reads_a_chunk_in_one_pass(tiny_prepared, encoder):
+  """SASRec's and GRU4Rec's formulation: at a chunk's last position the
+  student's signals on its window (the chunk); at every position, the same
+  values whatever items follow it (no future item leaks)."""
+  student = _causal_student(tiny_prepared, L, encoder)
   one_pass = OnePassStudent.of(student)
   targets = tf.constant(TARGETS)
   got = one_pass({"context": tf.constant(CONTEXTS),
@@ -271,15 +275,16 @@ def test_a_self_attention_student_reads_a_chunk_in_one_causal_pass(
                          tf.gather(got[LOGITS], rows[:, 4:].ravel()).numpy())
 
 
-def test_a_self_attention_student_trains_on_chunks_in_one_pass(
-    tiny_prepared):
+@pytest.mark.parametrize("encoder", ["self_attention", "gru"])
+def test_a_causal_student_trains_on_chunks_in_one_pass(tiny_prepared,
+                                                       encoder):
   """Alone and distilled, a step on a batch of chunks of its context length
   is the loss of the one-pass signals; chunks of another length are read
   one window per target."""
   teacher, _ = _models(tiny_prepared)
   data = ({"context": tf.constant(CONTEXTS),
            "preceding": tf.constant(PRECEDING)}, tf.constant(TARGETS))
-  student = _self_attention_student(tiny_prepared, L)
+  student = _causal_student(tiny_prepared, L, encoder)
   labels = tf.constant(TARGETS[TARGETS != 0])
   want = float(tf.reduce_mean(
       tf.nn.sparse_softmax_cross_entropy_with_logits(
@@ -293,7 +298,7 @@ def test_a_self_attention_student_trains_on_chunks_in_one_pass(
   assert any(np.abs(a - b).max() > 0
              for a, b in zip(student.get_weights(), before))
   # A student of a shorter context: windows, alone and distilled.
-  short = _self_attention_student(tiny_prepared, 3)
+  short = _causal_student(tiny_prepared, 3, encoder)
   assert compiled_trainer(short, chunks=True, chunk_length=L) is short
   distiller = Distiller(student=short, teacher=teacher)
   distiller.compile(optimizer=tf_keras.optimizers.SGD(0.1), alpha=1.0)
@@ -342,8 +347,8 @@ def test_the_student_alone_takes_the_windows_step_in_one_pass(tiny_prepared):
     np.testing.assert_allclose(trainer(data[0]).numpy(), student(
         {"context": data[0]["context"]}).numpy())
   # Another encoder alone on chunks is the compiled student, fed windows.
-  gru = build_sequential_student(tiny_prepared.num_items, L, StudentConfig(
-      encoder="gru", embedding_dim=4, hidden_dim=8))
-  assert compiled_trainer(gru, chunks=True) is gru
-  with pytest.raises(ModelError, match="not a mean or self-attention"):
-    OnePassTrainer(gru)
+  cnn = build_sequential_student(tiny_prepared.num_items, L, StudentConfig(
+      encoder="cnn", embedding_dim=4, hidden_dim=8))
+  assert compiled_trainer(cnn, chunks=True) is cnn
+  with pytest.raises(ModelError, match="not a mean, self-attention or GRU"):
+    OnePassTrainer(cnn)

@@ -232,6 +232,12 @@ def test_product_quantized_rows_against_their_codebooks():
   with pytest.raises(ConfigError, match="must divide the student's"):
     StudentConfig(embedding_dim=6, embedding=EmbeddingConfig(
         "product_quantized", num_codebooks=4))
+  for kind in ("low_rank", "mixed"):
+    with pytest.raises(ConfigError, match="must be at most the student's"):
+      StudentConfig(embedding_dim=8, embedding=EmbeddingConfig(kind, rank=9))
+  for bad in (dict(rank=0), dict(num_buckets=-1), dict(head_items=-2)):
+    with pytest.raises(ConfigError, match="--student_table_"):
+      EmbeddingConfig("hash", **bad)
 
 
 def test_other_students(tiny_prepared):

@@ -403,7 +403,9 @@ def test_the_student_table_flags_reach_the_runs_students(tiny_run, tmp_path):
       (("--student_table=low_rank", "--student_table_rank=0"),
        "--student_table_rank"),
       (("--student_table=product_quantized", "--student_dim=6"),
-       "--student_table_codebooks) must divide")):
+       "--student_table_codebooks) must divide"),
+      (("--student_table=low_rank", "--student_table_rank=16"),
+       "must be at most the student's embedding_dim (8, --student_dim)")):
     new = tmp_path / "refused"
     assert_user_error(run_cli("distill", "--preset=tiny", f"--out={new}",
                               *bad), fragment)

@@ -136,8 +136,9 @@ class Distiller(tf_keras.Model):
     one_pass: On batches of chunks, read each chunk in one pass when the
       student's encoder allows it (`OnePassStudent`): a mean student's
       pass gives its windows' values; a self-attention student's is a
-      causal pass over the chunk, its teacher's formulation, for chunks of
-      its context length. False: one window per target for any student.
+      causal pass over the chunk, its teacher's formulation, and a GRU
+      student's a pass of its recurrence, for chunks of its context
+      length. False: one window per target for any student.
   """
 
   def __init__(self, student: tf_keras.Model, teacher, one_pass: bool = True,
@@ -151,9 +152,9 @@ class Distiller(tf_keras.Model):
     for model in self.teacher.models():
       model.trainable = False
     self._student_signals = signal_model(student, with_catalog=True)
-    # A mean or self-attention student reads every position of a chunk in
-    # one pass (None: one window per target). Not tracked: its layers are
-    # the student's.
+    # A mean, self-attention or GRU student reads every position of a
+    # chunk in one pass (None: one window per target). Not tracked: its
+    # layers are the student's.
     self.__dict__["_one_pass"] = (OnePassStudent.of(student)
                                   if one_pass else None)
     self.one_pass = one_pass
@@ -503,11 +504,11 @@ def compiled_trainer(student: tf_keras.Model, teacher=None,
   With `student_negatives` > 0 the hard loss is `SampledCatalogSoftmax`
   with that many uniform items per step (seeded by `seed`), alone through
   `CatalogTrainer`. With `chunks`, the student alone is to train on
-  batches of chunks of the users' sequences: a mean or self-attention
+  batches of chunks of the users' sequences: a mean, self-attention or GRU
   student through `OnePassTrainer`, which reads them (see `reads_chunks`);
   any other reads one example per target (`examples_at_every_position`).
-  `chunk_length` (when known) keeps a self-attention student whose context
-  is shorter than the chunks on windows, as the `Distiller` does."""
+  `chunk_length` (when known) keeps a self-attention or GRU student whose
+  context is shorter than the chunks on windows, as the `Distiller` does."""
   hard = (SampledCatalogSoftmax(student_negatives, seed=seed)
           if student_negatives else None)
   if teacher is None:

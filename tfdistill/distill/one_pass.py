@@ -10,7 +10,10 @@ one pass instead, and the windows, and their item lookups, are never built:
   values exactly;
 * a self-attention block (`OnePassSelfAttentionStudent`): one causal pass
   over the chunk, as SASRec and a teacher trained on every position are
-  trained; the windows' values at a chunk's last position only.
+  trained; the windows' values at a chunk's last position only;
+* a GRU (`OnePassGRUStudent`): its state at every position of one pass
+  over the chunk, as GRU4Rec is trained; the windows' values at a chunk's
+  last position only.
 
 The `Distiller` reads chunks that way, and `OnePassTrainer` trains the
 student alone on the same batches.
@@ -57,7 +60,8 @@ class OnePassStudent:
   pass over each chunk instead of one window per target, with its weights.
 
   `OnePassStudent.of(student)` gives the one that applies to `student`:
-  `OnePassMeanStudent` or `OnePassSelfAttentionStudent`; None for any other
+  `OnePassMeanStudent`, `OnePassSelfAttentionStudent` or
+  `OnePassGRUStudent`; None for any other
   student (another encoder, or layers wrapped for pruning or
   quantization-aware training), which reads windows.
   """
@@ -71,7 +75,8 @@ class OnePassStudent:
   @classmethod
   def of(cls, student) -> Optional["OnePassStudent"]:
     if cls is OnePassStudent:
-      for kind in (OnePassMeanStudent, OnePassSelfAttentionStudent):
+      for kind in (OnePassMeanStudent, OnePassSelfAttentionStudent,
+                   OnePassGRUStudent):
         one_pass = kind.of(student)
         if one_pass is not None:
           return one_pass
@@ -183,10 +188,48 @@ class OnePassSelfAttentionStudent(OnePassStudent):
                            causal=True)
 
 
+class OnePassGRUStudent(OnePassStudent):
+  """A GRU student (`build_sequential_student`, encoder "gru") trained as
+  GRU4Rec is: one pass over each chunk of its context length, its state
+  read at every position (a recurrence is causal: a position's state has
+  seen the chunk's items up to it), with the student's own GRU weights.
+
+  Not the windows' values: a window runs the GRU over its target's whole
+  context, a chunk's position over the chunk's items up to it. At a
+  chunk's last position the two are the same, and the student reads
+  windows so at serving time.
+  """
+
+  ENCODER = {"zero_padding": ZeroPadding, "gru": tf_keras.layers.GRU}
+
+  def __init__(self, layers: dict):
+    super().__init__(layers)
+    gru = layers["gru"]
+    self.length = gru.input_shape[1]
+    # The student's GRU cell (its weights) run over every position: the
+    # student's layer returns the last state only, unrolled for TFLite.
+    self._states = tf_keras.layers.RNN(gru.cell, return_sequences=True)
+
+  def accepts(self, chunk_length: int) -> bool:
+    return chunk_length == self.length
+
+  def _sequence(self, context, features):
+    del features  # the chunk alone: the state starts at its first item
+    if context.shape[1] != self.length:
+      raise ModelError(f"chunks of {context.shape[1]} items, but the GRU "
+                       f"student reads {self.length}: cut the chunks at "
+                       "its context length, or read windows.")
+    return context
+
+  def _encode(self, vectors, sequence, chunk_length, training):
+    return self._states(self.layers["zero_padding"]([vectors, sequence]),
+                        training=training)
+
+
 @register
 class OnePassTrainer(StudentTrainer):
   """Trains a student alone on batches of chunks, in one pass per chunk
-  (`OnePassStudent`: a mean or self-attention student): the softmax
+  (`OnePassStudent`: a mean, self-attention or GRU student): the softmax
   cross-entropy over the catalog of every target. For a mean student, what
   the student compiled with `SparseCategoricalCrossentropy(from_logits=True)`
   trains on `examples_at_every_position`, without building the windows.
@@ -205,9 +248,10 @@ class OnePassTrainer(StudentTrainer):
     super().__init__(student, **kwargs)
     one_pass = OnePassStudent.of(student)
     if one_pass is None:
-      raise ModelError(f"{student.name} is not a mean or self-attention "
-                       "student (build_sequential_student, encoder 'mean' "
-                       "or 'self_attention', layers unwrapped); train it on "
+      raise ModelError(f"{student.name} is not a mean, self-attention or "
+                       "GRU student (build_sequential_student, encoder "
+                       "'mean', 'self_attention' or 'gru', layers "
+                       "unwrapped); train it on "
                        "one window per target (examples_at_every_position) "
                        "instead.")
     # Not tracked: its layers are the student's.

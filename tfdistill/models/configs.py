@@ -95,6 +95,12 @@ class StudentConfig:
       raise ConfigError("embedding_dim and hidden_dim must be positive.")
     if not 0.0 <= self.dropout < 1.0:
       raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}.")
+    if (self.embedding.kind in ("low_rank", "mixed") and
+        self.embedding.rank > self.embedding_dim):
+      raise ConfigError(f"{self.embedding.kind}: the table's rank "
+                        f"({self.embedding.rank}, --student_table_rank) must "
+                        f"be at most the student's embedding_dim "
+                        f"({self.embedding_dim}, --student_dim).")
     if (self.embedding.kind == "product_quantized" and
         self.embedding_dim % self.embedding.num_codebooks):
       raise ConfigError(f"product_quantized: num_codebooks "
