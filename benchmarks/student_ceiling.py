@@ -142,7 +142,7 @@ def main():
   parser.add_argument("--run", default=str(
       _common.REPO / "benchmarks" / "results" / "runs" / "ml1m" / "seed0"),
                       help="A finished run directory (its teacher trained).")
-  parser.add_argument("--widths", default="8,16,32,64",
+  parser.add_argument("--widths", default="4,8,16",
                       help="Widths of the full tables.")
   parser.add_argument("--codebooks", type=int, default=4)
   parser.add_argument("--codewords", type=int, default=128)
