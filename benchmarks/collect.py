@@ -29,6 +29,8 @@ SECTIONS = (
         ("ml1m_teachers", "MovieLens-1M: the teacher's dropout", None),
         ("ml1m_tables", "MovieLens-1M: product-quantized items, mean or "
          "self-attention", None),
+        ("student_ceiling", "MovieLens-1M: what each item table keeps of "
+         "the teacher (free queries)", None),
         ("latest_small", "MovieLens latest-small, the pipeline's student",
          ("tfdistill", "Targets")),
         ("latest_small_strategies", "MovieLens latest-small: two teachers, "
@@ -79,6 +81,9 @@ PAGE_COLUMNS = {
     ("ml1m_tables", "Each stage"): (
         "configuration", "stage", "val ndcg@10", "ndcg@10", "vs reference",
         "ci95", "params", "best epoch", "epochs trained"),
+    ("student_ceiling", "Oracle"): (
+        "table", "item_params_vs_teacher", "ndcg@10", "ndcg_vs_teacher",
+        "steps"),
     ("ml1m_compression", "Each stage"): (
         "configuration", "stage", "val ndcg@10", "ndcg@10", "vs student_kd",
         "gzip bytes"),
@@ -117,6 +122,7 @@ PAGE_COLUMNS = {
 #: Results whose notes (settings of speed measurements) stay on their
 #: result files, which the page links.
 NOTES_ON_FILE = frozenset({"speed", "latency", "scale", "teacher_objective",
+                           "student_ceiling",
                            "student_one_pass",
                            "student_one_pass_self_attention",
                            "sampled_softmax"})

@@ -150,7 +150,26 @@ class OnePassMeanStudent(OnePassStudent):
                                 sequence, chunk_length)
 
 
-class OnePassSelfAttentionStudent(OnePassStudent):
+class _ChunkAloneStudent(OnePassStudent):
+  """A one-pass student that reads a chunk alone (not the items before
+  it), of exactly its context length (`self.length`)."""
+
+  #: The encoder, as errors name it.
+  KIND = ""
+
+  def accepts(self, chunk_length: int) -> bool:
+    return chunk_length == self.length
+
+  def _sequence(self, context, features):
+    del features  # the chunk alone: its preceding items are not read
+    if context.shape[1] != self.length:
+      raise ModelError(f"chunks of {context.shape[1]} items, but the "
+                       f"{self.KIND} student reads {self.length}: cut the "
+                       "chunks at its context length, or read windows.")
+    return context
+
+
+class OnePassSelfAttentionStudent(_ChunkAloneStudent):
   """A self-attention student (`build_sequential_student`, encoder
   "self_attention") trained as SASRec and a teacher trained on every
   position are: one causal pass over each chunk of its context length, in
@@ -164,21 +183,11 @@ class OnePassSelfAttentionStudent(OnePassStudent):
 
   ENCODER = {"zero_padding": ZeroPadding, "positions": PositionEmbedding,
              "block": TransformerBlock, "last_position": LastPosition}
+  KIND = "self-attention"
 
   def __init__(self, layers: dict):
     super().__init__(layers)
     self.length = layers["positions"].positions.shape[0]
-
-  def accepts(self, chunk_length: int) -> bool:
-    return chunk_length == self.length
-
-  def _sequence(self, context, features):
-    del features  # the chunk alone: its preceding items are not read
-    if context.shape[1] != self.length:
-      raise ModelError(f"chunks of {context.shape[1]} items, but the "
-                       f"self-attention student reads {self.length}: cut "
-                       "the chunks at its context length, or read windows.")
-    return context
 
   def _encode(self, vectors, sequence, chunk_length, training):
     layers = self.layers
@@ -188,7 +197,7 @@ class OnePassSelfAttentionStudent(OnePassStudent):
                            causal=True)
 
 
-class OnePassGRUStudent(OnePassStudent):
+class OnePassGRUStudent(_ChunkAloneStudent):
   """A GRU student (`build_sequential_student`, encoder "gru") trained as
   GRU4Rec is: one pass over each chunk of its context length, its state
   read at every position (a recurrence is causal: a position's state has
@@ -201,6 +210,7 @@ class OnePassGRUStudent(OnePassStudent):
   """
 
   ENCODER = {"zero_padding": ZeroPadding, "gru": tf_keras.layers.GRU}
+  KIND = "GRU"
 
   def __init__(self, layers: dict):
     super().__init__(layers)
@@ -209,17 +219,6 @@ class OnePassGRUStudent(OnePassStudent):
     # The student's GRU cell (its weights) run over every position: the
     # student's layer returns the last state only, unrolled for TFLite.
     self._states = tf_keras.layers.RNN(gru.cell, return_sequences=True)
-
-  def accepts(self, chunk_length: int) -> bool:
-    return chunk_length == self.length
-
-  def _sequence(self, context, features):
-    del features  # the chunk alone: the state starts at its first item
-    if context.shape[1] != self.length:
-      raise ModelError(f"chunks of {context.shape[1]} items, but the GRU "
-                       f"student reads {self.length}: cut the chunks at "
-                       "its context length, or read windows.")
-    return context
 
   def _encode(self, vectors, sequence, chunk_length, training):
     return self._states(self.layers["zero_padding"]([vectors, sequence]),
