@@ -30,7 +30,7 @@ SECTIONS = (
         ("ml1m_tables", "MovieLens-1M: product-quantized items, mean or "
          "self-attention", None),
         ("student_ceiling", "MovieLens-1M: what each item table keeps of "
-         "the teacher (free queries)", None),
+         "the teacher", None),
         ("latest_small", "MovieLens latest-small, the pipeline's student",
          ("tfdistill", "Targets")),
         ("latest_small_strategies", "MovieLens latest-small: two teachers, "
@@ -41,8 +41,6 @@ SECTIONS = (
          None),
         ("synthetic_teacher_objective", "The default teacher: every "
          "position or one target per window (synthetic)", None),
-        ("synthetic_teacher_dropout", "The default teacher's dropout "
-         "(synthetic)", None),
         ("pipeline_default", "`tfdistill pipeline` with no flags",
          ("Summary",)),
     )),
@@ -63,8 +61,6 @@ SECTIONS = (
          "sliding windows", None),
         ("student_one_pass", "Student training on chunks: one pass "
          "against one window per target", None),
-        ("student_one_pass_self_attention", "A self-attention student: one "
-         "causal pass against windows", None),
     )),
     ("Scaling", (
         ("scale", "Catalog size and local workers", None),
@@ -82,8 +78,7 @@ PAGE_COLUMNS = {
         "configuration", "stage", "val ndcg@10", "ndcg@10", "vs reference",
         "ci95", "params", "best epoch", "epochs trained"),
     ("student_ceiling", "Oracle"): (
-        "table", "item_params_vs_teacher", "ndcg@10", "ndcg_vs_teacher",
-        "steps"),
+        "table", "params_vs_teacher", "ndcg@10", "ndcg_vs_teacher"),
     ("ml1m_compression", "Each stage"): (
         "configuration", "stage", "val ndcg@10", "ndcg@10", "vs student_kd",
         "gzip bytes"),
@@ -98,9 +93,6 @@ PAGE_COLUMNS = {
     ("synthetic_teacher_objective", "Each stage"): (
         "configuration", "stage", "ndcg@10", "vs reference", "ci95",
         "seconds"),
-    ("synthetic_teacher_dropout", "Each stage"): (
-        "configuration", "stage", "val ndcg@10", "ndcg@10", "vs reference",
-        "ci95", "best epoch", "epochs trained", "seconds"),
     ("latest_small_strategies", "Each stage"): (
         "configuration", "stage", "ndcg@10", "vs reference", "ci95",
         "params", "best epoch", "epochs trained"),
@@ -124,7 +116,6 @@ PAGE_COLUMNS = {
 NOTES_ON_FILE = frozenset({"speed", "latency", "scale", "teacher_objective",
                            "student_ceiling",
                            "student_one_pass",
-                           "student_one_pass_self_attention",
                            "sampled_softmax"})
 #: Tables left on the result files: the per-seed and per-epoch details.
 DETAIL = re.compile(r"^(Per seed|Per epoch)")

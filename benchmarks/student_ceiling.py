@@ -26,10 +26,12 @@ user keeps: the oracle's own limit).
     python benchmarks/student_ceiling.py \\
         --run=benchmarks/results/runs/ml1m/seed0
 
-Writes benchmarks/results/<name>.{json,md} (default student_ceiling).
+Writes benchmarks/results/<name>.{json,md} (default student_ceiling);
+`--from_json=FILE` writes the table of an earlier results file again.
 """
 
 import argparse
+import json
 import os
 import time
 
@@ -153,7 +155,19 @@ def main():
                       help="Fit and rank the first N test users (0: all).")
   parser.add_argument("--name", default="student_ceiling")
   parser.add_argument("--out", default=str(_common.DEFAULT_OUT))
+  parser.add_argument("--from_json", default=None,
+                      help="Write the table again from this results file "
+                      "(its machine and command kept); nothing is fitted.")
   args = parser.parse_args()
+  if args.from_json:
+    with open(args.from_json) as f:
+      results = json.load(f)
+    if "student" not in results:  # written before the field existed
+      results["student"] = _describe(stored_config(os.path.join(
+          _common.REPO, results["run"])).student)
+    measured = {key: results.pop(key) for key in ("machine", "command")}
+    print(f"wrote {write(results, args.out, args.name, measured)}")
+    return
   if not os.path.isfile(os.path.join(args.run, "config.json")):
     parser.error(f"--run={args.run} is not a run directory (no config.json); "
                  "run `python benchmarks/run.py ml1m --seeds=0` first.")
@@ -189,8 +203,8 @@ def main():
               args.tolerance)
   frozen = Oracle(_least_squares_queries(fitted, catalog), rows=catalog,
                   train_items=False)
-  record(f"the teacher's items, frozen ({catalog.shape[1]}-wide)", 0,
-         frozen, fit(frozen, fitted, *fit_args))
+  record(f"the teacher's items, frozen ({catalog.shape[1]}-wide)",
+         catalog.size, frozen, fit(frozen, fitted, *fit_args))
   for width in (int(w) for w in args.widths.split(",")):
     projected, kept = principal_projection(catalog, width)
     oracle = Oracle(_least_squares_queries(fitted, projected), rows=projected)
@@ -211,36 +225,52 @@ def main():
               ("student_alone", "student_kd") if run.done(stage)}
   results = dict(run=os.path.relpath(args.run, _common.REPO),
                  users=len(test), temperature=config.temperature,
+                 student=_describe(config.student),
                  teacher={"ndcg@10": teacher_ndcg, "hr@10": teacher_hr,
                           "params": teacher_params},
                  students={stage: {"ndcg@10": m["ndcg@10"],
                                    "params": m["params"]}
                            for stage, m in students.items()},
                  oracles=rows)
-  table = [dict(table="teacher", item_params=teacher_params,
-                **{"ndcg@10": teacher_ndcg}, ndcg_vs_teacher=1.0)]
-  table += [{key: row.get(key) for key in
-             ("table", "item_params", "item_params_vs_teacher", "ndcg@10",
-              "ndcg_vs_teacher", "kl", "steps")} for row in rows]
-  table += [dict(table=f"{stage} of this run (mean encoder, 8-wide)",
-                 item_params=m["params"],
-                 item_params_vs_teacher=m["params"] / teacher_params,
+  print(f"wrote {write(results, args.out, args.name)}")
+
+
+def _describe(student) -> str:
+  return (f"{student.encoder} encoder, {student.embedding_dim}-wide "
+          f"{student.embedding.kind} table")
+
+
+def write(results: dict, out: str, name: str, measured: dict = None):
+  """The results file and its table; `measured`: the machine and command
+  of the run that measured `results`, when only the table is written
+  again (--from_json)."""
+  teacher = results["teacher"]
+  table = [dict(table="teacher",
+                params=teacher["params"], **{"ndcg@10": teacher["ndcg@10"]},
+                ndcg_vs_teacher=1.0)]
+  table += [dict(table=row["table"], params=row["item_params"],
+                 params_vs_teacher=row["item_params_vs_teacher"],
+                 **{"ndcg@10": row["ndcg@10"]},
+                 ndcg_vs_teacher=row["ndcg_vs_teacher"], kl=row["kl"],
+                 steps=row["steps"]) for row in results["oracles"]]
+  table += [dict(table=f"{stage} ({results['student']})", params=m["params"],
+                 params_vs_teacher=m["params"] / teacher["params"],
                  **{"ndcg@10": m["ndcg@10"]},
-                 ndcg_vs_teacher=m["ndcg@10"] / teacher_ndcg)
-            for stage, m in students.items()]
-  columns = ("table", "item_params", "item_params_vs_teacher", "ndcg@10",
+                 ndcg_vs_teacher=m["ndcg@10"] / teacher["ndcg@10"])
+            for stage, m in results["students"].items()]
+  columns = ("table", "params", "params_vs_teacher", "ndcg@10",
              "ndcg_vs_teacher", "kl", "steps")
-  path = _common.write_report(
-      args.out, args.name, "What each item table keeps of the teacher: "
-      "oracle students with a free query per test user", results,
+  return _common.write_report(
+      out, name, "What each item table keeps of the teacher: oracle "
+      "students with a free query per test user", results,
       [("Oracle students fitted to the teacher's softmax", table, columns)],
-      notes=(f"Run {results['run']}, {len(test)} test users, the KL at "
-             f"temperature {config.temperature}. item_params: the table's "
-             "(codes counted); the run's students' are their whole "
-             "parameters. An oracle has a free query per test user, fitted "
-             "on those users: what the table keeps of the teacher, not what "
-             "a student reaches."))
-  print(f"wrote {path}")
+      notes=(f"Run {results['run']}, {results['users']} test users, the KL "
+             f"at temperature {results['temperature']}. The teacher's and "
+             "the run's students' params are the whole model's, an oracle's "
+             "its item table's (codes counted): its queries are free, "
+             "one per test user, fitted on those users. It measures what "
+             "the table keeps of the teacher, not what a student reaches."),
+      measured=measured)
 
 
 if __name__ == "__main__":
