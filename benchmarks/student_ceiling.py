@@ -162,9 +162,6 @@ def main():
   if args.from_json:
     with open(args.from_json) as f:
       results = json.load(f)
-    if "student" not in results:  # written before the field existed
-      results["student"] = _describe(stored_config(os.path.join(
-          _common.REPO, results["run"])).student)
     measured = {key: results.pop(key) for key in ("machine", "command")}
     print(f"wrote {write(results, args.out, args.name, measured)}")
     return
